@@ -1,0 +1,150 @@
+"""Every hook of the tladvisor pipeline, grouped by stage. The docstring of each hook is its contract.
+
+Hooks are called with keyword arguments only; new arguments are only ever appended, so a plugin may
+accept just the ones it needs (pluggy passes only the arguments an implementation names).
+
+Data flow: load -> profile -> (register backbones) -> embed -> measure -> recommend -> tune -> report.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from tladvisor import PROJECT_NAME
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+# --- load -------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def load_dataset(source, options):
+    """Turn what the user pointed at into a :class:`tladvisor.records.Dataset`.
+
+    Arguments: ``source`` (``pathlib.Path``: the folder or manifest file given on the command line),
+    ``options`` (:class:`tladvisor.records.AnalysisOptions`).
+    Return a ``Dataset``, or ``None`` when this loader does not recognise the source, so the next
+    loader is tried. firstresult: the first loader that returns a dataset wins.
+    Raise :class:`tladvisor.errors.DatasetError` when the source is recognised but unusable
+    (for example a manifest with a path escaping its root): the message is shown as one line.
+    Files that cannot be used are not errors: list them in ``Dataset.skipped`` with a reason.
+    """
+
+
+# --- profile ----------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def profile_dataset(dataset, options):
+    """Describe a loaded dataset: return a :class:`tladvisor.records.DatasetProfile`.
+
+    Arguments: ``dataset`` (``Dataset``), ``options`` (``AnalysisOptions``).
+    firstresult: the first profiler that returns a profile wins (the built-in one runs last).
+    """
+
+
+# --- backbones --------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_backbones(register):
+    """Offer backbones: call ``register(spec)`` once per :class:`tladvisor.backbones.BackboneSpec`.
+
+    Arguments: ``register`` (a callable taking one ``BackboneSpec``). One plugin may register a
+    whole model zoo. Return value is ignored. A name registered twice is reported as a plugin
+    error naming both plugins; the first registration stands.
+    """
+
+
+# --- measure ----------------------------------------------------------------------------------------
+
+
+@hookspec
+def measure_backbone(backbone, features, dataset, options):
+    """Measure how well one backbone's frozen features fit the target data.
+
+    Arguments: ``backbone`` (``BackboneSpec``), ``features`` (:class:`tladvisor.records.FeatureSet`:
+    embeddings, labels, source-classifier probabilities and per-stage activation statistics of the
+    target data, computed once per backbone), ``dataset`` (``Dataset``), ``options``
+    (``AnalysisOptions``).
+    Return a ``dict`` mapping a measure name to a :class:`tladvisor.records.Score`, or ``None``.
+    Every plugin's scores are collected side by side (not firstresult); a name that two plugins
+    both return is reported as a plugin error and the first one stands.
+    """
+
+
+@hookspec(firstresult=True)
+def summarise_similarity(backbone, scores, options):
+    """Reduce one backbone's scores to the summary similarity in [0, 1] (1 = like the source domain).
+
+    Arguments: ``backbone`` (``BackboneSpec``), ``scores`` (``dict[str, Score]`` from
+    ``measure_backbone``), ``options`` (``AnalysisOptions``).
+    Return a ``Score`` whose ``value`` is in [0, 1] and whose ``spread`` is its uncertainty.
+    firstresult.
+    """
+
+
+# --- recommend --------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def recommend(profile, measurements, options):
+    """Choose backbone, strategy, freeze depth and starting learning rates, and say why.
+
+    Arguments: ``profile`` (``DatasetProfile``), ``measurements`` (list of
+    :class:`tladvisor.records.BackboneMeasurement`, one per measured backbone), ``options``.
+    Return a :class:`tladvisor.records.Recommendation` whose ``rationale`` cites numbers.
+    firstresult: a plugin returning a recommendation replaces the built-in rule.
+    """
+
+
+# --- tune -------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def search_space(trial, recommendation, backbones, options):
+    """Suggest one trial's hyper-parameters from an Optuna ``trial``.
+
+    Arguments: ``trial`` (``optuna.Trial``), ``recommendation`` (``Recommendation``), ``backbones``
+    (list of ``BackboneSpec`` that may be tried), ``options``.
+    Return a ``dict`` of parameters (at least ``backbone``, ``strategy``, ``freeze_depth``,
+    ``lr_head``, ``lr_backbone``, ``layer_decay``, ``weight_decay``, ``epochs``).
+    firstresult: a plugin may replace the built-in search space.
+    """
+
+
+@hookspec(firstresult=True)
+def tune(dataset, recommendation, backbones, options):
+    """Run the hyper-parameter search and keep the best model.
+
+    Arguments: ``dataset`` (``Dataset``), ``recommendation``, ``backbones`` (list of
+    ``BackboneSpec``), ``options`` (``AnalysisOptions``; ``options.trials`` is the budget).
+    Return a :class:`tladvisor.records.TuningResult`, or ``None`` to let the next tuner run.
+    firstresult.
+    """
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+
+@hookspec
+def report_sections(run):
+    """Add sections to the HTML report.
+
+    Arguments: ``run`` (:class:`tladvisor.records.AnalysisRun`).
+    Return a list of :class:`tladvisor.records.ReportSection` (or ``None``). Collected from every
+    plugin; sections are ordered by their ``order`` field. ``html`` is inserted as is, so a
+    plugin must escape what it takes from user data (``markupsafe.escape``).
+    """
+
+
+@hookspec
+def write_report(run, out_dir, sections):
+    """Write the run's outputs into ``out_dir``.
+
+    Arguments: ``run`` (``AnalysisRun``), ``out_dir`` (``pathlib.Path``, exists), ``sections`` (the
+    collected ``ReportSection`` list). Return a list of the ``pathlib.Path`` written (or ``None``).
+    Every writer runs (not firstresult): the built-in ones write ``analysis.json`` and ``index.html``.
+    Writers must write atomically (temporary file, then rename).
+    """

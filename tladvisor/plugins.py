@@ -1,0 +1,200 @@
+"""Finding, loading and calling plugins (pluggy), built-ins included.
+
+Three sources, in order: DEFAULT_PLUGINS (the built-ins are plugins too), installed packages that
+declare an entry point in the ``tladvisor`` group, and every ``*.py`` in a plugins folder
+(``--plugins-dir`` or ``TLADVISOR_PLUGINS_DIR``). A plugin that fails to import, or raises inside a
+hook, is recorded as a :class:`PluginFailure` naming it; the other plugins' results still stand.
+A misspelt hook implementation is a :class:`PluginError` naming the plugin: it would silently do nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from tladvisor import PROJECT_NAME, __version__, hookspecs
+from tladvisor.backbones import BackboneSpec
+from tladvisor.errors import BackboneError, PluginError
+from tladvisor.records import PluginFailure
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "tladvisor.builtin.torchvision_zoo",
+)
+ENTRY_POINT_GROUP = PROJECT_NAME
+PLUGINS_DIR_ENV = "TLADVISOR_PLUGINS_DIR"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    version: str
+    source: str  # "built-in", "entry point (dist)", "plugins dir (path)"
+    hooks: tuple[str, ...]
+
+
+def one_line(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}".strip()
+    return " ".join(text.split())
+
+
+class PluginHost:
+    """The plugin manager of one tladvisor session, and the backbone registry it fills."""
+
+    def __init__(self, plugins_dir: str | Path | None = None, *, load_entry_points: bool = True,
+                 default_plugins: Iterable[str] = DEFAULT_PLUGINS):
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.failures: list[PluginFailure] = []
+        self._info: dict[str, PluginInfo] = {}
+        self._backbones: dict[str, BackboneSpec] | None = None
+
+        for module_name in default_plugins:
+            self._register_module(module_name, importlib.import_module(module_name), "built-in", __version__)
+        if load_entry_points:
+            self._load_entry_points()
+        plugins_dir = plugins_dir or os.environ.get(PLUGINS_DIR_ENV) or None
+        if plugins_dir:
+            self._load_plugins_dir(Path(plugins_dir))
+
+    # --- loading -------------------------------------------------------------------------------------
+
+    def _register_module(self, name: str, module: ModuleType, source: str, version: str) -> None:
+        if self.pm.is_registered(module) or self.pm.has_plugin(name):
+            return
+        self.pm.register(module, name=name)
+        try:
+            self._check_hook_names(name, module)
+        except PluginError:
+            self.pm.unregister(module)
+            raise
+        hooks = tuple(sorted(c.name for c in self.pm.get_hookcallers(module) or ()))
+        self._info[name] = PluginInfo(name, version, source, hooks)
+
+    def _check_hook_names(self, name: str, module: ModuleType) -> None:
+        known = set(self.pm.hook.__dict__)
+        for attr, value in vars(module).items():
+            marked = self.pm.parse_hookimpl_opts(module, attr) if callable(value) else None
+            if marked is not None and attr not in known:
+                hint = difflib.get_close_matches(attr, sorted(known), n=1)
+                suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+                raise PluginError(f"plugin '{name}' implements unknown hook '{attr}'{suggestion}")
+
+    def _load_entry_points(self) -> None:
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = entry_point.dist
+            source = f"entry point ({dist.name if dist else entry_point.value})"
+            version = dist.version if dist else "unknown"
+            try:
+                module = entry_point.load()
+            except Exception as error:  # a broken plugin must not stop the others
+                self.failures.append(PluginFailure(entry_point.name, "import", one_line(error)))
+                continue
+            self._register_module(entry_point.name, module, source, version)
+
+    def _load_plugins_dir(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise PluginError(f"plugins folder {folder} does not exist (from --plugins-dir or {PLUGINS_DIR_ENV})")
+        for path in sorted(folder.glob("*.py")):
+            name = path.stem
+            module_name = f"tladvisor_plugins_dir.{name}"
+            try:
+                spec = importlib.util.spec_from_file_location(module_name, path)
+                assert spec and spec.loader
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[module_name] = module
+                spec.loader.exec_module(module)
+            except Exception as error:
+                sys.modules.pop(module_name, None)
+                self.failures.append(PluginFailure(name, "import", f"{path}: {one_line(error)}"))
+                continue
+            version = str(getattr(module, "__version__", "unversioned"))
+            self._register_module(name, module, f"plugins dir ({path})", version)
+
+    # --- calling -------------------------------------------------------------------------------------
+
+    def _implementations(self, hook_name: str):
+        caller = getattr(self.pm.hook, hook_name)
+        # pluggy calls the last registered first (respecting tryfirst/trylast); keep that order.
+        return [impl for impl in reversed(caller.get_hookimpls()) if not (impl.hookwrapper or impl.wrapper)]
+
+    def _call_impl(self, impl, hook_name: str, kwargs: dict[str, Any]) -> tuple[bool, Any]:
+        args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+        try:
+            return True, impl.function(**args)
+        except (PluginError, BackboneError):
+            raise
+        except Exception as error:
+            if os.environ.get("TLADVISOR_DEBUG"):
+                traceback.print_exc()
+            self.failures.append(PluginFailure(impl.plugin_name, hook_name, one_line(error)))
+            return False, None
+
+    def call_each(self, hook_name: str, **kwargs) -> list[tuple[str, Any]]:
+        """Call every implementation, isolating failures; return ``[(plugin, result)]`` of the non-None."""
+        results = []
+        for impl in self._implementations(hook_name):
+            ok, result = self._call_impl(impl, hook_name, kwargs)
+            if ok and result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    def call_first(self, hook_name: str, **kwargs) -> Any:
+        """The first non-None result, trying the next implementation when one raises."""
+        for impl in self._implementations(hook_name):
+            ok, result = self._call_impl(impl, hook_name, kwargs)
+            if ok and result is not None:
+                return result
+        return None
+
+    # --- listing -------------------------------------------------------------------------------------
+
+    def plugins(self) -> list[PluginInfo]:
+        return list(self._info.values())
+
+    def backbones(self) -> dict[str, BackboneSpec]:
+        """Every registered backbone by name (collected once)."""
+        if self._backbones is None:
+            registry: dict[str, BackboneSpec] = {}
+            for impl in self._implementations("register_backbones"):
+                plugin = impl.plugin_name
+
+                def register(spec: BackboneSpec, _plugin: str = plugin) -> None:
+                    if not isinstance(spec, BackboneSpec):
+                        raise TypeError(f"register() takes a BackboneSpec, got {type(spec).__name__}")
+                    if spec.name in registry:
+                        other = registry[spec.name].plugin
+                        self.failures.append(PluginFailure(
+                            _plugin, "register_backbones",
+                            f"backbone '{spec.name}' is already registered by plugin '{other}'; kept that one"))
+                        return
+                    registry[spec.name] = _with_plugin(spec, _plugin)
+
+                self._call_impl(impl, "register_backbones", {"register": register})
+            self._backbones = registry
+        return self._backbones
+
+    def backbone(self, name: str) -> BackboneSpec:
+        backbones = self.backbones()
+        if name not in backbones:
+            hint = difflib.get_close_matches(name, sorted(backbones), n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise BackboneError(f"unknown backbone '{name}'{suggestion}; `tladvisor backbones` lists them")
+        return backbones[name]
+
+
+def _with_plugin(spec: BackboneSpec, plugin: str) -> BackboneSpec:
+    from dataclasses import replace
+
+    return replace(spec, plugin=spec.plugin or plugin)

@@ -1,0 +1,262 @@
+"""The plain data objects each pipeline stage hands to the next (frozen dataclasses).
+
+A stage reads the records of earlier stages and never reaches into their internals. Every record
+turns into JSON-ready data with :func:`to_jsonable`; that is what ``analysis.json`` is made of.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STRATEGIES = ("feature_extraction", "partial_freeze", "full_finetune", "from_scratch")
+"""The four classic transfer scenarios, in order of how much of the pretrained network is kept."""
+
+
+# --- options ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What the user asked for. Stored with the run so it can be reproduced."""
+
+    source: Path
+    out_dir: Path = Path("reports")
+    run_name: str | None = None
+    backbones: tuple[str, ...] = ()  # empty: every backbone whose weights are available offline
+    image_size: int | None = None  # None: each backbone's native input size
+    trials: int = 0
+    timeout: float | None = None
+    seed: int = 0
+    max_samples: int = 2000  # cap on images measured per backbone (stratified sample)
+    val_fraction: float = 0.2
+    batch_size: int = 64
+    device: str = "auto"
+    cache_dir: Path | None = None
+    storage: str | None = None
+    study_name: str | None = None
+    source_sample: Path | None = None
+    plugins_dir: Path | None = None
+
+
+# --- load -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One usable image. Metadata is read once while loading so profiling never re-reads pixels."""
+
+    path: Path
+    label: int
+    split: str | None = None  # "train" or "val" when the dataset defines it, else None
+    width: int = 0
+    height: int = 0
+    mode: str = ""  # PIL mode before conversion (L, RGB, RGBA, P, CMYK, I;16, 1...)
+    digest: str = ""  # content hash (exact-duplicate and leakage detection)
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+    classes: tuple[str, ...]
+    samples: tuple[Sample, ...]
+    skipped: tuple[SkippedFile, ...] = ()
+    source_format: str = "imagefolder"
+    notes: tuple[str, ...] = ()  # things the loader handled that a user should know about
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.fromiter((s.label for s in self.samples), dtype=np.int64, count=len(self.samples))
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(self.classes))
+        return {name: int(c) for name, c in zip(self.classes, counts)}
+
+
+# --- profile ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetProfile:
+    n_samples: int
+    n_classes: int
+    class_counts: dict[str, int]
+    samples_per_class_min: int
+    samples_per_class_median: float
+    imbalance_ratio: float  # largest class / smallest class
+    split_counts: dict[str, int] = field(default_factory=dict)  # {"train": n, "val": n}
+    image_size: dict[str, Any] = field(default_factory=dict)  # width/height/aspect quantiles
+    modes: dict[str, int] = field(default_factory=dict)
+    channel_mean: tuple[float, ...] = ()
+    channel_std: tuple[float, ...] = ()
+    skipped: tuple[SkippedFile, ...] = ()
+    duplicates: tuple[tuple[str, ...], ...] = ()  # groups of paths with identical content
+    leakage: tuple[tuple[str, ...], ...] = ()  # duplicate groups that cross train/val
+    warnings: tuple[str, ...] = ()
+
+
+# --- embed and measure ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageShift:
+    """Source-free shift at one stage: target activation statistics vs the BatchNorm running stats."""
+
+    stage: str
+    value: float  # mean symmetric KL between per-channel Gaussians (0 = same statistics)
+    n_layers: int
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureSet:
+    """Everything measured in one pass of the target images through one backbone."""
+
+    backbone: str
+    image_size: int
+    features: np.ndarray  # (n, feature_dim) float32, pooled embeddings (input of the source head)
+    labels: np.ndarray  # (n,) int64 target labels
+    sample_indices: np.ndarray  # (n,) indices into Dataset.samples
+    source_probs: np.ndarray | None = None  # (n, n_source_classes) softmax of the source head
+    random_features: np.ndarray | None = None  # same images through a randomly initialised copy
+    stage_shift: tuple[StageShift, ...] = ()
+    from_cache: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Score:
+    """One measured number with its uncertainty."""
+
+    value: float
+    spread: float | None = None  # std over CV folds or bootstrap resamples
+    normalised: float | None = None  # in [0, 1]; 1 = like the source domain / transfers well
+    higher_is_better: bool = True
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BackboneMeasurement:
+    backbone: str
+    similarity: Score
+    scores: dict[str, Score]
+    stage_shift: tuple[StageShift, ...] = ()
+    n_measured: int = 0  # images measured (after the stratified cap)
+    image_size: int = 0
+    from_cache: bool = False
+    seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+
+# --- recommend --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    backbone: str
+    strategy: str  # one of STRATEGIES
+    freeze_depth: int  # number of leading stages kept frozen
+    n_stages: int
+    learning_rates: dict[str, float]  # {"head": ..., "backbone": ..., "layer_decay": ...}
+    confidence: float  # in [0, 1]
+    rationale: tuple[str, ...]
+    ranking: tuple[dict[str, Any], ...] = ()  # [{"backbone": name, "score": x, ...}] best first
+    size: dict[str, Any] = field(default_factory=dict)  # the size assessment and its thresholds
+    warnings: tuple[str, ...] = ()
+    epochs: int = 10
+
+
+# --- tune -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
+    value: float | None
+    params: dict[str, Any]
+    duration_s: float | None = None
+    reason: str | None = None  # why it failed or was pruned
+    learning_curve: tuple[float, ...] = ()  # validation accuracy per epoch
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    study_name: str
+    storage: str
+    requested_trials: int
+    trials: tuple[TrialRecord, ...]
+    best: TrialRecord | None
+    best_model_dir: str | None = None
+    device: str = "cpu"
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    id: str
+    title: str
+    html: str  # already escaped
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    plugin: str
+    hook: str
+    error: str  # one line
+
+
+@dataclass(frozen=True)
+class AnalysisRun:
+    run_id: str
+    out_dir: Path
+    options: AnalysisOptions
+    dataset: Dataset | None = None
+    profile: DatasetProfile | None = None
+    measurements: tuple[BackboneMeasurement, ...] = ()
+    recommendation: Recommendation | None = None
+    tuning: TuningResult | None = None
+    plugin_failures: tuple[PluginFailure, ...] = ()
+    environment: dict[str, Any] = field(default_factory=dict)  # versions, device, command
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --- JSON -------------------------------------------------------------------------------------------
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Turn records (and the numpy, Path and float values in them) into JSON-ready data.
+
+    Non-finite floats become ``None`` so the JSON stays standard. Large arrays (features) are
+    dropped: they live in the feature cache, not in reports.
+    """
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if isinstance(obj, FeatureSet):
+            return None
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist()) if obj.size <= 10_000 else None
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
