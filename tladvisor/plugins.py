@@ -30,7 +30,12 @@ from tladvisor.errors import BackboneError, PluginError
 from tladvisor.records import PluginFailure
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
+    "tladvisor.builtin.datasets",
     "tladvisor.builtin.torchvision_zoo",
+    "tladvisor.builtin.measures",
+    "tladvisor.builtin.recommend",
+    "tladvisor.builtin.tuning",
+    "tladvisor.builtin.report",
 )
 ENTRY_POINT_GROUP = PROJECT_NAME
 PLUGINS_DIR_ENV = "TLADVISOR_PLUGINS_DIR"

@@ -129,6 +129,7 @@ class FeatureSet:
     sample_indices: np.ndarray  # (n,) indices into Dataset.samples
     source_probs: np.ndarray | None = None  # (n, n_source_classes) softmax of the source head
     random_features: np.ndarray | None = None  # same images through a randomly initialised copy
+    source_sample_features: np.ndarray | None = None  # --source-sample images, same backbone
     stage_shift: tuple[StageShift, ...] = ()
     from_cache: bool = False
     seconds: float = 0.0

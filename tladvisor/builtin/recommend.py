@@ -1,0 +1,1 @@
+"""Built-in plugin: recommend (filled in by its owner)."""

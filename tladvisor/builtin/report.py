@@ -1,0 +1,1 @@
+"""Built-in plugin: report (filled in by its owner)."""

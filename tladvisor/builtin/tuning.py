@@ -1,0 +1,1 @@
+"""Built-in plugin: tuning (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Dataset intake: loaders, image validation, profile, split, bundled examples."""
