@@ -157,6 +157,7 @@ class BackboneMeasurement:
     from_cache: bool = False
     seconds: float = 0.0
     warnings: tuple[str, ...] = ()
+    embedding_2d: tuple[tuple[float, float, int], ...] = ()  # PCA of the embeddings: (x, y, label)
 
 
 # --- recommend --------------------------------------------------------------------------------------
@@ -200,6 +201,8 @@ class TuningResult:
     best: TrialRecord | None
     best_model_dir: str | None = None
     device: str = "cpu"
+    param_importances: dict[str, float] = field(default_factory=dict)
+    best_by_strategy: dict[str, int] = field(default_factory=dict)  # strategy -> best trial number
 
 
 # --- report -----------------------------------------------------------------------------------------
