@@ -42,6 +42,7 @@ class AnalysisOptions:
     study_name: str | None = None
     source_sample: Path | None = None
     plugins_dir: Path | None = None
+    max_image_pixels: int | None = 89_478_485  # decompression-bomb cap per image (PIL's default); None: PIL's own limit only
 
 
 # --- load -------------------------------------------------------------------------------------------
