@@ -42,6 +42,8 @@ class AnalysisOptions:
     study_name: str | None = None
     source_sample: Path | None = None
     plugins_dir: Path | None = None
+    run_dir: Path | None = None  # filled in by the Advisor: out_dir / run name (stable across re-runs)
+    num_workers: int = 0  # DataLoader worker processes
     max_image_pixels: int | None = 89_478_485  # decompression-bomb cap per image (PIL's default); None: PIL's own limit only
 
 

@@ -1,0 +1,229 @@
+"""Embeddings of the target images per backbone, computed once and cached on disk.
+
+One pass through a pretrained backbone gives, per image, the embedding (the input of its source head),
+the source-classifier probabilities (for LEEP and NCE) and, through hooks on every BatchNorm layer, the
+target's activation statistics, compared stage by stage with the running statistics the network kept
+from its source data (a source-free measure of where the domain shift is). A second pass through a
+randomly initialised copy gives the features that show what pretraining is worth.
+
+The cache key covers the selected images' content and labels, the backbone, its weights and the
+preprocessing, so a second analysis of the same data skips every forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from tladvisor import device as devices
+from tladvisor.backbones import BackboneSpec, Preprocessing
+from tladvisor.modeling import EmbeddingReader
+from tladvisor.records import Dataset, FeatureSet, StageShift
+from tladvisor.transforms import ImageFiles, eval_transform
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+
+
+def default_cache_dir() -> Path:
+    """``$TLADVISOR_CACHE``, else ``$XDG_CACHE_HOME/tladvisor/features`` (``~/.cache`` by default)."""
+    if os.environ.get("TLADVISOR_CACHE"):
+        return Path(os.environ["TLADVISOR_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tladvisor" / "features"
+
+
+def stratified_cap(labels: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    """At most ``cap`` indices, keeping each class's share (every class keeps at least one when possible)."""
+    n = len(labels)
+    if cap <= 0 or n <= cap:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = np.maximum(1, np.floor(counts * cap / n)).astype(int)
+    chosen = []
+    for cls, q in zip(classes, quota):
+        members = np.flatnonzero(labels == cls)
+        chosen.append(rng.choice(members, size=min(q, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def cache_key(spec: BackboneSpec, pre: Preprocessing, digests: Sequence[str], labels: Sequence[int],
+              extra: str = "") -> str:
+    h = hashlib.sha256()
+    h.update(f"format={CACHE_FORMAT}|{spec.name}|{spec.weights_id}|{pre.key()}|{extra}|".encode())
+    for digest, label in zip(digests, labels):
+        h.update(f"{digest}:{label};".encode())
+    return h.hexdigest()[:32]
+
+
+class BatchNormStatistics:
+    """Accumulates per-channel mean and variance of every BatchNorm2d input during forward passes."""
+
+    def __init__(self, model: nn.Module):
+        self.sums: dict[str, list] = {}
+        self.modules: dict[str, nn.BatchNorm2d] = {}
+        self.handles = []
+        for name, module in model.named_modules():
+            if isinstance(module, nn.BatchNorm2d) and module.track_running_stats and module.running_mean is not None:
+                self.modules[name] = module
+                self.handles.append(module.register_forward_pre_hook(self._hook(name)))
+
+    def _hook(self, name: str):
+        def keep(_module, inputs):
+            x = inputs[0].detach().to(torch.float64)
+            per_channel = x.transpose(0, 1).flatten(1)  # (C, N*H*W)
+            s = self.sums.setdefault(name, [0.0, 0.0, 0])
+            s[0] = s[0] + per_channel.sum(1)
+            s[1] = s[1] + (per_channel ** 2).sum(1)
+            s[2] += per_channel.shape[1]
+        return keep
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def layer_shift(self) -> dict[str, float]:
+        """Mean over channels of the symmetric KL divergence between Gaussians N(target) and N(source)."""
+        shifts = {}
+        for name, (total, total_sq, count) in self.sums.items():
+            module = self.modules[name]
+            mu_t = (total / count).cpu().numpy()
+            var_t = np.maximum((total_sq / count).cpu().numpy() - mu_t ** 2, 0) + module.eps
+            mu_s = module.running_mean.detach().double().cpu().numpy()
+            var_s = module.running_var.detach().double().cpu().numpy() + module.eps
+            diff2 = (mu_t - mu_s) ** 2
+            kl_ts = 0.5 * (np.log(var_s / var_t) + (var_t + diff2) / var_s - 1)
+            kl_st = 0.5 * (np.log(var_t / var_s) + (var_s + diff2) / var_t - 1)
+            shifts[name] = float(np.mean(0.5 * (kl_ts + kl_st)))
+        return shifts
+
+
+def stage_shifts(spec: BackboneSpec, layer_shift: dict[str, float]) -> tuple[StageShift, ...]:
+    """Average the per-layer shifts over the BatchNorm layers inside each stage."""
+    result = []
+    for stage in spec.stages:
+        values = [v for name, v in layer_shift.items()
+                  if any(name == m or name.startswith(m + ".") for m in stage.members)]
+        if values:
+            result.append(StageShift(stage.name, float(np.mean(values)), len(values)))
+    return tuple(result)
+
+
+def _forward_all(model: nn.Module, spec: BackboneSpec, loader: DataLoader, device: torch.device,
+                 with_bn_stats: bool) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
+    model = devices.prepare_model(model, device).eval()
+    reader = EmbeddingReader(model, spec)
+    stats = BatchNormStatistics(model) if with_bn_stats else None
+    features, probs = [], []
+    try:
+        with torch.inference_mode(), devices.autocast(device):
+            for images, _labels in loader:
+                embedding, logits = reader(devices.prepare_batch(images, device))
+                features.append(embedding.float().cpu().numpy())
+                if logits is not None:
+                    probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+    finally:
+        reader.close()
+        if stats:
+            stats.close()
+    layer_shift = stats.layer_shift() if stats else {}
+    return (np.concatenate(features).astype(np.float32),
+            np.concatenate(probs).astype(np.float32) if probs else None, layer_shift)
+
+
+def _loader(paths, labels, pre: Preprocessing, batch_size: int, num_workers: int) -> DataLoader:
+    return DataLoader(ImageFiles(paths, labels, eval_transform(pre)), batch_size=batch_size,
+                      shuffle=False, num_workers=num_workers, pin_memory=torch.cuda.is_available())
+
+
+def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int] | None = None, *,
+                     image_size: int | None = None, device: str | torch.device = "auto", batch_size: int = 64,
+                     cache_dir: Path | None = None, with_random: bool = True,
+                     source_sample: Sequence[Path] = (), num_workers: int = 0) -> FeatureSet:
+    """Embed ``dataset.samples[indices]`` (all when None) with ``spec``; read from the cache when present."""
+    device = devices.pick_device(device) if isinstance(device, str) else device
+    indices = np.arange(len(dataset.samples)) if indices is None else np.asarray(indices, dtype=np.int64)
+    samples = [dataset.samples[i] for i in indices]
+    labels = np.array([s.label for s in samples], dtype=np.int64)
+    pre = spec.preprocessing_at(image_size)
+    source_digests = [hashlib.sha1(str(p).encode()).hexdigest() for p in source_sample]
+    key = cache_key(spec, pre, [s.digest or str(s.path) for s in samples], labels.tolist(),
+                    extra=f"random={with_random}|source={','.join(source_digests)}")
+    cache_path = Path(cache_dir) / f"{spec.name}-{key}.npz" if cache_dir else None
+
+    if cache_path is not None:
+        cached = _read_cache(cache_path, spec.name, pre.input_size, labels, indices)
+        if cached is not None:
+            return cached
+
+    started = time.perf_counter()
+    loader = _loader([s.path for s in samples], labels, pre, batch_size, num_workers)
+    features, probs, layer_shift = _forward_all(spec.build(True), spec, loader, device, with_bn_stats=True)
+    random_features = None
+    if with_random:
+        random_features, _, _ = _forward_all(spec.build(False), spec, loader, device, with_bn_stats=False)
+    source_features = None
+    if source_sample:
+        source_loader = _loader(list(source_sample), [0] * len(source_sample), pre, batch_size, num_workers)
+        source_features, _, _ = _forward_all(spec.build(True), spec, source_loader, device, with_bn_stats=False)
+    result = FeatureSet(
+        backbone=spec.name, image_size=pre.input_size, features=features, labels=labels,
+        sample_indices=indices, source_probs=probs, random_features=random_features,
+        source_sample_features=source_features, stage_shift=stage_shifts(spec, layer_shift),
+        from_cache=False, seconds=time.perf_counter() - started)
+    if cache_path is not None:
+        _write_cache(cache_path, result)
+    return result
+
+
+_ARRAYS = ("features", "labels", "sample_indices", "source_probs", "random_features", "source_sample_features")
+
+
+def _write_cache(path: Path, fs: FeatureSet) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {name: getattr(fs, name) for name in _ARRAYS if getattr(fs, name) is not None}
+    meta = {"backbone": fs.backbone, "image_size": fs.image_size, "seconds": fs.seconds,
+            "stage_shift": [[s.stage, s.value, s.n_layers] for s in fs.stage_shift]}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # atomic: a reader sees the old entry or the whole new one
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_cache(path: Path, backbone: str, image_size: int, labels: np.ndarray,
+                indices: np.ndarray) -> FeatureSet | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in _ARRAYS if name in data.files}
+            meta = json.loads(bytes(data["meta"]).decode())
+        if not (np.array_equal(arrays["labels"], labels) and np.array_equal(arrays["sample_indices"], indices)):
+            raise ValueError("labels or sample order differ from the cache key's")
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as error:
+        log.warning("feature cache entry %s is unreadable (%s); recomputing it", path, error)
+        path.unlink(missing_ok=True)
+        return None
+    return FeatureSet(
+        backbone=backbone, image_size=image_size, from_cache=True, seconds=float(meta.get("seconds", 0.0)),
+        stage_shift=tuple(StageShift(s, float(v), int(n)) for s, v, n in meta["stage_shift"]), **arrays)
