@@ -1,0 +1,241 @@
+"""The ``tladvisor`` command: a thin layer over :class:`tladvisor.advisor.Advisor` and the plugins.
+
+Errors a user can cause print one line and exit non-zero; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tladvisor import __version__
+from tladvisor.errors import TLAdvisorError
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Context:
+    def __init__(self, plugins_dir: Path | None, debug: bool):
+        self.plugins_dir = plugins_dir
+        self.debug = debug
+        self._host = None
+
+    @property
+    def host(self):
+        if self._host is None:
+            from tladvisor.plugins import PluginHost
+
+            self._host = PluginHost(self.plugins_dir)
+        return self._host
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tladvisor")
+@click.option("--plugins-dir", type=click.Path(path_type=Path), envvar="TLADVISOR_PLUGINS_DIR",
+              help="Folder of *.py plugins to load (also TLADVISOR_PLUGINS_DIR).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool) -> None:
+    """tladvisor: which backbone and which transfer strategy for your data, measured and tuned."""
+    if debug:
+        os.environ["TLADVISOR_DEBUG"] = "1"
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+    ctx.obj = Context(plugins_dir, debug)
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--backbone", "-b", "backbones", multiple=True,
+              help="Backbone to measure (repeatable). Default: every backbone with weights available offline.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              help="Reports folder; the run is written to OUT/<run-name>/.")
+@click.option("--run-name", help="Name of the run folder (default: derived from the data and options).")
+@click.option("--trials", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Optuna trials to run after the advice (0: advice only).")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Stop tuning after this many seconds.")
+@click.option("--image-size", type=click.IntRange(min=16), help="Measure and train at this input size (px).")
+@click.option("--max-samples", type=click.IntRange(min=10), default=2000, show_default=True,
+              help="Images measured per backbone (a stratified sample).")
+@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--workers", "num_workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Image-decoding worker processes.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Feature cache (default ~/.cache/tladvisor).")
+@click.option("--storage", help="Optuna storage URL (default: SQLite in the run folder).")
+@click.option("--study", "study_name", help="Optuna study name (default: the run name).")
+@click.option("--source-sample", type=click.Path(path_type=Path),
+              help="Folder of images from the backbones' source domain, for embedding distances.")
+@click.pass_obj
+def analyze(obj: Context, data: Path, **kwargs) -> None:
+    """Profile DATA, measure each backbone, recommend a strategy (and tune with --trials N)."""
+    from tladvisor.advisor import Advisor
+    from tladvisor.records import AnalysisOptions
+
+    kwargs["backbones"] = tuple(kwargs["backbones"])
+    options = AnalysisOptions(source=data, plugins_dir=obj.plugins_dir, **kwargs)
+    with err.status("starting") as status:
+        run = Advisor(options, host=obj.host, progress=lambda message: status.update(message)).run()
+    print_summary(run)
+
+
+def print_summary(run) -> None:
+    rec = run.recommendation
+    table = Table(title="Backbones", show_lines=False)
+    for column in ("backbone", "similarity", "linear probe", "pretrain gain", "LogME", "measured in"):
+        table.add_column(column)
+    for m in run.measurements:
+        def fmt(name, digits=3):
+            score = m.scores.get(name)
+            return "-" if score is None else f"{score.value:.{digits}f}"
+        sim = m.similarity
+        table.add_row(m.backbone, f"{sim.value:.2f} ± {sim.spread or 0:.2f}", fmt("linear_probe_accuracy"),
+                      fmt("pretraining_gain"), fmt("logme"),
+                      "cache" if m.from_cache else f"{m.seconds:.1f} s")
+    out.print(table)
+    if rec is not None:
+        out.print(f"[bold]Recommendation:[/] {rec.backbone}: {rec.strategy} "
+                  f"(freeze {rec.freeze_depth} of {rec.n_stages} stages), "
+                  f"lr head {rec.learning_rates.get('head', 0):.0e}, "
+                  f"backbone {rec.learning_rates.get('backbone', 0):.0e}, confidence {rec.confidence:.2f}")
+        for sentence in rec.rationale:
+            out.print(f"  - {sentence}", markup=False, highlight=False)
+    if run.tuning is not None and run.tuning.best is not None:
+        best = run.tuning.best
+        out.print(f"[bold]Best trial:[/] #{best.number} val accuracy {best.value:.3f} "
+                  f"{best.params.get('backbone')} {best.params.get('strategy')}; model in {run.tuning.best_model_dir}")
+    for failure in run.plugin_failures:
+        err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
+    out.print(f"Report: {run.out_dir / 'index.html'}", markup=False)
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("dest", required=False, type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+def examples(name: str | None, dest: Path | None, seed: int) -> None:
+    """Write the bundled example dataset NAME into DEST (no NAME: list them)."""
+    from tladvisor.data.examples import EXAMPLES, write_example
+
+    if name is None:
+        for example, description in EXAMPLES.items():
+            out.print(f"{example:12s} {description}", markup=False, highlight=False)
+        return
+    if dest is None:
+        raise click.UsageError("give a destination folder: tladvisor examples NAME DEST")
+    written = write_example(name, dest, seed=seed)
+    out.print(f"wrote example '{name}' to {written}", markup=False, highlight=False)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def plugins(obj: Context, as_json: bool) -> None:
+    """List plugins with their versions and hooks (and any that failed to load)."""
+    host = obj.host
+    host.backbones()  # registering backbones is where many plugin faults show
+    infos = host.plugins()
+    if as_json:
+        click.echo(json.dumps({"plugins": [vars(i) | {"hooks": list(i.hooks)} for i in infos],
+                               "failures": [vars(f) for f in host.failures]}, indent=2))
+        return
+    table = Table(title="Plugins")
+    for column in ("name", "version", "source", "hooks"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(info.name, info.version, info.source, ", ".join(info.hooks))
+    out.print(table)
+    for failure in host.failures:
+        err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def backbones(obj: Context, as_json: bool) -> None:
+    """List registered backbones and whether their weights are available offline now."""
+    specs = obj.host.backbones()
+    if as_json:
+        click.echo(json.dumps({"backbones": [s.summary() for s in specs.values()]}, indent=2))
+    else:
+        table = Table(title="Backbones")
+        for column in ("name", "plugin", "input", "features", "stages", "weights offline", "source domain"):
+            table.add_column(column)
+        for spec in specs.values():
+            table.add_row(spec.name, spec.plugin, str(spec.preprocessing.input_size), str(spec.feature_dim),
+                          str(spec.n_stages), "yes" if spec.weights_available() else "no", spec.source_domain)
+        out.print(table)
+    for failure in obj.host.failures:
+        err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+def report(run_dir: Path) -> None:
+    """Re-render RUN_DIR/index.html from its analysis.json."""
+    from tladvisor.builtin.report import rerender
+
+    click.echo(str(rerender(run_dir)))
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str, as_json: bool) -> None:
+    """Classify IMAGES with a model saved by a tuning run (MODEL_DIR = <run>/best_model)."""
+    from tladvisor.tuning.predict import predict as run_predict
+
+    results = run_predict(model_dir, list(images), device=device, host=obj.host)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for row in results:
+        click.echo(f"{row['path']}\t{row['label']}\t{row['probability']:.4f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="tladvisor", standalone_mode=False)
+        return 0
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        return 130
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except TLAdvisorError as error:
+        if os.environ.get("TLADVISOR_DEBUG"):
+            traceback.print_exc()
+        err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as error:  # a bug: say so in one line, the traceback with --debug
+        if os.environ.get("TLADVISOR_DEBUG"):
+            traceback.print_exc()
+        err.print(f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)",
+                  markup=False, highlight=False, soft_wrap=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
