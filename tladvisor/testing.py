@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
 from tladvisor.backbones import BackboneSpec, Preprocessing, Stage
+from tladvisor.modeling import (EmbeddingReader, freeze_stages, member_parameters, replace_head, resolve_member,
+                                stage_parameters)
 
 
 class TinyConvNet(nn.Module):
@@ -50,3 +54,201 @@ def tiny_backbone_spec(name: str = "tiny_cnn", width: int = 8, input_size: int =
         weights_available=lambda: True,
         description="Tiny test backbone",
     )
+
+
+# --- conformance checks ------------------------------------------------------------------------------
+# A plugin author runs these on a new BackboneSpec: every problem the rest of tladvisor would trip over
+# later (freezing the wrong layers, a head it cannot swap, an embedding of the wrong size) shows up
+# here as one line, before any dataset is involved.
+
+IDENTIFIER_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")  # used in cache keys and file names
+N_TARGET_CLASSES = 3  # any small number different from the usual source class counts
+MAX_NAMES_SHOWN = 5
+
+
+def check_backbone(spec: BackboneSpec, *, image_size: int | None = None, pretrained: bool = False,
+                   batch_size: int = 2) -> list[str]:
+    """Every way ``spec`` breaks the backbone contract, one line each; an empty list means it conforms.
+
+    ``image_size`` is the input size to test at (the native one when None, or when the spec has a
+    fixed input size); ``pretrained=False`` builds with random weights so no download is needed.
+    """
+    problems = _check_fields(spec)
+    if problems:
+        return problems  # a malformed spec would make the model checks fail for unrelated reasons
+    try:
+        model = spec.build(pretrained)
+    except Exception as error:
+        return [f"{spec.name}: build({pretrained}) raised {_one_line(error)}"]
+    if not isinstance(model, nn.Module):
+        return [f"{spec.name}: build({pretrained}) returned {type(model).__name__}, not an nn.Module"]
+    model.eval()  # BatchNorm in training mode fails on a batch of one and would update its statistics
+
+    problems += _check_member_paths(spec, model)
+    if problems:
+        return problems  # ownership and freezing cannot be judged with paths that do not resolve
+    ownership_problems = _check_ownership(spec, model)
+    problems += ownership_problems
+    problems += _check_forward(spec, model, image_size, batch_size)
+    if not ownership_problems:  # with a parameter missing or shared, freezing is wrong for that reason alone
+        problems += _check_freezing(spec, model)
+    return problems
+
+
+def assert_backbone_conforms(spec: BackboneSpec, **kwargs) -> None:
+    """Raise AssertionError listing every problem :func:`check_backbone` finds."""
+    problems = check_backbone(spec, **kwargs)
+    if problems:
+        raise AssertionError(f"backbone '{spec.name}' does not conform:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:MAX_NAMES_SHOWN])
+    more = len(names) - MAX_NAMES_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _check_fields(spec: BackboneSpec) -> list[str]:
+    name = spec.name if isinstance(spec.name, str) else repr(spec.name)
+    problems = []
+    if not isinstance(spec.name, str) or not IDENTIFIER_LIKE.match(spec.name):
+        problems.append(f"{name}: name must start with a letter and hold only letters, digits, '_', '.', '-'")
+    if not callable(spec.build):
+        problems.append(f"{name}: build must be callable as build(pretrained: bool)")
+    if not isinstance(spec.feature_dim, int) or spec.feature_dim <= 0:
+        problems.append(f"{name}: feature_dim must be a positive int, got {spec.feature_dim!r}")
+    if not spec.stages:
+        problems.append(f"{name}: stages is empty; list at least one layer group (stem first)")
+    stage_names = [stage.name for stage in spec.stages]
+    if len(set(stage_names)) != len(stage_names):
+        problems.append(f"{name}: stage names repeat: {stage_names}")
+    problems += [f"{name}: stage '{stage.name}' has no members" for stage in spec.stages if not stage.members]
+    if spec.head is not None and (not isinstance(spec.source_classes, int) or spec.source_classes <= 0):
+        problems.append(f"{name}: head is set, so source_classes must be a positive int, got {spec.source_classes!r}")
+    prep = spec.preprocessing
+    if prep.input_size <= 0 or prep.resize_size <= 0:
+        problems.append(f"{name}: preprocessing sizes must be positive, got input_size={prep.input_size}, "
+                        f"resize_size={prep.resize_size}")
+    if len(prep.mean) != 3 or len(prep.std) != 3:
+        problems.append(f"{name}: preprocessing mean and std need 3 values (RGB), got {len(prep.mean)} and {len(prep.std)}")
+    elif any(s <= 0 for s in prep.std):
+        problems.append(f"{name}: preprocessing std must be positive, got {prep.std}")
+    try:
+        available = spec.weights_available()
+        if not isinstance(available, bool):
+            problems.append(f"{name}: weights_available() must return a bool, got {type(available).__name__}")
+    except Exception as error:
+        problems.append(f"{name}: weights_available() raised {_one_line(error)}")
+    return problems
+
+
+def _check_member_paths(spec: BackboneSpec, model: nn.Module) -> list[str]:
+    problems = []
+    paths = [(f"stage '{stage.name}'", path) for stage in spec.stages for path in stage.members]
+    if spec.head is not None:
+        paths.append(("head", spec.head))
+    for owner, path in paths:
+        try:
+            resolve_member(model, path)
+        except KeyError:
+            problems.append(f"{spec.name}: {owner} member '{path}' does not exist in the built model")
+    return problems
+
+
+def _owner_of_each_parameter(spec: BackboneSpec, model: nn.Module) -> tuple[dict[int, list[str]], list[str]]:
+    """Which owners (stage names, 'head') claim each parameter, by id; and the owner names in order."""
+    owners = [(stage.name, stage.members) for stage in spec.stages]
+    if spec.head is not None:
+        owners.append(("head", (spec.head,)))
+    claims: dict[int, list[str]] = {}
+    for owner, members in owners:
+        for param in member_parameters(model, members):
+            claims.setdefault(id(param), []).append(owner)
+    return claims, [owner for owner, _ in owners]
+
+
+def _check_ownership(spec: BackboneSpec, model: nn.Module) -> list[str]:
+    claims, owner_order = _owner_of_each_parameter(spec, model)
+    named = list(model.named_parameters())
+    missing = [name for name, param in named if id(param) not in claims]
+    shared = [f"{name} ({' and '.join(claims[id(param)])})" for name, param in named
+              if len(claims.get(id(param), ())) > 1]
+    problems = []
+    if missing:
+        problems.append(f"{spec.name}: parameters owned by no stage or head: {_names(missing)}; "
+                        "add their modules to a stage so freezing covers them")
+    if shared:
+        problems.append(f"{spec.name}: parameters owned more than once: {_names(shared)}; each belongs to one stage")
+    # Freeze depth counts stages from the input: stage i must come wholly before stage i+1 in the model.
+    rank = {owner: index for index, owner in enumerate(owner_order)}
+    latest = -1
+    for name, param in named:
+        owners = claims.get(id(param))
+        if not owners or len(owners) > 1:
+            continue
+        index = rank[owners[0]]
+        if index < latest:
+            problems.append(f"{spec.name}: stages out of order: parameter '{name}' of '{owners[0]}' comes after "
+                            f"parameters of '{owner_order[latest]}' in model.named_parameters(); list stages "
+                            "in the order the model defines them (stem first, head last)")
+            break
+        latest = index
+    return problems
+
+
+def _check_forward(spec: BackboneSpec, model: nn.Module, image_size: int | None, batch_size: int) -> list[str]:
+    size = spec.preprocessing_at(image_size).input_size
+    images = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
+    expected_embedding = (batch_size, spec.feature_dim)
+    try:
+        reader = EmbeddingReader(model, spec)
+    except TypeError as error:  # head is not an nn.Linear
+        return [f"{spec.name}: {error}"]
+    try:
+        with torch.no_grad():
+            embedding, logits = reader(images)
+    except Exception as error:
+        return [f"{spec.name}: forward on a batch of {batch_size} images at {size} px raised {_one_line(error)}"]
+    finally:
+        reader.close()
+    problems = []
+    if tuple(embedding.shape) != expected_embedding:
+        problems.append(f"{spec.name}: embedding has shape {tuple(embedding.shape)}, expected {expected_embedding} "
+                        f"(feature_dim={spec.feature_dim})")
+    if spec.head is not None:
+        expected_logits = (batch_size, spec.source_classes)
+        if logits is None or tuple(logits.shape) != expected_logits:
+            shape = None if logits is None else tuple(logits.shape)
+            problems.append(f"{spec.name}: source logits have shape {shape}, expected {expected_logits} "
+                            f"(source_classes={spec.source_classes})")
+        try:
+            replace_head(model, spec, N_TARGET_CLASSES)
+            with torch.no_grad():
+                output = model(images)
+            if tuple(output.shape) != (batch_size, N_TARGET_CLASSES):
+                problems.append(f"{spec.name}: after replace_head the output has shape {tuple(output.shape)}, "
+                                f"expected {(batch_size, N_TARGET_CLASSES)}")
+        except Exception as error:
+            problems.append(f"{spec.name}: forward after replace_head({N_TARGET_CLASSES} classes) raised "
+                            f"{_one_line(error)}")
+    return problems
+
+
+def _check_freezing(spec: BackboneSpec, model: nn.Module) -> list[str]:
+    head_params = {id(p) for p in member_parameters(model, (spec.head,))} if spec.head else set()
+    per_stage = [{id(p) for p in params} for params in stage_parameters(model, spec)]
+    names = {id(param): name for name, param in model.named_parameters()}
+    for depth in range(spec.n_stages + 1):
+        for param in model.parameters():
+            param.requires_grad_(True)
+        freeze_stages(model, spec, depth)
+        expected = set().union(head_params, *per_stage[depth:])
+        trainable = {id(p) for p in model.parameters() if p.requires_grad}
+        if trainable != expected:
+            wrong = sorted(names[i] for i in trainable ^ expected)
+            return [f"{spec.name}: freeze_stages({depth}) left the wrong parameters trainable: {_names(wrong)}"]
+    return []

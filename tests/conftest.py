@@ -1,0 +1,30 @@
+"""Shared fixtures. Kept small: most tests build what they need in their own file."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tladvisor.plugins import PLUGINS_DIR_ENV
+
+
+@pytest.fixture(autouse=True)
+def no_user_plugins_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugins folder set in the developer's shell must not leak into every PluginHost() of the suite."""
+    monkeypatch.delenv(PLUGINS_DIR_ENV, raising=False)
+
+
+@pytest.fixture
+def write_plugin(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a one-file plugin ``<name>.py`` into ``tmp_path/plugins`` and return that folder."""
+    folder = tmp_path / "plugins"
+    folder.mkdir(exist_ok=True)
+
+    def write(name: str, source: str) -> Path:
+        (folder / f"{name}.py").write_text(textwrap.dedent(source))
+        return folder
+
+    return write
