@@ -1,1 +1,25 @@
-"""Built-in plugin: datasets (filled in by its owner)."""
+"""Built-in plugin: the dataset loaders (ImageFolder, CSV/Parquet manifest) and the dataset profiler.
+
+Both hooks run last (``trylast``), so a third-party loader or profiler gets the first chance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tladvisor import hookimpl
+from tladvisor.data.images import DEFAULT_MAX_PIXELS
+from tladvisor.data.profile import profile_dataset as describe_dataset
+from tladvisor.data.sources import load_source
+
+
+@hookimpl(trylast=True)
+def load_dataset(source, options):
+    """Folders and manifests; anything else is a one-line DatasetError (this is the last loader)."""
+    max_pixels = getattr(options, "max_image_pixels", DEFAULT_MAX_PIXELS)
+    return load_source(Path(source), max_pixels=max_pixels)
+
+
+@hookimpl(trylast=True)
+def profile_dataset(dataset, options):
+    return describe_dataset(dataset, val_fraction=options.val_fraction, seed=options.seed)

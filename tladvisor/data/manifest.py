@@ -1,0 +1,158 @@
+"""CSV or Parquet manifests: one row per image, with a path column, a label column, maybe a split.
+
+Relative paths resolve against the manifest's folder, and no path may leave that folder (no
+``..``, no absolute path elsewhere, no symlink pointing out): a manifest is data, possibly from
+someone else, and must not make tladvisor read arbitrary files. Such a row stops the load with
+:class:`UnsafeFileError`. Rows without a label, repeated rows and unknown split names are skipped
+with a reason instead.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from tladvisor.data.assemble import Candidate, build_dataset
+from tladvisor.data.images import DEFAULT_MAX_PIXELS
+from tladvisor.errors import DatasetError, UnsafeFileError
+from tladvisor.records import Dataset, SkippedFile
+
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+PATH_COLUMNS = ("path", "filepath", "file_path", "file", "image", "image_path", "filename", "file_name")
+LABEL_COLUMNS = ("label", "class", "target", "category", "class_name", "label_name")
+SPLIT_COLUMNS = ("split", "subset", "partition", "set", "fold")
+SPLIT_VALUES = {
+    "train": "train", "training": "train", "trn": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test", "tst": "test",
+}
+
+
+def is_manifest(source: Path) -> bool:
+    return source.is_file() and source.suffix.lower() in MANIFEST_SUFFIXES
+
+
+def read_table(manifest: Path) -> pd.DataFrame:
+    try:
+        if manifest.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(manifest)
+        separator = "\t" if manifest.suffix.lower() == ".tsv" else ","
+        # Everything as text, and an empty cell stays "" (so a class named "NA" is not lost).
+        return pd.read_csv(manifest, sep=separator, dtype=str, keep_default_na=False)
+    except Exception as error:
+        raise DatasetError(f"cannot read manifest {manifest}: {' '.join(str(error).split())}; "
+                           f"it must be a CSV (comma-separated, header row) or Parquet file") from None
+
+
+def find_column(columns, wanted: tuple[str, ...]) -> str | None:
+    """The first column whose name (case and spaces ignored) is one of ``wanted``, in their order."""
+    by_name = {str(column).strip().lower(): column for column in columns}
+    return next((by_name[name] for name in wanted if name in by_name), None)
+
+
+def cell_text(value) -> str:
+    """A cell as text: '' for missing, '3' (not '3.0') for integral numbers."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def safe_resolve(manifest: Path, root: Path, row: str, raw: str) -> Path:
+    """Resolve a manifest path against ``root``; refuse anything that lands outside it."""
+    given = Path(raw)
+    resolved = (given if given.is_absolute() else root / given).resolve()
+    if not resolved.is_relative_to(root):
+        raise UnsafeFileError(
+            f"manifest {manifest} {row}: path '{raw}' resolves outside the manifest's folder {root} "
+            f"(to {resolved}); keep images under that folder and list them by relative path")
+    return resolved
+
+
+class _Rows:
+    """Turns manifest rows into candidates, collecting what is skipped and why."""
+
+    def __init__(self, manifest: Path, row_name):
+        self.manifest = manifest
+        self.root = manifest.parent.resolve()
+        self.row_name = row_name
+        self.candidates: list[Candidate] = []
+        self.skipped: list[SkippedFile] = []
+        self.first_row: dict[Path, tuple[str, str]] = {}  # resolved path -> (row name, label)
+
+    def add(self, index: int, raw_path: str, label: str, raw_split: str | None) -> None:
+        row = self.row_name(index)
+        if not raw_path:
+            self.skipped.append(SkippedFile(f"{self.manifest} {row}", f"{row}: no path"))
+            return
+        path = safe_resolve(self.manifest, self.root, row, raw_path)
+        if not label:
+            self.skipped.append(SkippedFile(str(path), f"{row}: no label"))
+            return
+        if path in self.first_row:
+            first, first_label = self.first_row[path]
+            clash = "" if label == first_label else f" with a different label ('{label}' vs '{first_label}')"
+            self.skipped.append(SkippedFile(str(path), f"{row}: duplicate row, same file as {first}{clash}"))
+            return
+        split = None
+        if raw_split:
+            split = SPLIT_VALUES.get(raw_split.lower())
+            if split is None:
+                self.skipped.append(SkippedFile(
+                    str(path), f"{row}: unknown split '{raw_split}' (use train, val or test)"))
+                return
+        self.first_row[path] = (row, label)
+        self.candidates.append(Candidate(path, label, split))
+
+
+def _normalise_splits(candidates: list[Candidate], notes: list[str]) -> list[Candidate]:
+    """train/val are kept; test is validation only when there is no val; no val at all: no split."""
+    splits = {c.split for c in candidates}
+    if "test" in splits:
+        if "val" in splits:
+            notes.append(f"{sum(c.split == 'test' for c in candidates)} test rows left out "
+                         f"(held-out test set; validation uses the val rows)")
+            candidates = [c for c in candidates if c.split != "test"]
+        else:
+            notes.append("no val rows: the test rows are used for validation")
+            candidates = [Candidate(c.path, c.label, "val") if c.split == "test" else c for c in candidates]
+    if splits & {"train", "val", "test"} and not any(c.split == "val" for c in candidates):
+        notes.append("the split column has no validation rows: a stratified split will be made")
+        candidates = [Candidate(c.path, c.label, None) for c in candidates]
+    elif any(c.split is None for c in candidates) and any(c.split for c in candidates):
+        notes.append(f"{sum(c.split is None for c in candidates)} rows without a split are used for training")
+        candidates = [Candidate(c.path, c.label, "train") if c.split is None else c for c in candidates]
+    return candidates
+
+
+def load_manifest(manifest: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Dataset:
+    """Load a dataset listed in a CSV/TSV/Parquet manifest; every image is validated."""
+    manifest = Path(manifest)
+    table = read_table(manifest)
+    path_column = find_column(table.columns, PATH_COLUMNS)
+    label_column = find_column(table.columns, LABEL_COLUMNS)
+    split_column = find_column(table.columns, SPLIT_COLUMNS)
+    for kind, column, names in (("path", path_column, PATH_COLUMNS), ("label", label_column, LABEL_COLUMNS)):
+        if column is None:
+            raise DatasetError(
+                f"manifest {manifest} has no {kind} column (columns: {', '.join(map(str, table.columns))}); "
+                f"name one of: {', '.join(names)}")
+
+    is_csv = manifest.suffix.lower() in (".csv", ".tsv")
+    rows = _Rows(manifest, (lambda i: f"row {i + 1} (line {i + 2})") if is_csv else (lambda i: f"row {i + 1}"))
+    paths = table[path_column].tolist()
+    labels = table[label_column].tolist()
+    splits = table[split_column].tolist() if split_column is not None else [None] * len(table)
+    for index, (raw_path, label, raw_split) in enumerate(zip(paths, labels, splits)):
+        rows.add(index, cell_text(raw_path), cell_text(label), cell_text(raw_split) or None)
+
+    notes: list[str] = [f"manifest columns: path='{path_column}', label='{label_column}'"
+                        + (f", split='{split_column}'" if split_column is not None else "")]
+    candidates = _normalise_splits(rows.candidates, notes)
+    return build_dataset(
+        rows.root, candidates, source_format="parquet" if not is_csv else "csv",
+        max_pixels=max_pixels, skipped=rows.skipped, notes=notes,
+        layout_hint=f"check the '{path_column}' and '{label_column}' columns of {manifest.name}")
