@@ -1,0 +1,241 @@
+"""Transferability estimates from frozen features: LogME, LEEP, NCE and the shrinkage H-score.
+
+Each function scores how well a pretrained model's outputs on the target data predict the target
+labels, without training the model. They disagree often enough (Agostinelli et al., ECCV 2022;
+Ibrahim et al., ICLR 2023) that tladvisor reports all of them side by side. All are pure numpy,
+compute in float64, and return ``nan`` (never raise) when the data cannot support the estimate
+(fewer than two samples or two classes).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tladvisor.measures._inputs import as_feature_matrix, check_same_rows, encode_labels, one_hot
+
+_TINY = 1e-300  # floor inside logarithms: a probability of exactly zero would give -inf
+_RELATIVE_RANK_TOL = 1e-10  # eigenvalues below this fraction of the largest are treated as zero
+
+
+# --- LogME ------------------------------------------------------------------------------------------
+
+
+def logme(features: np.ndarray, labels: np.ndarray, *, max_iter: int = 100, tol: float = 1e-6) -> float:
+    """LogME: the maximised log marginal evidence of a Bayesian linear model on the features.
+
+    You, Liu, Wang and Long, "LogME: Practical Assessment of Pre-trained Models for Transfer
+    Learning", ICML 2021. For each class k the one-hot column y_k is modelled as
+    ``y = F w + e`` with prior ``w ~ N(0, alpha^-1 I_d)`` and noise ``e ~ N(0, beta^-1 I_n)``. The
+    evidence ``log p(y | F, alpha, beta)`` is maximised over (alpha, beta) by MacKay's fixed-point
+    iteration, ``gamma = sum_i beta s_i / (alpha + beta s_i)``, ``alpha = gamma / m'm``,
+    ``beta = (n - gamma) / ||F m - y||^2``, where s_i are the squared singular values of F and m the
+    posterior mean. One eigendecomposition of the smaller Gram matrix serves every class and every
+    iteration, so each iteration costs O(rank). Returns the evidence divided by n, averaged over
+    classes (higher is better; invariant to renaming the classes and to a global feature scale).
+    """
+    matrix = as_feature_matrix(features)
+    codes, n_classes = encode_labels(labels)
+    n_samples = check_same_rows(matrix, codes)
+    if n_samples < 2 or n_classes < 2:
+        return math.nan
+    targets = one_hot(codes, n_classes)
+    eigenvalues, projections = _spectral_projections(matrix, targets)
+    evidences = [
+        maximise_evidence(eigenvalues, projections[:, k], float(targets[:, k] @ targets[:, k]),
+                          n_samples, matrix.shape[1], max_iter=max_iter, tol=tol)[2]
+        for k in range(n_classes)
+    ]
+    return float(np.mean(evidences) / n_samples)
+
+
+def _spectral_projections(matrix: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-zero eigenvalues s_i of F'F and the targets in F's left singular basis, ``U' Y``.
+
+    Uses the n x n Gram matrix when n <= d and the d x d one otherwise: the cost is set by the
+    smaller side, which matters for 2000 x 1280 embeddings.
+    """
+    n_samples, n_features = matrix.shape
+    if n_samples <= n_features:
+        eigenvalues, left = np.linalg.eigh(matrix @ matrix.T)
+        keep = eigenvalues > _RELATIVE_RANK_TOL * max(eigenvalues.max(), _TINY)
+        return eigenvalues[keep], left[:, keep].T @ targets
+    eigenvalues, right = np.linalg.eigh(matrix.T @ matrix)
+    keep = eigenvalues > _RELATIVE_RANK_TOL * max(eigenvalues.max(), _TINY)
+    eigenvalues, right = eigenvalues[keep], right[:, keep]
+    # U = F V S^-1, so U'Y = S^-1 V' (F'Y); F'Y is d x C, much cheaper than forming U.
+    return eigenvalues, (right.T @ (matrix.T @ targets)) / np.sqrt(eigenvalues)[:, None]
+
+
+def log_evidence(alpha: float, beta: float, eigenvalues: np.ndarray, projection: np.ndarray,
+                 target_norm2: float, n_samples: int, n_features: int) -> float:
+    """``log p(y | F, alpha, beta)`` of the Bayesian linear model, from F's spectrum (You et al. 2021, eq. 2).
+
+    ``L = n/2 log beta + d/2 log alpha - n/2 log 2pi - beta/2 ||F m - y||^2 - alpha/2 m'm - 1/2 log|A|``
+    with ``A = alpha I + beta F'F`` and ``m = beta A^-1 F'y``. ``projection`` is ``U'y`` and
+    ``target_norm2`` is ``y'y`` (the part of y outside F's column space only adds to the residual).
+    """
+    denominators = alpha + beta * eigenvalues
+    mean_norm2 = float(np.sum(beta**2 * eigenvalues * projection**2 / denominators**2))
+    residual2 = _residual_norm2(alpha, denominators, projection, target_norm2)
+    log_det_a = float(np.sum(np.log(denominators))) + (n_features - len(eigenvalues)) * math.log(alpha)
+    return (0.5 * n_samples * math.log(beta) + 0.5 * n_features * math.log(alpha)
+            - 0.5 * n_samples * math.log(2 * math.pi) - 0.5 * beta * residual2 - 0.5 * alpha * mean_norm2
+            - 0.5 * log_det_a)
+
+
+def _residual_norm2(alpha: float, denominators: np.ndarray, projection: np.ndarray, target_norm2: float) -> float:
+    outside_span = max(target_norm2 - float(projection @ projection), 0.0)
+    return float(np.sum((alpha / denominators) ** 2 * projection**2)) + outside_span
+
+
+def maximise_evidence(eigenvalues: np.ndarray, projection: np.ndarray, target_norm2: float,
+                      n_samples: int, n_features: int, *, max_iter: int = 100,
+                      tol: float = 1e-6) -> tuple[float, float, float]:
+    """MacKay's fixed point for (alpha, beta) (You et al. 2021, Algorithm 1): ``(alpha, beta, evidence)``."""
+    floor = 1e-12 * max(target_norm2, _TINY)  # a perfect fit would send beta to infinity
+    alpha, beta = 1.0, 1.0
+    for _ in range(max_iter):
+        denominators = alpha + beta * eigenvalues
+        gamma = float(np.sum(beta * eigenvalues / denominators))
+        mean_norm2 = float(np.sum(beta**2 * eigenvalues * projection**2 / denominators**2))
+        residual2 = _residual_norm2(alpha, denominators, projection, target_norm2)
+        new_alpha = max(gamma, _TINY) / max(mean_norm2, floor)
+        new_beta = max(n_samples - gamma, _TINY) / max(residual2, floor)
+        converged = (abs(math.log(new_alpha / alpha)) < tol and abs(math.log(new_beta / beta)) < tol)
+        alpha, beta = new_alpha, new_beta
+        if converged:
+            break
+    evidence = log_evidence(alpha, beta, eigenvalues, projection, target_norm2, n_samples, n_features)
+    return alpha, beta, evidence
+
+
+# --- LEEP and NCE -----------------------------------------------------------------------------------
+
+
+def leep(source_probs: np.ndarray, labels: np.ndarray) -> float:
+    """LEEP: log expected empirical prediction of the source classifier (Nguyen et al., ICML 2020).
+
+    Nguyen, Hassner, Seeger and Archambeau, "LEEP: A New Measure to Evaluate Transferability of
+    Learned Representations". With theta(x) the source classifier's distribution over source labels
+    z: the empirical joint ``P(y, z) = 1/n sum_{i: y_i = y} theta(x_i)_z``, the conditional
+    ``P(y | z) = P(y, z) / P(z)``, and ``LEEP = 1/n sum_i log sum_z P(y_i | z) theta(x_i)_z``.
+    Always <= 0; a classifier that ignores x scores ``-H(Y)``, one whose source labels determine the
+    target label scores 0. Rows of ``source_probs`` are renormalised to sum to 1.
+    """
+    probs = as_feature_matrix(source_probs)
+    codes, n_classes = encode_labels(labels)
+    n_samples = check_same_rows(probs, codes)
+    if n_samples < 1:
+        return math.nan
+    probs = np.clip(probs, 0.0, None)
+    row_sums = probs.sum(axis=1, keepdims=True)
+    if np.any(row_sums <= 0):
+        return math.nan
+    probs = probs / row_sums
+    joint = one_hot(codes, n_classes).T @ probs / n_samples  # (C, Z)
+    source_marginal = joint.sum(axis=0)
+    conditional = np.divide(joint, source_marginal, out=np.zeros_like(joint), where=source_marginal > 0)
+    expected_prediction = np.einsum("iz,iz->i", probs, conditional[codes])
+    return float(np.mean(np.log(np.maximum(expected_prediction, _TINY))))
+
+
+def nce(source_labels_hard: np.ndarray, labels: np.ndarray) -> float:
+    """NCE: negative conditional entropy ``-H(Y | Z)`` of target labels given hard source labels.
+
+    Tran, Nguyen and Hassner, "Transferability and Hardness of Supervised Classification Tasks",
+    ICCV 2019. Z is the source classifier's argmax label; with the empirical joint P(y, z),
+    ``NCE = sum_{y,z} P(y, z) log P(y | z)``. 0 when Z determines Y, ``-H(Y)`` when Z is independent
+    of Y. Natural logarithm (nats).
+    """
+    source_codes, n_source = encode_labels(source_labels_hard)
+    codes, n_classes = encode_labels(labels)
+    n_samples = check_same_rows(source_codes, codes)
+    if n_samples < 1:
+        return math.nan
+    counts = np.bincount(codes * n_source + source_codes, minlength=n_classes * n_source)
+    joint = counts.reshape(n_classes, n_source) / n_samples
+    source_marginal = joint.sum(axis=0, keepdims=True)
+    present = joint > 0
+    return float(np.sum(joint[present] * np.log((joint / source_marginal)[present])))
+
+
+def label_entropy(labels: np.ndarray) -> float:
+    """Empirical entropy H(Y) of the labels in nats: the scale against which LEEP and NCE are read."""
+    codes, _ = encode_labels(labels)
+    if len(codes) == 0:
+        return math.nan
+    frequencies = np.bincount(codes) / len(codes)
+    frequencies = frequencies[frequencies > 0]
+    return float(-np.sum(frequencies * np.log(frequencies)))
+
+
+# --- H-score ----------------------------------------------------------------------------------------
+
+
+def hscore_shrinkage(features: np.ndarray, labels: np.ndarray) -> float:
+    """H-score with a Ledoit-Wolf shrinkage covariance: ``tr(cov_a(f)^-1 (1 - a) cov(E[f | y]))``.
+
+    H-score: Bao, Li, Huang, Zheng, Wang, Tong and Tan, "An Information-Theoretic Approach to
+    Transferability in Task Transfer Learning", ICIP 2019: ``tr(cov(f)^-1 cov(E[f|y]))``.
+    Shrinkage: Ibrahim, Ponomareva and Mazumder, "Newer is not always better: Rethinking
+    Transferability Metrics, Their Peculiarities, Stability and Performance" (2022), replace cov(f)
+    by ``cov_a = (1 - a) cov(f) + a mu I`` with the Ledoit-Wolf coefficient a and
+    ``mu = tr(cov(f)) / d``, and scale the between-class covariance by (1 - a); the plain H-score is
+    unstable when n is not much larger than d. The result lies in [0, min(C - 1, d)]: each
+    eigenvalue of ``cov_a^-1 (1 - a) cov(E[f|y])`` is at most 1.
+    """
+    matrix = as_feature_matrix(features)
+    codes, n_classes = encode_labels(labels)
+    n_samples = check_same_rows(matrix, codes)
+    if n_samples < 2 or n_classes < 2:
+        return math.nan
+    centred = matrix - matrix.mean(axis=0)
+    shrinkage, average_variance = ledoit_wolf_shrinkage(centred)
+    counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
+    # Class means of the centred features, each a combination of rows: M = E' X with E = onehot / counts.
+    class_weights = one_hot(codes, n_classes) / counts  # (n, C)
+
+    eigenvalues, class_means_in_basis = _class_means_in_eigenbasis(centred, class_weights)
+    eigenvalues = eigenvalues / n_samples  # of cov(f) = X'X / n
+    denominators = (1.0 - shrinkage) * eigenvalues + shrinkage * average_variance
+    keep = denominators > _RELATIVE_RANK_TOL * max(float(denominators.max(initial=0.0)), _TINY)
+    # Class means lie in the row space of X, so the eigenbasis of cov(f) restricted to that space suffices.
+    quadratic_forms = np.sum(class_means_in_basis[keep] ** 2 / denominators[keep, None], axis=0)  # (C,)
+    return float((1.0 - shrinkage) * np.sum(counts / n_samples * quadratic_forms))
+
+
+def _class_means_in_eigenbasis(centred: np.ndarray, class_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues of X'X (its range only) and the class means ``X' E`` expressed in its eigenvectors."""
+    n_samples, n_features = centred.shape
+    if n_samples <= n_features:
+        gram_eigenvalues, left = np.linalg.eigh(centred @ centred.T)
+        keep = gram_eigenvalues > _RELATIVE_RANK_TOL * max(gram_eigenvalues.max(), _TINY)
+        gram_eigenvalues, left = gram_eigenvalues[keep], left[:, keep]
+        # Right singular vectors V = X' U / s, so V'(X'E) = U' X X' E / s = s U'E.
+        return gram_eigenvalues, np.sqrt(gram_eigenvalues)[:, None] * (left.T @ class_weights)
+    eigenvalues, right = np.linalg.eigh(centred.T @ centred)
+    eigenvalues = np.clip(eigenvalues, 0.0, None)
+    return eigenvalues, right.T @ (centred.T @ class_weights)
+
+
+def ledoit_wolf_shrinkage(centred: np.ndarray) -> tuple[float, float]:
+    """Ledoit-Wolf shrinkage coefficient and target variance ``mu = tr(S) / d`` of centred data.
+
+    Ledoit and Wolf, "A well-conditioned estimator for large-dimensional covariance matrices",
+    J. Multivariate Analysis 2004, with ``S = X'X / n`` and the norm ``||A||^2 = tr(AA')/d``:
+    ``delta^2 = ||S - mu I||^2``, ``b^2 = min(delta^2, 1/n^2 sum_k ||x_k x_k' - S||^2)`` and
+    coefficient ``b^2 / delta^2``. Computed from whichever Gram matrix is smaller
+    (``||X'X||_F = ||XX'||_F``), so d = 1280 costs no d x d work when n is smaller.
+    """
+    n_samples, n_features = centred.shape
+    row_norms2 = np.einsum("ij,ij->i", centred, centred)
+    average_variance = float(row_norms2.sum() / (n_samples * n_features))
+    gram = centred @ centred.T if n_samples <= n_features else centred.T @ centred
+    covariance_norm2 = float(np.sum(gram**2)) / n_samples**2  # ||S||_F^2
+    delta2 = (covariance_norm2 - n_features * average_variance**2) / n_features
+    spread2 = (float(np.sum(row_norms2**2)) - n_samples * covariance_norm2) / (n_samples**2 * n_features)
+    if delta2 <= 0:
+        return 0.0, average_variance
+    return float(np.clip(min(spread2, delta2) / delta2, 0.0, 1.0)), average_variance
