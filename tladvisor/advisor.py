@@ -105,7 +105,8 @@ class Advisor:
                                                             f"score '{name}' is already given by another plugin"))
                     continue
                 scores[name] = score
-        similarity = self.host.call_first("summarise_similarity", backbone=spec, scores=scores, options=options)
+        similarity = self.host.call_first("summarise_similarity", backbone=spec, scores=scores,
+                                         options=options, features=features)
         if similarity is None:
             similarity = Score(float("nan"), detail="no plugin could summarise similarity")
         warnings = ()
@@ -115,7 +116,7 @@ class Advisor:
         return BackboneMeasurement(
             backbone=spec.name, similarity=similarity, scores=scores, stage_shift=features.stage_shift,
             n_measured=len(features.labels), image_size=features.image_size, from_cache=features.from_cache,
-            seconds=features.seconds, warnings=warnings,
+            seconds=features.seconds, warnings=warnings, n_stages=spec.n_stages,
             embedding_2d=embedding_2d(features.features, features.labels, seed=options.seed))
 
     # --- the whole run -------------------------------------------------------------------------------

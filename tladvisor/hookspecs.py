@@ -75,11 +75,12 @@ def measure_backbone(backbone, features, dataset, options):
 
 
 @hookspec(firstresult=True)
-def summarise_similarity(backbone, scores, options):
-    """Reduce one backbone's scores to the summary similarity in [0, 1] (1 = like the source domain).
+def summarise_similarity(backbone, scores, options, features):
+    """Reduce one backbone's evidence to the summary similarity in [0, 1] (1 = like the source domain).
 
     Arguments: ``backbone`` (``BackboneSpec``), ``scores`` (``dict[str, Score]`` from
-    ``measure_backbone``), ``options`` (``AnalysisOptions``).
+    ``measure_backbone``), ``options`` (``AnalysisOptions``), ``features`` (the ``FeatureSet``,
+    whose ``stage_shift`` holds the per-stage BatchNorm shift).
     Return a ``Score`` whose ``value`` is in [0, 1] and whose ``spread`` is its uncertainty.
     firstresult.
     """

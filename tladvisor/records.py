@@ -161,6 +161,7 @@ class BackboneMeasurement:
     seconds: float = 0.0
     warnings: tuple[str, ...] = ()
     embedding_2d: tuple[tuple[float, float, int], ...] = ()  # PCA of the embeddings: (x, y, label)
+    n_stages: int = 0  # the backbone's stage count (freeze depth counts over these)
 
 
 # --- recommend --------------------------------------------------------------------------------------

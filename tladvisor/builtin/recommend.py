@@ -1,1 +1,22 @@
-"""Built-in plugin: recommend (filled in by its owner)."""
+"""Built-in plugin: the summary similarity and the four-scenario recommendation.
+
+Both run last (``trylast``), so a plugin that returns its own summary or recommendation replaces them.
+"""
+
+from __future__ import annotations
+
+from tladvisor import hookimpl
+from tladvisor import recommend as rules
+from tladvisor import similarity
+
+
+@hookimpl(trylast=True)
+def summarise_similarity(scores, features):
+    return similarity.summarise(features.stage_shift if features is not None else (), scores)
+
+
+@hookimpl(trylast=True)
+def recommend(profile, measurements, options):
+    if not measurements:
+        return None
+    return rules.recommend(profile, measurements, val_fraction=options.val_fraction)

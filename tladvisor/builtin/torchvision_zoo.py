@@ -29,7 +29,8 @@ def checkpoint_path(weights) -> Path:
 def load_state_dict(name: str, weights) -> dict:
     path = checkpoint_path(weights)
     try:
-        return weights.get_state_dict(progress=False, check_hash=True)
+        # weights_only: a tampered cache file must never run code when unpickled
+        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except Exception as error:  # URLError, HTTPError, hash mismatch, truncated file...
         raise WeightsUnavailableError(
             f"{name}: pretrained weights are not in the cache at {path} and could not be downloaded "

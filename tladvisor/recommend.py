@@ -1,0 +1,161 @@
+"""From measurements to advice: backbone ranking, strategy, freeze depth, learning rates, and why.
+
+The prior is the classic four-scenario rule over (samples per class) x (similarity to the source):
+
+    small & similar    -> feature_extraction   (frozen backbone, new head)
+    small & different  -> partial_freeze       (freeze the first k stages, fine-tune the rest)
+    large & similar    -> full_finetune        (all layers, lower rates for earlier ones)
+    large & different  -> from_scratch         (random init)
+
+Measured evidence may override it, and each override is a sentence citing its numbers:
+- pretrained features no better than random ones (pretraining gain within noise) warn of negative
+  transfer; with large data that favours from_scratch;
+- a clear pretraining gain keeps the pretrained start even when the data is large and different
+  (fine-tuning from pretrained weights rarely does worse than scratch when its features help);
+- a frozen linear probe that is already near-perfect makes feature extraction enough.
+Freeze depth follows where the shift is: the leading stages whose BatchNorm statistics still match the
+source keep their generic features frozen.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import median
+
+from tladvisor.records import BackboneMeasurement, DatasetProfile, Recommendation, StageShift
+from tladvisor.similarity import SHIFT_AT_HALF_SIMILARITY, SIMILARITY_THRESHOLD
+
+SMALL_PER_CLASS = 150  # below this many training images per class the data counts as "small"
+GAIN_MARGIN = 0.02  # pretraining gain (linear-probe accuracy, pretrained - random) counted as real
+PROBE_ENOUGH = 0.95  # normalised frozen linear-probe accuracy at which a frozen backbone is enough
+
+LEARNING_RATES = {  # starting points (AdamW); the tuner searches around them
+    "feature_extraction": {"head": 3e-3, "backbone": 0.0, "layer_decay": 1.0},
+    "partial_freeze": {"head": 1e-3, "backbone": 1e-4, "layer_decay": 0.8},
+    "full_finetune": {"head": 1e-3, "backbone": 1e-4, "layer_decay": 0.7},
+    "from_scratch": {"head": 1e-3, "backbone": 1e-3, "layer_decay": 1.0},
+}
+EPOCHS = {"feature_extraction": 12, "partial_freeze": 8, "full_finetune": 8, "from_scratch": 12}
+
+
+def rank_score(m: BackboneMeasurement) -> float:
+    """How well a backbone's frozen features fit the task: probes first, LogME to break ties."""
+    weights = {"linear_probe_accuracy": 0.5, "knn_accuracy": 0.25, "logme": 0.25}
+    found = {k: m.scores[k].normalised for k in weights if k in m.scores and m.scores[k].normalised is not None}
+    if not found:
+        return m.similarity.value if math.isfinite(m.similarity.value) else 0.0
+    return sum(weights[k] * v for k, v in found.items()) / sum(weights[k] for k in found)
+
+
+def training_samples_per_class(profile: DatasetProfile, val_fraction: float) -> float:
+    """Median images per class left for training after the validation split."""
+    counts = list(profile.class_counts.values())
+    train_share = 1.0 if profile.split_counts.get("val") else 1.0 - val_fraction
+    return float(median(counts)) * train_share if counts else 0.0
+
+
+def freeze_depth_from_shift(stage_shift: tuple[StageShift, ...], n_stages: int) -> tuple[int, str]:
+    """Freeze the leading stages whose statistics still match the source; at least 1, at most n-1."""
+    matching = 0
+    for stage in stage_shift:
+        if stage.value > SHIFT_AT_HALF_SIMILARITY:
+            break
+        matching += 1
+    depth = min(max(matching, 1), max(n_stages - 1, 1))
+    if not stage_shift:
+        return max(n_stages // 2, 1), "no BatchNorm statistics to locate the shift, so half the stages"
+    first_shifted = stage_shift[matching].stage if matching < len(stage_shift) else None
+    where = (f"the shift starts at stage '{first_shifted}' "
+             f"(shift {stage_shift[matching].value:.2f} > {SHIFT_AT_HALF_SIMILARITY})"
+             if first_shifted else "no stage shows a large shift")
+    return depth, where
+
+
+def _score(m: BackboneMeasurement, name: str):
+    return m.scores.get(name)
+
+
+def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
+              val_fraction: float = 0.2) -> Recommendation:
+    """Apply the four-scenario prior, then let the measured evidence override it, saying why."""
+    ranked = sorted(measurements, key=rank_score, reverse=True)
+    best = ranked[0]
+    n_stages = best.n_stages or max(len(best.stage_shift), 1)
+    per_class = training_samples_per_class(profile, val_fraction)
+    small = per_class < SMALL_PER_CLASS
+    similarity = best.similarity.value
+    similar = math.isfinite(similarity) and similarity >= SIMILARITY_THRESHOLD
+    reasons: list[str] = []
+    warnings: list[str] = []
+    overrides = 0
+
+    size_word = "small" if small else "large"
+    reasons.append(f"{best.backbone} ranks first of {len(ranked)} by frozen-feature fit "
+                   f"(score {rank_score(best):.2f}" + (f", next {ranked[1].backbone} {rank_score(ranked[1]):.2f}"
+                                                        if len(ranked) > 1 else "") + ").")
+    reasons.append(f"The data is {size_word}: a median of {per_class:.0f} training images per class "
+                   f"({'<' if small else '>='} {SMALL_PER_CLASS}).")
+    reasons.append(f"It is {'similar' if similar else 'different'} to {best.backbone}'s source domain: "
+                   f"similarity {similarity:.2f} ± {best.similarity.spread or 0:.2f} "
+                   f"({'>=' if similar else '<'} {SIMILARITY_THRESHOLD}).")
+    strategy = {(True, True): "feature_extraction", (True, False): "partial_freeze",
+                (False, True): "full_finetune", (False, False): "from_scratch"}[(small, similar)]
+    reasons.append(f"The four-scenario rule for {size_word} and {'similar' if similar else 'different'} "
+                   f"data gives {strategy}.")
+
+    gain = _score(best, "pretraining_gain")
+    probe = _score(best, "linear_probe_accuracy")
+    gain_real = gain is not None and gain.value > max(GAIN_MARGIN, gain.spread or 0)
+    if gain is not None and not gain_real:
+        warnings.append(f"Possible negative transfer: pretrained features are no better than random ones "
+                        f"(linear-probe gain {gain.value:+.3f} ± {gain.spread or 0:.3f}).")
+        if strategy in ("full_finetune", "partial_freeze") and not small:
+            strategy, overrides = "from_scratch", overrides + 1
+            reasons.append(f"Override: pretraining shows no measured benefit (gain {gain.value:+.3f}) and "
+                           f"the data is large, so training from scratch.")
+    if strategy == "from_scratch" and gain_real:
+        strategy, overrides = "full_finetune", overrides + 1
+        reasons.append(f"Override: pretrained features beat random ones by {gain.value:+.3f} linear-probe "
+                       f"accuracy, so start from the pretrained weights and fine-tune everything instead of "
+                       f"training from scratch.")
+    if strategy == "partial_freeze" and probe is not None and (probe.normalised or 0) >= PROBE_ENOUGH:
+        strategy, overrides = "feature_extraction", overrides + 1
+        reasons.append(f"Override: a linear probe on frozen features already reaches "
+                       f"{probe.value:.3f} accuracy, so feature extraction is enough.")
+
+    if strategy == "feature_extraction":
+        freeze_depth = n_stages
+        reasons.append(f"Freeze all {n_stages} stages and train a new head.")
+    elif strategy == "partial_freeze":
+        freeze_depth, where = freeze_depth_from_shift(best.stage_shift, n_stages)
+        reasons.append(f"Freeze the first {freeze_depth} of {n_stages} stages: {where}.")
+    else:
+        freeze_depth = 0
+
+    if probe is not None:
+        reasons.append(f"Frozen features: linear probe {probe.value:.3f} ± {probe.spread or 0:.3f}"
+                       + (f", pretraining gain {gain.value:+.3f}" if gain is not None else "") + ".")
+    rates = dict(LEARNING_RATES[strategy])
+    confidence = _confidence(per_class, similarity, best.similarity.spread, overrides)
+    size = {"samples_per_class": per_class, "small_per_class": SMALL_PER_CLASS,
+            "similarity": similarity, "similarity_threshold": SIMILARITY_THRESHOLD, "small": small,
+            "similar": similar}
+    ranking = tuple({"backbone": m.backbone, "score": round(rank_score(m), 4),
+                     "similarity": m.similarity.value} for m in ranked)
+    return Recommendation(
+        backbone=best.backbone, strategy=strategy, freeze_depth=freeze_depth, n_stages=n_stages,
+        learning_rates=rates, confidence=confidence, rationale=tuple(reasons), ranking=ranking, size=size,
+        warnings=tuple(warnings) + tuple(profile.warnings), epochs=EPOCHS[strategy])
+
+
+def _confidence(per_class: float, similarity: float, spread: float | None, overrides: int) -> float:
+    """High when the point lies far from both boundaries of the four-scenario map and evidence agrees."""
+    if not math.isfinite(similarity):
+        return 0.2
+    size_margin = min(abs(math.log(max(per_class, 1) / SMALL_PER_CLASS)) / math.log(4), 1.0)
+    similarity_margin = min(abs(similarity - SIMILARITY_THRESHOLD) / 0.25, 1.0)
+    confidence = 0.4 + 0.5 * min(size_margin, similarity_margin)
+    if spread:
+        confidence -= min(spread, 0.2)
+    confidence -= 0.1 * overrides
+    return round(float(min(max(confidence, 0.05), 0.95)), 3)
