@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up (or refresh) the repo's virtual environment: the package, the first-party plugins and the dev
+# tools, with torch pinned by constraints/dev.txt. Re-running is cheap: it skips when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.tladvisor-setup
+PLUGINS=(plugins/tladvisor-efficientnet-lite0 plugins/tladvisor-example-backbone)
+
+want=$(cat pyproject.toml constraints/dev.txt "${PLUGINS[@]/%//pyproject.toml}" | sha256sum | cut -c1-16)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/tladvisor" ]; then
+  exit 0
+fi
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "error: tladvisor needs Python >= 3.11 (found $("$PYTHON" --version 2>&1)); set PYTHON=python3.11" >&2
+  exit 2
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+echo "setting up $VENV (first time: a few minutes, torch is large)..." >&2
+start=$(date +%s)
+"$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" >&2 || true
+editables=()
+for plugin in "${PLUGINS[@]}"; do editables+=(-e "$plugin"); done
+"$VENV/bin/python" -m pip install --quiet -c constraints/dev.txt -e ".[dev]" "${editables[@]}" 2>&1 \
+  | grep -v "is ignored" >&2 || true
+"$VENV/bin/python" -c "import tladvisor, torch, torchvision, tladvisor_efficientnet_lite0" \
+  || { echo "error: set-up failed; see the pip output above" >&2; exit 1; }
+echo "$want" > "$STAMP"
+echo "set-up done in $(( $(date +%s) - start )) s" >&2

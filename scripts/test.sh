@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite, offline and on CPU. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# The report test opens a real report in headless Chromium; install it where we may (CI runs as root).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+    || echo "note: could not install chromium; the browser test will be skipped" >&2
+fi
+exec .venv/bin/python -m pytest -n 2 "$@"
