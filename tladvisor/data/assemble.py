@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tladvisor.data.validate import ImageFacts, UnusableImage, inspect_image
+from tladvisor.data.wording import counted, reason_kind
 from tladvisor.errors import DatasetError
 from tladvisor.records import Dataset, Sample, SkippedFile
 
@@ -25,6 +26,7 @@ class Candidate:
     path: Path
     label: str
     split: str | None = None  # "train", "val" or None
+    origin: str = ""  # where it was listed (a manifest row), to prefix skip reasons
 
 
 def sorted_class_names(names: Iterable[str]) -> tuple[str, ...]:
@@ -44,9 +46,9 @@ def _is_integer(text: str) -> bool:
 
 
 def skip_summary(skipped: Iterable[SkippedFile], limit: int = 3) -> str:
-    """'2 corrupt image, 1 empty file': the commonest reasons, details in brackets dropped."""
-    counts = Counter(item.reason.split(" (")[0] for item in skipped)
-    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common(limit))
+    """'corrupt image x2, empty file x1': the commonest kinds of reason, details dropped."""
+    counts = Counter(reason_kind(item.reason) for item in skipped)
+    return ", ".join(f"{reason} x{n}" for reason, n in counts.most_common(limit))
 
 
 def build_dataset(root: Path, candidates: Iterable[Candidate], *, source_format: str,
@@ -64,7 +66,8 @@ def build_dataset(root: Path, candidates: Iterable[Candidate], *, source_format:
         try:
             facts = inspect_image(candidate.path, max_pixels=max_pixels)
         except UnusableImage as reason:
-            skipped.append(SkippedFile(str(candidate.path), str(reason)))
+            prefix = f"{candidate.origin}: " if candidate.origin else ""
+            skipped.append(SkippedFile(str(candidate.path), f"{prefix}{reason}"))
             continue
         accepted.append((candidate, facts))
 
@@ -72,7 +75,7 @@ def build_dataset(root: Path, candidates: Iterable[Candidate], *, source_format:
     if not accepted:
         if n_candidates == 0 and not skipped:
             raise DatasetError(f"no images found in {root}{hint}")
-        raise DatasetError(f"no usable images in {root}: {len(skipped)} files skipped "
+        raise DatasetError(f"no usable images in {root}: {counted(len(skipped), 'file')} skipped "
                            f"({skip_summary(skipped)}){hint}")
 
     classes = sorted_class_names(candidate.label for candidate, _ in accepted)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tladvisor.data.assemble import Candidate, build_dataset
 from tladvisor.data.images import DEFAULT_MAX_PIXELS, looks_like_image
+from tladvisor.data.wording import counted
 from tladvisor.records import Dataset, SkippedFile
 
 SPLIT_FOLDER_NAMES = {
@@ -79,7 +80,7 @@ class _Scan:
         if self.ignored_extensions:
             listing = ", ".join(f"{ext} x{n}" for ext, n in self.ignored_extensions.most_common(5))
             total = sum(self.ignored_extensions.values())
-            self.notes.append(f"ignored {total} files without an image extension ({listing})")
+            self.notes.append(f"ignored {counted(total, 'file')} without an image extension ({listing})")
 
 
 def _split_folders(root: Path) -> dict[str, Path]:

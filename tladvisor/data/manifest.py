@@ -10,6 +10,7 @@ with a reason instead.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -105,7 +106,7 @@ class _Rows:
                     str(path), f"{row}: unknown split '{raw_split}' (use train, val or test)"))
                 return
         self.first_row[path] = (row, label)
-        self.candidates.append(Candidate(path, label, split))
+        self.candidates.append(Candidate(path, label, split, origin=row))
 
 
 def _normalise_splits(candidates: list[Candidate], notes: list[str]) -> list[Candidate]:
@@ -118,13 +119,13 @@ def _normalise_splits(candidates: list[Candidate], notes: list[str]) -> list[Can
             candidates = [c for c in candidates if c.split != "test"]
         else:
             notes.append("no val rows: the test rows are used for validation")
-            candidates = [Candidate(c.path, c.label, "val") if c.split == "test" else c for c in candidates]
+            candidates = [replace(c, split="val") if c.split == "test" else c for c in candidates]
     if splits & {"train", "val", "test"} and not any(c.split == "val" for c in candidates):
         notes.append("the split column has no validation rows: a stratified split will be made")
-        candidates = [Candidate(c.path, c.label, None) for c in candidates]
+        candidates = [replace(c, split=None) for c in candidates]
     elif any(c.split is None for c in candidates) and any(c.split for c in candidates):
         notes.append(f"{sum(c.split is None for c in candidates)} rows without a split are used for training")
-        candidates = [Candidate(c.path, c.label, "train") if c.split is None else c for c in candidates]
+        candidates = [replace(c, split="train") if c.split is None else c for c in candidates]
     return candidates
 
 

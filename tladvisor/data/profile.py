@@ -16,6 +16,7 @@ from tladvisor.data.assemble import skip_summary
 from tladvisor.data.duplicates import as_paths, conflicting_label_groups, crossing_groups, duplicate_groups
 from tladvisor.data.images import apply_orientation, to_rgb
 from tladvisor.data.split import plan_split
+from tladvisor.data.wording import counted
 from tladvisor.records import Dataset, DatasetProfile
 
 IMBALANCE_WARNING_RATIO = 10.0
@@ -103,18 +104,20 @@ def profile_dataset(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 
                          f"({largest} vs {smallest}); consider class weights or resampling")
     tiny = sorted((name for name, c in counts.items() if c < TINY_CLASS_SAMPLES), key=counts.get)
     if tiny:
-        warnings_.append(f"{len(tiny)} classes have fewer than {TINY_CLASS_SAMPLES} images, too few to learn "
+        warnings_.append(f"{counted(len(tiny), 'class has', 'classes have')} fewer than {TINY_CLASS_SAMPLES} images, too few to learn "
                          f"or validate reliably: {_class_list(tiny, counts)}")
     warnings_.extend(plan.notes)
     if leaking:
         n_files = sum(len(g) for g in leaking)
-        warnings_.append(f"leakage: {len(leaking)} identical images ({n_files} files) are in both train and "
-                         f"val, so validation scores are optimistic; keep each image on one side")
+        warnings_.append(f"leakage: {counted(len(leaking), 'image')} ({n_files} identical files) in both "
+                         f"train and val, so validation scores are optimistic; keep each image on one side")
     if conflicting:
-        warnings_.append(f"{len(conflicting)} identical images carry different labels (label noise)")
+        warnings_.append(f"label noise: {counted(len(conflicting), 'image')} stored more than once "
+                         f"with different labels")
     if groups and not leaking:
         extra = sum(len(g) - 1 for g in groups)
-        warnings_.append(f"{extra} duplicate files ({len(groups)} images stored more than once)")
+        warnings_.append(f"{counted(extra, 'duplicate file')} ({counted(len(groups), 'image')} stored more "
+                         f"than once)")
     n_skipped = len(dataset.skipped)
     if n_skipped and n_skipped / (n_skipped + len(dataset.samples)) > MANY_SKIPPED_FRACTION:
         warnings_.append(f"{n_skipped} of {n_skipped + len(dataset.samples)} files skipped "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tladvisor.data.wording import counted
 from tladvisor.errors import DatasetError
 from tladvisor.records import Dataset
 
@@ -37,9 +38,10 @@ def _predefined(dataset: Dataset) -> SplitPlan:
     no_train = [dataset.classes[c] for c in np.flatnonzero(train_counts == 0)]
     no_val = [dataset.classes[c] for c in np.flatnonzero(val_counts == 0)]
     if no_train:
-        notes.append(f"{len(no_train)} classes have no training images, only validation ones: {_names(no_train)}")
+        notes.append(f"{counted(len(no_train), 'class has', 'classes have')} no training images, "
+                     f"only validation ones: {_names(no_train)}")
     if no_val:
-        notes.append(f"{len(no_val)} classes have no validation images: {_names(no_val)}")
+        notes.append(f"{counted(len(no_val), 'class has', 'classes have')} no validation images: {_names(no_val)}")
     return SplitPlan(np.flatnonzero(~is_val), np.flatnonzero(is_val), predefined=True, notes=tuple(notes))
 
 
@@ -87,7 +89,8 @@ def _stratified(dataset: Dataset, val_fraction: float, seed: int) -> SplitPlan:
                 train.extend(group)
     notes = ()
     if unsplittable:
-        notes = (f"{len(unsplittable)} classes have a single distinct image, kept for training and not "
+        notes = (f"{counted(len(unsplittable), 'class has', 'classes have')} a single distinct image, "
+                 f"kept for training and not "
                  f"validated: {', '.join(unsplittable[:5])}" + (" ..." if len(unsplittable) > 5 else ""),)
     return SplitPlan(np.array(sorted(train), dtype=np.int64), np.array(sorted(val), dtype=np.int64),
                      predefined=False, notes=notes)
