@@ -1,6 +1,6 @@
 """A one-file tladvisor backbone plugin: drop it into a plugins folder and it is loaded.
 
-    tladvisor analyze data/ --plugins-dir my_plugins/     (or set TLADVISOR_PLUGINS_DIR=my_plugins/)
+    tladvisor --plugins-dir my_plugins/ backbones     (or set TLADVISOR_PLUGINS_DIR=my_plugins/)
 
 It offers your own small CNN, with weights from a local file. Rename MyNet, NAME and the stages to
 fit your model; check it with ``tladvisor.testing.assert_backbone_conforms``.
