@@ -1,0 +1,151 @@
+"""``analysis.json``: the machine-readable record of one run (documented in the README).
+
+``build_analysis`` turns an :class:`~tladvisor.records.AnalysisRun` into plain JSON data; the HTML
+report is rendered from that data alone, so ``tladvisor report DIR`` can re-render a report later
+without the dataset or the models. ``schema_version`` goes up whenever a key changes meaning or
+disappears (new keys alone do not bump it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tladvisor.errors import OutputError
+from tladvisor.records import AnalysisRun, Dataset, DatasetProfile, to_jsonable
+
+SCHEMA_VERSION = 1
+EXAMPLES_PER_CLASS = 6
+ANALYSIS_FILENAME = "analysis.json"
+
+# DatasetProfile fields that are already at the top of "dataset"; the rest goes under "profile".
+_PROFILE_FIELDS_LIFTED = ("n_samples", "n_classes", "class_counts", "skipped")
+
+
+def build_analysis(run: AnalysisRun) -> dict[str, Any]:
+    """The documented analysis.json content of ``run`` (JSON-safe: NaN and infinities are null)."""
+    analysis = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run.run_id,
+        "created": _created(run),
+        "out_dir": str(run.out_dir),
+        "options": to_jsonable(run.options),
+        "environment": _environment(run),
+        "timings": to_jsonable(run.timings),
+        "plugin_failures": [to_jsonable(failure) for failure in run.plugin_failures],
+        "dataset": _dataset(run.dataset, run.profile),
+        "backbones": [_backbone(measurement) for measurement in run.measurements],
+        "recommendation": to_jsonable(run.recommendation),
+        "tuning": to_jsonable(run.tuning),
+    }
+    return analysis
+
+
+def analysis_json_chunks(analysis: dict[str, Any]) -> Iterator[str]:
+    """Serialise in chunks (for a streaming atomic write); raises on NaN rather than writing non-JSON."""
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=False, allow_nan=False, default=_fallback)
+    yield from encoder.iterencode(analysis)
+    yield "\n"
+
+
+def dumps_analysis(analysis: dict[str, Any]) -> str:
+    return "".join(analysis_json_chunks(analysis))
+
+
+def load_analysis(path: str | Path) -> dict[str, Any]:
+    """Read an analysis.json (or the run folder holding one), refusing what this version cannot read."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / ANALYSIS_FILENAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise OutputError(f"{path} does not exist; point at a run folder written by `tladvisor analyze`") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise OutputError(f"cannot read {path}: {error}") from None
+    try:
+        analysis = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise OutputError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+                          "re-run `tladvisor analyze` to write it again") from None
+    version = analysis.get("schema_version") if isinstance(analysis, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise OutputError(f"{path} has no integer schema_version: it is not a tladvisor analysis.json")
+    if version > SCHEMA_VERSION:
+        raise OutputError(f"{path} has schema_version {version}, newer than this tladvisor reads "
+                          f"({SCHEMA_VERSION}); upgrade tladvisor to open it")
+    return analysis
+
+
+# --- parts ------------------------------------------------------------------------------------------
+
+
+def _created(run: AnalysisRun) -> str:
+    created = run.environment.get("created") or run.environment.get("started")
+    if isinstance(created, datetime):
+        return created.isoformat(timespec="seconds")
+    if isinstance(created, str) and created:
+        return created
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _environment(run: AnalysisRun) -> dict[str, Any]:
+    environment = to_jsonable(dict(run.environment))
+    environment.setdefault("versions", {})
+    environment.setdefault("device", run.options.device)
+    environment.setdefault("command", None)
+    environment.setdefault("seed", run.options.seed)
+    return environment
+
+
+def _backbone(measurement) -> dict[str, Any]:
+    fields = to_jsonable(measurement)
+    del fields["backbone"]  # called "name" in the schema
+    return {"name": measurement.backbone, **fields}
+
+
+def _dataset(dataset: Dataset | None, profile: DatasetProfile | None) -> dict[str, Any] | None:
+    if dataset is None:
+        return None
+    skipped = {item.path: item.reason for item in dataset.skipped}
+    for item in profile.skipped if profile else ():  # files the profiler could not read either
+        skipped.setdefault(item.path, item.reason)
+    profile_rest = None
+    if profile is not None:
+        profile_rest = {key: value for key, value in to_jsonable(profile).items()
+                        if key not in _PROFILE_FIELDS_LIFTED}
+    return {
+        "root": str(dataset.root),
+        "source_format": dataset.source_format,
+        "notes": list(dataset.notes),
+        "n_samples": len(dataset.samples),
+        "n_classes": len(dataset.classes),
+        "classes": list(dataset.classes),
+        "class_counts": dataset.class_counts(),
+        "skipped": [{"path": path, "reason": reason} for path, reason in skipped.items()],
+        "profile": profile_rest,
+        "examples": _examples(dataset),
+    }
+
+
+def _examples(dataset: Dataset) -> dict[str, list[str]]:
+    """Up to EXAMPLES_PER_CLASS paths per class, spread evenly over the class (not just its first files)."""
+    by_label: dict[int, list[str]] = {}
+    for sample in dataset.samples:
+        by_label.setdefault(sample.label, []).append(str(sample.path))
+    examples = {}
+    for label, name in enumerate(dataset.classes):
+        paths = by_label.get(label, [])
+        if len(paths) > EXAMPLES_PER_CLASS:
+            step = len(paths) / EXAMPLES_PER_CLASS
+            paths = [paths[int(i * step)] for i in range(EXAMPLES_PER_CLASS)]
+        examples[name] = paths
+    return examples
+
+
+def _fallback(value: Any) -> Any:
+    # Whatever to_jsonable let through (a plugin's own object in environment, say) is written as text.
+    return str(value)

@@ -1,0 +1,476 @@
+"""From analysis.json data to what each report section shows: facts, tables, charts, warnings.
+
+Reads only the analysis dict (never records), so a report re-rendered from an old analysis.json looks
+the same as the first one. Missing pieces (a run that stopped early, a measure a plugin did not provide)
+give an empty part, never an error.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from tladvisor.report import charts
+from tladvisor.report.charts import Bar
+from tladvisor.report.svg import STRATEGY_COLOURS, colour, finite, fmt
+from tladvisor.report.thumbnails import class_thumbnails
+
+DEFAULT_SMALL_PER_CLASS = 100
+DEFAULT_SIMILARITY_THRESHOLD = 0.5
+IMBALANCE_WARNING_RATIO = 5.0
+MAX_TABLE_ROWS = 200
+MAX_LABELLED_CLASSES = 40
+PARAM_ORDER = ("backbone", "strategy", "freeze_depth", "lr_head", "lr_backbone", "layer_decay", "weight_decay",
+               "epochs")
+RANDOM_MARKERS = ("_random", "random_", " (random)", "_random_init")
+# The classic map, as drawn by charts.scenario_map: (small?, similar?) -> strategy.
+SCENARIO_PRIOR = {(True, True): "feature_extraction", (False, True): "full_finetune",
+                  (True, False): "partial_freeze", (False, False): "from_scratch"}
+
+
+def strategy_label(strategy: str | None) -> str:
+    return (strategy or "—").replace("_", " ")
+
+
+# --- verdict ----------------------------------------------------------------------------------------
+
+
+def verdict_view(analysis: dict) -> dict[str, Any]:
+    recommendation = analysis.get("recommendation")
+    view: dict[str, Any] = {"warnings": collect_warnings(analysis), "recommendation": None}
+    if recommendation:
+        n_stages = recommendation.get("n_stages") or 0
+        depth = recommendation.get("freeze_depth") or 0
+        stage_names = _stage_names(analysis, recommendation.get("backbone"), n_stages)
+        rates = recommendation.get("learning_rates") or {}
+        confidence = recommendation.get("confidence")
+        view["recommendation"] = {
+            "backbone": recommendation.get("backbone"),
+            "strategy": recommendation.get("strategy"),
+            "strategy_label": strategy_label(recommendation.get("strategy")),
+            "strategy_colour": STRATEGY_COLOURS.get(recommendation.get("strategy"), "#6b7280"),
+            "freeze_depth": depth,
+            "n_stages": n_stages,
+            "freeze_text": f"{depth} of {n_stages} stages frozen",
+            "stage_strip": charts.stage_strip(stage_names, depth, f"{depth} of {n_stages} stages frozen"),
+            "learning_rates": [(name.replace("_", " "), fmt(value)) for name, value in rates.items()],
+            "confidence": fmt(confidence, 2),
+            "confidence_percent": round(100 * confidence) if finite(confidence) else None,
+            "confidence_word": _confidence_word(confidence),
+            "rationale": list(recommendation.get("rationale") or ()),
+            "epochs": recommendation.get("epochs"),
+        }
+    best = (analysis.get("tuning") or {}).get("best")
+    if best and finite(best.get("value")):
+        view["best_trial"] = {"number": best.get("number"), "value": fmt(best["value"]),
+                              "strategy": strategy_label((best.get("params") or {}).get("strategy"))}
+    return view
+
+
+def _confidence_word(confidence) -> str:
+    if not finite(confidence):
+        return ""
+    return "low" if confidence < 0.4 else "moderate" if confidence < 0.7 else "high"
+
+
+def _stage_names(analysis: dict, backbone: str | None, n_stages: int) -> list[str]:
+    for measured in analysis.get("backbones") or ():
+        names = [stage.get("stage") for stage in measured.get("stage_shift") or ()]
+        if measured.get("name") == backbone and len(names) == n_stages:
+            return [str(name) for name in names]
+    return [f"stage {i + 1}" for i in range(n_stages)]
+
+
+def collect_warnings(analysis: dict) -> list[dict[str, str]]:
+    """Everything a reader must see before trusting the verdict, each once, with where it comes from."""
+    found: list[dict[str, str]] = []
+
+    def add(kind: str, message: str) -> None:
+        if message and all(message != item["text"] for item in found):
+            found.append({"kind": kind, "text": str(message)})
+
+    for failure in analysis.get("plugin_failures") or ():
+        add("plugin failure", f"Plugin '{failure.get('plugin')}' failed in {failure.get('hook')}: "
+                              f"{failure.get('error')}. Results from the other plugins still stand.")
+    for message in (analysis.get("recommendation") or {}).get("warnings") or ():
+        add("recommendation", message)
+    for measured in analysis.get("backbones") or ():
+        for message in measured.get("warnings") or ():
+            add(str(measured.get("name")), message)
+    dataset = analysis.get("dataset")
+    if dataset is None:
+        add("dataset", "The dataset could not be loaded, so nothing was measured.")
+        return found
+    profile = dataset.get("profile") or {}
+    for message in profile.get("warnings") or ():
+        add("dataset", message)
+    leakage = profile.get("leakage") or ()
+    if leakage and not any("leak" in item["text"].lower() for item in found):
+        add("leakage", f"{len(leakage)} group(s) of identical images appear in both train and validation: "
+                       "validation accuracy is optimistic until they are removed.")
+    ratio = profile.get("imbalance_ratio")
+    if finite(ratio) and ratio >= IMBALANCE_WARNING_RATIO and not any("imbalanc" in item["text"].lower()
+                                                                      for item in found):
+        add("imbalance", f"Classes are imbalanced: the largest has {fmt(ratio)}× the images of the smallest.")
+    skipped = dataset.get("skipped") or ()
+    if skipped:
+        add("skipped files", f"{len(skipped)} file(s) were skipped and not analysed (reasons in the Dataset section).")
+    return found
+
+
+# --- dataset ----------------------------------------------------------------------------------------
+
+
+def dataset_view(analysis: dict) -> dict[str, Any] | None:
+    dataset = analysis.get("dataset")
+    if dataset is None:
+        return None
+    profile = dataset.get("profile") or {}
+    counts = dataset.get("class_counts") or {}
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    if len(ordered) <= MAX_LABELLED_CLASSES:
+        class_chart = charts.bar_chart([Bar(name, count) for name, count in ordered], "Images per class",
+                                       axis_label="images", value_format=lambda v: f"{v:,.0f}")
+    else:
+        class_chart = charts.column_chart([count for _, count in ordered], "Images per class, largest first",
+                                          axis_label="images")
+    grid = class_thumbnails(dataset.get("examples") or {}, dataset.get("root"))
+    skipped = dataset.get("skipped") or []
+    image_size = profile.get("image_size") or {}
+    return {
+        "root": dataset.get("root"),
+        "facts": _dataset_facts(dataset, profile),
+        "notes": list(dataset.get("notes") or ()),
+        "class_chart": class_chart,
+        "thumbnails": grid,
+        "thumbnail_classes_hidden": max(0, len(dataset.get("examples") or {}) - len(grid)),
+        "size_chart": charts.range_chart(_quantile_rows(image_size, pixels=True), "Image width and height",
+                                         axis_label="pixels"),
+        "aspect_chart": charts.range_chart(_quantile_rows(image_size, pixels=False), "Aspect ratio",
+                                           axis_label="width / height"),
+        "size_table": _size_table(image_size),
+        "skipped": skipped[:MAX_TABLE_ROWS],
+        "skipped_hidden": max(0, len(skipped) - MAX_TABLE_ROWS),
+        "leakage": [list(group) for group in (profile.get("leakage") or ())[:20]],
+        "n_leakage": len(profile.get("leakage") or ()),
+        "n_duplicates": len(profile.get("duplicates") or ()),
+    }
+
+
+def _dataset_facts(dataset: dict, profile: dict) -> list[tuple[str, str]]:
+    facts = [("images", fmt(dataset.get("n_samples"))), ("classes", fmt(dataset.get("n_classes")))]
+    if profile:
+        facts += [("smallest class", fmt(profile.get("samples_per_class_min"))),
+                  ("median per class", fmt(profile.get("samples_per_class_median"))),
+                  ("imbalance (largest / smallest)", fmt(profile.get("imbalance_ratio")))]
+        splits = profile.get("split_counts") or {}
+        if splits:
+            facts.append(("splits", ", ".join(f"{name} {fmt(n)}" for name, n in splits.items())))
+        modes = profile.get("modes") or {}
+        if modes:
+            facts.append(("colour modes", ", ".join(f"{name} {fmt(n)}" for name, n in modes.items())))
+        if profile.get("channel_mean"):
+            facts.append(("channel mean (R, G, B)", ", ".join(fmt(v, 2) for v in profile["channel_mean"])))
+        if profile.get("channel_std"):
+            facts.append(("channel std (R, G, B)", ", ".join(fmt(v, 2) for v in profile["channel_std"])))
+        facts.append(("duplicate groups", fmt(len(profile.get("duplicates") or ()))))
+    facts.append(("skipped files", fmt(len(dataset.get("skipped") or ()))))
+    facts.append(("format", str(dataset.get("source_format") or "—")))
+    return facts
+
+
+def _quantile_rows(image_size: dict, pixels: bool) -> list[tuple[str, dict[str, float]]]:
+    rows = []
+    for name, quantiles in image_size.items():
+        if isinstance(quantiles, dict) and ("aspect" in name.lower()) != pixels:
+            rows.append((name, {k: v for k, v in quantiles.items() if finite(v)}))
+    return rows
+
+
+def _size_table(image_size: dict) -> dict[str, Any]:
+    """Rows = measure (width, height, aspect...), columns = the quantiles the profiler reported."""
+    columns: list[str] = []
+    rows, scalars = [], []
+    for name, value in image_size.items():
+        if isinstance(value, dict):
+            for key in value:
+                if key not in columns:
+                    columns.append(key)
+            rows.append((name, value))
+        else:
+            scalars.append((name, fmt(value)))
+    return {"columns": columns, "rows": [(name, [fmt(values.get(c)) for c in columns]) for name, values in rows],
+            "scalars": scalars}
+
+
+# --- similarity -------------------------------------------------------------------------------------
+
+
+def similarity_view(analysis: dict) -> dict[str, Any] | None:
+    backbones = list(analysis.get("backbones") or ())
+    if not backbones:
+        return None
+    recommendation = analysis.get("recommendation") or {}
+    chosen = recommendation.get("backbone")
+    backbones = _ranked(backbones, recommendation.get("ranking") or ())
+    class_names = (analysis.get("dataset") or {}).get("classes") or []
+    summary = charts.bar_chart(
+        [Bar(str(b.get("name")), (b.get("similarity") or {}).get("value"), (b.get("similarity") or {}).get("spread"),
+             fill=charts.ACCENT if b.get("name") == chosen else charts.SOFT,
+             note="recommended" if b.get("name") == chosen else "") for b in backbones],
+        "Summary similarity to the source domain, per backbone", max_value=1.0,
+        axis_label="similarity (0 = unlike the source domain, 1 = like it)")
+    cards = []
+    for backbone in backbones:
+        is_chosen = backbone.get("name") == chosen
+        depth = recommendation.get("freeze_depth") if is_chosen else None
+        stages = [(str(s.get("stage")), s.get("value"), s.get("n_layers") or 0) for s in backbone.get("stage_shift") or ()]
+        similarity = backbone.get("similarity") or {}
+        cards.append({
+            "name": backbone.get("name"),
+            "recommended": is_chosen,
+            "similarity": fmt(similarity.get("value")),
+            "similarity_spread": fmt(similarity.get("spread")) if finite(similarity.get("spread")) else None,
+            "facts": [("images measured", fmt(backbone.get("n_measured"))),
+                      ("input size", f"{backbone.get('image_size')} px" if backbone.get("image_size") else "—"),
+                      ("features", "from cache" if backbone.get("from_cache") else "computed"),
+                      ("seconds", fmt(backbone.get("seconds")))],
+            "warnings": list(backbone.get("warnings") or ()),
+            "stage_chart": charts.stage_shift_chart(stages, f"Per-stage shift of {backbone.get('name')}",
+                                                    freeze_depth=depth),
+            "peak_stage": max(stages, key=lambda s: s[1] if finite(s[1]) else -1)[0] if stages else None,
+            "probe_chart": _probe_chart(backbone),
+            "scatter": charts.scatter_chart(backbone.get("embedding_2d") or (), class_names,
+                                            f"2-D projection of {backbone.get('name')} embeddings, by class"),
+        })
+    return {"summary_chart": summary, "cards": cards, "scores": _scores_table(backbones),
+            "ranking": _ranking_table(recommendation.get("ranking") or ())}
+
+
+def _ranked(backbones: list[dict], ranking) -> list[dict]:
+    order = {row.get("backbone"): i for i, row in enumerate(ranking) if isinstance(row, dict)}
+    return sorted(backbones, key=lambda b: (order.get(b.get("name"), len(order)),
+                                            -((b.get("similarity") or {}).get("value") or 0)))
+
+
+def probe_pairs(scores: dict[str, dict]) -> list[tuple[str, dict, dict]]:
+    """``(probe, pretrained score, random-init score)`` for every score that has a ``<name>_random`` twin."""
+    pairs = []
+    for name, score in scores.items():
+        for marker in RANDOM_MARKERS:
+            base = name.replace(marker, "") if marker in name else None
+            if base and base != name and base in scores:
+                pairs.append((base, scores[base], score))
+                break
+    return pairs
+
+
+def _probe_chart(backbone: dict) -> Markup:
+    groups = [(base.replace("_", " "), [("pretrained", pre.get("value"), pre.get("spread")),
+                                        ("random init", rnd.get("value"), rnd.get("spread"))])
+              for base, pre, rnd in probe_pairs(backbone.get("scores") or {})]
+    if not groups:
+        return Markup("")
+    top = max((v for _, series in groups for _, v, _ in series if finite(v)), default=1.0)
+    return charts.grouped_bar_chart(groups, f"Probe accuracy of {backbone.get('name')}: pretrained vs random init",
+                                    series_fills={"pretrained": charts.ACCENT, "random init": "#c9ccd3"},
+                                    max_value=1.0 if top <= 1 else charts.nice_max(top))
+
+
+def _scores_table(backbones: list[dict]) -> dict[str, Any]:
+    names: list[str] = []
+    details: dict[str, str] = {}
+    for backbone in backbones:
+        for name, score in (backbone.get("scores") or {}).items():
+            if name not in names:
+                names.append(name)
+            if score.get("detail") and name not in details:
+                details[name] = score["detail"]
+    rows = []
+    for name in names:
+        cells = []
+        for backbone in backbones:
+            score = (backbone.get("scores") or {}).get(name)
+            if score is None:
+                cells.append(None)
+                continue
+            normalised = score.get("normalised")
+            cells.append({"value": fmt(score.get("value")), "sort": score.get("value"),
+                          "spread": fmt(score.get("spread")) if finite(score.get("spread")) else "",
+                          "normalised": fmt(normalised, 2) if finite(normalised) else "—",
+                          "bar": round(100 * min(max(normalised, 0), 1)) if finite(normalised) else None,
+                          "detail": score.get("detail") or ""})
+        higher = next(((b.get("scores") or {})[name].get("higher_is_better", True) for b in backbones
+                       if name in (b.get("scores") or {})), True)
+        rows.append({"name": name, "higher_is_better": higher, "detail": details.get(name, ""), "cells": cells})
+    return {"backbones": [b.get("name") for b in backbones], "rows": rows}
+
+
+def _ranking_table(ranking) -> dict[str, Any] | None:
+    rows = [row for row in ranking if isinstance(row, dict)]
+    if not rows:
+        return None
+    columns = ["backbone"] + [key for key in dict.fromkeys(k for row in rows for k in row) if key != "backbone"]
+    return {"columns": [c.replace("_", " ") for c in columns],
+            "rows": [[(fmt(row.get(c)) if c != "backbone" else str(row.get(c)), row.get(c) if finite(row.get(c)) else None)
+                      for c in columns] for row in rows]}
+
+
+# --- the four-scenario map ---------------------------------------------------------------------------
+
+
+def scenario_view(analysis: dict) -> dict[str, Any] | None:
+    backbones = analysis.get("backbones") or ()
+    recommendation = analysis.get("recommendation") or {}
+    size = recommendation.get("size") or {}
+    small = size.get("small_per_class") if finite(size.get("small_per_class")) else DEFAULT_SMALL_PER_CLASS
+    threshold = (size.get("similarity_threshold") if finite(size.get("similarity_threshold"))
+                 else DEFAULT_SIMILARITY_THRESHOLD)
+    per_class = _samples_per_class(analysis, size)
+    if not backbones or per_class is None:
+        return None
+    chosen = recommendation.get("backbone")
+    points = [{"name": str(b.get("name")), "samples_per_class": per_class,
+               "similarity": (b.get("similarity") or {}).get("value"),
+               "spread": (b.get("similarity") or {}).get("spread"), "highlight": b.get("name") == chosen}
+              for b in backbones]
+    anchor = next((p for p in points if p["highlight"]), points[0])
+    similarity = anchor["similarity"]
+    prior = SCENARIO_PRIOR[(per_class < small, finite(similarity) and similarity >= threshold)]
+    return {
+        "chart": charts.scenario_map(points, "Four-scenario map: samples per class against similarity",
+                                     small_per_class=small, similarity_threshold=threshold),
+        "samples_per_class": fmt(per_class),
+        "small_per_class": fmt(small),
+        "similarity_threshold": fmt(threshold),
+        "backbone": anchor["name"],
+        "similarity": fmt(similarity),
+        "prior": prior,
+        "prior_label": strategy_label(prior),
+        "recommended": recommendation.get("strategy"),
+        "recommended_label": strategy_label(recommendation.get("strategy")),
+        "thresholds_defaulted": "small_per_class" not in size or "similarity_threshold" not in size,
+    }
+
+
+def _samples_per_class(analysis: dict, size: dict) -> float | None:
+    if finite(size.get("samples_per_class")):
+        return float(size["samples_per_class"])
+    dataset = analysis.get("dataset") or {}
+    median = (dataset.get("profile") or {}).get("samples_per_class_median")
+    if finite(median):
+        return float(median)
+    if dataset.get("n_classes"):
+        return dataset.get("n_samples", 0) / dataset["n_classes"]
+    return None
+
+
+# --- tuning -----------------------------------------------------------------------------------------
+
+
+def tuning_view(analysis: dict) -> dict[str, Any] | None:
+    tuning = analysis.get("tuning")
+    if not tuning:
+        return None
+    trials = [dict(trial, strategy=(trial.get("params") or {}).get("strategy"), params=trial.get("params") or {})
+              for trial in tuning.get("trials") or ()]
+    by_number = {trial["number"]: trial for trial in trials}
+    importances = sorted((tuning.get("param_importances") or {}).items(), key=lambda item: -(item[1] or 0))
+    states = {}
+    for trial in trials:
+        states[trial.get("state")] = states.get(trial.get("state"), 0) + 1
+    curves, curve_rows = [], []
+    for strategy, number in (tuning.get("best_by_strategy") or {}).items():
+        trial = by_number.get(number)
+        if not trial or not trial.get("learning_curve"):
+            continue
+        curve = trial["learning_curve"]
+        curves.append((f"{strategy_label(strategy)} (trial {number})", STRATEGY_COLOURS.get(strategy, colour(len(curves))),
+                       curve))
+        start, slope, asymptote = curve_summary(curve)
+        curve_rows.append({"strategy": strategy_label(strategy), "trial": number, "start": fmt(start),
+                           "slope": fmt(slope), "asymptote": fmt(asymptote), "epochs": len(curve)})
+    best = tuning.get("best")
+    return {
+        "study_name": tuning.get("study_name"),
+        "storage": tuning.get("storage"),
+        "device": tuning.get("device"),
+        "requested": tuning.get("requested_trials"),
+        "states": sorted(states.items(), key=lambda item: str(item[0])),
+        "best": best and {"number": best.get("number"), "value": fmt(best.get("value")),
+                          "params": _params_text(best.get("params") or {})},
+        "best_model_dir": tuning.get("best_model_dir"),
+        "history_chart": charts.history_chart(trials, "Optimisation history: accuracy per trial and running best"),
+        "importance_chart": charts.bar_chart([Bar(name, value) for name, value in importances],
+                                             "Parameter importances", axis_label="importance"),
+        "parallel_chart": charts.parallel_coordinates(trials, _varying_params(trials),
+                                                      "Parallel coordinates of the completed trials"),
+        "curves_chart": charts.line_chart(curves, "Validation accuracy per epoch, best trial of each strategy",
+                                          x_label="epoch", y_label="validation accuracy"),
+        "curve_rows": curve_rows,
+        "trials": [_trial_row(trial, best) for trial in sorted(trials, key=lambda t: t["number"])],
+    }
+
+
+def curve_summary(curve) -> tuple[float | None, float | None, float | None]:
+    """(start, slope, asymptote) of a learning curve.
+
+    start: accuracy after the first epoch; slope: mean gain per epoch over the first three epochs (how
+    fast it learns); asymptote: mean of the last three epochs (where it levels off).
+    """
+    values = [v for v in curve if finite(v)]
+    if not values:
+        return None, None, None
+    span = min(3, len(values) - 1)
+    slope = (values[span] - values[0]) / span if span else None
+    tail = values[-3:]
+    return values[0], slope, sum(tail) / len(tail)
+
+
+def _varying_params(trials: list[dict]) -> list[str]:
+    keys = list(dict.fromkeys(k for t in trials for k in t["params"]))
+    keys.sort(key=lambda k: (PARAM_ORDER.index(k) if k in PARAM_ORDER else len(PARAM_ORDER), k))
+    done = [t for t in trials if finite(t.get("value"))]
+    return [k for k in keys if len({repr(t["params"].get(k)) for t in done}) > 1]
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{name}={fmt(value) if isinstance(value, float) else value}" for name, value in params.items())
+
+
+def _trial_row(trial: dict, best: dict | None) -> dict[str, Any]:
+    return {"number": trial.get("number"), "state": trial.get("state"), "strategy": strategy_label(trial.get("strategy")),
+            "params": _params_text({k: v for k, v in trial["params"].items() if k != "strategy"}),
+            "value": fmt(trial.get("value")), "value_sort": trial.get("value") if finite(trial.get("value")) else None,
+            "duration": fmt(trial.get("duration_s")), "duration_sort": trial.get("duration_s"),
+            "reason": trial.get("reason") or "", "best": bool(best) and trial.get("number") == best.get("number")}
+
+
+# --- reproduce --------------------------------------------------------------------------------------
+
+
+def reproduce_view(analysis: dict) -> dict[str, Any]:
+    environment = analysis.get("environment") or {}
+    tuning = analysis.get("tuning") or {}
+    options = analysis.get("options") or {}
+    run_dir = analysis.get("out_dir") or str(Path(str(options.get("out_dir") or "reports")) / str(analysis.get("run_id")))
+    model_dir = tuning.get("best_model_dir")
+    extra = {k: v for k, v in environment.items() if k not in ("versions", "device", "command", "seed", "created")}
+    return {
+        "command": environment.get("command"),
+        "versions": sorted((str(k), str(v)) for k, v in (environment.get("versions") or {}).items()),
+        "seed": environment.get("seed"),
+        "device": environment.get("device"),
+        "environment": [(k, v if isinstance(v, str) else fmt(v) if finite(v) else str(v)) for k, v in extra.items()],
+        "study": tuning.get("study_name"),
+        "storage": tuning.get("storage"),
+        "model_dir": model_dir,
+        "predict_command": f"tladvisor predict {shlex.quote(model_dir) if model_dir else 'MODEL_DIR'} IMAGE...",
+        "report_command": f"tladvisor report {shlex.quote(run_dir)}",
+        "timings": [(name, fmt(seconds)) for name, seconds in (analysis.get("timings") or {}).items()],
+        "plugin_failures": analysis.get("plugin_failures") or [],
+        "options": [(k, "—" if v is None else str(v)) for k, v in options.items()],
+    }
