@@ -133,10 +133,10 @@ class Advisor:
         device = pick_device(options.device)
         environment = _environment(describe(device))
 
-        def timed(stage: str, fn, *args):
+        def timed(stage: str, fn, *args, **kwargs):
             started = time.perf_counter()
             try:
-                return fn(*args)
+                return fn(*args, **kwargs)
             finally:
                 timings[stage] = round(time.perf_counter() - started, 3)
 

@@ -68,6 +68,7 @@ def summarise(stage_shift: tuple[StageShift, ...], scores: dict[str, Score]) -> 
     value = float(np.clip(values.mean(), 0, 1))
     spreads = [s for _, _, s in parts if s]
     # disagreement between the sources of evidence counts as uncertainty too
-    spread = float(math.sqrt(np.mean(np.square(spreads)) + (values.std() ** 2 if len(values) > 1 else 0)))
+    within = float(np.mean(np.square(spreads))) if spreads else 0.0
+    spread = math.sqrt(within + (float(values.std()) ** 2 if len(values) > 1 else 0.0))
     detail = "; ".join(f"{name} {v:.2f}" for name, v, _ in parts)
     return Score(value, spread, value, detail=f"mean of: {detail}")

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tladvisor.embed import BatchNormStatistics, extract_features, stage_shifts, stratified_cap
+from tladvisor.testing import tiny_backbone_spec
+
+from helpers import dataset_from_folder, write_image_folder
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return dataset_from_folder(write_image_folder(tmp_path / "data", n_classes=3, per_class=8))
+
+
+def test_stratified_cap_keeps_class_shares_and_every_class():
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    chosen = stratified_cap(labels, 20, seed=0)
+    counts = np.bincount(labels[chosen], minlength=3)
+    assert counts.tolist() == [18, 1, 1]
+    assert len(set(chosen.tolist())) == len(chosen)
+    assert stratified_cap(labels, 500).tolist() == list(range(100))
+
+
+def test_features_have_embedding_source_probs_random_copy_and_stage_shift(dataset, tmp_path):
+    spec = tiny_backbone_spec()
+    fs = extract_features(spec, dataset, image_size=32, batch_size=5, cache_dir=None)
+    assert fs.features.shape == (24, spec.feature_dim)
+    assert fs.source_probs.shape == (24, 10)
+    np.testing.assert_allclose(fs.source_probs.sum(1), 1.0, atol=1e-5)
+    assert fs.random_features.shape == fs.features.shape
+    assert not np.allclose(fs.random_features, fs.features)
+    assert [s.stage for s in fs.stage_shift] == ["stem", "block1", "block2"]
+    assert all(s.value >= 0 and s.n_layers == 1 for s in fs.stage_shift)
+    assert fs.labels.tolist() == [s.label for s in dataset.samples]
+
+
+def test_bn_shift_is_zero_when_target_matches_running_statistics():
+    bn = nn.BatchNorm2d(4)
+    bn.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0]))
+    bn.running_var.copy_(torch.tensor([1.0, 4.0, 0.25, 9.0]))
+    bn.eval()
+    model = nn.Sequential(bn)
+    stats = BatchNormStatistics(model)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, 16, 16, generator=generator) * bn.running_var.sqrt()[None, :, None, None] \
+        + bn.running_mean[None, :, None, None]
+    model(x)
+    matched = stats.layer_shift()["0"]
+    stats.sums.clear()
+    model(x * 3 + 1)
+    shifted = stats.layer_shift()["0"]
+    stats.close()
+    assert matched < 0.01
+    assert shifted > 1.0
+
+
+def test_stage_shift_averages_layers_inside_each_stage():
+    spec = tiny_backbone_spec()
+    shifts = stage_shifts(spec, {"stem.1": 1.0, "block1.1": 2.0, "block2.1": 4.0, "elsewhere": 100.0})
+    assert [(s.stage, s.value) for s in shifts] == [("stem", 1.0), ("block1", 2.0), ("block2", 4.0)]
+
+
+def test_cache_hit_returns_same_numbers_and_skips_forward_passes(dataset, tmp_path, monkeypatch):
+    spec = tiny_backbone_spec()
+    cold = extract_features(spec, dataset, image_size=32, cache_dir=tmp_path / "cache")
+    assert not cold.from_cache
+
+    def no_forward(*_args, **_kwargs):
+        raise AssertionError("a cache hit must not run the backbone")
+
+    monkeypatch.setattr("tladvisor.embed._forward_all", no_forward)
+    warm = extract_features(spec, dataset, image_size=32, cache_dir=tmp_path / "cache")
+    assert warm.from_cache
+    np.testing.assert_array_equal(warm.features, cold.features)
+    np.testing.assert_array_equal(warm.source_probs, cold.source_probs)
+    assert warm.stage_shift == cold.stage_shift
+
+
+def test_cache_key_changes_with_image_size_and_weights(dataset, tmp_path):
+    cache = tmp_path / "cache"
+    extract_features(tiny_backbone_spec(), dataset, image_size=32, cache_dir=cache)
+    extract_features(tiny_backbone_spec(), dataset, image_size=24, cache_dir=cache)
+    extract_features(tiny_backbone_spec(seed=5), dataset, image_size=32, cache_dir=cache)
+    assert len(list(cache.glob("*.npz"))) == 3
+
+
+def test_corrupt_cache_entry_is_rebuilt(dataset, tmp_path):
+    cache = tmp_path / "cache"
+    spec = tiny_backbone_spec()
+    first = extract_features(spec, dataset, image_size=32, cache_dir=cache)
+    (entry,) = cache.glob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated, as after a crash or a full disk
+    again = extract_features(spec, dataset, image_size=32, cache_dir=cache)
+    assert not again.from_cache
+    np.testing.assert_allclose(again.features, first.features, rtol=1e-5, atol=1e-6)
+    assert extract_features(spec, dataset, image_size=32, cache_dir=cache).from_cache

@@ -1,0 +1,102 @@
+import pytest
+
+from tladvisor.builtin.recommend import recommend as recommend_hook
+from tladvisor.records import AnalysisOptions, BackboneMeasurement, DatasetProfile, Score, StageShift
+from tladvisor.recommend import SMALL_PER_CLASS, recommend
+
+
+def profile(per_class: int, n_classes: int = 4) -> DatasetProfile:
+    counts = {f"c{i}": per_class for i in range(n_classes)}
+    return DatasetProfile(n_samples=per_class * n_classes, n_classes=n_classes, class_counts=counts,
+                          samples_per_class_min=per_class, samples_per_class_median=per_class,
+                          imbalance_ratio=1.0)
+
+
+def measurement(similarity: float, probe: float = 0.8, gain: float = 0.3, name: str = "net",
+                stage_shift=(0.1, 0.2, 2.0, 3.0, 4.0)) -> BackboneMeasurement:
+    scores = {
+        "linear_probe_accuracy": Score(probe, 0.02, normalised=probe),
+        "knn_accuracy": Score(probe - 0.05, 0.02, normalised=probe - 0.05),
+        "pretraining_gain": Score(gain, 0.02, normalised=max(gain, 0)),
+    }
+    return BackboneMeasurement(
+        backbone=name, similarity=Score(similarity, 0.02, similarity), scores=scores,
+        stage_shift=tuple(StageShift(f"stage{i}", v, 1) for i, v in enumerate(stage_shift)),
+        n_stages=len(stage_shift))
+
+
+SMALL, LARGE = 40, 2000
+
+
+@pytest.mark.parametrize("per_class, similarity, expected", [
+    (SMALL, 0.85, "feature_extraction"),
+    (SMALL, 0.2, "partial_freeze"),
+    (LARGE, 0.85, "full_finetune"),
+])
+def test_four_scenario_prior(per_class, similarity, expected):
+    rec = recommend(profile(per_class), [measurement(similarity)])
+    assert rec.strategy == expected
+    assert any("four-scenario rule" in r and expected in r for r in rec.rationale)
+
+
+def test_large_and_different_without_pretraining_benefit_trains_from_scratch():
+    rec = recommend(profile(LARGE), [measurement(0.2, gain=0.0)])
+    assert rec.strategy == "from_scratch"
+    assert rec.freeze_depth == 0
+    assert any("negative transfer" in w for w in rec.warnings)
+
+
+def test_measured_pretraining_gain_overrides_from_scratch_and_cites_the_number():
+    rec = recommend(profile(LARGE), [measurement(0.2, gain=0.25)])
+    assert rec.strategy == "full_finetune"
+    assert any(r.startswith("Override") and "+0.250" in r for r in rec.rationale)
+
+
+def test_near_perfect_frozen_probe_makes_feature_extraction_enough():
+    rec = recommend(profile(SMALL), [measurement(0.2, probe=0.99)])
+    assert rec.strategy == "feature_extraction"
+    assert rec.freeze_depth == rec.n_stages == 5
+
+
+def test_partial_freeze_depth_follows_where_the_shift_starts():
+    rec = recommend(profile(SMALL), [measurement(0.3, stage_shift=(0.1, 0.2, 0.3, 2.0, 4.0, 5.0))])
+    assert rec.strategy == "partial_freeze"
+    assert rec.freeze_depth == 3
+    assert any("stage3" in r for r in rec.rationale)
+    early = recommend(profile(SMALL), [measurement(0.3, stage_shift=(5.0, 2.0, 3.0, 4.0))])
+    assert early.freeze_depth == 1  # the stem's generic filters stay frozen at least
+
+
+def test_backbones_are_ranked_by_frozen_feature_fit():
+    rec = recommend(profile(SMALL), [measurement(0.9, probe=0.6, name="weak"),
+                                     measurement(0.7, probe=0.9, name="strong")])
+    assert rec.backbone == "strong"
+    assert [r["backbone"] for r in rec.ranking] == ["strong", "weak"]
+
+
+def test_rationale_cites_size_and_similarity_numbers():
+    rec = recommend(profile(SMALL), [measurement(0.85)])
+    text = " ".join(rec.rationale)
+    assert f"{SMALL * 0.8:.0f} training images per class" in text
+    assert "0.85" in text and str(SMALL_PER_CLASS) in text
+
+
+def test_confidence_is_higher_far_from_the_boundaries():
+    far = recommend(profile(10), [measurement(0.95)]).confidence
+    near = recommend(profile(int(SMALL_PER_CLASS / 0.8) - 1), [measurement(0.52)]).confidence
+    assert 0 < near < far <= 0.95
+
+
+def test_learning_rates_fit_the_strategy():
+    fe = recommend(profile(SMALL), [measurement(0.9)])
+    ft = recommend(profile(LARGE), [measurement(0.9)])
+    assert fe.learning_rates["backbone"] == 0.0
+    assert 0 < ft.learning_rates["backbone"] < ft.learning_rates["head"]
+    assert ft.learning_rates["layer_decay"] < 1
+
+
+def test_hook_recommend_uses_options_val_fraction():
+    options = AnalysisOptions(source=".", val_fraction=0.5)
+    rec = recommend_hook(profile=profile(100), measurements=[measurement(0.9)], options=options)
+    assert rec.size["samples_per_class"] == 50
+    assert recommend_hook(profile=profile(100), measurements=[], options=options) is None
