@@ -37,8 +37,9 @@ def load_dataset(source, options):
 
 @hookspec(firstresult=True)
 def profile_dataset(dataset, options):
-    """Describe a loaded dataset: return a :class:`tladvisor.records.DatasetProfile`.
+    """Describe a loaded dataset.
 
+    Return a :class:`tladvisor.records.DatasetProfile`.
     Arguments: ``dataset`` (``Dataset``), ``options`` (``AnalysisOptions``).
     firstresult: the first profiler that returns a profile wins (the built-in one runs last).
     """

@@ -88,7 +88,8 @@ class PluginHost:
         self._info[name] = PluginInfo(name, version, source, hooks)
 
     def _check_hook_names(self, name: str, module: ModuleType) -> None:
-        known = set(self.pm.hook.__dict__)
+        # pluggy adds a caller even for an unknown name once registered: only spec'd hooks count
+        known = {hook for hook, caller in vars(self.pm.hook).items() if caller.has_spec()}
         for attr, value in vars(module).items():
             marked = self.pm.parse_hookimpl_opts(module, attr) if callable(value) else None
             if marked is not None and attr not in known:

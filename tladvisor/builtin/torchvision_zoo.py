@@ -21,6 +21,10 @@ from tladvisor.errors import WeightsUnavailableError
 LICENSE = "BSD-3-Clause (torchvision code); ImageNet weights for non-commercial research use"
 
 
+def one_line_text(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300]
+
+
 def checkpoint_path(weights) -> Path:
     """Where torchvision keeps (or will keep) this weights file."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
@@ -31,10 +35,16 @@ def load_state_dict(name: str, weights) -> dict:
     try:
         # weights_only: a tampered cache file must never run code when unpickled
         return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
-    except Exception as error:  # URLError, HTTPError, hash mismatch, truncated file...
+    except Exception as error:  # URLError, HTTPError, hash mismatch, truncated or unsafe file...
+        if path.is_file():
+            raise WeightsUnavailableError(
+                f"{name}: the cached weights file {path} cannot be loaded safely "
+                f"({type(error).__name__}: {one_line_text(error)}); delete it so it is downloaded again, "
+                f"or replace it with the file from {weights.url}"
+            ) from None
         raise WeightsUnavailableError(
             f"{name}: pretrained weights are not in the cache at {path} and could not be downloaded "
-            f"({type(error).__name__}: {error}); download {weights.url} to that path, "
+            f"({type(error).__name__}: {one_line_text(error)}); download {weights.url} to that path, "
             f"or set TORCH_HOME to a folder holding hub/checkpoints/{path.name}"
         ) from None
 

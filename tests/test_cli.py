@@ -1,0 +1,114 @@
+"""The command line as a user meets it: exit codes, one-line errors, outputs on disk."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tladvisor.cli import main
+
+from helpers import TINY_PLUGIN, write_image_folder
+
+
+@pytest.fixture
+def plugins_dir(write_plugin):
+    return write_plugin("tiny_plugin", TINY_PLUGIN)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_image_folder(tmp_path / "data", n_classes=3, per_class=10)
+
+
+def analyze(plugins_dir, data, tmp_path, *extra):
+    return main(["--plugins-dir", str(plugins_dir), "analyze", str(data), "--backbone", "tiny_cnn",
+                 "--out", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "cache"),
+                 "--max-samples", "200", *extra])
+
+
+def test_analyze_writes_analysis_json_and_report(plugins_dir, data, tmp_path, capsys):
+    assert analyze(plugins_dir, data, tmp_path, "--run-name", "r1") == 0
+    run_dir = tmp_path / "reports" / "r1"
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    assert analysis["schema_version"] >= 1
+    assert analysis["dataset"]["n_samples"] == 30
+    assert analysis["dataset"]["n_classes"] == 3
+    assert analysis["dataset"]["class_counts"] == {"class_0": 10, "class_1": 10, "class_2": 10}
+    (backbone,) = analysis["backbones"]
+    assert backbone["name"] == "tiny_cnn"
+    assert 0 <= backbone["similarity"]["value"] <= 1
+    assert "linear_probe_accuracy" in backbone["scores"]
+    rec = analysis["recommendation"]
+    assert rec["backbone"] == "tiny_cnn"
+    assert rec["strategy"] in ("feature_extraction", "partial_freeze", "full_finetune", "from_scratch")
+    assert 0 <= rec["freeze_depth"] <= rec["n_stages"] == 3
+    assert rec["rationale"] and all(isinstance(s, str) for s in rec["rationale"])
+    assert analysis["tuning"] is None
+    assert (run_dir / "index.html").is_file()
+    out = capsys.readouterr().out
+    assert "Recommendation" in out and "tiny_cnn" in out
+
+
+def test_same_command_reuses_the_run_folder_and_the_feature_cache(plugins_dir, data, tmp_path):
+    assert analyze(plugins_dir, data, tmp_path) == 0
+    assert analyze(plugins_dir, data, tmp_path) == 0
+    (run_dir,) = (tmp_path / "reports").iterdir() if False else [
+        p for p in (tmp_path / "reports").iterdir() if p.is_dir()]
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    assert analysis["backbones"][0]["from_cache"] is True
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda root: root / "missing", "no such file or folder"),
+    (lambda root: root.mkdir() or root, "no usable images"),
+    (lambda root: write_image_folder(root, n_classes=1, per_class=5), "class"),
+])
+def test_bad_data_exits_non_zero_with_one_line(make, expected, plugins_dir, tmp_path, capsys):
+    source = make(tmp_path / "bad")
+    code = analyze(plugins_dir, source, tmp_path)
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error:") and expected in err.lower()
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").rglob("analysis.json"))
+
+
+def test_unknown_backbone_suggests_the_closest_name(data, tmp_path, capsys):
+    code = main(["analyze", str(data), "--backbone", "resnet81", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown backbone 'resnet81'" in err and "resnet18" in err
+
+
+def test_backbones_json_lists_torchvision_zoo_and_offline_lite0(capsys):
+    assert main(["backbones", "--json"]) == 0
+    listed = {b["name"]: b for b in json.loads(capsys.readouterr().out)["backbones"]}
+    for name in ("resnet18", "resnet50", "efficientnet_b0", "mobilenet_v3_large", "convnext_tiny", "vit_b_16"):
+        assert name in listed and listed[name]["plugin"] == "tladvisor.builtin.torchvision_zoo"
+    assert listed["efficientnet_lite0"]["weights_available"] is True
+    assert listed["efficientnet_lite0"]["feature_dim"] == 1280
+
+
+def test_plugins_dir_plugin_shows_in_plugins_and_backbones(plugins_dir, capsys):
+    assert main(["--plugins-dir", str(plugins_dir), "plugins", "--json"]) == 0
+    plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)["plugins"]}
+    assert plugins["tiny_plugin"]["hooks"] == ["register_backbones"]
+    assert main(["--plugins-dir", str(plugins_dir), "backbones", "--json"]) == 0
+    names = [b["name"] for b in json.loads(capsys.readouterr().out)["backbones"]]
+    assert "tiny_cnn" in names
+
+
+def test_examples_lists_and_writes(tmp_path, capsys):
+    assert main(["examples"]) == 0
+    assert "photos" in capsys.readouterr().out
+    assert main(["examples", "nope", str(tmp_path / "x")]) == 2
+    assert "photos" in capsys.readouterr().err
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tladvisor.cli", "analyze", str(tmp_path / "nothing")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nothing'}: no such file or folder"]
