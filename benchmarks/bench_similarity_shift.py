@@ -1,0 +1,127 @@
+"""Similarity under controlled shift: does the summary similarity fall as natural photos are corrupted?
+
+Writes the bundled `photos` example, then corrupted copies of it (Gaussian blur and Gaussian noise at 5
+severities each, and colour removal), plus the `digits` and `textures` examples and crops of a scanned
+text page; measures each with one backbone and prints a Markdown table of the summary similarity, the
+geometric-mean BatchNorm shift and a few other measures, with the Spearman correlation against severity.
+
+    .venv/bin/python benchmarks/bench_similarity_shift.py [--backbone efficientnet_lite0] [--image-size 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from scipy.stats import spearmanr
+
+from tladvisor.advisor import Advisor
+from tladvisor.data.examples import write_example
+from tladvisor.plugins import PluginHost
+from tladvisor.records import AnalysisOptions
+
+BLUR_RADII = (0.5, 1.0, 2.0, 3.0, 5.0)
+NOISE_SIGMAS = (0.04, 0.08, 0.15, 0.25, 0.4)
+
+
+def corrupted_copy(source: Path, dest: Path, corrupt) -> Path:
+    for path in sorted(source.rglob("*.jpg")):
+        target = dest / path.relative_to(source).with_suffix(".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as image:
+            corrupt(image.convert("RGB"), hash(path.name) % 2**32).save(target)
+    return dest
+
+
+def blur(radius):
+    return lambda image, _seed: image.filter(ImageFilter.GaussianBlur(radius))
+
+
+def noise(sigma):
+    def add(image, seed):
+        pixels = np.asarray(image, dtype=np.float32) / 255
+        pixels = pixels + np.random.default_rng(seed).normal(0, sigma, pixels.shape)
+        return Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8))
+    return add
+
+
+def text_pages(dest: Path, per_class: int = 40, seed: int = 0) -> Path:
+    """Crops of scikit-image's scanned page, 4 classes by vertical band (text, not natural photos)."""
+    from skimage import data
+
+    page = data.page()
+    rng = np.random.default_rng(seed)
+    band = page.shape[0] // 4
+    for k in range(4):
+        folder = dest / f"band{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            y = int(rng.integers(k * band, (k + 1) * band - 48 + 1))
+            x = int(rng.integers(0, page.shape[1] - 48))
+            Image.fromarray(page[y:y + 48, x:x + 48]).resize((96, 96)).save(folder / f"{i}.png")
+    return dest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tladvisor-shift-"))
+    photos = write_example("photos", work / "photos")
+    tasks: list[tuple[str, str, float, Path]] = [("photos", "clean", 0, photos)]
+    for level, radius in enumerate(BLUR_RADII, 1):
+        tasks.append(("blur", f"radius {radius}", level, corrupted_copy(photos, work / f"blur{level}", blur(radius))))
+    for level, sigma in enumerate(NOISE_SIGMAS, 1):
+        tasks.append(("noise", f"sigma {sigma}", level, corrupted_copy(photos, work / f"noise{level}", noise(sigma))))
+    tasks.append(("colour", "greyscale", 1, corrupted_copy(photos, work / "grey",
+                                                          lambda im, _s: im.convert("L").convert("RGB"))))
+    tasks.append(("other", "digits", 0, write_example("digits", work / "digits")))
+    tasks.append(("other", "textures", 0, write_example("textures", work / "textures")))
+    tasks.append(("other", "text page", 0, text_pages(work / "text")))
+
+    host = PluginHost()
+    spec = host.backbone(args.backbone)
+    rows = []
+    for family, level_name, level, folder in tasks:
+        options = AnalysisOptions(source=folder, backbones=(args.backbone,), image_size=args.image_size,
+                                  cache_dir=work / "cache")
+        advisor = Advisor(options, host=host)
+        dataset = advisor.load(options)
+        started = time.perf_counter()
+        m = advisor.measure(spec, dataset, options)
+        shift = np.exp(np.mean(np.log([max(s.value, 1e-6) for s in m.stage_shift])))
+        score = lambda name: m.scores[name].value if name in m.scores else float("nan")  # noqa: E731
+        rows.append({"family": family, "condition": level_name, "severity": level,
+                     "similarity": m.similarity.value, "spread": m.similarity.spread or 0.0, "bn_shift": shift,
+                     "leep": score("leep"), "linear_probe": score("linear_probe_accuracy"),
+                     "pretraining_gain": score("pretraining_gain"), "seconds": time.perf_counter() - started})
+
+    print(f"\nbackbone {args.backbone} at {args.image_size} px\n")
+    print("| data | condition | similarity | BN shift (geo. mean) | LEEP | linear probe | pretraining gain |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['family']} | {r['condition']} | {r['similarity']:.3f} ± {r['spread']:.3f} | "
+              f"{r['bn_shift']:.3f} | {r['leep']:.3f} | {r['linear_probe']:.3f} | {r['pretraining_gain']:+.3f} |")
+    clean = rows[0]
+    for family in ("blur", "noise"):
+        series = [clean] + [r for r in rows if r["family"] == family]
+        severities = [r["severity"] for r in series]
+        for measure in ("similarity", "bn_shift", "leep", "linear_probe"):
+            rho = spearmanr(severities, [r[measure] for r in series]).statistic
+            print(f"Spearman({family} severity, {measure}) = {rho:+.2f}")
+        sims = [r["similarity"] for r in series]
+        print(f"{family}: similarity falls at every step: {all(a > b for a, b in zip(sims, sims[1:]))}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
