@@ -50,6 +50,13 @@ def test_alpha_and_grey_modes(tmp_path, mode, value, expected):
     assert pixels(open_rgb(path))[1, 2].tolist() == expected
 
 
+def test_modes_that_only_exist_in_memory():
+    premultiplied = Image.new("La", (1, 1), (200, 255))
+    assert pixels(to_rgb(premultiplied)).tolist() == [[[200, 200, 200]]]
+    palette_alpha = Image.new("PA", (1, 1), (0, 0))
+    assert pixels(to_rgb(palette_alpha)).tolist() == [[[255, 255, 255]]]
+
+
 def test_bilevel_image(tmp_path):
     image = Image.new("1", (2, 1), 0)
     image.putpixel((1, 0), 1)

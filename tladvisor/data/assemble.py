@@ -80,7 +80,7 @@ def build_dataset(root: Path, candidates: Iterable[Candidate], *, source_format:
 
     classes = sorted_class_names(candidate.label for candidate, _ in accepted)
     if len(classes) < 2:
-        raise DatasetError(f"only one class ('{classes[0]}', {len(accepted)} images) in {root}; "
+        raise DatasetError(f"only one class ('{classes[0]}', {counted(len(accepted), 'image')}) in {root}; "
                            f"a classifier needs at least two classes{hint}")
 
     label_of = {name: index for index, name in enumerate(classes)}

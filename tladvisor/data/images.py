@@ -91,6 +91,8 @@ def _high_bit_depth_to_l(image: Image.Image) -> Image.Image:
 
 
 def _composited_on_white(image: Image.Image) -> Image.Image:
+    if image.mode == "La":  # premultiplied: PIL converts it only to LA
+        image = image.convert("LA")
     rgba = image.convert("RGBA")
     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(background, rgba).convert("RGB")
