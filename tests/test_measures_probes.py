@@ -1,0 +1,83 @@
+"""k-NN and linear probes: separable vs shuffled labels, chance level, and tiny classes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tladvisor.measures.probes import (
+    chance_accuracy,
+    cross_validate_accuracy,
+    knn_probe,
+    knn_probe_cv,
+    linear_probe,
+    linear_probe_cv,
+    stratified_splits,
+)
+
+
+def blobs(n_per_class: int, n_classes: int = 4, dim: int = 20, separation: float = 4.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim)) * separation
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    return centres[labels] + rng.normal(size=(len(labels), dim)), labels
+
+
+def test_chance_accuracy_is_the_majority_class_rate():
+    assert chance_accuracy(np.array([0, 0, 0, 1, 2, 2])) == pytest.approx(0.5)
+    assert chance_accuracy(np.array([7, 3])) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("probe", [knn_probe, linear_probe])
+def test_probes_separate_clusters_and_fall_to_chance_with_shuffled_labels(probe):
+    features, labels = blobs(30)
+    shuffled = np.random.default_rng(1).permutation(labels)
+    mean, std = probe(features, labels, folds=5, seed=0)
+    chance_mean, _ = probe(features, shuffled, folds=5, seed=0)
+    assert mean > 0.97 and 0 <= std < 0.05
+    assert chance_mean < 0.45  # chance is 0.25
+
+
+def test_probes_are_reproducible_for_a_seed():
+    features, labels = blobs(10, separation=0.7)
+    assert linear_probe(features, labels, seed=3) == linear_probe(features, labels, seed=3)
+    assert knn_probe(features, labels, seed=3) == knn_probe(features, labels, seed=3)
+
+
+def test_two_samples_per_class_uses_repeated_two_fold_cv():
+    features, labels = blobs(2, n_classes=5)
+    result = linear_probe_cv(features, labels, folds=5, seed=0)
+    assert result.scheme == "2-fold stratified x 3 repeats"
+    assert len(result.fold_accuracies) == 6
+    assert result.mean > 0.8  # well separated: one training image per class suffices
+    assert knn_probe_cv(features, labels).mean > 0.8
+
+
+def test_singleton_classes_are_left_out_and_too_few_classes_give_nan_with_a_reason():
+    features, labels = blobs(3, n_classes=3)
+    labels = np.append(labels, 9)
+    features = np.vstack([features, features[:1]])
+    result = knn_probe_cv(features, labels, folds=5)
+    assert result.n_used == 9 and "1 singleton-class samples left out" in result.scheme
+    assert math.isfinite(result.mean)
+
+    lonely = linear_probe_cv(np.eye(3), np.array([0, 1, 2]))
+    assert math.isnan(lonely.mean) and math.isnan(lonely.std)
+    assert "two classes with two or more samples" in lonely.reason
+    assert all(math.isnan(v) for v in knn_probe(np.eye(3), np.array([0, 1, 2])))
+
+
+def test_stratified_splits_keep_every_class_in_every_training_fold():
+    labels = np.repeat(np.arange(4), [3, 5, 8, 20])
+    splits, scheme, used, _ = stratified_splits(labels, folds=5, seed=0)
+    assert scheme == "3-fold stratified x 2 repeats" and len(used) == 36
+    for train, _test in splits:
+        assert set(labels[used][train]) == {0, 1, 2, 3}
+
+
+def test_cross_validation_accepts_any_classifier():
+    features, labels = blobs(5, n_classes=2)
+    always_zero = cross_validate_accuracy(features, labels, lambda tx, ty, vx: np.zeros(len(vx), int))
+    assert always_zero.mean == pytest.approx(0.5)
