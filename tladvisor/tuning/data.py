@@ -1,0 +1,94 @@
+"""The data every trial of one tuning run shares: the train/validation split, cached features, loaders.
+
+The split is made once per run (deterministic from the seed), so every trial, and every re-run that
+continues the study, is scored on the same validation images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from tladvisor.backbones import BackboneSpec
+from tladvisor.embed import default_cache_dir, extract_features
+from tladvisor.errors import DatasetError
+from tladvisor.records import AnalysisOptions, Dataset
+from tladvisor.transforms import ImageFiles, eval_transform, train_transform
+
+
+def split_train_val(dataset: Dataset, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from tladvisor.data.split import split_indices  # owned by data intake; imported late on purpose
+
+    train_idx, val_idx = split_indices(dataset, val_fraction, seed)
+    train_idx, val_idx = np.asarray(train_idx, dtype=np.int64), np.asarray(val_idx, dtype=np.int64)
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise DatasetError(f"{dataset.root}: too few images to tune ({len(train_idx)} to train on, "
+                           f"{len(val_idx)} to validate on); add images or change --val-fraction")
+    return train_idx, val_idx
+
+
+class FeatureSplit:
+    """Cached embeddings of the train and validation images through one frozen pretrained backbone."""
+
+    def __init__(self, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor):
+        self.train_x, self.train_y, self.val_x, self.val_y = train_x, train_y, val_x, val_y
+
+
+class TuningData:
+    """Split, features and loaders for one tuning run; features are computed once per backbone."""
+
+    def __init__(self, dataset: Dataset, options: AnalysisOptions, device: torch.device):
+        self.dataset = dataset
+        self.options = options
+        self.device = device
+        self.train_idx, self.val_idx = split_train_val(dataset, options.val_fraction, options.seed)
+        self.cache_dir: Path = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
+        self._features: dict[tuple[str, int | None], FeatureSplit] = {}
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.dataset.classes
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.dataset.classes)
+
+    def features(self, spec: BackboneSpec) -> FeatureSplit:
+        """Train/val embeddings from :func:`tladvisor.embed.extract_features` (disk cache, then memory)."""
+        key = (spec.name, self.options.image_size)
+        if key not in self._features:
+            indices = np.concatenate([self.train_idx, self.val_idx])
+            fs = extract_features(spec, self.dataset, indices, image_size=self.options.image_size,
+                                  device=self.device, batch_size=self.options.batch_size,
+                                  cache_dir=self.cache_dir, with_random=False,
+                                  num_workers=self.options.num_workers)
+            features = torch.from_numpy(np.ascontiguousarray(fs.features, dtype=np.float32))
+            labels = torch.from_numpy(fs.labels.astype(np.int64))
+            n_train = len(self.train_idx)
+            self._features[key] = FeatureSplit(features[:n_train], labels[:n_train],
+                                               features[n_train:], labels[n_train:])
+        return self._features[key]
+
+    def _images(self, indices: np.ndarray) -> tuple[list[Path], list[int]]:
+        samples = [self.dataset.samples[i] for i in indices]
+        return [s.path for s in samples], [s.label for s in samples]
+
+    def train_loader(self, spec: BackboneSpec, batch_size: int, seed: int, augment: bool = True) -> DataLoader:
+        pre = spec.preprocessing_at(self.options.image_size)
+        paths, labels = self._images(self.train_idx)
+        transform = train_transform(pre) if augment else eval_transform(pre)
+        generator = torch.Generator().manual_seed(seed)
+        # A last batch of one image breaks BatchNorm in training mode; drop it.
+        drop_last = len(paths) % batch_size == 1 and len(paths) > 1
+        return DataLoader(ImageFiles(paths, labels, transform), batch_size=batch_size, shuffle=True,
+                          generator=generator, drop_last=drop_last, num_workers=self.options.num_workers,
+                          pin_memory=self.device.type == "cuda")
+
+    def val_loader(self, spec: BackboneSpec, batch_size: int) -> DataLoader:
+        pre = spec.preprocessing_at(self.options.image_size)
+        paths, labels = self._images(self.val_idx)
+        return DataLoader(ImageFiles(paths, labels, eval_transform(pre)), batch_size=batch_size, shuffle=False,
+                          num_workers=self.options.num_workers, pin_memory=self.device.type == "cuda")

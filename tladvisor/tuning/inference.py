@@ -1,0 +1,29 @@
+"""Class probabilities of a model over a loader: one code path for validation and for ``predict``.
+
+Sharing it is what makes ``predict`` on the validation images reproduce the stored accuracy.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from tladvisor import device as devices
+
+
+def predict_probabilities(model: nn.Module, loader: DataLoader, device: torch.device) -> torch.Tensor:
+    """``(n, n_classes)`` softmax probabilities on the CPU, in loader order; the model is put in eval mode."""
+    model.eval()
+    chunks = []
+    with torch.inference_mode(), devices.autocast(device):
+        for images, _labels in loader:
+            logits = model(devices.prepare_batch(images, device))
+            chunks.append(torch.softmax(logits.float(), dim=1).cpu())
+    return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def accuracy(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
+    probabilities = predict_probabilities(model, loader, device)
+    labels = torch.as_tensor(loader.dataset.labels)  # type: ignore[attr-defined]
+    return float((probabilities.argmax(1) == labels).sum().item()) / max(1, len(labels))

@@ -1,0 +1,149 @@
+"""What each transfer strategy trains: which stages are frozen, and each parameter group's learning rate.
+
+Strategies (stages counted stem first, as in :class:`tladvisor.backbones.BackboneSpec`):
+
+- ``feature_extraction``: every stage frozen; only a new linear head is trained (on cached features).
+- ``partial_freeze``: the first ``freeze_depth`` stages frozen (weights and BatchNorm statistics).
+- ``full_finetune``: every stage trains, with layer-wise learning-rate decay towards the stem.
+- ``from_scratch``: randomly initialised backbone, everything trains at one rate.
+- ``lp_ft``: linear probe first, then fine-tune everything from that head (Kumar et al., 2022: a random
+  head's large early gradients distort pretrained features; starting from a probed head does not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from torch import nn
+
+from tladvisor.backbones import BackboneSpec
+from tladvisor.modeling import freeze_stages, head_module, member_parameters, replace_head, resolve_member
+from tladvisor.records import STRATEGIES
+
+TUNING_STRATEGIES: tuple[str, ...] = (*STRATEGIES, "lp_ft")
+GRADUAL_UNFREEZE_STRATEGIES = ("partial_freeze", "full_finetune", "lp_ft")  # those that fine-tune pretrained stages
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one training run needs to know; built from a trial's parameters."""
+
+    backbone: str
+    strategy: str
+    freeze_depth: int = 0  # leading stages kept frozen (partial_freeze); derived for the others
+    lr_head: float = 1e-2
+    lr_backbone: float = 1e-4
+    layer_decay: float = 0.8
+    weight_decay: float = 1e-4
+    epochs: int = 5
+    gradual_unfreeze: bool = False  # fine-tune strategies: unfreeze one more stage from the top per epoch
+    batch_size: int = 32
+    label_smoothing: float = 0.1
+    patience: int = 3  # epochs without a better validation accuracy before stopping
+    warmup_fraction: float = 0.1  # share of the optimiser steps spent on the linear warm-up
+    image_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy not in TUNING_STRATEGIES:
+            raise ValueError(f"unknown strategy '{self.strategy}'; expected one of {', '.join(TUNING_STRATEGIES)}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], **settings: Any) -> TrialConfig:
+        """Keep the known keys of a search-space dict (plugins may add their own); ``settings`` win."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in params.items() if k in known}
+        values.update(settings)
+        return cls(**values)
+
+
+def frozen_depth(strategy: str, freeze_depth: int, n_stages: int) -> int:
+    """How many leading stages a strategy keeps frozen while training the network."""
+    if strategy == "feature_extraction":
+        return n_stages
+    if strategy == "partial_freeze":
+        return max(0, min(int(freeze_depth), n_stages))
+    return 0
+
+
+def build_model(spec: BackboneSpec, config: TrialConfig, n_classes: int) -> nn.Module:
+    """The backbone (pretrained unless from scratch) with a new head, its leading stages frozen."""
+    model = spec.build(config.strategy != "from_scratch")
+    replace_head(model, spec, n_classes)
+    freeze_stages(model, spec, frozen_depth(config.strategy, config.freeze_depth, spec.n_stages))
+    return model
+
+
+def stage_learning_rates(spec: BackboneSpec, config: TrialConfig) -> list[float]:
+    """Learning rate of each stage, stem first: ``lr_backbone * layer_decay**i``, i counted from the top.
+
+    Layers near the stem hold generic features worth keeping, so they move least. From scratch there
+    is nothing to keep: one rate for all.
+    """
+    n = spec.n_stages
+    decay = 1.0 if config.strategy == "from_scratch" else config.layer_decay
+    return [config.lr_backbone * decay ** (n - 1 - index) for index in range(n)]
+
+
+def parameter_groups(model: nn.Module, spec: BackboneSpec, config: TrialConfig,
+                     head_lr: float | None = None) -> list[dict[str, Any]]:
+    """AdamW parameter groups: the head, then each non-frozen stage, split by whether weight decay applies.
+
+    Frozen stages are left out. Biases and normalisation parameters (1-D) get no weight decay:
+    shrinking them towards zero only shifts activations. Parameters owned by no stage and not the
+    head (a spec that forgot one) train at ``lr_backbone`` rather than silently staying put.
+    """
+    frozen = frozen_depth(config.strategy, config.freeze_depth, spec.n_stages)
+    head = head_module(model, spec)
+    named: list[tuple[str, float, list[nn.Parameter]]] = []
+    if head is not None:
+        named.append(("head", config.lr_head if head_lr is None else head_lr, list(head.parameters())))
+    rates = stage_learning_rates(spec, config)
+    for index, stage in enumerate(spec.stages):
+        if index >= frozen:
+            named.append((stage.name, rates[index], list(member_parameters(model, stage.members))))
+    owned = {id(p) for stage in spec.stages for p in member_parameters(model, stage.members)}
+    owned |= {id(p) for p in (head.parameters() if head is not None else ())}
+    orphans = [p for p in model.parameters() if id(p) not in owned]
+    if orphans:
+        named.append(("unassigned", config.lr_backbone, orphans))
+
+    groups = []
+    for name, lr, params in named:
+        decayed = [p for p in params if p.ndim > 1]
+        plain = [p for p in params if p.ndim <= 1]
+        if decayed:
+            groups.append({"name": name, "params": decayed, "lr": lr, "weight_decay": config.weight_decay})
+        if plain:
+            groups.append({"name": f"{name}/no_decay", "params": plain, "lr": lr, "weight_decay": 0.0})
+    return groups
+
+
+def set_stage_trainable(model: nn.Module, spec: BackboneSpec, index: int, trainable: bool) -> None:
+    for param in member_parameters(model, spec.stages[index].members):
+        param.requires_grad_(trainable)
+
+
+def train_mode(model: nn.Module, spec: BackboneSpec, n_frozen_or_waiting: int) -> None:
+    """``model.train()``, but stages not trained now keep their BatchNorm statistics (eval mode).
+
+    ``model.train()`` would otherwise switch a frozen stage's BatchNorm back to updating running
+    statistics from the target batches, changing the "frozen" features under the head.
+    """
+    model.train()
+    for stage in spec.stages[:n_frozen_or_waiting]:
+        for path in stage.members:
+            member = resolve_member(model, path)
+            if isinstance(member, nn.Module):
+                member.eval()
+
+
+def gradual_unfreeze_depth(epoch: int, frozen: int, n_stages: int) -> int:
+    """Leading stages still frozen at ``epoch`` (0-based) under gradual unfreezing (ULMFiT).
+
+    Epoch 0 trains the head (and no stage); each later epoch unfreezes one more stage from the top,
+    never going below the strategy's own frozen depth.
+    """
+    return max(frozen, n_stages - epoch)

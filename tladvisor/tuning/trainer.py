@@ -1,0 +1,230 @@
+"""Train one trial's model with its strategy; return the model at its best validation epoch.
+
+Every strategy shares one epoch loop (:func:`fit`): validation accuracy per epoch is the learning
+curve, the best epoch's weights are kept, training stops after ``patience`` epochs without
+improvement, and a non-finite loss stops the trial as diverged. Feature extraction trains its head
+on cached embeddings, so an epoch costs a few matrix products instead of a pass through the backbone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tladvisor import device as devices
+from tladvisor.backbones import BackboneSpec
+from tladvisor.modeling import head_module
+from tladvisor.tuning.data import FeatureSplit, TuningData
+from tladvisor.tuning.inference import accuracy
+from tladvisor.tuning.optim import make_optimizer, warmup_cosine
+from tladvisor.tuning.strategies import (
+    TrialConfig,
+    build_model,
+    frozen_depth,
+    gradual_unfreeze_depth,
+    parameter_groups,
+    set_stage_trainable,
+    train_mode,
+)
+
+EpochCallback = Callable[[int, float], None]
+"""Called after each epoch with (epoch, validation accuracy); may raise to stop (pruning)."""
+
+
+class TrialFailed(Exception):
+    """A trial that cannot finish; ``str(error)`` is the one-line reason stored with the trial."""
+
+
+class TrainingDiverged(TrialFailed):
+    pass
+
+
+@dataclass
+class FitResult:
+    accuracy: float  # best validation accuracy over the epochs run
+    best_epoch: int  # 0-based
+    learning_curve: list[float]
+    stopped_early: bool
+
+
+@dataclass
+class TrainedModel:
+    model: nn.Module  # on the CPU, eval mode, weights of the best validation epoch
+    accuracy: float
+    learning_curve: list[float]
+    best_epoch: int
+    batch_size: int  # the batch size that fitted in memory
+    stopped_early: bool
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. lp_ft's probe accuracy
+
+
+def loss_function(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+
+
+def check_finite(loss: torch.Tensor, epoch: int) -> None:
+    value = loss.detach()
+    if not bool(torch.isfinite(value)):
+        kind = "nan" if bool(torch.isnan(value)) else "inf"
+        raise TrainingDiverged(f"diverged (loss is {kind} at epoch {epoch + 1})")
+
+
+def fit(module: nn.Module, run_epoch: Callable[[int], None], evaluate: Callable[[], float], epochs: int,
+        patience: int, on_epoch: EpochCallback | None) -> FitResult:
+    """The shared epoch loop; ``module`` ends holding the weights of its best validation epoch."""
+    best_accuracy, best_epoch, best_state = -1.0, -1, None
+    curve: list[float] = []
+    stopped_early = False
+    for epoch in range(epochs):
+        run_epoch(epoch)
+        value = evaluate()
+        curve.append(value)
+        if value > best_accuracy:
+            best_accuracy, best_epoch = value, epoch
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+        if on_epoch is not None:
+            on_epoch(epoch, value)
+        if epoch - best_epoch >= patience and epoch < epochs - 1:
+            stopped_early = True
+            break
+    assert best_state is not None
+    module.load_state_dict(best_state)
+    return FitResult(best_accuracy, best_epoch, curve, stopped_early)
+
+
+# --- a linear head on cached features -----------------------------------------------------------------
+
+
+def train_head_on_features(head: nn.Linear, features: FeatureSplit, config: TrialConfig, device: torch.device,
+                           seed: int, on_epoch: EpochCallback | None) -> FitResult:
+    """Train ``head`` on frozen embeddings: no backbone forward at all."""
+    head.to(device)
+    train_x, train_y = features.train_x.to(device), features.train_y.to(device)
+    val_x, val_y = features.val_x.to(device), features.val_y.to(device)
+    n, batch_size = len(train_y), max(1, config.batch_size)
+    optimizer = make_optimizer([
+        {"params": [head.weight], "lr": config.lr_head, "weight_decay": config.weight_decay},
+        {"params": [head.bias], "lr": config.lr_head, "weight_decay": 0.0},
+    ])
+    scheduler = warmup_cosine(optimizer, config.epochs * math.ceil(n / batch_size), config.warmup_fraction)
+    generator = torch.Generator().manual_seed(seed)
+
+    def run_epoch(epoch: int) -> None:
+        head.train()
+        order = torch.randperm(n, generator=generator).to(device)
+        for start in range(0, n, batch_size):
+            batch = order[start:start + batch_size]
+            loss = loss_function(head(train_x[batch]), train_y[batch], config.label_smoothing)
+            check_finite(loss, epoch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+
+    def evaluate() -> float:
+        head.eval()
+        with torch.inference_mode():
+            predicted = head(val_x).argmax(1)
+        return float((predicted == val_y).sum().item()) / max(1, len(val_y))
+
+    return fit(head, run_epoch, evaluate, config.epochs, config.patience, on_epoch)
+
+
+# --- the network on images ------------------------------------------------------------------------------
+
+
+def optimisation_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer, scaler,
+                      device: torch.device, config: TrialConfig, epoch: int) -> None:
+    with devices.autocast(device):
+        logits = model(images)
+    loss = loss_function(logits, labels, config.label_smoothing)
+    check_finite(loss, epoch)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    # fp16 autocast needs loss scaling against gradient underflow; bf16 and fp32 do not.
+    needed = device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    return torch.amp.GradScaler("cuda", enabled=needed)
+
+
+def train_network(model: nn.Module, spec: BackboneSpec, config: TrialConfig, data: TuningData,
+                  device: torch.device, seed: int, on_epoch: EpochCallback | None,
+                  head_lr: float | None = None, augment: bool = True) -> FitResult:
+    """Fine-tune ``model`` on images: frozen stages stay fixed (BatchNorm included), the rest trains."""
+    n_stages = spec.n_stages
+    frozen = frozen_depth(config.strategy, config.freeze_depth, n_stages)
+    model = devices.prepare_model(model, device)
+    optimizer = make_optimizer(parameter_groups(model, spec, config, head_lr=head_lr))
+    train_loader = data.train_loader(spec, config.batch_size, seed, augment=augment)
+    val_loader = data.val_loader(spec, config.batch_size)
+    scheduler = warmup_cosine(optimizer, config.epochs * max(1, len(train_loader)), config.warmup_fraction)
+    scaler = _grad_scaler(device)
+
+    def run_epoch(epoch: int) -> None:
+        waiting = gradual_unfreeze_depth(epoch, frozen, n_stages) if config.gradual_unfreeze else frozen
+        for index in range(n_stages):
+            set_stage_trainable(model, spec, index, index >= waiting)
+        train_mode(model, spec, waiting)
+        for images, labels in train_loader:
+            optimisation_step(model, devices.prepare_batch(images, device), labels.to(device), optimizer, scaler,
+                              device, config, epoch)
+            scheduler.step()
+
+    return fit(model, run_epoch, lambda: accuracy(model, val_loader, device), config.epochs, config.patience,
+               on_epoch)
+
+
+# --- one trial --------------------------------------------------------------------------------------------
+
+
+def _train_once(spec: BackboneSpec, config: TrialConfig, data: TuningData, device: torch.device,
+                seed: int, on_epoch: EpochCallback | None) -> TrainedModel:
+    torch.manual_seed(seed)
+    model = build_model(spec, config, data.n_classes)
+    extras: dict[str, Any] = {}
+    if config.strategy == "feature_extraction":
+        head = head_module(model, spec)
+        result = train_head_on_features(head, data.features(spec), config, device, seed, on_epoch)
+    elif config.strategy == "lp_ft":
+        head = head_module(model, spec)
+        probe = train_head_on_features(head, data.features(spec), config, device, seed, on_epoch=None)
+        extras["probe_accuracy"] = probe.accuracy
+        # Fine-tune everything from the probed head, the head at the backbone's (small) rate so the
+        # features it was fitted to move slowly.
+        result = train_network(model, spec, config, data, device, seed, on_epoch, head_lr=config.lr_backbone)
+    else:
+        result = train_network(model, spec, config, data, device, seed, on_epoch)
+    model = model.to("cpu").eval()
+    return TrainedModel(model, result.accuracy, result.learning_curve, result.best_epoch, config.batch_size,
+                        result.stopped_early, extras)
+
+
+def _release_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def train_trial(spec: BackboneSpec, config: TrialConfig, data: TuningData, device: torch.device, *,
+                seed: int = 0, on_epoch: EpochCallback | None = None) -> TrainedModel:
+    """Train with ``config``; on CUDA out-of-memory retry once with half the batch size, then fail."""
+    batch_size = max(1, config.batch_size)
+    try:
+        return _train_once(spec, replace(config, batch_size=batch_size), data, device, seed, on_epoch)
+    except torch.cuda.OutOfMemoryError:
+        _release_memory(device)
+    half = max(1, batch_size // 2)
+    try:
+        return _train_once(spec, replace(config, batch_size=half), data, device, seed, on_epoch)
+    except torch.cuda.OutOfMemoryError:
+        _release_memory(device)
+        raise TrialFailed(f"out of memory at batch size {batch_size}, and again at {half}") from None
