@@ -9,6 +9,7 @@ disappears (new keys alone do not bump it).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +22,8 @@ SCHEMA_VERSION = 1
 EXAMPLES_PER_CLASS = 6
 ANALYSIS_FILENAME = "analysis.json"
 
+_VERSION = re.compile(r"^\d+\.\d+")  # "2.4.1+cu121" yes; "2025-01-15T..." and "Linux-6.1" no
+_NOT_VERSIONS = {"created", "started", "command", "device", "platform", "seed"}
 # DatasetProfile fields that are already at the top of "dataset"; the rest goes under "profile".
 _PROFILE_FIELDS_LIFTED = ("n_samples", "n_classes", "class_counts", "skipped")
 
@@ -93,8 +96,16 @@ def _created(run: AnalysisRun) -> str:
 
 
 def _environment(run: AnalysisRun) -> dict[str, Any]:
+    """The run's environment with the documented keys always present.
+
+    The Advisor records versions flat ({"torch": "2.4.1", ...}); they are gathered under "versions".
+    """
     environment = to_jsonable(dict(run.environment))
-    environment.setdefault("versions", {})
+    if not isinstance(environment.get("versions"), dict):
+        versions = {key: value for key, value in environment.items()
+                    if isinstance(value, str) and _VERSION.match(value) and key not in _NOT_VERSIONS}
+        environment = {key: value for key, value in environment.items() if key not in versions}
+        environment["versions"] = versions
     environment.setdefault("device", run.options.device)
     environment.setdefault("command", None)
     environment.setdefault("seed", run.options.seed)

@@ -421,10 +421,15 @@ def range_chart(rows: Sequence[tuple[str, dict[str, float]]], label: str, *, axi
         ordered = sorted(quantiles.values())
         parts.append(text(left - 8, middle + 4, shorten(name, 10), anchor="end"))
         parts.append(line(scale(ordered[0]), middle, scale(ordered[-1]), middle, stroke=MUTED, width=1.2))
-        inner = ordered[1:-1] if len(ordered) > 3 else ordered
-        parts.append(rect(scale(inner[0]), middle - 7, scale(inner[-1]) - scale(inner[0]), 14, SOFT, rx=2))
-        median = quantiles.get("median", quantiles.get("p50", ordered[len(ordered) // 2]))
+        box_low = _first(quantiles, ("q25", "p25"), ordered[1] if len(ordered) > 3 else ordered[0])
+        box_high = _first(quantiles, ("q75", "p75"), ordered[-2] if len(ordered) > 3 else ordered[-1])
+        parts.append(rect(scale(box_low), middle - 7, scale(box_high) - scale(box_low), 14, SOFT, rx=2))
+        median = _first(quantiles, ("median", "q50", "p50"), ordered[len(ordered) // 2])
         parts.append(line(scale(median), middle - 8, scale(median), middle + 8, stroke=INK, width=2))
         summary = " · ".join(f"{key} {fmt(value)}" for key, value in quantiles.items())
         parts.append(element("title", f"{name}: {summary}"))
     return svg(width, int(bottom + (44 if axis_label else 28)), parts, label)
+
+
+def _first(mapping: dict[str, float], keys: Sequence[str], default: float) -> float:
+    return next((mapping[key] for key in keys if key in mapping), default)

@@ -24,12 +24,16 @@ DEMO_COUNTS = (14, 10, 7, 4)
 RESNET_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 
 
-def write_demo_images(folder: Path, classes=DEMO_CLASSES, counts=DEMO_COUNTS, seed: int = 0) -> list[Sample]:
-    """Small PNGs, one shape per class on a random background, in ``folder/<class index>/``."""
+def write_demo_images(folder: Path, classes=DEMO_CLASSES, counts=DEMO_COUNTS, seed: int = 0,
+                      folder_names=None) -> list[Sample]:
+    """Small PNGs, one shape per class on a random background, in ``folder/<folder name>/``.
+
+    Folder names default to ``class_<index>`` (class names may hold characters a file name cannot).
+    """
     rng = np.random.default_rng(seed)
     samples = []
     for label, (name, count) in enumerate(zip(classes, counts)):
-        class_dir = folder / f"class_{label}"
+        class_dir = folder / (folder_names[label] if folder_names else f"class_{label}")
         class_dir.mkdir(parents=True, exist_ok=True)
         for index in range(count):
             width, height = int(rng.integers(56, 88)), int(rng.integers(48, 72))
@@ -39,7 +43,7 @@ def write_demo_images(folder: Path, classes=DEMO_CLASSES, counts=DEMO_COUNTS, se
             _draw_shape(ImageDraw.Draw(image), label, width, height, ink, rng)
             path = class_dir / f"{index:03d}.png"
             image.save(path)
-            split = "val" if index % 5 == 4 else "train"
+            split = "val" if index % 5 == 2 else "train"
             samples.append(Sample(path, label, split, width, height, "RGB", f"{label}-{index}"))
     return samples
 
@@ -59,7 +63,7 @@ def _draw_shape(draw: ImageDraw.ImageDraw, kind: int, width: int, height: int, i
 
 def demo_run(folder: str | Path, *, run_id: str = "demo", classes=DEMO_CLASSES, counts=DEMO_COUNTS,
              skipped_paths: tuple[str, ...] = ("broken/IMG_0042.jpg",), seed: int = 0,
-             created: str = "2025-01-15T10:24:00+00:00") -> AnalysisRun:
+             created: str = "2025-01-15T10:24:00+00:00", folder_names=None) -> AnalysisRun:
     """A complete AnalysisRun over real sample images written under ``folder/data``.
 
     Two backbones (one showing negative-transfer signs), a partial-freeze recommendation, and a study
@@ -67,7 +71,7 @@ def demo_run(folder: str | Path, *, run_id: str = "demo", classes=DEMO_CLASSES, 
     """
     folder = Path(folder)
     data_root = folder / "data"
-    samples = write_demo_images(data_root, classes, counts, seed)
+    samples = write_demo_images(data_root, classes, counts, seed, folder_names)
     skipped = tuple(SkippedFile(str(data_root / p), "cannot identify image file (truncated or not an image)")
                     for p in skipped_paths)
     dataset = Dataset(data_root, tuple(classes), tuple(samples), skipped, notes=("2 images were CMYK and converted to RGB",))
@@ -105,10 +109,9 @@ def demo_run(folder: str | Path, *, run_id: str = "demo", classes=DEMO_CLASSES, 
         measurements=measurements, recommendation=recommendation, tuning=_tuning(folder, run_id),
         plugin_failures=(PluginFailure("fancy_measures", "measure_backbone",
                                        "ValueError: could not converge after 200 iterations"),),
-        environment={"versions": {"tladvisor": __version__, "python": "3.11.9", "torch": "2.4.1",
-                                  "torchvision": "0.19.1", "optuna": "4.1.0"},
-                     "device": "cpu", "command": f"tladvisor analyze {data_root} --trials 8", "seed": seed,
-                     "created": created, "platform": "Linux-6.1-x86_64"},
+        environment={"tladvisor": __version__, "python": "3.11.9", "torch": "2.4.1", "torchvision": "0.19.1",
+                     "optuna": "4.1.0", "platform": "Linux-6.1-x86_64", "device": "cpu",
+                     "command": f"tladvisor analyze {data_root} --trials 8", "created": created},
         timings={"load": 0.41, "profile": 0.73, "embed": 12.9, "measure": 3.2, "recommend": 0.01, "tune": 412.5},
     )
 
@@ -118,9 +121,9 @@ def _profile(dataset: Dataset) -> DatasetProfile:
     widths = np.array([s.width for s in dataset.samples], dtype=float)
     heights = np.array([s.height for s in dataset.samples], dtype=float)
 
-    def quantiles(values: np.ndarray) -> dict[str, float]:
-        keys = ("min", "p25", "median", "p75", "max")
-        return {k: float(np.quantile(values, q)) for k, q in zip(keys, (0, .25, .5, .75, 1))}
+    def quantiles(values: np.ndarray) -> dict[str, float]:  # the keys tladvisor.data.profile writes
+        keys = ("min", "q05", "q25", "median", "q75", "q95", "max")
+        return {k: float(np.quantile(values, q)) for k, q in zip(keys, (0, .05, .25, .5, .75, .95, 1))}
 
     first_train = next(s for s in dataset.samples if s.split == "train")
     first_val = next(s for s in dataset.samples if s.split == "val")
@@ -134,8 +137,9 @@ def _profile(dataset: Dataset) -> DatasetProfile:
         skipped=dataset.skipped,
         duplicates=((str(first_train.path), str(first_val.path)),),
         leakage=((str(first_train.path), str(first_val.path)),),
-        warnings=(f"Class imbalance: the largest class has {max(counts.values()) / min(counts.values()):.1f}x "
-                  "the images of the smallest.",),
+        warnings=(f"classes are imbalanced: '{max(counts, key=counts.get)}' has "
+                  f"{max(counts.values()) / min(counts.values()):.1f}x the images of '{min(counts, key=counts.get)}'",
+                  "leakage: 1 image (2 identical files) in both train and val, so validation scores are optimistic"),
     )
 
 

@@ -20,7 +20,6 @@ from tladvisor.report.thumbnails import class_thumbnails
 
 DEFAULT_SMALL_PER_CLASS = 100
 DEFAULT_SIMILARITY_THRESHOLD = 0.5
-IMBALANCE_WARNING_RATIO = 5.0
 MAX_TABLE_ROWS = 200
 MAX_LABELLED_CLASSES = 40
 PARAM_ORDER = ("backbone", "strategy", "freeze_depth", "lr_head", "lr_backbone", "layer_decay", "weight_decay",
@@ -40,7 +39,7 @@ def strategy_label(strategy: str | None) -> str:
 
 def verdict_view(analysis: dict) -> dict[str, Any]:
     recommendation = analysis.get("recommendation")
-    view: dict[str, Any] = {"warnings": collect_warnings(analysis), "recommendation": None}
+    view: dict[str, Any] = {"warnings": collect_warnings(analysis), "recommendation": None, "best_trial": None}
     if recommendation:
         n_stages = recommendation.get("n_stages") or 0
         depth = recommendation.get("freeze_depth") or 0
@@ -111,12 +110,9 @@ def collect_warnings(analysis: dict) -> list[dict[str, str]]:
     if leakage and not any("leak" in item["text"].lower() for item in found):
         add("leakage", f"{len(leakage)} group(s) of identical images appear in both train and validation: "
                        "validation accuracy is optimistic until they are removed.")
-    ratio = profile.get("imbalance_ratio")
-    if finite(ratio) and ratio >= IMBALANCE_WARNING_RATIO and not any("imbalanc" in item["text"].lower()
-                                                                      for item in found):
-        add("imbalance", f"Classes are imbalanced: the largest has {fmt(ratio)}× the images of the smallest.")
+    # Imbalance warnings are the profiler's call (its threshold); they arrive with profile["warnings"].
     skipped = dataset.get("skipped") or ()
-    if skipped:
+    if skipped and not any("skipped" in item["text"].lower() for item in found):
         add("skipped files", f"{len(skipped)} file(s) were skipped and not analysed (reasons in the Dataset section).")
     return found
 
@@ -269,9 +265,15 @@ def probe_pairs(scores: dict[str, dict]) -> list[tuple[str, dict, dict]]:
 
 
 def _probe_chart(backbone: dict) -> Markup:
+    scores = backbone.get("scores") or {}
+    pairs = probe_pairs(scores)
+    probe, gain = scores.get("linear_probe_accuracy"), scores.get("pretraining_gain")
+    if not pairs and probe and gain and finite(probe.get("value")) and finite(gain.get("value")):
+        # Only the gain was recorded: the random-init accuracy is the probe minus that gain.
+        pairs = [("linear_probe_accuracy", probe, {"value": probe["value"] - gain["value"], "spread": gain.get("spread")})]
     groups = [(base.replace("_", " "), [("pretrained", pre.get("value"), pre.get("spread")),
                                         ("random init", rnd.get("value"), rnd.get("spread"))])
-              for base, pre, rnd in probe_pairs(backbone.get("scores") or {})]
+              for base, pre, rnd in pairs]
     if not groups:
         return Markup("")
     top = max((v for _, series in groups for _, v, _ in series if finite(v)), default=1.0)

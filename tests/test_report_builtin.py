@@ -1,0 +1,122 @@
+"""The built-in report plugin: write_report through the plugin host, rerender, and the runs index."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from tladvisor.builtin.report import rerender, write_report
+from tladvisor.errors import OutputError
+from tladvisor.plugins import PluginHost
+from tladvisor.records import ReportSection
+from tladvisor.report.analysis_json import SCHEMA_VERSION
+from tladvisor.report.demo import demo_run
+from tladvisor.report.runs_index import MARKER, collect_runs
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a" and dict(attrs).get("href"):
+            self.hrefs.append(dict(attrs)["href"])
+
+
+def links(html: str) -> list[str]:
+    parser = Links()
+    parser.feed(html)
+    return parser.hrefs
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    return PluginHost(load_entry_points=False, default_plugins=("tladvisor.builtin.report",))
+
+
+def test_hook_write_report_writes_analysis_json_and_the_report(tmp_path: Path, host: PluginHost) -> None:
+    run = demo_run(tmp_path, run_id="run-a")
+    section = ReportSection("notes", "Plugin notes", "<p>from a plugin</p>", order=100)
+    results = host.call_each("write_report", run=run, out_dir=run.out_dir, sections=[section])
+    assert host.failures == []
+    ((plugin, paths),) = results
+    assert plugin == "tladvisor.builtin.report"
+    assert paths == [run.out_dir / "analysis.json", run.out_dir / "index.html"]
+    analysis = json.loads(paths[0].read_text())
+    assert analysis["schema_version"] == SCHEMA_VERSION and analysis["run_id"] == "run-a"
+    html = paths[1].read_text()
+    assert "<p>from a plugin</p>" in html and "resnet18" in html
+    assert sorted(p.name for p in run.out_dir.iterdir()) == ["analysis.json", "index.html"]  # no temp files
+    assert "run-a/index.html" in links((run.out_dir.parent / "index.html").read_text())
+
+
+def test_hook_write_report_unwritable_folder_is_one_line(tmp_path: Path, host: PluginHost) -> None:
+    run = demo_run(tmp_path)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the output folder should go")
+    with pytest.raises(OutputError, match="blocker") as error:
+        write_report(run=run, out_dir=blocker / "run", sections=[])
+    assert "\n" not in str(error.value)
+    host.call_each("write_report", run=run, out_dir=blocker / "run", sections=[])  # the host records it
+    assert [(f.plugin, f.hook) for f in host.failures] == [("tladvisor.builtin.report", "write_report")]
+    assert "OutputError" in host.failures[0].error
+
+
+def test_rerender_from_analysis_json_alone_reproduces_the_report(tmp_path: Path) -> None:
+    run = demo_run(tmp_path, run_id="run-a")
+    _, report_path = write_report(run=run, out_dir=run.out_dir, sections=[])
+    first = report_path.read_text()
+    report_path.unlink()
+    assert rerender(run.out_dir) == report_path
+    assert report_path.read_text() == first
+    again = rerender(run.out_dir, sections=[ReportSection("extra", "Extra", "<p>extra</p>")])
+    assert "<p>extra</p>" in again.read_text()
+
+
+def test_rerender_refuses_a_newer_schema(tmp_path: Path) -> None:
+    run = demo_run(tmp_path)
+    analysis_path, _ = write_report(run=run, out_dir=run.out_dir, sections=[])
+    analysis = json.loads(analysis_path.read_text())
+    analysis_path.write_text(json.dumps(analysis | {"schema_version": SCHEMA_VERSION + 1}))
+    with pytest.raises(OutputError, match="newer than this tladvisor reads"):
+        rerender(run.out_dir)
+
+
+def test_runs_index_lists_every_run_newest_first(tmp_path: Path) -> None:
+    older = demo_run(tmp_path, run_id="run-a", created="2025-01-01T09:00:00+00:00")
+    newer = replace(demo_run(tmp_path, run_id="run b#2", created="2025-02-01T09:00:00+00:00"),
+                    tuning=None)
+    write_report(run=older, out_dir=older.out_dir, sections=[])
+    write_report(run=newer, out_dir=newer.out_dir, sections=[])
+    (tmp_path / "reports" / "not-a-run").mkdir()  # folders without analysis.json are not runs
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert links(index) == ["run%20b%232/index.html", "run-a/index.html"]
+    assert index.count("<tr") == 1 + 2 and "2 runs" in index
+    assert "partial freeze" in index and "0.884" in index and "35 images · 4 classes" in index
+    assert MARKER in index
+
+
+def test_runs_index_shows_a_broken_run_with_its_error(tmp_path: Path) -> None:
+    run = demo_run(tmp_path, run_id="run-a")
+    write_report(run=run, out_dir=run.out_dir, sections=[])
+    broken = tmp_path / "reports" / "broken"
+    broken.mkdir()
+    (broken / "analysis.json").write_text("{not json")
+    rows = {row["folder"]: row for row in collect_runs(tmp_path / "reports")}
+    assert rows["run-a"]["error"] is None and rows["run-a"]["backbone"] == "resnet18"
+    assert "is not valid JSON" in rows["broken"]["error"] and not rows["broken"]["has_report"]
+
+
+def test_someone_elses_index_html_is_never_replaced(tmp_path: Path) -> None:
+    run = demo_run(tmp_path, run_id="run-a")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>my home page</h1>")
+    write_report(run=run, out_dir=site / "run-a", sections=[])  # outside the run's --out folder
+    assert (site / "index.html").read_text() == "<h1>my home page</h1>"
+    assert (site / "run-a" / "index.html").is_file()
