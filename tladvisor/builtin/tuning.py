@@ -1,1 +1,22 @@
-"""Built-in plugin: tuning (filled in by its owner)."""
+"""Built-in plugin: the Optuna search space and the tuner (the work lives in :mod:`tladvisor.tuning`)."""
+
+from __future__ import annotations
+
+from tladvisor import hookimpl
+from tladvisor.tuning.search import suggest_params
+
+
+@hookimpl(trylast=True)
+def search_space(trial, recommendation, backbones, options):
+    """Backbone, strategy (incl. lp_ft), freeze depth, learning rates, weight decay and epochs."""
+    return suggest_params(trial, recommendation, backbones, options)
+
+
+@hookimpl(trylast=True)
+def tune(dataset, recommendation, backbones, options):
+    """Continue (or start) the study in ``options.storage`` until it holds ``options.trials`` finished trials."""
+    if options.trials <= 0 and not options.timeout:
+        return None
+    from tladvisor.tuning.study import Tuner  # torch training code: imported only when tuning runs
+
+    return Tuner(options).run(dataset, recommendation, backbones)

@@ -1,0 +1,121 @@
+"""The built-in search space, and the recommendation expressed as the first trial's parameters.
+
+Optuna requires one distribution per parameter name across a study's trials, so ranges here do not
+depend on the trial: ``freeze_depth`` is drawn from one range over all backbones and then clipped to
+the chosen backbone's stages; conditional parameters are only drawn where they mean something
+(``layer_decay`` is meaningless when no pretrained stage trains) and take their neutral value elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from tladvisor.backbones import BackboneSpec
+from tladvisor.records import AnalysisOptions, Recommendation
+from tladvisor.tuning.strategies import GRADUAL_UNFREEZE_STRATEGIES, TUNING_STRATEGIES
+
+LR_HEAD = (1e-4, 1e-1)
+LR_BACKBONE = (1e-5, 1e-2)
+LAYER_DECAY = (0.5, 1.0)
+WEIGHT_DECAY = (1e-6, 1e-2)
+DEFAULT_WEIGHT_DECAY = 1e-4  # the recommended trial's: the recommendation does not choose one
+EPOCHS_CPU = (3, 12)  # a CPU budget: few epochs per trial, more trials
+EPOCHS_CUDA = (5, 30)
+LAYER_DECAY_STRATEGIES = ("partial_freeze", "full_finetune", "lp_ft")  # those that fine-tune pretrained stages
+
+
+def backbone_choices(backbones: Sequence[BackboneSpec]) -> list[str]:
+    """Sorted, so the categorical distribution is the same however the list was ordered."""
+    return sorted(spec.name for spec in backbones)
+
+
+def freeze_depth_range(backbones: Sequence[BackboneSpec]) -> tuple[int, int]:
+    """Partial freeze keeps at least the first stage frozen and trains at least the last one."""
+    deepest = max((spec.n_stages for spec in backbones), default=2)
+    return 1, max(1, deepest - 1)
+
+
+def epoch_range(options: AnalysisOptions, recommendation: Recommendation | None = None) -> tuple[int, int]:
+    """Few epochs on a CPU, more on CUDA (chosen by ``options.device``); always covering the recommendation's."""
+    on_cuda = options.device.startswith("cuda") or (options.device == "auto" and torch.cuda.is_available())
+    low, high = EPOCHS_CUDA if on_cuda else EPOCHS_CPU
+    if recommendation is not None:
+        low, high = min(low, int(recommendation.epochs)), max(high, int(recommendation.epochs))
+    return max(1, low), high
+
+
+def neutral_params(strategy: str) -> dict[str, Any]:
+    """Values a strategy's unused parameters take: what the training actually does with them."""
+    values: dict[str, Any] = {}
+    if strategy == "feature_extraction":
+        values["lr_backbone"] = 0.0  # the backbone never moves
+    if strategy not in LAYER_DECAY_STRATEGIES:
+        values["layer_decay"] = 1.0
+    if strategy not in GRADUAL_UNFREEZE_STRATEGIES:
+        values["gradual_unfreeze"] = False
+    return values
+
+
+def resolved_freeze_depth(strategy: str, drawn: int | None, spec: BackboneSpec) -> int:
+    if strategy == "feature_extraction":
+        return spec.n_stages
+    if strategy == "partial_freeze":
+        return min(max(1, int(drawn if drawn is not None else 1)), max(1, spec.n_stages - 1))
+    return 0
+
+
+def suggest_params(trial, recommendation: Recommendation, backbones: Sequence[BackboneSpec],
+                   options: AnalysisOptions) -> dict[str, Any]:
+    """One trial's parameters, drawn from ``trial`` (the built-in ``search_space`` hook)."""
+    by_name = {spec.name: spec for spec in backbones}
+    backbone = trial.suggest_categorical("backbone", backbone_choices(backbones))
+    strategy = trial.suggest_categorical("strategy", list(TUNING_STRATEGIES))
+    spec = by_name[backbone]
+    params: dict[str, Any] = {"backbone": backbone, "strategy": strategy}
+
+    drawn_depth = None
+    if strategy == "partial_freeze":
+        drawn_depth = trial.suggest_int("freeze_depth", *freeze_depth_range(backbones))
+    params["freeze_depth"] = resolved_freeze_depth(strategy, drawn_depth, spec)
+    params["lr_head"] = trial.suggest_float("lr_head", *LR_HEAD, log=True)
+    if strategy != "feature_extraction":
+        params["lr_backbone"] = trial.suggest_float("lr_backbone", *LR_BACKBONE, log=True)
+    if strategy in LAYER_DECAY_STRATEGIES:
+        params["layer_decay"] = trial.suggest_float("layer_decay", *LAYER_DECAY)
+    params["weight_decay"] = trial.suggest_float("weight_decay", *WEIGHT_DECAY, log=True)
+    params["epochs"] = trial.suggest_int("epochs", *epoch_range(options, recommendation))
+    if strategy in GRADUAL_UNFREEZE_STRATEGIES:
+        params["gradual_unfreeze"] = trial.suggest_categorical("gradual_unfreeze", [False, True])
+    params.update(neutral_params(strategy))
+    return params
+
+
+def recommendation_params(recommendation: Recommendation, backbones: Sequence[BackboneSpec]) -> dict[str, Any]:
+    """The recommendation as fixed trial parameters (enqueued as the study's first trial).
+
+    Only parameters the search space will draw for that strategy are fixed; a backbone or strategy
+    outside the search space is left to the sampler rather than failing the trial.
+    """
+    params: dict[str, Any] = {}
+    if recommendation.backbone in backbone_choices(backbones):
+        params["backbone"] = recommendation.backbone
+    strategy = recommendation.strategy
+    if strategy in TUNING_STRATEGIES:
+        params["strategy"] = strategy
+    rates = recommendation.learning_rates
+    if strategy == "partial_freeze":
+        params["freeze_depth"] = int(recommendation.freeze_depth)
+    if "head" in rates:
+        params["lr_head"] = float(rates["head"])
+    if strategy != "feature_extraction" and "backbone" in rates:
+        params["lr_backbone"] = float(rates["backbone"])
+    if strategy in LAYER_DECAY_STRATEGIES and "layer_decay" in rates:
+        params["layer_decay"] = float(rates["layer_decay"])
+    params["weight_decay"] = DEFAULT_WEIGHT_DECAY
+    params["epochs"] = int(recommendation.epochs)
+    if strategy in GRADUAL_UNFREEZE_STRATEGIES:
+        params["gradual_unfreeze"] = False
+    return params
