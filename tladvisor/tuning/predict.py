@@ -1,0 +1,112 @@
+"""Load a model saved by a tuning run and classify images with it (``tladvisor predict``).
+
+The network is rebuilt from its backbone plugin (random init, no pretrained download needed), given a
+new head and loaded from ``model.safetensors``; nothing else is ever loaded. Images go through the
+saved evaluation preprocessing, the same code path that scored the validation images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+from tladvisor import device as devices
+from tladvisor.backbones import BackboneSpec, Preprocessing
+from tladvisor.data.images import open_rgb
+from tladvisor.errors import DatasetError, TLAdvisorError, UnsafeFileError
+from tladvisor.modeling import replace_head
+from tladvisor.tuning.inference import predict_probabilities
+from tladvisor.tuning.model_io import CONFIG_FILE, MODEL_FILE, read_config
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: nn.Module
+    spec: BackboneSpec
+    classes: tuple[str, ...]
+    preprocessing: Preprocessing
+    config: dict[str, Any]
+
+
+def _refuse_other_checkpoints(model_dir: Path) -> None:
+    others = sorted(p.name for p in model_dir.glob("*") if p.suffix in {".pt", ".pth", ".bin", ".ckpt", ".pkl"})
+    hint = f" (found {', '.join(others)}; pickled checkpoints can run code and are never loaded)" if others else ""
+    raise UnsafeFileError(f"{model_dir}: no {MODEL_FILE}{hint}; point at a best_model folder written by tladvisor")
+
+
+def load_model(model_dir: str | Path, host=None) -> LoadedModel:
+    """Rebuild the saved model: ``backbone.build(False)`` + new head + the safetensors state_dict."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise TLAdvisorError(f"{model_dir}: not a folder; pass the best_model folder of a tuning run")
+    if not (model_dir / MODEL_FILE).is_file():
+        _refuse_other_checkpoints(model_dir)
+    config = read_config(model_dir)
+    if config is None:
+        raise TLAdvisorError(f"{model_dir / CONFIG_FILE}: missing or unreadable; the model folder is incomplete")
+    try:
+        state = load_file(str(model_dir / MODEL_FILE))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise UnsafeFileError(f"{model_dir / MODEL_FILE}: not a valid safetensors file ({error}); refusing to load it") from None
+
+    if host is None:
+        from tladvisor.plugins import PluginHost
+
+        host = PluginHost()
+    spec = host.backbone(config["backbone"])  # BackboneError names the missing plugin's backbone
+    classes = tuple(config["classes"])
+    model = spec.build(False)
+    replace_head(model, spec, len(classes))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise TLAdvisorError(f"{model_dir / MODEL_FILE}: weights do not fit backbone '{spec.name}' ({first})") from None
+    return LoadedModel(model.eval(), spec, classes, Preprocessing(**config["preprocessing"]), config)
+
+
+class _Images(TorchDataset):
+    """Images for prediction; an unreadable file is a one-line error naming it."""
+
+    def __init__(self, paths: Sequence[Path], transform):
+        self.paths, self.transform = list(paths), transform
+        self.labels = [0] * len(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        path = self.paths[index]
+        try:
+            image = open_rgb(path)
+        except Exception as error:  # PIL raises many types for broken files
+            raise DatasetError(f"{path}: cannot read image ({type(error).__name__}: {error})") from None
+        return self.transform(image), 0
+
+
+def predict(model_dir: str | Path, paths: Sequence[str | Path], *, device: str = "auto", batch_size: int = 32,
+            host=None) -> list[dict[str, Any]]:
+    """Classify each image: ``[{"path", "label", "probability"}]`` in the order given."""
+    from tladvisor.transforms import eval_transform
+
+    loaded = load_model(model_dir, host=host)
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such image file")
+    target = devices.pick_device(device)
+    model = devices.prepare_model(loaded.model, target)
+    loader = DataLoader(_Images(paths, eval_transform(loaded.preprocessing)), batch_size=batch_size, shuffle=False)
+    probabilities = predict_probabilities(model, loader, target)
+    best = probabilities.argmax(1) if len(paths) else torch.empty(0, dtype=torch.long)
+    return [{"path": str(path), "label": loaded.classes[int(index)], "probability": float(probabilities[row, index])}
+            for row, (path, index) in enumerate(zip(paths, best.tolist()))]
