@@ -61,7 +61,7 @@ def test_same_command_reuses_the_run_folder_and_the_feature_cache(plugins_dir, d
 
 @pytest.mark.parametrize("make, expected", [
     (lambda root: root / "missing", "no such file or folder"),
-    (lambda root: root.mkdir() or root, "no usable images"),
+    (lambda root: root.mkdir() or root, "no images"),
     (lambda root: write_image_folder(root, n_classes=1, per_class=5), "class"),
 ])
 def test_bad_data_exits_non_zero_with_one_line(make, expected, plugins_dir, tmp_path, capsys):

@@ -26,7 +26,7 @@ import pluggy
 
 from tladvisor import PROJECT_NAME, __version__, hookspecs
 from tladvisor.backbones import BackboneSpec
-from tladvisor.errors import BackboneError, PluginError
+from tladvisor.errors import BackboneError, PluginError, TLAdvisorError
 from tladvisor.records import PluginFailure
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -139,7 +139,7 @@ class PluginHost:
         args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
         try:
             return True, impl.function(**args)
-        except (PluginError, BackboneError):
+        except TLAdvisorError:  # a user's mistake (bad data, unknown backbone): one clear line, not a plugin fault
             raise
         except Exception as error:
             if os.environ.get("TLADVISOR_DEBUG"):
