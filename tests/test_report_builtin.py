@@ -62,9 +62,8 @@ def test_hook_write_report_unwritable_folder_is_one_line(tmp_path: Path, host: P
     with pytest.raises(OutputError, match="blocker") as error:
         write_report(run=run, out_dir=blocker / "run", sections=[])
     assert "\n" not in str(error.value)
-    host.call_each("write_report", run=run, out_dir=blocker / "run", sections=[])  # the host records it
-    assert [(f.plugin, f.hook) for f in host.failures] == [("tladvisor.builtin.report", "write_report")]
-    assert "OutputError" in host.failures[0].error
+    with pytest.raises(OutputError, match="blocker"):  # a user's mistake reaches the user through the host
+        host.call_each("write_report", run=run, out_dir=blocker / "run", sections=[])
 
 
 def test_rerender_from_analysis_json_alone_reproduces_the_report(tmp_path: Path) -> None:
@@ -120,3 +119,36 @@ def test_someone_elses_index_html_is_never_replaced(tmp_path: Path) -> None:
     write_report(run=run, out_dir=site / "run-a", sections=[])  # outside the run's --out folder
     assert (site / "index.html").read_text() == "<h1>my home page</h1>"
     assert (site / "run-a" / "index.html").is_file()
+
+
+def test_hook_report_sections_are_collected_and_placed_by_order(tmp_path: Path, write_plugin) -> None:
+    folder = write_plugin("notes", '''
+        from markupsafe import escape
+        from tladvisor import hookimpl
+        from tladvisor.records import ReportSection
+
+        @hookimpl
+        def report_sections(run):
+            return [ReportSection("class-notes", "Class notes",
+                                  "<ul>" + "".join(f"<li>{escape(c)}</li>" for c in run.dataset.classes) + "</ul>",
+                                  order=25)]
+        ''')
+    write_plugin("broken_notes", '''
+        from tladvisor import hookimpl
+
+        @hookimpl
+        def report_sections(run):
+            raise RuntimeError("no notes today")
+        ''')
+    host = PluginHost(folder, load_entry_points=False, default_plugins=("tladvisor.builtin.report",))
+    run = demo_run(tmp_path, classes=("a<b", "c", "d", "e"))
+    sections = [s for _, found in host.call_each("report_sections", run=run) for s in found]
+    assert [s.id for s in sections] == ["class-notes"]
+    assert [(f.plugin, f.hook, f.error) for f in host.failures] == [
+        ("broken_notes", "report_sections", "RuntimeError: no notes today")]
+    run = replace(run, plugin_failures=tuple(host.failures))
+    host.call_each("write_report", run=run, out_dir=run.out_dir, sections=sections)
+    html = (run.out_dir / "index.html").read_text()
+    order = [html.index(f'id="{name}"') for name in ("dataset", "class-notes", "similarity")]
+    assert order == sorted(order)  # order 25 sits between the dataset (20) and similarity (30)
+    assert "<li>a&lt;b</li>" in html and "no notes today" in html  # the failure is in the report too

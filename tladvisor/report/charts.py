@@ -33,7 +33,7 @@ class Bar:
 # --- bars -------------------------------------------------------------------------------------------
 
 
-def bar_chart(bars: Sequence[Bar], label: str, *, max_value: float | None = None, width: int = 560,
+def bar_chart(bars: Sequence[Bar], label: str, *, max_value: float | None = None, width: int = 500,
               value_format=fmt, axis_label: str = "") -> Markup:
     """Horizontal bars with their labels on the left, values (and ± spread) on the right."""
     bars = [bar for bar in bars if finite(bar.value)]
@@ -68,7 +68,7 @@ def bar_chart(bars: Sequence[Bar], label: str, *, max_value: float | None = None
     return svg(width, height, parts, label)
 
 
-def column_chart(values: Sequence[float], label: str, *, width: int = 560, height: int = 180,
+def column_chart(values: Sequence[float], label: str, *, width: int = 500, height: int = 180,
                  axis_label: str = "") -> Markup:
     """Thin vertical bars without per-bar labels (many classes, sorted by the caller)."""
     if not values:
@@ -85,7 +85,7 @@ def column_chart(values: Sequence[float], label: str, *, width: int = 560, heigh
 
 
 def grouped_bar_chart(groups: Sequence[tuple[str, Sequence[tuple[str, float, float | None]]]], label: str, *,
-                      series_fills: dict[str, str], width: int = 560, max_value: float = 1.0) -> Markup:
+                      series_fills: dict[str, str], width: int = 500, max_value: float = 1.0) -> Markup:
     """One row per group (e.g. a probe), one thin bar per series (e.g. pretrained / random) inside it."""
     groups = [(name, [s for s in series if finite(s[1])]) for name, series in groups]
     groups = [(name, series) for name, series in groups if series]
@@ -124,7 +124,7 @@ def grouped_bar_chart(groups: Sequence[tuple[str, Sequence[tuple[str, float, flo
 
 
 def stage_shift_chart(stages: Sequence[tuple[str, float, int]], label: str, *, freeze_depth: int | None = None,
-                      width: int = 560, height: int = 210) -> Markup:
+                      width: int = 500, height: int = 210) -> Markup:
     """Shift from the source statistics per stage (stem first), the frozen stages shaded."""
     stages = [stage for stage in stages if finite(stage[1])]
     if not stages:
@@ -203,7 +203,7 @@ def scatter_chart(points: Sequence[Sequence[float]], class_names: Sequence[str],
 
 
 def scenario_map(points: Sequence[dict], label: str, *, small_per_class: float, similarity_threshold: float,
-                 width: int = 640, height: int = 400) -> Markup:
+                 width: int = 540, height: int = 380) -> Markup:
     """The four-scenario map: samples per class (log) against similarity, this dataset's backbones on it.
 
     ``points``: dicts with ``name``, ``samples_per_class``, ``similarity``, ``spread``, ``highlight``.
@@ -264,12 +264,12 @@ def fmt_count(value: float) -> str:
 # --- tuning -----------------------------------------------------------------------------------------
 
 
-def history_chart(trials: Sequence[dict], label: str, *, width: int = 640, height: int = 260) -> Markup:
+def history_chart(trials: Sequence[dict], label: str, *, width: int = 520, height: int = 260) -> Markup:
     """Objective per trial (complete: dots, pruned: rings, failed: crosses at the bottom) and the running best."""
     if not trials:
         return Markup("")
     keys = [(name.replace("_", " "), fill) for name, fill in STRATEGY_COLOURS.items()
-            if any(t.get("strategy") == name for t in trials)] + [("running best", ACCENT)]
+            if any(t.get("strategy") == name for t in trials)] + [("running best", INK, "line")]
     left, right, bottom = 52, width - 14, height - 40
     top = 16 + legend_height(keys, right - left)
     numbers = [t["number"] for t in trials]
@@ -291,7 +291,7 @@ def history_chart(trials: Sequence[dict], label: str, *, width: int = 640, heigh
         stair = [steps[0]]
         for x, y in steps[1:]:
             stair += [(x, stair[-1][1]), (x, y)]
-        parts.append(polyline(stair, stroke=ACCENT, width=2))
+        parts.append(polyline(stair, stroke=INK, width=1.6, stroke_dasharray="5 3"))
     for trial in trials:
         x, state, value = x_scale(trial["number"]), trial.get("state"), trial.get("value")
         title = f"trial {trial['number']}: {state}" + (f", {fmt(value)}" if finite(value) else "")
@@ -313,7 +313,7 @@ def history_chart(trials: Sequence[dict], label: str, *, width: int = 640, heigh
 
 
 def parallel_coordinates(trials: Sequence[dict], axes: Sequence[str], label: str, *,
-                         width: int = 900, height: int = 310) -> Markup:
+                         width: int = 1000, height: int = 310) -> Markup:
     """One polyline per completed trial across its parameters, coloured by its objective.
 
     Numeric axes are linear, or logarithmic when the values span over two orders of magnitude (learning
@@ -381,7 +381,7 @@ def _blend(start: str, end: str, fraction: float) -> str:
 
 
 def line_chart(series: Sequence[tuple[str, str, Sequence[float]]], label: str, *, x_label: str, y_label: str,
-               width: int = 640, height: int = 260, y_max: float | None = 1.0) -> Markup:
+               width: int = 520, height: int = 260, y_max: float | None = 1.0) -> Markup:
     """Lines over 1-based steps (epochs), one per ``(name, colour, values)``."""
     series = [(name, fill, values) for name, fill, values in series if any(finite(v) for v in values)]
     if not series:
@@ -405,7 +405,7 @@ def line_chart(series: Sequence[tuple[str, str, Sequence[float]]], label: str, *
 
 
 def range_chart(rows: Sequence[tuple[str, dict[str, float]]], label: str, *, axis_label: str = "",
-                width: int = 560) -> Markup:
+                width: int = 500) -> Markup:
     """Quantile ranges per row: a line from min to max, a box over the middle quantiles, a median tick."""
     rows = [(name, {k: v for k, v in q.items() if finite(v)}) for name, q in rows]
     rows = [(name, q) for name, q in rows if q]

@@ -205,15 +205,15 @@ def x_axis(scale, y: float, y_top: float, label: str = "", tick_format=fmt, coun
     return parts
 
 
-def legend(entries: Sequence[tuple[str, str]], x: float, y: float, width: float, marker: str = "rect") -> list[Markup]:
-    """Colour keys laid out left to right, wrapping at ``width``."""
+def legend(entries: Sequence[tuple[str, ...]], x: float, y: float, width: float, marker: str = "rect") -> list[Markup]:
+    """Colour keys ``(name, colour[, marker])`` laid out left to right, wrapping at ``width``."""
     parts, cursor_x, cursor_y = [], x, y
-    for name, fill in entries:
+    for name, fill, *own_marker in entries:
         label = shorten(name, 28)
         item_width = 18 + 6.2 * len(label) + 14
         if cursor_x + item_width > x + width and cursor_x > x:
             cursor_x, cursor_y = x, cursor_y + 16
-        if marker == "line":
+        if (own_marker[0] if own_marker else marker) == "line":
             parts.append(line(cursor_x, cursor_y - 4, cursor_x + 12, cursor_y - 4, stroke=fill, width=2.5))
         else:
             parts.append(rect(cursor_x, cursor_y - 9, 10, 10, fill, rx=2))
@@ -222,9 +222,9 @@ def legend(entries: Sequence[tuple[str, str]], x: float, y: float, width: float,
     return parts
 
 
-def legend_height(entries: Sequence[tuple[str, str]], width: float) -> float:
+def legend_height(entries: Sequence[tuple[str, ...]], width: float) -> float:
     rows, cursor = 1, 0.0
-    for name, _ in entries:
+    for name, *_ in entries:
         item_width = 18 + 6.2 * len(shorten(name, 28)) + 14
         if cursor + item_width > width and cursor > 0:
             rows, cursor = rows + 1, 0.0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tladvisor.data.images import open_rgb
 
-THUMBNAIL_PIXELS = 96  # longest side; shown at 72 CSS pixels, sharp on a 1.3x screen
+THUMBNAIL_PIXELS = 80  # longest side; shown at 60 CSS pixels, sharp on a 1.3x screen
 JPEG_QUALITY = 72
 MAX_THUMBNAILS = 72  # all classes together: about 3 KB each keeps the report far below 1 MB
 

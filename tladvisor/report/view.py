@@ -413,7 +413,8 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         "curves_chart": charts.line_chart(curves, "Validation accuracy per epoch, best trial of each strategy",
                                           x_label="epoch", y_label="validation accuracy"),
         "curve_rows": curve_rows,
-        "trials": [_trial_row(trial, best) for trial in sorted(trials, key=lambda t: t["number"])],
+        "param_columns": (columns := _param_columns(trials)),
+        "trials": [_trial_row(trial, best, columns) for trial in sorted(trials, key=lambda t: t["number"])],
     }
 
 
@@ -432,9 +433,18 @@ def curve_summary(curve) -> tuple[float | None, float | None, float | None]:
     return values[0], slope, sum(tail) / len(tail)
 
 
-def _varying_params(trials: list[dict]) -> list[str]:
+def _ordered_params(trials: list[dict]) -> list[str]:
     keys = list(dict.fromkeys(k for t in trials for k in t["params"]))
-    keys.sort(key=lambda k: (PARAM_ORDER.index(k) if k in PARAM_ORDER else len(PARAM_ORDER), k))
+    return sorted(keys, key=lambda k: (PARAM_ORDER.index(k) if k in PARAM_ORDER else len(PARAM_ORDER), k))
+
+
+def _param_columns(trials: list[dict]) -> list[str]:
+    """Trial-table columns: every parameter but the two shown in their own columns."""
+    return [k for k in _ordered_params(trials) if k not in ("strategy", "backbone")]
+
+
+def _varying_params(trials: list[dict]) -> list[str]:
+    keys = _ordered_params(trials)
     done = [t for t in trials if finite(t.get("value"))]
     return [k for k in keys if len({repr(t["params"].get(k)) for t in done}) > 1]
 
@@ -443,9 +453,12 @@ def _params_text(params: dict) -> str:
     return ", ".join(f"{name}={fmt(value) if isinstance(value, float) else value}" for name, value in params.items())
 
 
-def _trial_row(trial: dict, best: dict | None) -> dict[str, Any]:
+def _trial_row(trial: dict, best: dict | None, columns: list[str]) -> dict[str, Any]:
+    params = trial["params"]
     return {"number": trial.get("number"), "state": trial.get("state"), "strategy": strategy_label(trial.get("strategy")),
-            "params": _params_text({k: v for k, v in trial["params"].items() if k != "strategy"}),
+            "backbone": params.get("backbone", "—"),
+            "params": [(fmt(params.get(k)) if k in params else "—", params.get(k) if finite(params.get(k)) else None)
+                       for k in columns],
             "value": fmt(trial.get("value")), "value_sort": trial.get("value") if finite(trial.get("value")) else None,
             "duration": fmt(trial.get("duration_s")), "duration_sort": trial.get("duration_s"),
             "reason": trial.get("reason") or "", "best": bool(best) and trial.get("number") == best.get("number")}
