@@ -4,6 +4,28 @@
 report is rendered from that data alone, so ``tladvisor report DIR`` can re-render a report later
 without the dataset or the models. ``schema_version`` goes up whenever a key changes meaning or
 disappears (new keys alone do not bump it).
+
+Schema 1 (non-finite numbers are ``null``)::
+
+    schema_version, run_id, created (ISO 8601), out_dir, options {AnalysisOptions fields},
+    environment {versions {package: version}, device, command, seed, platform, ...}, timings {stage: s},
+    plugin_failures [{plugin, hook, error}],
+    dataset null | {root, source_format, notes, n_samples, n_classes, classes, class_counts {class: n},
+                    skipped [{path, reason}], examples {class: [up to 6 paths]},
+                    profile null | {samples_per_class_min, samples_per_class_median, imbalance_ratio,
+                                    split_counts, image_size, modes, channel_mean, channel_std,
+                                    duplicates, leakage, warnings}},
+    backbones [{name, similarity {value, spread, normalised, higher_is_better, detail},
+                scores {name: {value, spread, normalised, higher_is_better, detail}},
+                stage_shift [{stage, value, n_layers}], n_measured, image_size, from_cache, seconds,
+                warnings, embedding_2d [[x, y, label]], n_stages}],
+    recommendation null | {backbone, strategy, freeze_depth, n_stages, learning_rates {head, backbone,
+                           layer_decay}, confidence, rationale [sentence], ranking [{backbone, score, ...}],
+                           size {samples_per_class, small_per_class, similarity_threshold, ...},
+                           warnings, epochs},
+    tuning null | {study_name, storage, requested_trials, trials [{number, state, value, params,
+                   duration_s, reason, learning_curve}], best (a trial) | null, best_model_dir, device,
+                   param_importances {param: importance}, best_by_strategy {strategy: trial number}}
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ import base64
 import io
 from pathlib import Path
 
-from tladvisor.data.images import open_rgb
+from PIL import Image
+
+from tladvisor.data.images import apply_orientation, open_rgb, to_rgb
 
 THUMBNAIL_PIXELS = 80  # longest side; shown at 60 CSS pixels, sharp on a 1.3x screen
 JPEG_QUALITY = 72
@@ -25,7 +27,7 @@ def thumbnail_data_uri(path: str | Path, root: str | Path | None = None) -> str 
         try:
             if not candidate.is_file():
                 continue
-            image = open_rgb(candidate)
+            image = _open_small(candidate, THUMBNAIL_PIXELS)
             image.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
@@ -33,6 +35,17 @@ def thumbnail_data_uri(path: str | Path, root: str | Path | None = None) -> str 
             continue
         return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
     return None
+
+
+def _open_small(path: Path, size: int) -> Image.Image:
+    """Like ``open_rgb``, but a JPEG decodes at reduced scale: a 12-megapixel photo in ~10 ms, not ~350."""
+    with Image.open(path) as image:
+        if image.format != "JPEG":
+            return open_rgb(path)
+        image.draft("RGB", (size * 2, size * 2))  # DCT scaling keeps at least twice the thumbnail size
+        image.load()
+        rgb = to_rgb(apply_orientation(image))
+        return rgb.copy() if rgb is image else rgb
 
 
 def class_thumbnails(examples: dict[str, list[str]], root: str | None = None,
