@@ -55,13 +55,27 @@ class FitResult:
 
 @dataclass
 class TrainedModel:
-    model: nn.Module  # on the CPU, eval mode, weights of the best validation epoch
     accuracy: float
     learning_curve: list[float]
     best_epoch: int
     batch_size: int  # the batch size that fitted in memory
     stopped_early: bool
+    assemble: Callable[[], nn.Module]  # the whole model (CPU, eval mode) at its best validation epoch
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. lp_ft's probe accuracy
+
+    @property
+    def model(self) -> nn.Module:
+        """Built on first use: a feature-extraction trial only needs its backbone if its model is kept."""
+        if not hasattr(self, "_model"):
+            self._model = self.assemble().to("cpu").eval()
+        return self._model
+
+
+def attach_head(spec: BackboneSpec, config: TrialConfig, n_classes: int, head: nn.Linear) -> nn.Module:
+    """The pretrained backbone (frozen as the strategy says) carrying a head trained elsewhere."""
+    model = build_model(spec, config, n_classes)
+    head_module(model, spec).load_state_dict(head.state_dict())
+    return model
 
 
 def loss_function(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
@@ -190,12 +204,16 @@ def train_network(model: nn.Module, spec: BackboneSpec, config: TrialConfig, dat
 def _train_once(spec: BackboneSpec, config: TrialConfig, data: TuningData, device: torch.device,
                 seed: int, on_epoch: EpochCallback | None) -> TrainedModel:
     torch.manual_seed(seed)
-    model = build_model(spec, config, data.n_classes)
     extras: dict[str, Any] = {}
     if config.strategy == "feature_extraction":
-        head = head_module(model, spec)
+        # Only the head is trained, so only the head is built; the backbone joins it when the model is kept.
+        head = nn.Linear(spec.feature_dim, data.n_classes)
         result = train_head_on_features(head, data.features(spec), config, device, seed, on_epoch)
-    elif config.strategy == "lp_ft":
+        head = head.to("cpu")
+        return TrainedModel(result.accuracy, result.learning_curve, result.best_epoch, config.batch_size,
+                            result.stopped_early, lambda: attach_head(spec, config, data.n_classes, head))
+    model = build_model(spec, config, data.n_classes)
+    if config.strategy == "lp_ft":
         head = head_module(model, spec)
         probe = train_head_on_features(head, data.features(spec), config, device, seed, on_epoch=None)
         extras["probe_accuracy"] = probe.accuracy
@@ -205,8 +223,8 @@ def _train_once(spec: BackboneSpec, config: TrialConfig, data: TuningData, devic
     else:
         result = train_network(model, spec, config, data, device, seed, on_epoch)
     model = model.to("cpu").eval()
-    return TrainedModel(model, result.accuracy, result.learning_curve, result.best_epoch, config.batch_size,
-                        result.stopped_early, extras)
+    return TrainedModel(result.accuracy, result.learning_curve, result.best_epoch, config.batch_size,
+                        result.stopped_early, lambda: model, extras)
 
 
 def _release_memory(device: torch.device) -> None:
