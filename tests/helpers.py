@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +47,45 @@ from tladvisor.testing import tiny_backbone_spec
 def register_backbones(register):
     register(tiny_backbone_spec())
 '''
+
+
+def write_image(path: Path, colour=(120, 60, 30), size=(16, 12), mode="RGB") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, colour).save(path)
+    return path
+
+
+def png_with_header_only(path: Path, width: int, height: int) -> Path:
+    """A tiny file that claims width x height pixels: a decompression bomb by its header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+def write_messy_folder(root: Path) -> Path:
+    """Good images plus every kind of bad file a user's folder holds (see test_data_loading)."""
+    for i in range(3):
+        write_image(root / "cat" / f"cat{i}.png", colour=(200, 10 * i, 0))
+        write_image(root / "dog" / f"dog{i}.jpg", colour=(0, 10 * i, 200))
+    write_image(root / "lonely" / "only.png")  # a class with a single image
+    (root / "cat" / "empty.jpg").write_bytes(b"")
+    noise = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "JPEG")
+    (root / "cat" / "truncated.jpg").write_bytes(buffer.getvalue()[:-400])
+    (root / "dog" / "notes.png").write_text("this is not a picture")
+    Image.new("RGB", (8, 8), (200, 40, 60)).convert("CMYK").save(root / "dog" / "cmyk.jpg", quality=95)
+    Image.fromarray(np.full((6, 5), 257 * 50, dtype=np.uint16)).save(root / "cat" / "deep.png")
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    palette.putpixel((0, 0), 1)
+    palette.save(root / "cat" / "palette.png", transparency=0)
+    write_image(root / "dog" / "huge.png", size=(300, 200))  # over the low limit set below
+    png_with_header_only(root / "dog" / "bomb.png", 100_000, 100_000)  # over PIL's own hard limit
+    (root / "dog" / ".hidden.png").write_text("hidden files are ignored")
+    (root / "dog" / "README.txt").write_text("non-image extensions are ignored")
+    return root

@@ -1,6 +1,7 @@
 """The command line as a user meets it: exit codes, one-line errors, outputs on disk."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -112,3 +113,21 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nothing'}: no such file or folder"]
+
+
+def test_messy_folder_is_analysed_to_the_end_with_every_bad_file_reported(plugins_dir, tmp_path):
+    from helpers import write_messy_folder
+
+    data = write_messy_folder(tmp_path / "messy")
+    assert analyze(plugins_dir, data, tmp_path, "--run-name", "messy", "--max-image-pixels", "50000") == 0
+    analysis = json.loads((tmp_path / "reports" / "messy" / "analysis.json").read_text())
+    skipped = {Path(item["path"]).name: item["reason"] for item in analysis["dataset"]["skipped"]}
+    assert set(skipped) == {"empty.jpg", "truncated.jpg", "notes.png", "huge.png", "bomb.png"}
+    assert all(reason for reason in skipped.values())
+    assert "pixels" in skipped["huge.png"] and "pixels" in skipped["bomb.png"]
+    # odd modes were converted and kept; the one-image class is kept and warned about
+    assert analysis["dataset"]["class_counts"] == {"cat": 5, "dog": 4, "lonely": 1}
+    assert any("lonely" in w for w in analysis["dataset"]["profile"]["warnings"])
+    html = (tmp_path / "reports" / "messy" / "index.html").read_text()
+    for name in skipped:
+        assert name in html

@@ -65,7 +65,10 @@ def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool) -> None:
 @click.option("--image-size", type=click.IntRange(min=16), help="Measure and train at this input size (px).")
 @click.option("--max-samples", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Images measured per backbone (a stratified sample).")
-@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
+              help="Validation share when the data has no train/val split.")
+@click.option("--max-image-pixels", type=click.IntRange(min=1), default=89_478_485, show_default=True,
+              help="Skip images with more pixels than this (decompression-bomb guard).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
