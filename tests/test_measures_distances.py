@@ -79,3 +79,12 @@ def test_distances_return_nan_for_single_rows_and_refuse_mismatched_spaces():
     assert math.isnan(mmd_rbf(np.ones((1, 3)), np.ones((4, 3))))
     with pytest.raises(ValueError, match="different spaces"):
         frechet_distance(np.ones((4, 3)), np.ones((4, 2)))
+
+
+def test_frechet_distance_cholesky_path_handles_constant_features():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(200, 10)), rng.normal(size=(8, 10)) * 2.0  # n > d for a, n < d for b
+    a[:, 3] = 0.0  # a dead ReLU unit: singular covariance
+    expected = frechet_distance_from_moments(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(a, a.copy()) == pytest.approx(0.0, abs=1e-6)

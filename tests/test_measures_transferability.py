@@ -180,3 +180,21 @@ def test_measures_return_nan_for_a_single_class_or_sample():
     assert math.isnan(logme(np.ones((1, 3)), np.array([0])))
     assert math.isnan(hscore_shrinkage(np.random.default_rng(0).normal(size=(5, 3)), np.zeros(5)))
 
+
+
+@pytest.mark.parametrize("n,d", [(12, 30), (40, 6)])
+def test_hscore_quadratic_forms_agree_between_cholesky_and_pseudo_inverse_paths(n, d):
+    from tladvisor.measures.transferability import _class_mean_quadratic_forms, _smaller_gram
+
+    features, labels = clusters(n // 4, 4, d, separation=1.0, seed=10)
+    centred = features - features.mean(axis=0)
+    weights = np.eye(4)[labels] / np.bincount(labels)
+    means = centred.T @ weights
+    covariance = centred.T @ centred / len(centred)
+    gram = _smaller_gram(centred)
+    with_ridge = _class_mean_quadratic_forms(centred, gram, weights, 0.7, 0.05)
+    dense = np.diag(means.T @ np.linalg.solve(0.7 * covariance + 0.05 * np.eye(d), means))
+    assert with_ridge == pytest.approx(dense, rel=1e-8)
+    no_ridge = _class_mean_quadratic_forms(centred, gram, weights, 0.7, 0.0)  # singular when n <= d
+    pseudo = np.diag(means.T @ np.linalg.pinv(0.7 * covariance, rcond=1e-10, hermitian=True) @ means)
+    assert no_ridge == pytest.approx(pseudo, rel=1e-6)

@@ -1,1 +1,282 @@
-"""Built-in plugin: measures (filled in by its owner)."""
+"""Built-in plugin: the measures of transfer for one backbone, from its :class:`FeatureSet`.
+
+Every measure becomes a :class:`Score` with its raw ``value``, an uncertainty ``spread`` (CV std
+or bootstrap std) and a ``normalised`` number in [0, 1] (1 = transfers well / like the source) that
+can be compared across datasets and sits beside the raw number in the report:
+
+- probes, ``knn_accuracy`` / ``linear_probe_accuracy`` (and ``*_random`` on a randomly initialised
+  copy): normalised ``(acc - chance) / (1 - chance)``, chance = majority-class rate;
+- ``pretraining_gain``: linear probe pretrained minus random, normalised by the same headroom
+  ``1 - chance``; its spread is the std of the per-fold differences (both probes use the same folds);
+- ``logme``: normalised ``tanh(max(0, LogME - LogME_0))``, a logistic squashing
+  (``tanh x = 2 sigmoid(2x) - 1``) of the evidence gain over LogME_0, the evidence of the same
+  labels under an intercept-only model: per-sample nats the features add over knowing only the
+  class frequencies (0 = no information, 1 nat -> 0.76, 2 nats -> 0.96). Raw LogME moves with the
+  number and balance of classes; the gain does not;
+- ``leep``, ``nce`` (only with source-classifier probabilities): normalised ``1 + x / H(Y)``, the
+  share of the label entropy the source classifier explains (LEEP of an input-blind classifier and
+  NCE of an independent source label are both ``-H(Y)``; a perfect one scores 0);
+- ``hscore``: normalised by its upper bound ``min(C - 1, d)``;
+- ``bn_shift``, ``bn_shift_early``, ``bn_shift_late``: mean symmetric KL over stages (all, first
+  half, second half), normalised ``exp(-KL)``;
+- ``frechet_to_source`` and ``mmd_to_source`` (only with a source sample): normalised
+  ``1 - FD / (||mu_a - mu_b||^2 + tr S_a + tr S_b)`` and ``1 - MMD^2 / (k_aa + k_bb)``.
+
+A measure the data cannot support (one sample per class, mismatched shapes) is left out, never raised.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tladvisor import hookimpl
+from tladvisor.measures.bootstrap import bootstrap, bootstrap_two_sample
+from tladvisor.measures.distances import (
+    KernelMeans,
+    frechet_distance,
+    frechet_scale,
+    kernel_means,
+    median_heuristic_bandwidth,
+    rbf_kernel,
+)
+from tladvisor.measures.probes import CrossValidatedAccuracy, chance_accuracy, knn_probe_cv, linear_probe_cv
+from tladvisor.measures.transferability import hscore_shrinkage, label_entropy, leep, logme, nce
+from tladvisor.records import FeatureSet, Score, StageShift
+
+BOOTSTRAP_RESAMPLES = 20
+BOOTSTRAP_MAX_ROWS = 400  # rows per resample: keeps 20 resamples of 1280-d features to about a second
+MMD_MAX_ROWS = 1000  # rows per side for the MMD kernel matrix
+CV_FOLDS = 5
+
+
+@hookimpl
+def measure_backbone(features, options):
+    """Probes, transferability, stage shift and source distances of one backbone's features."""
+    return measure_feature_set(features, seed=int(getattr(options, "seed", 0) or 0))
+
+
+def measure_feature_set(feature_set: FeatureSet, *, seed: int = 0, folds: int = CV_FOLDS) -> dict[str, Score]:
+    """All the scores this plugin can compute from ``feature_set``, by measure name."""
+    target = _TargetData.from_feature_set(feature_set)
+    scores: dict[str, Score] = {}
+    scores.update(probe_scores(target, seed=seed, folds=folds))
+    scores.update(transferability_scores(target, seed=seed))
+    scores.update(stage_shift_scores(feature_set.stage_shift))
+    scores.update(source_distance_scores(target.features, feature_set.source_sample_features, seed=seed))
+    return scores
+
+
+@dataclass(frozen=True, eq=False)
+class _TargetData:
+    """The rows of a FeatureSet with finite embeddings, and the optional arrays that match them."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    source_probs: np.ndarray | None
+    random_features: np.ndarray | None
+
+    @classmethod
+    def from_feature_set(cls, feature_set: FeatureSet) -> _TargetData:
+        features = np.asarray(feature_set.features)
+        labels = np.asarray(feature_set.labels).ravel()
+        if features.ndim != 2 or len(features) != len(labels):
+            return cls(np.zeros((0, 1)), np.zeros(0, dtype=np.int64), None, None)
+        keep = np.isfinite(features).all(axis=1)
+
+        def matching(extra: np.ndarray | None) -> np.ndarray | None:
+            if extra is None:
+                return None
+            extra = np.asarray(extra)
+            if extra.ndim != 2 or len(extra) != len(labels) or not np.isfinite(extra[keep]).all():
+                return None
+            return extra[keep]
+
+        return cls(features[keep], labels[keep], matching(feature_set.source_probs),
+                   matching(feature_set.random_features))
+
+    @property
+    def n_classes(self) -> int:
+        return len(np.unique(self.labels))
+
+    def supports_label_measures(self) -> bool:
+        """Two classes and on average two samples per class: below that every estimate is degenerate."""
+        return self.n_classes >= 2 and len(self.labels) >= 2 * self.n_classes
+
+
+# --- probes -----------------------------------------------------------------------------------------
+
+
+def probe_scores(target: _TargetData, *, seed: int, folds: int) -> dict[str, Score]:
+    """k-NN and linear-probe accuracy on pretrained and random features, and the pretraining gain."""
+    if target.n_classes < 2:
+        return {}
+    chance = chance_accuracy(target.labels)
+    probes = {
+        "knn_accuracy": (knn_probe_cv, target.features, "a cosine 10-NN classifier on the frozen features"),
+        "linear_probe_accuracy": (linear_probe_cv, target.features,
+                                  "logistic regression on the standardised frozen features"),
+    }
+    if target.random_features is not None:
+        probes["knn_accuracy_random"] = (knn_probe_cv, target.random_features,
+                                         "a cosine 10-NN classifier on a randomly initialised copy's features")
+        probes["linear_probe_accuracy_random"] = (linear_probe_cv, target.random_features,
+                                                  "logistic regression on a randomly initialised copy's features")
+    results: dict[str, CrossValidatedAccuracy] = {}
+    scores: dict[str, Score] = {}
+    for name, (probe, matrix, what) in probes.items():
+        result = probe(matrix, target.labels, folds=folds, seed=seed)
+        if not math.isfinite(result.mean):
+            continue
+        results[name] = result
+        scores[name] = Score(result.mean, result.std, _above_chance(result.mean - chance, chance),
+                             detail=f"Accuracy of {what}, {result.scheme} cross-validation (chance {chance:.2f}).")
+    pretrained, random = results.get("linear_probe_accuracy"), results.get("linear_probe_accuracy_random")
+    if pretrained is not None and random is not None:
+        scores["pretraining_gain"] = _pretraining_gain(pretrained, random, chance)
+    return scores
+
+
+def _pretraining_gain(pretrained: CrossValidatedAccuracy, random: CrossValidatedAccuracy, chance: float) -> Score:
+    gain = pretrained.mean - random.mean
+    if len(pretrained.fold_accuracies) == len(random.fold_accuracies):
+        spread = float(np.std(pretrained.fold_accuracies - random.fold_accuracies))  # same folds: paired
+    else:
+        spread = math.hypot(pretrained.std, random.std)
+    return Score(gain, spread, _above_chance(gain, chance),
+                 detail=(f"Linear-probe accuracy of the pretrained features minus that of a randomly initialised "
+                         f"copy ({pretrained.mean:.3f} vs {random.mean:.3f}); near or below 0 warns of "
+                         f"negative transfer."))
+
+
+def _above_chance(gain_over_chance: float, chance: float) -> float:
+    return float(np.clip(gain_over_chance / (1.0 - chance), 0.0, 1.0)) if chance < 1.0 else 0.0
+
+
+# --- transferability --------------------------------------------------------------------------------
+
+
+def transferability_scores(target: _TargetData, *, seed: int) -> dict[str, Score]:
+    """LogME, shrinkage H-score, and LEEP/NCE through the source head, each with a bootstrap spread."""
+    if not target.supports_label_measures():
+        return {}
+    features, labels = target.features, target.labels
+
+    def resampled(statistic, *arrays: np.ndarray) -> tuple[float, float]:
+        return bootstrap(statistic, *arrays, n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS)
+
+    scores: dict[str, Score] = {}
+    value, spread = resampled(logme, features, labels)
+    if math.isfinite(value):
+        baseline = logme(np.ones((len(labels), 1)), labels)
+        scores["logme"] = Score(value, _finite_or_none(spread), float(np.tanh(max(value - baseline, 0.0))),
+                                detail=(f"LogME: log evidence per sample of a Bayesian linear model of the labels "
+                                        f"on the features ({value - baseline:+.3f} nats over class frequencies alone)."))
+    value, spread = resampled(hscore_shrinkage, features, labels)
+    if math.isfinite(value):
+        bound = min(target.n_classes - 1, features.shape[1])
+        scores["hscore"] = Score(value, _finite_or_none(spread), float(np.clip(value / bound, 0.0, 1.0)),
+                                 detail=(f"Shrinkage H-score: between-class over total feature covariance "
+                                         f"(Ledoit-Wolf), at most {bound}."))
+    if target.source_probs is not None:
+        entropy = label_entropy(labels)
+        value, spread = resampled(leep, target.source_probs, labels)
+        if math.isfinite(value):
+            scores["leep"] = Score(value, _finite_or_none(spread), _share_of_entropy(value, entropy),
+                                   detail=(f"LEEP: mean log-likelihood of the labels predicted through the source "
+                                           f"classifier's soft outputs (-{entropy:.2f} = no information, 0 = perfect)."))
+        value, spread = resampled(nce, target.source_probs.argmax(axis=1), labels)
+        if math.isfinite(value):
+            scores["nce"] = Score(value, _finite_or_none(spread), _share_of_entropy(value, entropy),
+                                  detail=(f"NCE: minus the entropy of the labels given the source classifier's top "
+                                          f"class (-{entropy:.2f} = independent, 0 = determines the label)."))
+    return scores
+
+
+def _share_of_entropy(value: float, entropy: float) -> float:
+    return float(np.clip(1.0 + value / entropy, 0.0, 1.0)) if entropy > 0 else 0.0
+
+
+# --- stage shift ------------------------------------------------------------------------------------
+
+
+def stage_shift_scores(stage_shift: tuple[StageShift, ...]) -> dict[str, Score]:
+    """Mean BatchNorm-statistics shift over all stages, and over the first and second half of them."""
+    stages = [s for s in stage_shift if math.isfinite(s.value)]
+    if not stages:
+        return {}
+    scores = {"bn_shift": _shift_score(stages, "all")}
+    if len(stages) >= 2:
+        half = len(stages) // 2
+        scores["bn_shift_early"] = _shift_score(stages[:half], "the early (input-side)")
+        scores["bn_shift_late"] = _shift_score(stages[half:], "the late (output-side)")
+    return scores
+
+
+def _shift_score(stages: list[StageShift], which: str) -> Score:
+    values = np.array([s.value for s in stages])
+    mean = float(values.mean())
+    names = ", ".join(s.stage for s in stages)
+    return Score(mean, float(values.std()) if len(values) > 1 else None, float(np.exp(-mean)), higher_is_better=False,
+                 detail=(f"Symmetric KL between the target's activation statistics and the BatchNorm running "
+                         f"statistics, mean over {which} stages ({names}); 0 = same as the source."))
+
+
+# --- distances to a source sample -------------------------------------------------------------------
+
+
+def source_distance_scores(features: np.ndarray, source_sample: np.ndarray | None, *, seed: int) -> dict[str, Score]:
+    """Frechet distance and RBF MMD between target and source-sample embeddings of the same backbone."""
+    if source_sample is None:
+        return {}
+    source = np.asarray(source_sample, dtype=np.float64)
+    if source.ndim != 2 or source.shape[1] != features.shape[1]:
+        return {}
+    source = source[np.isfinite(source).all(axis=1)]
+    if len(source) < 2 or len(features) < 2:
+        return {}
+    target = np.asarray(features, dtype=np.float64)
+    settings = dict(n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS)
+    scores: dict[str, Score] = {}
+    distance, spread = bootstrap_two_sample(frechet_distance, target, source, **settings)
+    if math.isfinite(distance):
+        scale = frechet_scale(target, source)
+        normalised = float(np.clip(1.0 - distance / scale, 0.0, 1.0)) if scale > 0 else 1.0
+        scores["frechet_to_source"] = Score(
+            distance, _finite_or_none(spread), normalised, higher_is_better=False,
+            detail=(f"Frechet distance between Gaussians fitted to target and source-sample embeddings "
+                    f"({len(target)} vs {len(source)} images)."))
+    scores.update(_mmd_score(target, source, seed=seed))
+    return scores
+
+
+def _mmd_score(target: np.ndarray, source: np.ndarray, *, seed: int) -> dict[str, Score]:
+    """MMD on at most MMD_MAX_ROWS rows per side; one pooled kernel matrix serves every bootstrap resample."""
+    rng = np.random.default_rng(seed)
+    target, source = (x if len(x) <= MMD_MAX_ROWS else x[rng.choice(len(x), MMD_MAX_ROWS, replace=False)]
+                      for x in (target, source))
+    pooled = np.vstack([target, source])
+    bandwidth = median_heuristic_bandwidth(pooled, seed=seed)
+    kernel = rbf_kernel(pooled, pooled, bandwidth=bandwidth)
+    offset = len(target)
+
+    def means(rows_a: np.ndarray, rows_b: np.ndarray) -> KernelMeans:
+        rows_b = rows_b + offset
+        return kernel_means(kernel[np.ix_(rows_a, rows_a)], kernel[np.ix_(rows_b, rows_b)],
+                            kernel[np.ix_(rows_a, rows_b)], bandwidth=bandwidth)
+
+    full = means(np.arange(len(target)), np.arange(len(source)))
+    _, spread = bootstrap_two_sample(lambda a, b: means(a, b).mmd2, np.arange(len(target)), np.arange(len(source)),
+                                     n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS)
+    if not math.isfinite(full.mmd2):
+        return {}
+    return {"mmd_to_source": Score(
+        full.mmd2, _finite_or_none(spread), full.similarity, higher_is_better=False,
+        detail=(f"Unbiased squared MMD between target and source-sample embeddings (Gaussian kernel, "
+                f"median-distance width {bandwidth:.3g}, {len(target)} vs {len(source)} images)."))}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None

@@ -71,11 +71,22 @@ def trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
 
 
 def _covariance_factor(sample: np.ndarray) -> np.ndarray:
-    """A matrix F with ``F'F = cov(sample)``: the scaled centred rows when n <= d (cheaper), else sqrt(cov)."""
+    """A matrix F with ``F'F = cov(sample)`` and at most d rows.
+
+    The scaled centred rows when n <= d (no d x d work at all), else the transposed Cholesky factor
+    of the covariance (a tiny relative jitter makes dead, constant features factorable; the
+    eigendecomposition square root is the fallback).
+    """
     centred = (sample - sample.mean(axis=0)) / math.sqrt(len(sample) - 1)
-    if len(sample) <= sample.shape[1]:
+    n_samples, n_features = sample.shape
+    if n_samples <= n_features:
         return centred
-    return _psd_sqrt(centred.T @ centred)
+    covariance = centred.T @ centred
+    jitter = 1e-12 * max(float(np.trace(covariance)) / n_features, 1e-300)
+    try:
+        return np.linalg.cholesky(covariance + jitter * np.eye(n_features)).T
+    except np.linalg.LinAlgError:
+        return _psd_sqrt(covariance)
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
@@ -131,16 +142,28 @@ def rbf_kernel_means(a: np.ndarray, b: np.ndarray, *, bandwidth: float | None = 
         return KernelMeans(math.nan, math.nan, math.nan, math.nan)
     if bandwidth is None:
         bandwidth = median_heuristic_bandwidth(np.vstack([a, b]))
+    return kernel_means(rbf_kernel(a, a, bandwidth=bandwidth), rbf_kernel(b, b, bandwidth=bandwidth),
+                        rbf_kernel(a, b, bandwidth=bandwidth), bandwidth=bandwidth)
+
+
+def kernel_means(k_aa: np.ndarray, k_bb: np.ndarray, k_ab: np.ndarray, *, bandwidth: float) -> KernelMeans:
+    """Kernel averages from the within-a, within-b and between blocks of a kernel matrix.
+
+    Taking blocks lets a caller compute one pooled kernel matrix and bootstrap by indexing into it.
+    """
+
+    def off_diagonal_mean(kernel: np.ndarray) -> float:
+        size = len(kernel)
+        return float((kernel.sum() - np.trace(kernel)) / (size * (size - 1))) if size > 1 else math.nan
+
+    return KernelMeans(off_diagonal_mean(k_aa), off_diagonal_mean(k_bb), float(np.mean(k_ab)), float(bandwidth))
+
+
+def rbf_kernel(x: np.ndarray, y: np.ndarray, *, bandwidth: float) -> np.ndarray:
+    """``exp(-||x_i - y_j||^2 / (2 bandwidth^2))``; a zero bandwidth (all points equal) counts as 1."""
     if not bandwidth > 0:
         bandwidth = 1.0  # every pooled point identical: any width gives MMD 0
-    scale = 1.0 / (2.0 * bandwidth**2)
-
-    def off_diagonal_mean(x: np.ndarray) -> float:
-        kernel = np.exp(-scale * _squared_distances(x, x))
-        return float((kernel.sum() - np.trace(kernel)) / (len(x) * (len(x) - 1)))
-
-    between = float(np.mean(np.exp(-scale * _squared_distances(a, b))))
-    return KernelMeans(off_diagonal_mean(a), off_diagonal_mean(b), between, float(bandwidth))
+    return np.exp(-_squared_distances(as_feature_matrix(x), as_feature_matrix(y)) / (2.0 * bandwidth**2))
 
 
 def median_heuristic_bandwidth(sample: np.ndarray, *, max_rows: int = 1000, seed: int = 0) -> float:

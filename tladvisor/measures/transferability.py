@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.linalg
 
 from tladvisor.measures._inputs import as_feature_matrix, check_same_rows, encode_labels, one_hot
 
@@ -192,18 +193,49 @@ def hscore_shrinkage(features: np.ndarray, labels: np.ndarray) -> float:
     if n_samples < 2 or n_classes < 2:
         return math.nan
     centred = matrix - matrix.mean(axis=0)
-    shrinkage, average_variance = ledoit_wolf_shrinkage(centred)
+    gram = _smaller_gram(centred)
+    shrinkage, average_variance = ledoit_wolf_shrinkage(centred, gram=gram)
     counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
-    # Class means of the centred features, each a combination of rows: M = E' X with E = onehot / counts.
-    class_weights = one_hot(codes, n_classes) / counts  # (n, C)
-
-    eigenvalues, class_means_in_basis = _class_means_in_eigenbasis(centred, class_weights)
-    eigenvalues = eigenvalues / n_samples  # of cov(f) = X'X / n
-    denominators = (1.0 - shrinkage) * eigenvalues + shrinkage * average_variance
-    keep = denominators > _RELATIVE_RANK_TOL * max(float(denominators.max(initial=0.0)), _TINY)
-    # Class means lie in the row space of X, so the eigenbasis of cov(f) restricted to that space suffices.
-    quadratic_forms = np.sum(class_means_in_basis[keep] ** 2 / denominators[keep, None], axis=0)  # (C,)
+    # Centred class means are combinations of rows: M = X' E with E = onehot / counts (n x C).
+    class_weights = one_hot(codes, n_classes) / counts
+    quadratic_forms = _class_mean_quadratic_forms(centred, gram, class_weights, 1.0 - shrinkage,
+                                                  shrinkage * average_variance)
     return float((1.0 - shrinkage) * np.sum(counts / n_samples * quadratic_forms))
+
+
+def _smaller_gram(matrix: np.ndarray) -> np.ndarray:
+    """``XX'`` when n <= d, else ``X'X``: the cheaper of the two, with the same non-zero spectrum."""
+    return matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
+
+
+def _class_mean_quadratic_forms(centred: np.ndarray, gram: np.ndarray, class_weights: np.ndarray,
+                                scale: float, ridge: float) -> np.ndarray:
+    """``diag(M' C^-1 M)`` for ``C = scale X'X / n + ridge I`` and class means ``M = X'E``.
+
+    One Cholesky solve on the smaller side: for n <= d the push-through identity
+    ``C^-1 X' = X' (scale XX'/n + ridge I)^-1`` turns the d x d system into an n x n one,
+    ``M' C^-1 M = E' G (scale G/n + ridge I)^-1 E``. Without shrinkage (ridge 0) C can be singular;
+    then the pseudo-inverse is taken through the eigendecomposition instead.
+    """
+    n_samples, n_features = centred.shape
+    system = scale / n_samples * gram + ridge * np.eye(len(gram))
+    if ridge > _RELATIVE_RANK_TOL * max(float(np.trace(system)) / len(gram), _TINY):
+        try:
+            factor = scipy.linalg.cho_factor(system, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            pass
+        else:
+            if n_samples <= n_features:
+                return np.einsum("ic,ic->c", gram @ class_weights,
+                                 scipy.linalg.cho_solve(factor, class_weights, check_finite=False))
+            class_means = centred.T @ class_weights
+            return np.einsum("dc,dc->c", class_means,
+                             scipy.linalg.cho_solve(factor, class_means, check_finite=False))
+    eigenvalues, class_means_in_basis = _class_means_in_eigenbasis(centred, class_weights)
+    denominators = scale * eigenvalues / n_samples + ridge
+    keep = denominators > _RELATIVE_RANK_TOL * max(float(denominators.max(initial=0.0)), _TINY)
+    # Class means lie in the row space of X: the eigenvectors of X'X with non-zero eigenvalue suffice.
+    return np.sum(class_means_in_basis[keep] ** 2 / denominators[keep, None], axis=0)
 
 
 def _class_means_in_eigenbasis(centred: np.ndarray, class_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,23 +248,23 @@ def _class_means_in_eigenbasis(centred: np.ndarray, class_weights: np.ndarray) -
         # Right singular vectors V = X' U / s, so V'(X'E) = U' X X' E / s = s U'E.
         return gram_eigenvalues, np.sqrt(gram_eigenvalues)[:, None] * (left.T @ class_weights)
     eigenvalues, right = np.linalg.eigh(centred.T @ centred)
-    eigenvalues = np.clip(eigenvalues, 0.0, None)
-    return eigenvalues, right.T @ (centred.T @ class_weights)
+    return np.clip(eigenvalues, 0.0, None), right.T @ (centred.T @ class_weights)
 
 
-def ledoit_wolf_shrinkage(centred: np.ndarray) -> tuple[float, float]:
+def ledoit_wolf_shrinkage(centred: np.ndarray, *, gram: np.ndarray | None = None) -> tuple[float, float]:
     """Ledoit-Wolf shrinkage coefficient and target variance ``mu = tr(S) / d`` of centred data.
 
     Ledoit and Wolf, "A well-conditioned estimator for large-dimensional covariance matrices",
     J. Multivariate Analysis 2004, with ``S = X'X / n`` and the norm ``||A||^2 = tr(AA')/d``:
     ``delta^2 = ||S - mu I||^2``, ``b^2 = min(delta^2, 1/n^2 sum_k ||x_k x_k' - S||^2)`` and
     coefficient ``b^2 / delta^2``. Computed from whichever Gram matrix is smaller
-    (``||X'X||_F = ||XX'||_F``), so d = 1280 costs no d x d work when n is smaller.
+    (``||X'X||_F = ||XX'||_F``), so d = 1280 costs no d x d work when n is smaller; pass ``gram``
+    (from :func:`_smaller_gram`) when it is already at hand.
     """
     n_samples, n_features = centred.shape
     row_norms2 = np.einsum("ij,ij->i", centred, centred)
     average_variance = float(row_norms2.sum() / (n_samples * n_features))
-    gram = centred @ centred.T if n_samples <= n_features else centred.T @ centred
+    gram = _smaller_gram(centred) if gram is None else gram
     covariance_norm2 = float(np.sum(gram**2)) / n_samples**2  # ||S||_F^2
     delta2 = (covariance_norm2 - n_features * average_variance**2) / n_features
     spread2 = (float(np.sum(row_norms2**2)) - n_samples * covariance_norm2) / (n_samples**2 * n_features)
