@@ -80,6 +80,17 @@ def test_hook_search_space_first_trial_is_the_recommendation(host, options):
         "lr_backbone": 1e-3, "layer_decay": 0.8, "epochs": 4, "gradual_unfreeze": False}
 
 
+def test_recommended_values_outside_the_search_ranges_are_held_to_them():
+    odd = replace(RECOMMENDATION, freeze_depth=0, epochs=20,
+                  learning_rates={"head": 3.0, "backbone": 0.0, "layer_decay": 0.8})
+    assert recommendation_params(odd, [tiny_backbone_spec()]) == {
+        "backbone": "tiny_cnn", "strategy": "partial_freeze", "freeze_depth": 1, "lr_head": LR_HEAD[1],
+        "lr_backbone": LR_BACKBONE[0], "layer_decay": 0.8, "weight_decay": 1e-4, "epochs": 20,
+        "gradual_unfreeze": False}
+    unknown = replace(RECOMMENDATION, backbone="not_tuned")
+    assert "backbone" not in recommendation_params(unknown, [tiny_backbone_spec()])
+
+
 def test_hook_search_space_keeps_ranges_and_clips_freeze_depth_per_backbone(options):
     tiny = tiny_backbone_spec()
     deeper = replace(tiny_backbone_spec("tiny_deep"), stages=(

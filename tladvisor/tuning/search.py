@@ -93,11 +93,18 @@ def suggest_params(trial, recommendation: Recommendation, backbones: Sequence[Ba
     return params
 
 
+def _clip(value: float, bounds: tuple[float, float]) -> float:
+    # A value outside its distribution would be stored as is and then break the sampler's model of
+    # it (a zero learning rate has no logarithm), so the recommendation is held to the same ranges.
+    low, high = bounds
+    return type(low)(min(max(value, low), high))
+
+
 def recommendation_params(recommendation: Recommendation, backbones: Sequence[BackboneSpec]) -> dict[str, Any]:
     """The recommendation as fixed trial parameters (enqueued as the study's first trial).
 
-    Only parameters the search space will draw for that strategy are fixed; a backbone or strategy
-    outside the search space is left to the sampler rather than failing the trial.
+    Only parameters the search space will draw for that strategy are fixed, within its ranges; a
+    backbone or strategy outside the search space is left to the sampler rather than failing the trial.
     """
     params: dict[str, Any] = {}
     if recommendation.backbone in backbone_choices(backbones):
@@ -107,13 +114,13 @@ def recommendation_params(recommendation: Recommendation, backbones: Sequence[Ba
         params["strategy"] = strategy
     rates = recommendation.learning_rates
     if strategy == "partial_freeze":
-        params["freeze_depth"] = int(recommendation.freeze_depth)
+        params["freeze_depth"] = int(_clip(recommendation.freeze_depth, freeze_depth_range(backbones)))
     if "head" in rates:
-        params["lr_head"] = float(rates["head"])
+        params["lr_head"] = _clip(rates["head"], LR_HEAD)
     if strategy != "feature_extraction" and "backbone" in rates:
-        params["lr_backbone"] = float(rates["backbone"])
+        params["lr_backbone"] = _clip(rates["backbone"], LR_BACKBONE)
     if strategy in LAYER_DECAY_STRATEGIES and "layer_decay" in rates:
-        params["layer_decay"] = float(rates["layer_decay"])
+        params["layer_decay"] = _clip(rates["layer_decay"], LAYER_DECAY)
     params["weight_decay"] = DEFAULT_WEIGHT_DECAY
     params["epochs"] = int(recommendation.epochs)
     if strategy in GRADUAL_UNFREEZE_STRATEGIES:
