@@ -219,6 +219,7 @@ def test_rerunning_continues_the_study_without_repeating_or_losing_trials(shapes
     third = Tuner(replace(options, trials=6), host=host).run(shapes, RECOMMENDATION, [spec])
     left_behind = third.trials[killed.number]
     assert (left_behind.state, left_behind.reason, left_behind.learning_curve) == ("FAIL", "interrupted", (0.5,))
+    assert load(replace(options, storage=storage)).trials[killed.number].user_attrs["learning_curve"] == [0.5]
     assert len(finished(third)) == 6 and len(third.trials) == 7
     assert [(t.number, t.value) for t in third.trials[:5]] == [(t.number, t.value) for t in second.trials]
 

@@ -140,6 +140,7 @@ class Tuner:
                 study.tell(trial.number, float(saved["val_accuracy"]))
                 continue
             storage.set_trial_user_attr(trial._trial_id, "reason", "interrupted")
+            storage.set_trial_user_attr(trial._trial_id, "learning_curve", list(results.learning_curve(trial)))
             study.tell(trial.number, state=TrialState.FAIL)
 
     def enqueue_recommendation(self, study: optuna.Study, recommendation: Recommendation,
