@@ -89,7 +89,7 @@ def test_hook_measure_backbone_stage_shift_halves():
     shifts = tuple(StageShift(f"s{i}", v, 2) for i, v in enumerate([0.0, 0.2, 1.0, 3.0]))
     scores = measure_feature_set(feature_set(stage_shift=shifts))
     assert scores["bn_shift"].value == pytest.approx(1.05)
-    assert scores["bn_shift"].normalised == pytest.approx(math.exp(-1.05))
+    assert scores["bn_shift"].normalised == pytest.approx(1 / (1 + 1.05 / 0.74))  # the calibrated mapping
     assert scores["bn_shift_early"].value == pytest.approx(0.1)
     assert scores["bn_shift_late"].value == pytest.approx(2.0)
     assert scores["bn_shift_late"].spread == pytest.approx(1.0)

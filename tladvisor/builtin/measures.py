@@ -8,17 +8,23 @@ can be compared across datasets and sits beside the raw number in the report:
   copy): normalised ``(acc - chance) / (1 - chance)``, chance = majority-class rate;
 - ``pretraining_gain``: linear probe pretrained minus random, normalised by the same headroom
   ``1 - chance``; its spread is the std of the per-fold differences (both probes use the same folds);
-- ``logme``: normalised ``tanh(max(0, LogME - LogME_0))``, a logistic squashing
-  (``tanh x = 2 sigmoid(2x) - 1``) of the evidence gain over LogME_0, the evidence of the same
-  labels under an intercept-only model: per-sample nats the features add over knowing only the
-  class frequencies (0 = no information, 1 nat -> 0.76, 2 nats -> 0.96). Raw LogME moves with the
-  number and balance of classes; the gain does not;
+- ``logme``: normalised ``1 - exp(-2 (LogME - LogME_0))``, the Cox-Snell pseudo-R^2 (Cox and Snell,
+  "Analysis of Binary Data", 1989) of the evidence against LogME_0, the evidence of the same labels
+  under an intercept-only model (class frequencies alone). For a Gaussian linear model the
+  per-sample log-likelihood gain is ``-1/2 log(1 - R^2)``, so this reads as the share of the
+  one-vs-rest label variance the features explain, net of LogME's complexity penalty. It is a
+  squashing of the evidence gain onto [0, 1) like a logistic would be, but with a meaning and no
+  free scale; raw LogME moves with the number and balance of classes (LogME_0 is about -0.61 for
+  4 balanced classes, +0.89 for 100), the gain does not;
 - ``leep``, ``nce`` (only with source-classifier probabilities): normalised ``1 + x / H(Y)``, the
   share of the label entropy the source classifier explains (LEEP of an input-blind classifier and
   NCE of an independent source label are both ``-H(Y)``; a perfect one scores 0);
 - ``hscore``: normalised by its upper bound ``min(C - 1, d)``;
 - ``bn_shift``, ``bn_shift_early``, ``bn_shift_late``: mean symmetric KL over stages (all, first
-  half, second half), normalised ``exp(-KL)``;
+  half, second half), normalised with :func:`tladvisor.similarity.shift_similarity`,
+  ``1 / (1 + KL / 0.74)``, the mapping calibrated on controlled shifts of natural photos that the
+  summary similarity uses too (so the two agree; ``exp(-KL)`` would call a greyscale photo set
+  ten times less similar than the calibration does);
 - ``frechet_to_source`` and ``mmd_to_source`` (only with a source sample): normalised
   ``1 - FD / (||mu_a - mu_b||^2 + tr S_a + tr S_b)`` and ``1 - MMD^2 / (k_aa + k_bb)``.
 
@@ -45,6 +51,7 @@ from tladvisor.measures.distances import (
 from tladvisor.measures.probes import CrossValidatedAccuracy, chance_accuracy, knn_probe_cv, linear_probe_cv
 from tladvisor.measures.transferability import hscore_shrinkage, label_entropy, leep, logme, nce
 from tladvisor.records import FeatureSet, Score, StageShift
+from tladvisor.similarity import shift_similarity
 
 BOOTSTRAP_RESAMPLES = 20
 BOOTSTRAP_MAX_ROWS = 400  # rows per resample: keeps 20 resamples of 1280-d features to about a second
@@ -171,7 +178,7 @@ def transferability_scores(target: _TargetData, *, seed: int) -> dict[str, Score
     value, spread = resampled(logme, features, labels)
     if math.isfinite(value):
         baseline = logme(np.ones((len(labels), 1)), labels)
-        scores["logme"] = Score(value, _finite_or_none(spread), float(np.tanh(max(value - baseline, 0.0))),
+        scores["logme"] = Score(value, _finite_or_none(spread), _cox_snell_r2(value - baseline),
                                 detail=(f"LogME: log evidence per sample of a Bayesian linear model of the labels "
                                         f"on the features ({value - baseline:+.3f} nats over class frequencies alone)."))
     value, spread = resampled(hscore_shrinkage, features, labels)
@@ -193,6 +200,10 @@ def transferability_scores(target: _TargetData, *, seed: int) -> dict[str, Score
                                   detail=(f"NCE: minus the entropy of the labels given the source classifier's top "
                                           f"class (-{entropy:.2f} = independent, 0 = determines the label)."))
     return scores
+
+
+def _cox_snell_r2(log_likelihood_gain_per_sample: float) -> float:
+    return float(np.clip(-np.expm1(-2.0 * log_likelihood_gain_per_sample), 0.0, 1.0))
 
 
 def _share_of_entropy(value: float, entropy: float) -> float:
@@ -219,7 +230,7 @@ def _shift_score(stages: list[StageShift], which: str) -> Score:
     values = np.array([s.value for s in stages])
     mean = float(values.mean())
     names = ", ".join(s.stage for s in stages)
-    return Score(mean, float(values.std()) if len(values) > 1 else None, float(np.exp(-mean)), higher_is_better=False,
+    return Score(mean, float(values.std()) if len(values) > 1 else None, shift_similarity(mean), higher_is_better=False,
                  detail=(f"Symmetric KL between the target's activation statistics and the BatchNorm running "
                          f"statistics, mean over {which} stages ({names}); 0 = same as the source."))
 
