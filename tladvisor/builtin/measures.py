@@ -48,7 +48,13 @@ from tladvisor.measures.distances import (
     median_heuristic_bandwidth,
     rbf_kernel,
 )
-from tladvisor.measures.probes import CrossValidatedAccuracy, chance_accuracy, knn_probe_cv, linear_probe_cv
+from tladvisor.measures.probes import (
+    KNN_NEIGHBOURS,
+    CrossValidatedAccuracy,
+    chance_accuracy,
+    knn_probe_cv,
+    linear_probe_cv,
+)
 from tladvisor.measures.transferability import hscore_shrinkage, label_entropy, leep, logme, nce
 from tladvisor.records import FeatureSet, Score, StageShift
 from tladvisor.similarity import shift_similarity
@@ -121,14 +127,15 @@ def probe_scores(target: _TargetData, *, seed: int, folds: int) -> dict[str, Sco
     if target.n_classes < 2:
         return {}
     chance = chance_accuracy(target.labels)
+    knn = f"a cosine {KNN_NEIGHBOURS}-NN classifier"
     probes = {
-        "knn_accuracy": (knn_probe_cv, target.features, "a cosine 10-NN classifier on the frozen features"),
+        "knn_accuracy": (knn_probe_cv, target.features, f"{knn} on the frozen features"),
         "linear_probe_accuracy": (linear_probe_cv, target.features,
                                   "logistic regression on the standardised frozen features"),
     }
     if target.random_features is not None:
         probes["knn_accuracy_random"] = (knn_probe_cv, target.random_features,
-                                         "a cosine 10-NN classifier on a randomly initialised copy's features")
+                                         f"{knn} on a randomly initialised copy's features")
         probes["linear_probe_accuracy_random"] = (linear_probe_cv, target.random_features,
                                                   "logistic regression on a randomly initialised copy's features")
     results: dict[str, CrossValidatedAccuracy] = {}
@@ -179,8 +186,8 @@ def transferability_scores(target: _TargetData, *, seed: int) -> dict[str, Score
     if math.isfinite(value):
         baseline = logme(np.ones((len(labels), 1)), labels)
         scores["logme"] = Score(value, _finite_or_none(spread), _cox_snell_r2(value - baseline),
-                                detail=(f"LogME: log evidence per sample of a Bayesian linear model of the labels "
-                                        f"on the features ({value - baseline:+.3f} nats over class frequencies alone)."))
+                                detail=(f"LogME: log evidence per sample of a Bayesian linear model of the labels on "
+                                        f"the features ({value - baseline:+.3f} nats over class frequencies alone)."))
     value, spread = resampled(hscore_shrinkage, features, labels)
     if math.isfinite(value):
         bound = min(target.n_classes - 1, features.shape[1])
@@ -193,7 +200,8 @@ def transferability_scores(target: _TargetData, *, seed: int) -> dict[str, Score
         if math.isfinite(value):
             scores["leep"] = Score(value, _finite_or_none(spread), _share_of_entropy(value, entropy),
                                    detail=(f"LEEP: mean log-likelihood of the labels predicted through the source "
-                                           f"classifier's soft outputs (-{entropy:.2f} = no information, 0 = perfect)."))
+                                           f"classifier's soft outputs (-{entropy:.2f} = no information, "
+                                           f"0 = perfect)."))
         value, spread = resampled(nce, target.source_probs.argmax(axis=1), labels)
         if math.isfinite(value):
             scores["nce"] = Score(value, _finite_or_none(spread), _share_of_entropy(value, entropy),
