@@ -7,8 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from tladvisor.plugins import PLUGINS_DIR_ENV
+
+# pytest-xdist runs one worker per core: more than one torch thread each oversubscribes the machine,
+# and tiny models then spend their time in thread hand-offs (seen: 50x slower convolutions).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

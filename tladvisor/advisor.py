@@ -172,7 +172,7 @@ class Advisor:
             self.progress(f"tuning: {options.trials} trials")
             tuned = [self.host.backbone(m.backbone) for m in measurements]
             tuning = timed("tune", self.host.call_first, "tune", dataset=dataset, recommendation=recommendation,
-                           backbones=tuned, options=options)
+                           backbones=tuned, options=options, host=self.host)
 
         run = AnalysisRun(
             run_id=run_name, out_dir=run_dir, options=options, dataset=dataset, profile=profile,

@@ -49,6 +49,7 @@ def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool) -> None:
     if debug:
         os.environ["TLADVISOR_DEBUG"] = "1"
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("optuna").setLevel(logging.INFO if debug else logging.WARNING)  # its per-trial lines
     ctx.obj = Context(plugins_dir, debug)
 
 

@@ -117,11 +117,12 @@ def search_space(trial, recommendation, backbones, options):
 
 
 @hookspec(firstresult=True)
-def tune(dataset, recommendation, backbones, options):
+def tune(dataset, recommendation, backbones, options, host):
     """Run the hyper-parameter search and keep the best model.
 
     Arguments: ``dataset`` (``Dataset``), ``recommendation``, ``backbones`` (list of
-    ``BackboneSpec``), ``options`` (``AnalysisOptions``; ``options.trials`` is the budget).
+    ``BackboneSpec``), ``options`` (``AnalysisOptions``; ``options.trials`` is the budget), ``host``
+    (the :class:`tladvisor.plugins.PluginHost` of the run, to call ``search_space`` through).
     Return a :class:`tladvisor.records.TuningResult`, or ``None`` to let the next tuner run.
     firstresult.
     """

@@ -13,10 +13,10 @@ def search_space(trial, recommendation, backbones, options):
 
 
 @hookimpl(trylast=True)
-def tune(dataset, recommendation, backbones, options):
+def tune(dataset, recommendation, backbones, options, host=None):
     """Continue (or start) the study in ``options.storage`` until it holds ``options.trials`` finished trials."""
     if options.trials <= 0 and not options.timeout:
         return None
     from tladvisor.tuning.study import Tuner  # torch training code: imported only when tuning runs
 
-    return Tuner(options).run(dataset, recommendation, backbones)
+    return Tuner(options, host=host).run(dataset, recommendation, backbones)
