@@ -23,7 +23,8 @@ import numpy as np
 from tladvisor import __version__
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
-from tladvisor.embed import default_cache_dir, extract_features, stratified_cap
+from tladvisor import measurement_cache
+from tladvisor.embed import default_cache_dir, extract_features, feature_key, stratified_cap
 from tladvisor.errors import BackboneError, DatasetError, TLAdvisorError
 from tladvisor.plugins import PluginHost, one_line
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
@@ -92,10 +93,27 @@ class Advisor:
     def measure(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> BackboneMeasurement:
         indices = stratified_cap(dataset.labels, options.max_samples, options.seed)
         source_sample = _source_sample_paths(options.source_sample)
+        cache_dir = Path(options.cache_dir or default_cache_dir())
+        plugins = [(p.name, p.version) for hook in measurement_cache.MEASURING_HOOKS
+                   for p in self.host.implementers(hook)]
+        key = measurement_cache.measurement_key(
+            feature_key(spec, dataset, indices, image_size=options.image_size, with_random=True,
+                        source_sample=source_sample), plugins, options.seed)
+        cache_path = cache_dir / f"{spec.name}-{key}.measurement.json"
+        cached = measurement_cache.read(cache_path)
+        if cached is not None:
+            return cached
         features: FeatureSet = extract_features(
             spec, dataset, indices, image_size=options.image_size, device=options.device,
-            batch_size=options.batch_size, cache_dir=options.cache_dir or default_cache_dir(),
+            batch_size=options.batch_size, cache_dir=cache_dir,
             with_random=True, source_sample=source_sample, num_workers=options.num_workers)
+        measurement = self._measure_features(spec, dataset, features, options)
+        if not any(f.hook in measurement_cache.MEASURING_HOOKS for f in self.host.failures):
+            measurement_cache.write(cache_path, measurement)  # a failed plugin must be retried next time
+        return measurement
+
+    def _measure_features(self, spec: BackboneSpec, dataset: Dataset, features: FeatureSet,
+                          options: AnalysisOptions) -> BackboneMeasurement:
         scores: dict[str, Score] = {}
         for plugin, result in self.host.call_each("measure_backbone", backbone=spec, features=features,
                                                   dataset=dataset, options=options):
@@ -204,13 +222,11 @@ def _source_sample_paths(folder: Path | None) -> list[Path]:
 
 
 def _environment(device: str) -> dict:
-    import optuna
-    import torch
-    import torchvision
+    from importlib.metadata import version  # not importing optuna just for its version (~1 s)
 
     return {
-        "tladvisor": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "torchvision": torchvision.__version__, "optuna": optuna.__version__, "platform": platform.platform(),
+        "tladvisor": __version__, "python": platform.python_version(), "torch": version("torch"),
+        "torchvision": version("torchvision"), "optuna": version("optuna"), "platform": platform.platform(),
         "device": device, "command": " ".join(["tladvisor", *sys.argv[1:]]),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -69,6 +69,18 @@ def cache_key(spec: BackboneSpec, pre: Preprocessing, digests: Sequence[str], la
     return h.hexdigest()[:32]
 
 
+def feature_key(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int], *, image_size: int | None,
+                with_random: bool, source_sample: Sequence[Path] = ()) -> str:
+    """The cache key of :func:`extract_features`'s result for these arguments."""
+    samples = [dataset.samples[i] for i in indices]
+    source = []
+    for path in source_sample:  # by name, size and modification time: cheap, and changes when the file does
+        stat = Path(path).stat()
+        source.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return cache_key(spec, spec.preprocessing_at(image_size), [s.digest or str(s.path) for s in samples],
+                     [s.label for s in samples], extra=f"random={with_random}|source={'|'.join(source)}")
+
+
 class BatchNormStatistics:
     """Accumulates per-channel mean and variance of every BatchNorm2d input during forward passes."""
 
@@ -159,9 +171,8 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
     samples = [dataset.samples[i] for i in indices]
     labels = np.array([s.label for s in samples], dtype=np.int64)
     pre = spec.preprocessing_at(image_size)
-    source_digests = [hashlib.sha1(str(p).encode()).hexdigest() for p in source_sample]
-    key = cache_key(spec, pre, [s.digest or str(s.path) for s in samples], labels.tolist(),
-                    extra=f"random={with_random}|source={','.join(source_digests)}")
+    key = feature_key(spec, dataset, indices, image_size=image_size, with_random=with_random,
+                      source_sample=source_sample)
     cache_path = Path(cache_dir) / f"{spec.name}-{key}.npz" if cache_dir else None
 
     if cache_path is not None:

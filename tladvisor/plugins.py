@@ -169,6 +169,11 @@ class PluginHost:
     def plugins(self) -> list[PluginInfo]:
         return list(self._info.values())
 
+    def implementers(self, hook_name: str) -> list[PluginInfo]:
+        """The plugins implementing a hook, in call order (with their versions: part of cache keys)."""
+        return [self._info[impl.plugin_name] for impl in self._implementations(hook_name)
+                if impl.plugin_name in self._info]
+
     def backbones(self) -> dict[str, BackboneSpec]:
         """Every registered backbone by name (collected once)."""
         if self._backbones is None:

@@ -1,0 +1,71 @@
+"""Cached measurements: a re-run on the same data skips the probes as well as the forward passes.
+
+The key is the feature-cache key plus everything else a measurement depends on: the seed, and the
+name and version of every plugin that measures or summarises (a new plugin version measures anew).
+Entries are JSON written atomically; an unreadable entry is ignored and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from tladvisor import __version__
+from tladvisor.records import BackboneMeasurement, Score, StageShift, to_jsonable
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+MEASURING_HOOKS = ("measure_backbone", "summarise_similarity")
+
+
+def measurement_key(feature_key: str, plugins: list[tuple[str, str]], seed: int) -> str:
+    """``plugins``: (name, version) of every implementation of the measuring hooks."""
+    text = f"format={FORMAT}|tladvisor={__version__}|{feature_key}|seed={seed}|" + \
+           ";".join(f"{name}={version}" for name, version in plugins)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def read(path: Path) -> BackboneMeasurement | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return replace(_measurement(data), from_cache=True)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("measurement cache entry %s is unreadable (%s); measuring again", path, error)
+        return None
+
+
+def write(path: Path, measurement: BackboneMeasurement) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(to_jsonable(measurement), handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _score(data: dict) -> Score:
+    value = data["value"]
+    return Score(value=float("nan") if value is None else float(value), spread=data.get("spread"),
+                 normalised=data.get("normalised"), higher_is_better=bool(data.get("higher_is_better", True)),
+                 detail=data.get("detail", ""))
+
+
+def _measurement(data: dict) -> BackboneMeasurement:
+    return BackboneMeasurement(
+        backbone=data["backbone"], similarity=_score(data["similarity"]),
+        scores={name: _score(score) for name, score in data["scores"].items()},
+        stage_shift=tuple(StageShift(s["stage"], float(s["value"]), int(s["n_layers"])) for s in data["stage_shift"]),
+        n_measured=int(data["n_measured"]), image_size=int(data["image_size"]), seconds=float(data["seconds"]),
+        warnings=tuple(data["warnings"]), embedding_2d=tuple(tuple(p) for p in data["embedding_2d"]),
+        n_stages=int(data.get("n_stages", 0)))
