@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
+from tladvisor import interrupts
 from tladvisor.errors import TLAdvisorError
 from tladvisor.plugins import one_line
 from tladvisor.records import AnalysisOptions, Dataset, Recommendation, TuningResult
@@ -213,8 +214,8 @@ class Tuner:
         except Exception as error:  # failures are data: record why, keep searching
             log.debug("trial %d failed", trial.number, exc_info=True)
             return finish(TrialState.FAIL, one_line(error))
-        except BaseException:  # Ctrl+C: close the trial honestly, then stop
-            finish(TrialState.FAIL, "interrupted")
+        except BaseException as stop:  # SIGINT/SIGTERM: close the trial honestly, then stop
+            finish(TrialState.FAIL, interrupts.reason(stop))
             raise
 
     @staticmethod

@@ -1,0 +1,79 @@
+"""Stopping cleanly on SIGINT (Ctrl+C) and SIGTERM (``kill``, a batch scheduler, a container stop).
+
+While :func:`stop_on_signals` is active, either signal raises :class:`Interrupted` in the main thread,
+wherever it is: a trial being trained is closed as FAIL "interrupted by SIGTERM" with its learning
+curve so far, the Advisor writes the report and analysis.json from what exists, and the command exits
+with 128 + the signal number (130 for SIGINT, 143 for SIGTERM). A second signal while that cleanup
+runs raises again and cuts it short: every output is written atomically and the study is resumable,
+so stopping at any point loses nothing finished (the same holds for SIGKILL, which cannot be caught).
+
+``Interrupted`` derives from ``BaseException`` like ``KeyboardInterrupt``: the ``except Exception``
+that turns a failed trial or plugin into data must not swallow a request to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """The process was asked to stop by ``signal_name``; ``kept`` says what the run kept (one line)."""
+
+    def __init__(self, signal_name: str, signum: int):
+        super().__init__(f"interrupted by {signal_name}")
+        self.signal_name = signal_name
+        self.signum = signum
+        self.kept = ""  # "while <stage>: kept ...", filled in by whoever saved the work (the Advisor)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+    def summary(self) -> str:
+        """The one line shown to the user."""
+        kept = f" {self.kept}" if self.kept else ""
+        return f"interrupted by {self.signal_name}{kept}; run the same command again to resume"
+
+
+def reason(error: BaseException) -> str:
+    """Why a trial stopped when ``error`` went through it (recorded as the trial's reason)."""
+    if isinstance(error, Interrupted):
+        return f"interrupted by {error.signal_name}"
+    if isinstance(error, KeyboardInterrupt):  # Ctrl+C without stop_on_signals (the Python API)
+        return "interrupted by SIGINT"
+    return f"interrupted ({type(error).__name__})"
+
+
+def interrupted_from(error: BaseException) -> Interrupted:
+    """``error`` as an :class:`Interrupted` (a bare KeyboardInterrupt is a SIGINT)."""
+    if isinstance(error, Interrupted):
+        return error
+    return Interrupted("SIGINT", int(signal.SIGINT))
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
+    """Raise :class:`Interrupted` on ``signals`` inside the block; the previous handlers come back after it.
+
+    Outside the main thread (where Python cannot install handlers) the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame) -> None:
+        raise Interrupted(signal.Signals(signum).name, signum)
+
+    previous = {}
+    try:
+        for number in signals:
+            previous[number] = signal.signal(number, handler)
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old if old is not None else signal.SIG_DFL)
