@@ -21,12 +21,15 @@ fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 echo "setting up $VENV (first time: a few minutes, torch is large)..." >&2
 start=$(date +%s)
-"$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" >&2 || true
+log=$VENV/setup.log
 editables=()
 for plugin in "${PLUGINS[@]}"; do editables+=(-e "$plugin"); done
-"$VENV/bin/python" -m pip install --quiet -c constraints/dev.txt -e ".[dev]" "${editables[@]}" 2>&1 \
-  | grep -v "is ignored" >&2 || true
-"$VENV/bin/python" -c "import tladvisor, torch, torchvision, tladvisor_efficientnet_lite0" \
-  || { echo "error: set-up failed; see the pip output above" >&2; exit 1; }
+if ! { "$VENV/bin/python" -m pip install --upgrade pip \
+       && "$VENV/bin/python" -m pip install -c constraints/dev.txt -e ".[dev]" "${editables[@]}"; } >"$log" 2>&1 \
+   || ! "$VENV/bin/python" -c "import tladvisor, torch, torchvision, tladvisor_efficientnet_lite0" 2>>"$log"; then
+  tail -n 30 "$log" >&2
+  echo "error: set-up failed; the full pip output is in $log" >&2
+  exit 1
+fi
 echo "$want" > "$STAMP"
 echo "set-up done in $(( $(date +%s) - start )) s" >&2

@@ -100,3 +100,11 @@ def test_hook_recommend_uses_options_val_fraction():
     rec = recommend_hook(profile=profile(100), measurements=[measurement(0.9)], options=options)
     assert rec.size["samples_per_class"] == 50
     assert recommend_hook(profile=profile(100), measurements=[], options=options) is None
+
+
+def test_samples_per_class_counts_only_the_training_share_of_the_split():
+    split = DatasetProfile(n_samples=400, n_classes=4, class_counts={f"c{i}": 100 for i in range(4)},
+                           samples_per_class_min=100, samples_per_class_median=100, imbalance_ratio=1.0,
+                           split_counts={"train": 300, "val": 100})
+    rec = recommend(split, [measurement(0.9)], val_fraction=0.5)  # the actual split wins over the option
+    assert rec.size["samples_per_class"] == 75

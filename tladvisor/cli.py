@@ -49,7 +49,6 @@ def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool) -> None:
     if debug:
         os.environ["TLADVISOR_DEBUG"] = "1"
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
-    logging.getLogger("optuna").setLevel(logging.INFO if debug else logging.WARNING)  # its per-trial lines
     ctx.obj = Context(plugins_dir, debug)
 
 
@@ -87,6 +86,10 @@ def analyze(obj: Context, data: Path, **kwargs) -> None:
     from tladvisor.records import AnalysisOptions
 
     kwargs["backbones"] = tuple(kwargs["backbones"])
+    if kwargs["trials"] or kwargs["timeout"]:
+        import optuna  # its logger is configured on import, so quieten it after
+
+        optuna.logging.set_verbosity(optuna.logging.INFO if obj.debug else optuna.logging.WARNING)
     options = AnalysisOptions(source=data, plugins_dir=obj.plugins_dir, **kwargs)
     with err.status("starting") as status:
         run = Advisor(options, host=obj.host, progress=lambda message: status.update(message)).run()
@@ -211,9 +214,15 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tladvisor.interrupts import Interrupted, stop_on_signals
+
     try:
-        cli.main(args=argv, prog_name="tladvisor", standalone_mode=False)
+        with stop_on_signals():  # SIGINT/SIGTERM: close the trial, write what exists, exit 130/143
+            cli.main(args=argv, prog_name="tladvisor", standalone_mode=False)
         return 0
+    except Interrupted as stop:
+        err.print(stop.summary(), markup=False, highlight=False, soft_wrap=True)
+        return stop.exit_code
     except click.exceptions.Abort:
         err.print("interrupted")
         return 130

@@ -50,7 +50,8 @@ def rank_score(m: BackboneMeasurement) -> float:
 def training_samples_per_class(profile: DatasetProfile, val_fraction: float) -> float:
     """Median images per class left for training after the validation split."""
     counts = list(profile.class_counts.values())
-    train_share = 1.0 if profile.split_counts.get("val") else 1.0 - val_fraction
+    train, val = profile.split_counts.get("train", 0), profile.split_counts.get("val", 0)
+    train_share = train / (train + val) if train + val else 1.0 - val_fraction
     return float(median(counts)) * train_share if counts else 0.0
 
 
