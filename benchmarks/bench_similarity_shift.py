@@ -51,19 +51,19 @@ def noise(sigma):
 
 
 def text_pages(dest: Path, per_class: int = 40, seed: int = 0) -> Path:
-    """Crops of scikit-image's scanned page, 4 classes by vertical band (text, not natural photos)."""
+    """Crops of scikit-image's scanned page (191 x 384), 4 classes by column band: text, not photos."""
     from skimage import data
 
     page = data.page()
     rng = np.random.default_rng(seed)
-    band = page.shape[0] // 4
+    side, band = 40, page.shape[1] // 4
     for k in range(4):
         folder = dest / f"band{k}"
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            y = int(rng.integers(k * band, (k + 1) * band - 48 + 1))
-            x = int(rng.integers(0, page.shape[1] - 48))
-            Image.fromarray(page[y:y + 48, x:x + 48]).resize((96, 96)).save(folder / f"{i}.png")
+            y = int(rng.integers(0, page.shape[0] - side + 1))
+            x = int(rng.integers(k * band, (k + 1) * band - side + 1))
+            Image.fromarray(page[y:y + side, x:x + side]).resize((96, 96)).save(folder / f"{i}.png")
     return dest
 
 
