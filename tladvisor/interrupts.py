@@ -56,6 +56,34 @@ def interrupted_from(error: BaseException) -> Interrupted:
     return Interrupted("SIGINT", int(signal.SIGINT))
 
 
+class _State:
+    deferring = 0  # depth of nested deferred() blocks
+    pending: Interrupted | None = None  # the signal that arrived while deferring
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a stop signal until the block ends (a few lines that must finish together, like recording a
+    trial's result); it is raised when the block exits. A second signal inside the block raises at once.
+    """
+    _State.deferring += 1
+    try:
+        yield
+    finally:
+        _State.deferring -= 1
+        if _State.deferring == 0 and _State.pending is not None:
+            pending, _State.pending = _State.pending, None
+            raise pending
+
+
+def _handler(signum: int, _frame) -> None:
+    stop = Interrupted(signal.Signals(signum).name, signum)
+    if _State.deferring and _State.pending is None:
+        _State.pending = stop
+        return
+    raise stop
+
+
 @contextlib.contextmanager
 def stop_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
     """Raise :class:`Interrupted` on ``signals`` inside the block; the previous handlers come back after it.
@@ -66,13 +94,10 @@ def stop_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Itera
         yield
         return
 
-    def handler(signum: int, _frame) -> None:
-        raise Interrupted(signal.Signals(signum).name, signum)
-
     previous = {}
     try:
         for number in signals:
-            previous[number] = signal.signal(number, handler)
+            previous[number] = signal.signal(number, _handler)
         yield
     finally:
         for number, old in previous.items():

@@ -182,12 +182,16 @@ class Tuner:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch + 1}: best val accuracy {max(curve):.3f} "
                                          "is below the median of finished trials")
 
+        closed: list[TrialState] = []
+
         def finish(state: TrialState, reason: str | None = None, value: float | None = None) -> TrialState:
-            trial.set_user_attr("duration", round(time.perf_counter() - started, 3))
-            trial.set_user_attr("learning_curve", list(curve))
-            if reason:
-                trial.set_user_attr("reason", reason)
-            study.tell(trial, value, state=state)
+            with interrupts.deferred():  # a stop signal waits until the trial is recorded whole
+                trial.set_user_attr("duration", round(time.perf_counter() - started, 3))
+                trial.set_user_attr("learning_curve", list(curve))
+                if reason:
+                    trial.set_user_attr("reason", reason)
+                study.tell(trial, value, state=state)
+                closed.append(state)
             return state
 
         try:
@@ -202,11 +206,12 @@ class Tuner:
                                   on_epoch=on_epoch)
             curve[:] = trained.learning_curve
             self._record_success(trial, trained)
-            if trained.accuracy > self.best_saved and self.model_dir is not None:
-                # Saved before the value is recorded: a kill in between is recovered by settle_interrupted.
-                self._save(study, trial, spec, config, data, trained, params)
-                self.best_saved = trained.accuracy
-            return finish(TrialState.COMPLETE, value=trained.accuracy)
+            with interrupts.deferred():  # trained: a stop signal waits until the result is kept
+                if trained.accuracy > self.best_saved and self.model_dir is not None:
+                    # Saved before the value is recorded: a kill in between is recovered by settle_interrupted.
+                    self._save(study, trial, spec, config, data, trained, params)
+                    self.best_saved = trained.accuracy
+                return finish(TrialState.COMPLETE, value=trained.accuracy)
         except optuna.TrialPruned as pruned:
             return finish(TrialState.PRUNED, str(pruned) or "pruned")
         except TrialFailed as failed:
@@ -215,7 +220,11 @@ class Tuner:
             log.debug("trial %d failed", trial.number, exc_info=True)
             return finish(TrialState.FAIL, one_line(error))
         except BaseException as stop:  # SIGINT/SIGTERM: close the trial honestly, then stop
-            finish(TrialState.FAIL, interrupts.reason(stop))
+            if not closed:  # (a signal held back until the trial was recorded arrives here after it)
+                try:
+                    finish(TrialState.FAIL, interrupts.reason(stop))
+                except Exception:  # the stop matters more than this record: the next run settles the trial
+                    log.warning("trial %d left open; the next run closes it", trial.number, exc_info=True)
             raise
 
     @staticmethod
