@@ -19,8 +19,9 @@ from rich.table import Table
 from tladvisor import __version__
 from tladvisor.errors import TLAdvisorError
 
-out = Console()
-err = Console(stderr=True)
+# A pipe or CI log has no width; 80 columns would truncate backbone names and paths.
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class Context:
@@ -99,8 +100,9 @@ def analyze(obj: Context, data: Path, **kwargs) -> None:
 def print_summary(run) -> None:
     rec = run.recommendation
     table = Table(title="Backbones", show_lines=False)
-    for column in ("backbone", "similarity", "linear probe", "pretrain gain", "LogME", "measured in"):
-        table.add_column(column)
+    table.add_column("backbone", no_wrap=True)
+    for column in ("similarity", "linear probe", "pretraining gain", "LogME", "measured in"):
+        table.add_column(column, justify="right")
     for m in run.measurements:
         def fmt(name, digits=3):
             score = m.scores.get(name)
@@ -157,7 +159,8 @@ def plugins(obj: Context, as_json: bool) -> None:
                                "failures": [vars(f) for f in host.failures]}, indent=2))
         return
     table = Table(title="Plugins")
-    for column in ("name", "version", "source", "hooks"):
+    table.add_column("name", no_wrap=True)
+    for column in ("version", "source", "hooks"):
         table.add_column(column)
     for info in infos:
         table.add_row(info.name, info.version, info.source, ", ".join(info.hooks))
@@ -176,11 +179,14 @@ def backbones(obj: Context, as_json: bool) -> None:
         click.echo(json.dumps({"backbones": [s.summary() for s in specs.values()]}, indent=2))
     else:
         table = Table(title="Backbones")
-        for column in ("name", "plugin", "input", "features", "stages", "weights offline", "source domain"):
-            table.add_column(column)
+        table.add_column("name", no_wrap=True)
+        table.add_column("plugin")
+        for column in ("input px", "features", "stages"):
+            table.add_column(column, justify="right")
+        table.add_column("weights offline")
         for spec in specs.values():
             table.add_row(spec.name, spec.plugin, str(spec.preprocessing.input_size), str(spec.feature_dim),
-                          str(spec.n_stages), "yes" if spec.weights_available() else "no", spec.source_domain)
+                          str(spec.n_stages), "yes" if spec.weights_available() else "no")
         out.print(table)
     for failure in obj.host.failures:
         err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
