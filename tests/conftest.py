@@ -33,3 +33,11 @@ def write_plugin(tmp_path: Path) -> Callable[[str, str], Path]:
         return folder
 
     return write
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """A learnable generated dataset (3 classes x 12 coloured shapes, 32 px) shared by tuning tests."""
+    from tladvisor.tuning.synthetic import write_shapes_dataset
+
+    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), n_classes=3, per_class=12, size=32)

@@ -14,7 +14,6 @@ from tladvisor.tuning import model_io
 from tladvisor.tuning.data import split_train_val
 from tladvisor.tuning.predict import load_model, predict
 from tladvisor.tuning.study import Tuner
-from tladvisor.tuning.synthetic import write_shapes_dataset
 
 
 class TinyHost:
@@ -24,19 +23,6 @@ class TinyHost:
         if name != "tiny_cnn":
             raise BackboneError(f"unknown backbone '{name}'")
         return tiny_backbone_spec()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), n_classes=3, per_class=12, size=32)
 
 
 def tuned(shapes, tmp_path, strategy: str, **rates):

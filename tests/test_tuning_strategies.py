@@ -16,24 +16,9 @@ from tladvisor.tuning import trainer
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.optim import warmup_cosine
 from tladvisor.tuning.strategies import TrialConfig, build_model, parameter_groups, stage_learning_rates
-from tladvisor.tuning.synthetic import write_shapes_dataset
 from tladvisor.tuning.trainer import TrainingDiverged, TrialFailed, fit, train_trial
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spinning makes them 50x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), n_classes=3, per_class=12, size=32)
 
 
 @pytest.fixture
