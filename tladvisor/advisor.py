@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import platform
 import sys
 import time
@@ -20,15 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tladvisor import __version__
+from tladvisor import __version__, interrupts
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
 from tladvisor.embed import default_cache_dir, extract_features, feature_key, stratified_cap
-from tladvisor.errors import BackboneError, DatasetError, TLAdvisorError
+from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError
 from tladvisor.plugins import PluginHost, one_line
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
-                               PluginFailure, Score)
+                               PluginFailure, Score, TuningResult)
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,10 @@ class Advisor:
             with_random=True, source_sample=source_sample, num_workers=options.num_workers)
         measurement = self._measure_features(spec, dataset, features, options)
         if not any(f.hook in measurement_cache.MEASURING_HOOKS for f in self.host.failures):
-            measurement_cache.write(cache_path, measurement)  # a failed plugin must be retried next time
+            try:  # a failed plugin must be retried next time
+                measurement_cache.write(cache_path, measurement)
+            except OSError as error:  # a full or read-only cache costs the next run time, not this result
+                log.warning("measurement not cached in %s: %s", cache_dir, error.strerror or error)
         return measurement
 
     def _measure_features(self, spec: BackboneSpec, dataset: Dataset, features: FeatureSet,
@@ -147,9 +151,29 @@ class Advisor:
         options = replace(options, run_name=run_name, run_dir=run_dir,
                           storage=options.storage or f"sqlite:///{(run_dir / 'study.db').resolve()}",
                           study_name=options.study_name or run_name)
-        timings: dict[str, float] = {}
-        device = pick_device(options.device)
-        environment = _environment(describe(device))
+        so_far = _SoFar(options, _environment(describe(pick_device(options.device))))
+        first_failure = len(self.host.failures)
+        try:
+            run = self._run_stages(so_far)
+            so_far.stage = "writing the report"
+            self.write(run)
+            if _tuning_requested(options) and run.tuning is None:
+                raise TLAdvisorError(f"tuning did not run; the advice is in {run_dir / 'index.html'}")
+            return run
+        except TLAdvisorError as error:
+            note = _failures_note(self.host.failures[first_failure:])
+            if note and note not in str(error):  # the line the user sees names the plugin that broke
+                raise _with_message(error, f"{error}{note}") from None
+            raise
+        except (interrupts.Interrupted, KeyboardInterrupt) as stop:
+            stop.kept = self._keep_what_exists(so_far, interrupts.interrupted_from(stop).signal_name)
+            raise
+
+    def _run_stages(self, so_far: _SoFar) -> AnalysisRun:
+        options, timings = so_far.options, so_far.timings
+        check_output_folder(Path(options.run_dir))
+        if _tuning_requested(options):
+            check_storage(options.storage)  # before minutes of measuring, not after
 
         def timed(stage: str, fn, *args, **kwargs):
             started = time.perf_counter()
@@ -158,15 +182,18 @@ class Advisor:
             finally:
                 timings[stage] = round(time.perf_counter() - started, 3)
 
+        so_far.stage = "loading the dataset"
         self.progress(f"loading {options.source}")
-        dataset = timed("load", self.load, options)
+        dataset = so_far.dataset = timed("load", self.load, options)
+        so_far.stage = "profiling the dataset"
         self.progress(f"profiling {len(dataset.samples)} images in {len(dataset.classes)} classes")
-        profile = timed("profile", self.host.call_first, "profile_dataset", dataset=dataset, options=options)
+        so_far.profile = timed("profile", self.host.call_first, "profile_dataset", dataset=dataset, options=options)
         backbones = self.select_backbones(options)
 
-        measurements = []
+        measurements = so_far.measurements
         started = time.perf_counter()
         for spec in backbones:
+            so_far.stage = f"measuring {spec.name}"
             self.progress(f"measuring {spec.name}")
             try:
                 measurements.append(self.measure(spec, dataset, options))
@@ -179,34 +206,220 @@ class Advisor:
             raise TLAdvisorError("every backbone failed to measure: " +
                                  "; ".join(f.error for f in self.host.failures[-len(backbones):]))
 
+        so_far.stage = "recommending"
         self.progress("recommending")
-        recommendation = timed("recommend", self.host.call_first, "recommend", profile=profile,
-                               measurements=list(measurements), options=options)
+        recommendation = so_far.recommendation = timed(
+            "recommend", self.host.call_first, "recommend", profile=so_far.profile,
+            measurements=list(measurements), options=options)
 
         tuning = None
-        if options.trials > 0 or options.timeout:
+        if _tuning_requested(options):
             if recommendation is None:
                 raise TLAdvisorError("no recommendation to start tuning from (a recommend plugin failed)")
+            so_far.stage = "tuning"
             self.progress(f"tuning: {options.trials} trials")
             tuned = [self.host.backbone(m.backbone) for m in measurements]
-            tuning = timed("tune", self.host.call_first, "tune", dataset=dataset, recommendation=recommendation,
-                           backbones=tuned, options=options, host=self.host)
+            tuning = so_far.tuning = timed("tune", self.host.call_first, "tune", dataset=dataset,
+                                           recommendation=recommendation, backbones=tuned, options=options,
+                                           host=self.host)
+        return so_far.analysis_run(self.host.failures)
 
-        run = AnalysisRun(
-            run_id=run_name, out_dir=run_dir, options=options, dataset=dataset, profile=profile,
-            measurements=tuple(measurements), recommendation=recommendation, tuning=tuning,
-            plugin_failures=tuple(self.host.failures), environment=environment, timings=timings)
-        self.write(run)
-        return run
+    def _keep_what_exists(self, so_far: _SoFar, signal_name: str) -> str:
+        """After SIGINT/SIGTERM: write the report from what the run has so far; say what was kept."""
+        options = so_far.options
+        if so_far.dataset is None:
+            return f"while {so_far.stage}: nothing was finished yet"
+        tuning = so_far.tuning
+        if tuning is None and _tuning_requested(options):
+            tuning = so_far.tuning = tuning_so_far(options, connect=so_far.stage == "tuning", host=self.host)
+        so_far.environment["interrupted"] = f"by {signal_name} while {so_far.stage}"
+        kept = []
+        if so_far.measurements:
+            kept.append(_counted(len(so_far.measurements), "backbone measurement") + " (cached)")
+        if tuning is not None:
+            finished = sum(t.state in ("COMPLETE", "PRUNED") for t in tuning.trials)
+            kept.append(f"{finished} of {options.trials} finished trials (study '{tuning.study_name}' "
+                        f"in {tuning.storage})")
+        run = so_far.analysis_run(self.host.failures)
+        try:
+            self.write(run)
+            kept.append(f"the report {Path(run.out_dir) / 'index.html'}")
+        except TLAdvisorError as error:
+            kept.append(f"no report ({error})")
+        return f"while {so_far.stage}: kept " + _and(kept)
 
     def write(self, run: AnalysisRun) -> list[Path]:
-        run.out_dir.mkdir(parents=True, exist_ok=True)
-        sections = [s for _, found in self.host.call_each("report_sections", run=run) for s in found]
-        run = replace(run, plugin_failures=tuple(self.host.failures))
-        written = [p for _, paths in self.host.call_each("write_report", run=run, out_dir=run.out_dir,
-                                                         sections=sorted(sections, key=lambda s: s.order))
-                   for p in paths]
+        """Every ``write_report`` plugin writes; a writer that fails is named in analysis.json too."""
+        try:
+            run.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"cannot create output folder {run.out_dir}: {error.strerror or error}; "
+                              "choose another output folder (--out)") from None
+        sections = sorted((s for _, found in self.host.call_each("report_sections", run=run) for s in found),
+                          key=lambda s: s.order)
+        before = len(self.host.failures)
+        written = self._write_reports(replace(run, plugin_failures=tuple(self.host.failures)), sections)
+        failed = len(self.host.failures) - before
+        if failed:
+            # The writer of analysis.json froze the failure list before another writer failed: write
+            # once more so analysis.json and the report name it (writers replace their files atomically).
+            written = self._write_reports(replace(run, plugin_failures=tuple(self.host.failures)), sections)
+            del self.host.failures[before + failed:]  # the same failures again: already recorded
+        if not written:
+            raise OutputError(f"no report was written to {run.out_dir}"
+                              + _failures_note(self.host.failures[before:], ("write_report",)))
         return written
+
+    def _write_reports(self, run: AnalysisRun, sections) -> list[Path]:
+        return [p for _, paths in self.host.call_each("write_report", run=run, out_dir=run.out_dir,
+                                                      sections=sections)
+                for p in paths]
+
+
+class _SoFar:
+    """What a run has produced so far: enough to write a report from when it is interrupted."""
+
+    def __init__(self, options: AnalysisOptions, environment: dict):
+        self.options = options
+        self.environment = environment
+        self.timings: dict[str, float] = {}
+        self.stage = "starting"
+        self.dataset: Dataset | None = None
+        self.profile = None
+        self.measurements: list[BackboneMeasurement] = []
+        self.recommendation = None
+        self.tuning = None
+
+    def analysis_run(self, failures: list[PluginFailure]) -> AnalysisRun:
+        options = self.options
+        return AnalysisRun(
+            run_id=options.run_name, out_dir=Path(options.run_dir), options=options, dataset=self.dataset,
+            profile=self.profile, measurements=tuple(self.measurements), recommendation=self.recommendation,
+            tuning=self.tuning, plugin_failures=tuple(failures), environment=dict(self.environment),
+            timings=dict(self.timings))
+
+
+def _with_message(error: TLAdvisorError, message: str) -> TLAdvisorError:
+    try:
+        extended = type(error)(message)
+    except Exception:  # a plugin's own error class with another signature
+        extended = TLAdvisorError(message)
+    extended.exit_code = error.exit_code
+    return extended
+
+
+def _tuning_requested(options: AnalysisOptions) -> bool:
+    return options.trials > 0 or bool(options.timeout)
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _failures_note(failures, hooks: tuple[str, ...] | None = None) -> str:
+    """`` (plugin 'x' failed in hook: error; ...)`` for the failures in ``hooks`` (all when None)."""
+    named = [f for f in failures if hooks is None or f.hook in hooks]
+    if not named:
+        return ""
+    return " (" + "; ".join(f"plugin '{f.plugin}' failed in {f.hook}: {f.error}" for f in named) + ")"
+
+
+def check_output_folder(run_dir: Path) -> None:
+    """Refuse an output folder that cannot be created or written, before any work is done.
+
+    Nothing is created here: the nearest existing folder on the way is checked instead, so a run that
+    fails later on bad data leaves no empty run folder behind.
+    """
+    existing = Path(run_dir)
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link on the way: mkdir would fail on it
+            break
+        existing = existing.parent
+    problem = None
+    if not existing.exists() or not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    if problem:
+        raise OutputError(f"cannot create the run folder {run_dir}: {problem}; "
+                          "choose another output folder (--out)")
+
+
+def check_storage(url: str) -> None:
+    """A one-line error for a storage URL Optuna could not use (bad scheme, no driver, unreachable server)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from tladvisor.tuning.study import display_url
+
+    shown = display_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as error:
+        raise TLAdvisorError(f"--storage {shown}: not a database URL ({one_line(error)}); use e.g. "
+                           "sqlite:///study.db or postgresql://user@host/db") from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        raise TLAdvisorError(f"--storage {shown}: unknown database scheme '{parsed.drivername}'; use e.g. "
+                           "sqlite:///study.db or postgresql://user@host/db") from None
+    except ImportError as error:
+        raise TLAdvisorError(f"--storage {shown}: the database driver is not installed ({one_line(error)})") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database)
+            if path.is_dir():
+                raise TLAdvisorError(f"--storage {shown}: {path} is a folder, not a database file")
+            try:
+                check_output_folder(path.parent)
+            except OutputError as error:
+                raise TLAdvisorError(f"--storage {shown}: {error}") from None
+        return
+    try:
+        engine = create_engine(parsed)
+    except Exception as error:  # a driver's own argument checks
+        raise TLAdvisorError(f"--storage {shown}: {one_line(error)}") from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TLAdvisorError(f"--storage {shown}: cannot connect ({' '.join(first.split())}); "
+                           "check the host, port, user and that the server is running") from None
+    finally:
+        engine.dispose()
+
+
+def tuning_so_far(options: AnalysisOptions, *, connect: bool, host=None) -> TuningResult | None:
+    """The study's trials as they are now (for the report of an interrupted run), or None.
+
+    Without ``connect`` only an existing SQLite file is opened: an interrupted run must not wait on a
+    database server just to fill in its report.
+    """
+    url = options.storage
+    if not url:
+        return None
+    if url.startswith("sqlite:///"):
+        if not Path(url[len("sqlite:///"):]).is_file():
+            return None
+    elif not connect:
+        return None
+    try:
+        import optuna
+
+        from tladvisor.tuning.study import Tuner
+
+        study = optuna.load_study(study_name=options.study_name, storage=url)
+        return Tuner(options, host=host).result(study, pick_device(options.device))
+    except Exception as error:  # no study yet, or the storage went away: the report goes without it
+        log.warning("tuning results not read from %s: %s", url, one_line(error))
+        return None
 
 
 def _source_sample_paths(folder: Path | None) -> list[Path]:
