@@ -1,0 +1,181 @@
+"""Join a tuning study from another process or machine: what ``tladvisor worker`` runs.
+
+``tladvisor analyze DATA --trials N --storage URL --study NAME`` measures, recommends, creates the study
+and stores in it everything a worker needs (options, recommendation, backbone names, a fingerprint of
+the data, heartbeat settings: see :mod:`tladvisor.tuning.study`). On any machine that reaches the
+storage and reads the data, at the same path or at ``data=`` when it is mounted elsewhere,
+:func:`run_worker` joins the study and runs trials until it holds N finished trials, counting every
+worker's. The budget, the retries of trials whose worker died and the best model are shared through
+the storage and the run folder; docs/scale-out.md shows the commands.
+
+Storages: ``postgresql://USER:PASSWORD@HOST:PORT/DB`` for several machines (heartbeats tell a lost
+worker within the grace period); for several processes on one machine the run's own SQLite file
+(``sqlite:///<run>/study.db``, the default of ``analyze``) or a journal file given as a plain path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+
+from tladvisor.errors import DatasetError, OutputError, TLAdvisorError
+from tladvisor.records import Dataset, TuningResult, to_jsonable
+from tladvisor.tuning.study import (StudyDescription, Tuner, dataset_fingerprint, display_url, file_lock,
+                                    open_storage, read_description, tuning_result, worker_label)
+
+log = logging.getLogger(__name__)
+
+WAIT_POLL_SECONDS = 2.0  # how often a worker started before its study looks for it again
+REPORT_LOCK = ".report.lock"
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """What one worker did, and the whole study as it stood when the worker stopped."""
+
+    worker: str  # "host:pid"
+    trials_run: tuple[int, ...]  # numbers of the trials this worker trained (any final state)
+    tuning: TuningResult  # every worker's trials
+    report: Path | None  # the report re-rendered from the storage, when the run folder is reachable
+
+
+def _load_study(storage: str, study_name: str) -> optuna.Study | None:
+    file = storage if "://" not in storage else storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else None
+    if file and file != ":memory:" and not Path(file).expanduser().is_file():
+        return None  # opening would create an empty one
+    try:
+        return optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    except KeyError:
+        return None
+
+
+def load_description(storage: str, study_name: str, *, wait: float = 0.0) -> StudyDescription:
+    """What ``tladvisor analyze`` stored in the study; waits up to ``wait`` seconds for it to appear."""
+    deadline = time.monotonic() + wait
+    while True:
+        study = _load_study(storage, study_name)
+        if study is not None and (study.user_attrs or time.monotonic() >= deadline):
+            return read_description(study)
+        if time.monotonic() >= deadline:
+            raise TLAdvisorError(
+                f"no study '{study_name}' in {display_url(storage)}: start it first with tladvisor analyze DATA "
+                f"--trials N --storage URL --study {study_name} (or give the worker --wait SECONDS), and check "
+                "the name (optuna studies --storage URL lists them)")
+        time.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+def _check_same_data(dataset: Dataset, description: StudyDescription, study_name: str) -> None:
+    expected = description.dataset
+    if not expected.get("fingerprint") or dataset_fingerprint(dataset) == expected["fingerprint"]:
+        return
+    here = f"{len(dataset.samples)} images in {len(dataset.classes)} classes"
+    there = f"{expected.get('n_samples')} images in {expected.get('n_classes')} classes"
+    detail = f"{here} here, {there} in the study" if here != there else f"{here}, but other files or labels"
+    raise DatasetError(f"{dataset.root}: not the data study '{study_name}' was started on ({detail}); point "
+                       f"--data at a copy of {expected.get('root')}")
+
+
+def _usable_run_dir(run_dir: Path | None) -> Path | None:
+    if run_dir is None:
+        return None
+    try:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create the run folder {run_dir} (where the best model is kept) on this machine: "
+                          f"{error.strerror or error}; share it with the machine that ran analyze, or pass "
+                          "--run-dir DIR") from None
+    return Path(run_dir)
+
+
+def run_worker(storage: str, study_name: str, *, host=None, trials: int | None = None, plugins_dir=None,
+               data: str | Path | None = None, run_dir: str | Path | None = None, device: str | None = None,
+               wait: float = 0.0) -> WorkerResult:
+    """Join the study ``study_name`` in ``storage`` and run its trials until its budget is met.
+
+    storage: the URL given to ``analyze --storage`` (``postgresql://user:password@host:5432/db``,
+        ``sqlite:///abs/path/study.db``, or a journal file path).
+    study_name: the ``--study`` name (``analyze`` prints it; by default the run name).
+    host: the PluginHost to use (the CLI's); a fresh one from ``plugins_dir`` (or
+        ``$TLADVISOR_PLUGINS_DIR``) when None. The study's backbones must be registered here too.
+    trials: at most this many trials from this worker (None: until the study holds its budget).
+    data: the dataset's location on this machine, when it is not at the path ``analyze`` read it from;
+        it must be the same data (checked against a fingerprint of paths, labels and contents).
+    run_dir: where the best model and report are kept, when the analyze run's folder is not reachable
+        at the same path (default: that folder, e.g. on a shared file system).
+    device: ``cpu``, ``cuda``, ``cuda:N``; default: the one the study was started with (``auto``).
+    wait: seconds to wait for the study to be created (workers launched together with ``analyze``).
+
+    Stops when the study holds its budget of finished (COMPLETE + PRUNED) trials, counting every
+    worker's; while the last trials run elsewhere it waits, so it can retry one whose worker dies.
+    Returns a :class:`WorkerResult`; re-renders the run's report from the storage when the run folder
+    holds one. User errors (unreachable storage, unknown study, other data, unknown backbone) raise a
+    one-line :class:`~tladvisor.errors.TLAdvisorError`.
+
+    The CLI command is a thin layer over this::
+
+        result = run_worker(storage, study, host=obj.host, data=data, run_dir=run_dir, trials=trials,
+                            device=device, wait=wait)
+        out.print(f"{result.worker} ran trials {list(result.trials_run)}; ...")
+    """
+    description = load_description(storage, study_name, wait=wait)
+    if host is None:
+        from tladvisor.plugins import PluginHost
+
+        host = PluginHost(plugins_dir)
+    stored = description.options
+    cache_dir = stored.cache_dir if stored.cache_dir is not None and Path(stored.cache_dir).is_dir() else None
+    options = replace(stored, storage=storage, study_name=study_name, plugins_dir=plugins_dir,
+                      source=Path(data) if data is not None else stored.source, cache_dir=cache_dir,
+                      run_dir=_usable_run_dir(Path(run_dir) if run_dir is not None else stored.run_dir),
+                      device=device or stored.device)
+    if not Path(options.source).exists():
+        hint = "pass --data PATH where it is mounted here" if data is None else "check --data"
+        raise DatasetError(f"{options.source}: no such file or folder on this machine (the study's data); {hint}")
+    dataset = host.call_first("load_dataset", source=Path(options.source), options=options)
+    if dataset is None:
+        raise DatasetError(f"{options.source}: no loader could read it")
+    _check_same_data(dataset, description, study_name)
+    backbones = [host.backbone(name) for name in description.backbones]
+
+    tuner = Tuner(options, host=host, heartbeat_interval=description.heartbeat_interval,
+                  grace_period=description.grace_period, max_trials=trials)
+    result = tuner.run(dataset, description.recommendation, backbones, join=True)
+    report = refresh_report(options.run_dir, result) if options.run_dir is not None else None
+    return WorkerResult(worker=worker_label(tuner.identity), trials_run=tuple(tuner.trials_run), tuning=result,
+                        report=report)
+
+
+def load_tuning_result(storage: str, study_name: str, *, run_dir: str | Path | None = None) -> TuningResult:
+    """The study's TuningResult built from the storage alone (any machine, any time, workers running or not)."""
+    study = _load_study(storage, study_name)
+    if study is None:
+        raise TLAdvisorError(f"no study '{study_name}' in {display_url(storage)}")
+    description = read_description(study)
+    run_dir = Path(run_dir) if run_dir is not None else description.options.run_dir
+    devices = sorted({str(t.user_attrs["device"]) for t in study.get_trials(deepcopy=False) if "device" in t.user_attrs})
+    return tuning_result(study, storage=display_url(storage), requested_trials=description.budget,
+                         device=", ".join(devices) or "unknown",
+                         model_dir=Path(run_dir) / "best_model" if run_dir is not None else None)
+
+
+def refresh_report(run_dir: str | Path, tuning: TuningResult) -> Path | None:
+    """Put ``tuning`` into ``run_dir/analysis.json`` and re-render the report; None when there is no report yet.
+
+    The rest of analysis.json (dataset, measures, advice) is kept as ``analyze`` wrote it.
+    """
+    from tladvisor.builtin.report import rerender
+    from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, load_analysis
+    from tladvisor.report.atomic import write_text_atomic
+
+    run_dir = Path(run_dir)
+    if not (run_dir / ANALYSIS_FILENAME).is_file():
+        return None
+    with file_lock(run_dir / REPORT_LOCK):
+        analysis = load_analysis(run_dir)
+        analysis["tuning"] = to_jsonable(tuning)
+        write_text_atomic(run_dir / ANALYSIS_FILENAME, analysis_json_chunks(analysis))
+        return rerender(run_dir)
