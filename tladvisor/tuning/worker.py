@@ -165,7 +165,8 @@ def load_tuning_result(storage: str, study_name: str, *, run_dir: str | Path | N
 def refresh_report(run_dir: str | Path, tuning: TuningResult) -> Path | None:
     """Put ``tuning`` into ``run_dir/analysis.json`` and re-render the report; None when there is no report yet.
 
-    The rest of analysis.json (dataset, measures, advice) is kept as ``analyze`` wrote it.
+    The rest of analysis.json (dataset, measures, advice) is kept as ``analyze`` wrote it, except that a
+    password in ``options.storage`` is masked.
     """
     from tladvisor.builtin.report import rerender
     from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, load_analysis
@@ -177,5 +178,8 @@ def refresh_report(run_dir: str | Path, tuning: TuningResult) -> Path | None:
     with file_lock(run_dir / REPORT_LOCK):
         analysis = load_analysis(run_dir)
         analysis["tuning"] = to_jsonable(tuning)
+        options = analysis.get("options")
+        if isinstance(options, dict) and isinstance(options.get("storage"), str):
+            options["storage"] = display_url(options["storage"])  # the database password stays out of reports
         write_text_atomic(run_dir / ANALYSIS_FILENAME, analysis_json_chunks(analysis))
         return rerender(run_dir)
