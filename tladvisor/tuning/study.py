@@ -60,6 +60,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tladvisor import __version__
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
+from tladvisor import interrupts
 from tladvisor.errors import TLAdvisorError
 from tladvisor.plugins import one_line
 from tladvisor.records import AnalysisOptions, Dataset, Recommendation, TuningResult, to_jsonable
@@ -454,6 +455,16 @@ def _lock_path(model_dir: Path) -> Path:
 # --- the tuner -------------------------------------------------------------------------------------------
 
 
+def _close_interrupted(study: optuna.Study, trial: optuna.Trial, close) -> None:
+    """Record a trial stopped by SIGINT/SIGTERM, unless it was recorded already (the signal was held back
+    until its result was kept). A failure here must not hide the stop: the next run settles the trial."""
+    try:
+        if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+            close()
+    except Exception:
+        log.debug("trial %d left open; the next run closes it", trial.number, exc_info=True)
+
+
 class Tuner:
     """Runs (or continues, or joins) the study described by ``options``; ``run`` returns a TuningResult.
 
@@ -732,9 +743,10 @@ class Tuner:
                                       on_epoch=on_epoch)
                 curve[:] = trained.learning_curve
                 self._record_success(trial, trained)
-                # Saved before the value is recorded: a kill in between is recovered by settle_interrupted.
-                self._save_if_best(study, trial, spec, config, data, trained, params)
-                return finish(TrialState.COMPLETE, value=trained.accuracy)
+                with interrupts.deferred():  # trained: a stop signal waits until the result is kept
+                    # Saved before the value is recorded: a kill in between is recovered by settle_interrupted.
+                    self._save_if_best(study, trial, spec, config, data, trained, params)
+                    return finish(TrialState.COMPLETE, value=trained.accuracy)
             except (_Superseded, UpdateFinishedTrialError):
                 return superseded()
             except optuna.TrialPruned as pruned:
@@ -744,8 +756,8 @@ class Tuner:
             except Exception as error:  # failures are data: record why, keep searching
                 log.debug("trial %d failed", trial.number, exc_info=True)
                 return finish(TrialState.FAIL, one_line(error))
-            except BaseException:  # Ctrl+C: close the trial honestly, then stop
-                finish(TrialState.FAIL, "interrupted")
+            except BaseException as stop:  # SIGINT/SIGTERM: close the trial honestly, then stop
+                _close_interrupted(study, trial, lambda: finish(TrialState.FAIL, interrupts.reason(stop)))
                 raise
 
     @staticmethod

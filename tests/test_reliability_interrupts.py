@@ -1,0 +1,191 @@
+"""SIGINT and SIGTERM stop a run cleanly: the trial in progress is closed with its reason and partial
+learning curve, the report and analysis.json are written from what exists, the exit code is 128 + the
+signal, one line says what was kept, and the same command resumes without losing a finished trial.
+
+The signal is sent by the process to itself from inside a plugin (the backbone's forward pass during
+training, or a measuring hook), so it lands at a known point every time; the real handler runs, as it
+would for ``kill -TERM`` from outside (tests/test_reliability_kill.py sends one from outside too).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tladvisor.cli import main
+
+from helpers import write_image_folder
+
+SIGNALLING_PLUGIN = '''
+import os
+import signal
+from dataclasses import replace
+
+from tladvisor import hookimpl
+from tladvisor.testing import TinyConvNet, tiny_backbone_spec
+from tladvisor.tuning.search import suggest_params
+
+SIGNAL = os.environ.get("TLADVISOR_TEST_SIGNAL", "")  # SIGINT or SIGTERM
+WHEN = os.environ.get("TLADVISOR_TEST_SIGNAL_WHEN", "")  # "training:<n>" (n-th training step) or "measuring"
+training_steps = 0
+
+
+class SignallingNet(TinyConvNet):
+    def forward(self, x):
+        global training_steps
+        if self.training and WHEN.startswith("training:"):
+            training_steps += 1
+            if training_steps == int(WHEN.split(":")[1]):
+                os.kill(os.getpid(), getattr(signal, SIGNAL))
+        return super().forward(x)
+
+
+BASE = tiny_backbone_spec()
+
+
+def build(pretrained):
+    model = BASE.build(pretrained)
+    model.__class__ = SignallingNet  # same layers and weights, a forward that can send the signal
+    return model
+
+
+@hookimpl
+def register_backbones(register):
+    register(replace(BASE, build=build))
+
+
+@hookimpl
+def search_space(trial, recommendation, backbones, options):
+    # Every trial fine-tunes (feature extraction would train on cached features, never calling forward).
+    params = dict(suggest_params(trial, recommendation, backbones, options))
+    params.update(strategy="full_finetune", freeze_depth=0, epochs=6, gradual_unfreeze=False)
+    return params
+
+
+@hookimpl
+def measure_backbone(backbone, features, dataset, options):
+    if WHEN == "measuring":
+        os.kill(os.getpid(), getattr(signal, SIGNAL))
+    return None
+'''
+
+
+@pytest.fixture
+def setup(tmp_path, write_plugin):
+    plugins = write_plugin("signalling", SIGNALLING_PLUGIN)
+    data = write_image_folder(tmp_path / "data", n_classes=3, per_class=10)
+    return plugins, data
+
+
+def analyze(plugins: Path, data: Path, tmp_path: Path, trials: int) -> int:
+    return main(["--plugins-dir", str(plugins), "analyze", str(data), "--backbone", "tiny_cnn",
+                 "--out", str(tmp_path / "reports"), "--run-name", "run", "--cache-dir", str(tmp_path / "cache"),
+                 "--trials", str(trials), "--device", "cpu", "--batch-size", "64"])
+
+
+def message_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith("[")]  # not Optuna's log
+
+
+def stored_trials(run_dir: Path) -> dict[int, tuple[str, float | None, str | None, list]]:
+    """number -> (state, value, reason, learning curve) straight from the study's SQLite file."""
+    with sqlite3.connect(f"file:{run_dir / 'study.db'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT trial_id, number, state FROM trials").fetchall()
+        result = {}
+        for trial_id, number, state in rows:
+            value = db.execute("SELECT value FROM trial_values WHERE trial_id = ?", (trial_id,)).fetchone()
+            attrs = dict(db.execute("SELECT key, value_json FROM trial_user_attributes WHERE trial_id = ?",
+                                    (trial_id,)).fetchall())
+            result[number] = (state, value[0] if value else None, json.loads(attrs.get("reason", "null")),
+                              json.loads(attrs.get("learning_curve", "[]")))
+    return result
+
+
+@pytest.mark.parametrize("signal_name, exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_during_a_trial_closes_it_writes_the_report_and_the_same_command_resumes(
+        setup, tmp_path, capsys, monkeypatch, signal_name, exit_code):
+    plugins, data = setup
+    run_dir = tmp_path / "reports" / "run"
+    # trial 0 (the recommendation) trains one epoch per step: the signal arrives during its 2nd epoch
+    monkeypatch.setenv("TLADVISOR_TEST_SIGNAL", signal_name)
+    monkeypatch.setenv("TLADVISOR_TEST_SIGNAL_WHEN", "training:2")
+    handlers_before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+    assert analyze(plugins, data, tmp_path, trials=2) == exit_code
+
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers_before
+    (line,) = message_lines(capsys.readouterr().err)
+    assert line.startswith(f"interrupted by {signal_name} while tuning: kept 1 backbone measurement")
+    assert "0 of 2 finished trials" in line and str(run_dir / "index.html") in line
+    assert line.endswith("run the same command again to resume")
+
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    assert analysis["environment"]["interrupted"] == f"by {signal_name} while tuning"
+    assert analysis["recommendation"]["backbone"] == "tiny_cnn" and len(analysis["backbones"]) == 1
+    (trial,) = analysis["tuning"]["trials"]
+    assert (trial["number"], trial["state"], trial["reason"]) == (0, "FAIL", f"interrupted by {signal_name}")
+    assert len(trial["learning_curve"]) == 1  # the epoch it finished before the signal
+    assert stored_trials(run_dir)[0][0] == "FAIL"
+    assert stored_trials(run_dir)[0][2:] == (f"interrupted by {signal_name}", trial["learning_curve"])
+    html = (run_dir / "index.html").read_text()
+    assert f"interrupted by {signal_name}" in html
+    assert not [p for p in run_dir.rglob("*") if p.name.startswith(".")]  # no temporary file left
+
+    if signal_name == "SIGINT":
+        return
+    # The same command again: the study continues to 2 finished trials; the interrupted one stays as it was.
+    monkeypatch.delenv("TLADVISOR_TEST_SIGNAL_WHEN")
+    assert analyze(plugins, data, tmp_path, trials=2) == 0
+    stored = stored_trials(run_dir)
+    assert stored[0] == ("FAIL", None, "interrupted by SIGTERM", trial["learning_curve"])
+    assert sum(state in ("COMPLETE", "PRUNED") for state, *_ in stored.values()) == 2
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    assert "interrupted" not in analysis["environment"]
+    assert [t["number"] for t in analysis["tuning"]["trials"]] == sorted(stored)
+
+
+def test_a_signal_while_measuring_writes_the_dataset_part_of_the_report(setup, tmp_path, capsys, monkeypatch):
+    plugins, data = setup
+    monkeypatch.setenv("TLADVISOR_TEST_SIGNAL", "SIGINT")
+    monkeypatch.setenv("TLADVISOR_TEST_SIGNAL_WHEN", "measuring")
+
+    assert analyze(plugins, data, tmp_path, trials=0) == 130
+
+    (line,) = message_lines(capsys.readouterr().err)
+    run_dir = tmp_path / "reports" / "run"
+    assert line == (f"interrupted by SIGINT while measuring tiny_cnn: kept the report {run_dir / 'index.html'}; "
+                    "run the same command again to resume")
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    assert analysis["dataset"]["n_samples"] == 30
+    assert analysis["backbones"] == [] and analysis["recommendation"] is None and analysis["tuning"] is None
+    assert analysis["environment"]["interrupted"] == "by SIGINT while measuring tiny_cnn"
+    assert (run_dir / "index.html").is_file()
+    # the features computed before the signal are cached: the next run measures without a forward pass
+    monkeypatch.delenv("TLADVISOR_TEST_SIGNAL_WHEN")
+    assert analyze(plugins, data, tmp_path, trials=0) == 0
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    assert analysis["backbones"][0]["from_cache"] is True and analysis["recommendation"] is not None
+
+
+def test_the_python_api_keeps_the_report_on_keyboard_interrupt(setup, tmp_path, monkeypatch):
+    from tladvisor.advisor import Advisor
+    from tladvisor.records import AnalysisOptions
+
+    plugins, data = setup
+    import tladvisor.advisor as advisor_module
+
+    def ctrl_c(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(advisor_module.Advisor, "measure", ctrl_c)
+    options = AnalysisOptions(source=data, out_dir=tmp_path / "reports", run_name="api", backbones=("tiny_cnn",),
+                              cache_dir=tmp_path / "cache", plugins_dir=plugins, device="cpu")
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        Advisor(options).run()
+    assert stopped.value.kept.startswith("while measuring tiny_cnn: kept the report")
+    analysis = json.loads((tmp_path / "reports" / "api" / "analysis.json").read_text())
+    assert analysis["environment"]["interrupted"] == "by SIGINT while measuring tiny_cnn"
