@@ -25,8 +25,8 @@ from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.testing import tiny_backbone_spec
 from tladvisor.tuning import model_io, search, study as study_module
 from tladvisor.tuning.search import suggest_params
-from tladvisor.tuning.study import (NOT_RUN, PROCESS, Heartbeat, Tuner, display_url, open_storage,
-                                    process_gone, process_identity, read_description)
+from tladvisor.tuning.study import (NOT_RUN, PROCESS, Heartbeat, Tuner, display_url, network_filesystem,
+                                    open_storage, process_gone, process_identity, read_description)
 from tladvisor.tuning.trainer import TrainedModel
 from tladvisor.tuning.worker import load_tuning_result, run_worker
 
@@ -346,3 +346,12 @@ def test_an_unreachable_storage_is_one_line_naming_host_and_port_without_the_pas
     with pytest.raises(TLAdvisorError, match=r"looks like a SQLite file: write it as sqlite:///"):
         open_storage("reports/study.db")
     assert display_url("reports/study.journal") == "reports/study.journal"
+
+
+def test_sqlite_on_a_network_file_system_is_recognised(tmp_path):
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/sda1 / ext4 rw 0 0\nserver:/export /shared nfs4 rw 0 0\n"
+                      "server:/x /shared/local\\040disk ext4 rw 0 0\n")
+    assert network_filesystem("/shared/reports/run", mounts) == "nfs4"
+    assert network_filesystem("/shared/local disk/run", mounts) is None
+    assert network_filesystem("/sharedfolder/run", mounts) is None

@@ -162,6 +162,29 @@ def _ensure_folder_of(url: str | None) -> None:
         Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
 
 
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
+                       "fuse.sshfs", "fuse.glusterfs", "9p")
+
+
+def network_filesystem(path: str | Path, mounts_file: str | Path = "/proc/mounts") -> str | None:
+    """The type of the network file system ``path`` is on (``nfs``, ``lustre``...), or None (local, or unknown)."""
+    try:
+        mounts = Path(mounts_file).read_text().splitlines()
+    except OSError:
+        return None
+    target = str(Path(path).expanduser().resolve())
+    best, kind = "", None
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount_point = parts[1].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) > len(best):
+            best, kind = mount_point, parts[2]
+    return kind if kind in NETWORK_FILESYSTEMS else None
+
+
 def open_storage(url: str | None, *, heartbeat_interval: int | None = None,
                  grace_period: int | None = None) -> optuna.storages.BaseStorage | None:
     """The Optuna storage behind ``url``; None for in-memory.
@@ -192,6 +215,11 @@ def open_storage(url: str | None, *, heartbeat_interval: int | None = None,
     if url.startswith("sqlite"):
         # Several processes on one SQLite file take turns for its write lock; wait rather than fail.
         engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
+        database = url.split(":///", 1)[1] if ":///" in url else ""
+        kind = network_filesystem(Path(database).parent) if database and database != ":memory:" else None
+        if kind:
+            log.warning("the SQLite study %s is on a network file system (%s), where SQLite's locks are unreliable "
+                        "between machines; use PostgreSQL, or a journal file (--storage PATH.journal)", database, kind)
     elif url.startswith("postgresql"):
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
     else:
