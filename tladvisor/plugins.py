@@ -136,7 +136,10 @@ class PluginHost:
         return [impl for impl in reversed(caller.get_hookimpls()) if not (impl.hookwrapper or impl.wrapper)]
 
     def _call_impl(self, impl, hook_name: str, kwargs: dict[str, Any]) -> tuple[bool, Any]:
-        args = {name: kwargs[name] for name in impl.argnames if name in kwargs}
+        # Arguments an implementation names with a default (``host=None``) are passed too: pluggy lists
+        # those apart, in kwargnames, and leaving them out silently gave the plugin its default instead.
+        wanted = (*impl.argnames, *getattr(impl, "kwargnames", ()))
+        args = {name: kwargs[name] for name in wanted if name in kwargs}
         try:
             return True, impl.function(**args)
         except TLAdvisorError:  # a user's mistake (bad data, unknown backbone): one clear line, not a plugin fault
