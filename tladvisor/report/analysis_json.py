@@ -72,7 +72,10 @@ def build_analysis(run: AnalysisRun) -> dict[str, Any]:
 def analysis_json_chunks(analysis: dict[str, Any]) -> Iterator[str]:
     """Serialise in chunks (for a streaming atomic write); raises on NaN rather than writing non-JSON."""
     encoder = json.JSONEncoder(indent=2, ensure_ascii=False, allow_nan=False, default=_fallback)
-    yield from encoder.iterencode(analysis)
+    for chunk in encoder.iterencode(analysis):
+        # A file name that is not UTF-8 reaches Python as lone surrogates, which UTF-8 cannot encode:
+        # write those as JSON escapes (\udcff), which read back to the very same path.
+        yield _LONE_SURROGATE.sub(_json_escape, chunk)
     yield "\n"
 
 
@@ -177,6 +180,13 @@ def _examples(dataset: Dataset) -> dict[str, list[str]]:
             paths = [paths[int(i * step)] for i in range(EXAMPLES_PER_CLASS)]
         examples[name] = paths
     return examples
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json_escape(match: re.Match) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _fallback(value: Any) -> Any:

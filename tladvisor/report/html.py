@@ -55,7 +55,7 @@ def render_report(analysis: dict, sections: Iterable[ReportSection] = ()) -> str
     plugin_sections = [ReportSection(s.id, s.title, Markup(s.html), s.order) for s in sections]
     ordered = sorted([*built, *plugin_sections], key=lambda section: section.order)  # stable: built-ins first
     script = sort_script()
-    return environment.get_template("report.html.j2").render(
+    return printable(environment.get_template("report.html.j2").render(
         title=_title(analysis),
         run_id=analysis.get("run_id"),
         created=analysis.get("created"),
@@ -65,7 +65,17 @@ def render_report(analysis: dict, sections: Iterable[ReportSection] = ()) -> str
         script_hash=script_hash(script),
         version=_version(analysis),
         schema_version=analysis.get("schema_version", SCHEMA_VERSION),
-    )
+    ))
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of non-UTF-8 file names (lone surrogates in Python) shown as ``\\xff``.
+
+    Such a name cannot be encoded as UTF-8; the page names the file as ``ls -b`` would instead.
+    """
+    if not any("\ud800" <= character <= "\udfff" for character in text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def sort_script() -> str:
