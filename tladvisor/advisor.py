@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
+RUN_NAME_STEM_CHARACTERS = 60
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -43,7 +46,10 @@ def run_name_for(options: AnalysisOptions) -> str:
     source = Path(options.source).resolve()
     key = "|".join(str(v) for v in (source, sorted(options.backbones), options.image_size, options.seed,
                                      options.max_samples, options.val_fraction))
-    return f"{source.stem or 'data'}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    # The name is a folder name: characters a file system or a terminal may refuse (a non-UTF-8 byte,
+    # a control character) become "_", and a very long name is cut (255 bytes is the usual limit).
+    stem = re.sub(r"[^\w.\- ]", "_", source.stem).strip()[:RUN_NAME_STEM_CHARACTERS] or "data"
+    return f"{stem}-{hashlib.sha256(key.encode(errors='surrogateescape')).hexdigest()[:8]}"
 
 
 def embedding_2d(features: np.ndarray, labels: np.ndarray, limit: int = 400, seed: int = 0):
@@ -157,6 +163,7 @@ class Advisor:
             run = self._run_stages(so_far)
             so_far.stage = "writing the report"
             self.write(run)
+            run = replace(run, plugin_failures=tuple(self.host.failures))  # with the report writers' own
             if _tuning_requested(options) and run.tuning is None:
                 raise TLAdvisorError(f"tuning did not run; the advice is in {run_dir / 'index.html'}")
             return run

@@ -222,15 +222,22 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
 def main(argv: list[str] | None = None) -> int:
     from tladvisor.interrupts import Interrupted, stop_on_signals
 
+    def say(text: str) -> None:
+        # One line, whatever the message holds (a plugin's multi-line error, a file name that is not
+        # UTF-8, which Python holds as lone surrogates and a strict stream cannot encode).
+        text = " ".join(str(text).split())
+        err.print(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
+                  markup=False, highlight=False, soft_wrap=True)
+
     try:
         with stop_on_signals():  # SIGINT/SIGTERM: close the trial, write what exists, exit 130/143
             cli.main(args=argv, prog_name="tladvisor", standalone_mode=False)
         return 0
     except Interrupted as stop:
-        err.print(stop.summary(), markup=False, highlight=False, soft_wrap=True)
+        say(stop.summary())
         return stop.exit_code
     except click.exceptions.Abort:
-        err.print("interrupted")
+        say("interrupted")
         return 130
     except click.ClickException as error:
         error.show()
@@ -238,16 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     except TLAdvisorError as error:
         if os.environ.get("TLADVISOR_DEBUG"):
             traceback.print_exc()
-        err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        say(f"error: {error}")
         return error.exit_code
     except KeyboardInterrupt:
-        err.print("interrupted")
+        say("interrupted")
         return 130
     except Exception as error:  # a bug: say so in one line, the traceback with --debug
         if os.environ.get("TLADVISOR_DEBUG"):
             traceback.print_exc()
-        err.print(f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)",
-                  markup=False, highlight=False, soft_wrap=True)
+        say(f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)")
         return 1
 
 
