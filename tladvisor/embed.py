@@ -18,7 +18,6 @@ import logging
 import os
 import tempfile
 import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -196,7 +195,10 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
         source_sample_features=source_features, stage_shift=stage_shifts(spec, layer_shift),
         from_cache=False, seconds=time.perf_counter() - started)
     if cache_path is not None:
-        _write_cache(cache_path, result)
+        try:
+            _write_cache(cache_path, result)
+        except OSError as error:  # a full or unwritable cache costs the next run time, not this result
+            log.warning("features not cached in %s: %s", cache_path.parent, error.strerror or error)
     return result
 
 
@@ -225,16 +227,31 @@ def _read_cache(path: Path, backbone: str, image_size: int, labels: np.ndarray,
                 indices: np.ndarray) -> FeatureSet | None:
     if not path.is_file():
         return None
-    try:
+    try:  # allow_pickle=False: an entry is data, and loading it must never run code
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in _ARRAYS if name in data.files}
             meta = json.loads(bytes(data["meta"]).decode())
         if not (np.array_equal(arrays["labels"], labels) and np.array_equal(arrays["sample_indices"], indices)):
             raise ValueError("labels or sample order differ from the cache key's")
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as error:
+        _check_shapes(arrays, len(labels))
+        result = FeatureSet(
+            backbone=backbone, image_size=image_size, from_cache=True, seconds=float(meta.get("seconds", 0.0)),
+            stage_shift=tuple(StageShift(str(s), float(v), int(n)) for s, v, n in meta["stage_shift"]), **arrays)
+    except Exception as error:  # whatever is wrong with an entry, the answer is to compute it again
         log.warning("feature cache entry %s is unreadable (%s); recomputing it", path, error)
         path.unlink(missing_ok=True)
         return None
-    return FeatureSet(
-        backbone=backbone, image_size=image_size, from_cache=True, seconds=float(meta.get("seconds", 0.0)),
-        stage_shift=tuple(StageShift(s, float(v), int(n)) for s, v, n in meta["stage_shift"]), **arrays)
+    return result
+
+
+def _check_shapes(arrays: dict[str, np.ndarray], n: int) -> None:
+    """Refuse an entry whose arrays cannot be what :func:`extract_features` wrote for ``n`` images."""
+    for name in ("features", "source_probs", "random_features"):
+        array = arrays.get(name)
+        if name == "features" and array is None:
+            raise KeyError("features")
+        if array is not None and (array.ndim != 2 or array.shape[0] != n or array.dtype.kind != "f"):
+            raise ValueError(f"{name} has shape {array.shape} and type {array.dtype}, not ({n}, d) floats")
+    sample = arrays.get("source_sample_features")
+    if sample is not None and (sample.ndim != 2 or sample.dtype.kind != "f"):
+        raise ValueError(f"source_sample_features has shape {sample.shape}, not (m, d) floats")

@@ -37,7 +37,7 @@ def read(path: Path) -> BackboneMeasurement | None:
     try:
         data = json.loads(path.read_text())
         return replace(_measurement(data), from_cache=True)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except Exception as error:  # whatever is wrong with an entry (a cache is not trusted), measure again
         log.warning("measurement cache entry %s is unreadable (%s); measuring again", path, error)
         return None
 
@@ -56,9 +56,13 @@ def write(path: Path, measurement: BackboneMeasurement) -> None:
 
 def _score(data: dict) -> Score:
     value = data["value"]
-    return Score(value=float("nan") if value is None else float(value), spread=data.get("spread"),
-                 normalised=data.get("normalised"), higher_is_better=bool(data.get("higher_is_better", True)),
-                 detail=data.get("detail", ""))
+    return Score(value=float("nan") if value is None else float(value), spread=_optional_float(data.get("spread")),
+                 normalised=_optional_float(data.get("normalised")),
+                 higher_is_better=bool(data.get("higher_is_better", True)), detail=str(data.get("detail", "")))
+
+
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def _measurement(data: dict) -> BackboneMeasurement:
@@ -67,5 +71,6 @@ def _measurement(data: dict) -> BackboneMeasurement:
         scores={name: _score(score) for name, score in data["scores"].items()},
         stage_shift=tuple(StageShift(s["stage"], float(s["value"]), int(s["n_layers"])) for s in data["stage_shift"]),
         n_measured=int(data["n_measured"]), image_size=int(data["image_size"]), seconds=float(data["seconds"]),
-        warnings=tuple(data["warnings"]), embedding_2d=tuple(tuple(p) for p in data["embedding_2d"]),
+        warnings=tuple(str(w) for w in data["warnings"]),
+        embedding_2d=tuple((float(x), float(y), int(label)) for x, y, label in data["embedding_2d"]),
         n_stages=int(data.get("n_stages", 0)))
