@@ -335,7 +335,8 @@ def _failures_note(failures, hooks: tuple[str, ...] | None = None) -> str:
     return " (" + "; ".join(f"plugin '{f.plugin}' failed in {f.hook}: {f.error}" for f in named) + ")"
 
 
-def check_output_folder(run_dir: Path) -> None:
+def check_output_folder(run_dir: Path, what: str = "the run folder",
+                        fix: str = "choose another output folder (--out)") -> None:
     """Refuse an output folder that cannot be created or written, before any work is done.
 
     Nothing is created here: the nearest existing folder on the way is checked instead, so a run that
@@ -352,54 +353,27 @@ def check_output_folder(run_dir: Path) -> None:
     elif not os.access(existing, os.W_OK | os.X_OK):
         problem = f"{existing} is not writable"
     if problem:
-        raise OutputError(f"cannot create the run folder {run_dir}: {problem}; "
-                          "choose another output folder (--out)")
+        raise OutputError(f"cannot create {what} {run_dir}: {problem}; {fix}")
 
 
 def check_storage(url: str) -> None:
-    """A one-line error for a storage URL Optuna could not use (bad scheme, no driver, unreachable server)."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    """A one-line error for a storage the tuner could not use (bad scheme, no driver, unreachable server,
+    a file in a folder that cannot be created), before minutes of measuring rather than after."""
+    from tladvisor.tuning import study
 
-    from tladvisor.tuning.study import display_url
-
-    shown = display_url(url)
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError) as error:
-        raise TLAdvisorError(f"--storage {shown}: not a database URL ({one_line(error)}); use e.g. "
-                           "sqlite:///study.db or postgresql://user@host/db") from None
-    try:
-        parsed.get_dialect()
-    except NoSuchModuleError:
-        raise TLAdvisorError(f"--storage {shown}: unknown database scheme '{parsed.drivername}'; use e.g. "
-                           "sqlite:///study.db or postgresql://user@host/db") from None
-    except ImportError as error:
-        raise TLAdvisorError(f"--storage {shown}: the database driver is not installed ({one_line(error)})") from None
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            path = Path(database)
-            if path.is_dir():
-                raise TLAdvisorError(f"--storage {shown}: {path} is a folder, not a database file")
-            try:
-                check_output_folder(path.parent)
-            except OutputError as error:
-                raise TLAdvisorError(f"--storage {shown}: {error}") from None
+    if study.is_journal_path(url) or url.startswith("sqlite:///"):
+        database = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+        if database in ("", ":memory:") or database.startswith("file:"):
+            return
+        path = Path(database).expanduser()
+        if path.is_dir():
+            raise TLAdvisorError(f"--storage {study.display_url(url)}: {path} is a folder, not a database file")
+        check_output_folder(path.parent, what="the --storage folder",
+                            fix="choose another --storage path")
         return
-    try:
-        engine = create_engine(parsed)
-    except Exception as error:  # a driver's own argument checks
-        raise TLAdvisorError(f"--storage {shown}: {one_line(error)}") from None
-    try:
-        with engine.connect():
-            pass
-    except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise TLAdvisorError(f"--storage {shown}: cannot connect ({' '.join(first.split())}); "
-                           "check the host, port, user and that the server is running") from None
-    finally:
+    storage = study.open_storage(url)  # a server: connect once now (one-line TLAdvisorError if it cannot)
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
         engine.dispose()
 
 
