@@ -227,18 +227,18 @@ def test_a_dead_worker_on_this_machine_is_noticed_at_once_and_its_trial_retried_
 
 
 def test_a_worker_whose_heartbeat_stops_loses_its_trial_to_a_retry_with_the_same_parameters(host, options):
-    tuner, study = started(host, options, heartbeat_interval=1, grace_period=1)
+    tuner, study = started(host, options, heartbeat_interval=1, grace_period=3)
     params = {"lr_head": 0.02}
     silent = running_trial(study, foreign(host="machine-that-died"), params)
     beating = running_trial(study, foreign(host="machine-that-lives"), params)
     study._storage.record_heartbeat(study.trials[silent]._trial_id)
     with Heartbeat(study._storage, study.trials[beating]._trial_id, 1):
-        time.sleep(2.5)
+        time.sleep(4.5)  # SQLite's clock has whole seconds: silent 4 s > grace 3 s > 2 s since a beat
         tuner.settle_interrupted(study)
     trials = study.get_trials()
     assert trials[beating].state == TrialState.RUNNING
     assert (trials[silent].state, trials[silent].user_attrs["reason"]) == (
-        TrialState.FAIL, "worker lost: no heartbeat for over 1 s")
+        TrialState.FAIL, "worker lost: no heartbeat for over 3 s")
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == silent)
     assert tuner._claim(study, 10).number == 0  # the queue in order: the recommendation, then the retry
     claimed = tuner._claim(study, 10)
