@@ -388,14 +388,17 @@ def file_lock(path: Path) -> Iterator[None]:
 def dataset_fingerprint(dataset: Dataset) -> str:
     """Classes, and every image's path (relative to the root), label and content hash: the same data
     mounted elsewhere has the same fingerprint, a different copy does not."""
-    digest = hashlib.sha256("\x1f".join(dataset.classes).encode())
     root = Path(dataset.root)
-    for sample in sorted(dataset.samples, key=lambda s: str(s.path)):
+
+    def relative(path: Path) -> str:
         try:
-            relative = Path(sample.path).relative_to(root).as_posix()
+            return Path(path).relative_to(root).as_posix()
         except ValueError:
-            relative = Path(sample.path).name
-        digest.update(f"\x1e{relative}\x1f{sample.label}\x1f{sample.split}\x1f{sample.digest}".encode())
+            return Path(path).name
+
+    digest = hashlib.sha256("\x1f".join(dataset.classes).encode())
+    for name, sample in sorted(((relative(s.path), s) for s in dataset.samples), key=lambda pair: pair[0]):
+        digest.update(f"\x1e{name}\x1f{sample.label}\x1f{sample.split}\x1f{sample.digest}".encode())
     return digest.hexdigest()
 
 
@@ -918,9 +921,7 @@ class Tuner:
                     pause = max(0.0, min(pause, deadline - time.monotonic()))
                 time.sleep(pause)
                 continue
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*Heartbeat.*")
-                trial = self._claim(study, budget)
+            trial = self._claim(study, budget)
             if trial is None:
                 continue
             if self.run_trial(study, trial, data, recommendation, by_name, device) == TrialState.FAIL:
