@@ -14,6 +14,7 @@ import argparse
 import json
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ def corrupted_copy(source: Path, dest: Path, corrupt) -> Path:
         target = dest / path.relative_to(source).with_suffix(".png")
         target.parent.mkdir(parents=True, exist_ok=True)
         with Image.open(path) as image:
-            corrupt(image.convert("RGB"), hash(path.name) % 2**32).save(target)
+            # crc32, not hash(): str hashes are salted per process, so the noise would differ every run
+            corrupt(image.convert("RGB"), zlib.crc32(path.name.encode())).save(target)
     return dest
 
 
@@ -67,6 +69,76 @@ def text_pages(dest: Path, per_class: int = 40, seed: int = 0) -> Path:
     return dest
 
 
+# Measures tracked against severity: (row key, score name in the measurement or None when computed here)
+MEASURES = (("similarity", None), ("bn_shift", None), ("linear_probe", "linear_probe_accuracy"),
+            ("knn", "knn_accuracy"), ("pretraining_gain", "pretraining_gain"), ("logme", "logme"),
+            ("hscore", "hscore"), ("leep", "leep"), ("nce", "nce"))
+
+
+def shift_conditions(work: Path, quick: bool = False) -> list[tuple[str, str, float, Path]]:
+    """(family, condition, severity, folder) for the clean photos, each corruption and the other domains.
+
+    ``quick`` keeps the clean photos, the middle and strongest blur and noise, and the digits."""
+    photos = write_example("photos", work / "photos")
+    conditions: list[tuple[str, str, float, Path]] = [("photos", "clean", 0, photos)]
+    keep = (2, 4) if quick else range(len(BLUR_RADII))
+    for level, radius in enumerate(BLUR_RADII, 1):
+        if level - 1 in keep:
+            conditions.append(("blur", f"radius {radius}", level,
+                               corrupted_copy(photos, work / f"blur{level}", blur(radius))))
+    for level, sigma in enumerate(NOISE_SIGMAS, 1):
+        if level - 1 in keep:
+            conditions.append(("noise", f"sigma {sigma}", level,
+                               corrupted_copy(photos, work / f"noise{level}", noise(sigma))))
+    if not quick:
+        conditions.append(("colour", "greyscale", 1, corrupted_copy(photos, work / "grey",
+                                                                    lambda im, _s: im.convert("L").convert("RGB"))))
+    conditions.append(("other", "digits", 0, write_example("digits", work / "digits")))
+    if not quick:
+        conditions.append(("other", "textures", 0, write_example("textures", work / "textures")))
+        conditions.append(("other", "text page", 0, text_pages(work / "text")))
+    return conditions
+
+
+def measure_conditions(conditions, backbone: str, image_size: int, cache_dir: Path, host=None) -> list[dict]:
+    """Measure every condition with ``backbone`` as ``tladvisor analyze`` does; one row per condition."""
+    host = host or PluginHost()
+    spec = host.backbone(backbone)
+    rows = []
+    for family, level_name, level, folder in conditions:
+        options = AnalysisOptions(source=folder, backbones=(backbone,), image_size=image_size, cache_dir=cache_dir)
+        advisor = Advisor(options, host=host)
+        dataset = advisor.load(options)
+        started, cpu = time.perf_counter(), time.process_time()
+        m = advisor.measure(spec, dataset, options)
+        row = {"family": family, "condition": level_name, "severity": level,
+               "similarity": m.similarity.value, "spread": m.similarity.spread or 0.0,
+               "bn_shift": float(np.exp(np.mean(np.log([max(s.value, 1e-6) for s in m.stage_shift])))),
+               "stage_shift": {s.stage: s.value for s in m.stage_shift}}
+        for key, name in MEASURES:
+            if name is not None:
+                row[key] = m.scores[name].value if name in m.scores else float("nan")
+        row["seconds"] = time.perf_counter() - started
+        row["cpu_s"] = time.process_time() - cpu
+        rows.append(row)
+    return rows
+
+
+def severity_correlations(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Spearman correlation of each measure with severity, per corruption family (clean photos = 0)."""
+    clean = next(r for r in rows if r["family"] == "photos")
+    found: dict[str, dict[str, float]] = {}
+    for family in ("blur", "noise"):
+        series = [clean] + [r for r in rows if r["family"] == family]
+        if len(series) < 3:
+            continue
+        severities = [r["severity"] for r in series]
+        found[family] = {key: float(spearmanr(severities, [r[key] for r in series]).statistic) for key, _ in MEASURES}
+        sims = [r["similarity"] for r in series]
+        found[family]["similarity_falls_every_step"] = all(a > b for a, b in zip(sims, sims[1:]))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="efficientnet_lite0")
@@ -75,34 +147,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tladvisor-shift-"))
-    photos = write_example("photos", work / "photos")
-    tasks: list[tuple[str, str, float, Path]] = [("photos", "clean", 0, photos)]
-    for level, radius in enumerate(BLUR_RADII, 1):
-        tasks.append(("blur", f"radius {radius}", level, corrupted_copy(photos, work / f"blur{level}", blur(radius))))
-    for level, sigma in enumerate(NOISE_SIGMAS, 1):
-        tasks.append(("noise", f"sigma {sigma}", level, corrupted_copy(photos, work / f"noise{level}", noise(sigma))))
-    tasks.append(("colour", "greyscale", 1, corrupted_copy(photos, work / "grey",
-                                                          lambda im, _s: im.convert("L").convert("RGB"))))
-    tasks.append(("other", "digits", 0, write_example("digits", work / "digits")))
-    tasks.append(("other", "textures", 0, write_example("textures", work / "textures")))
-    tasks.append(("other", "text page", 0, text_pages(work / "text")))
-
-    host = PluginHost()
-    spec = host.backbone(args.backbone)
-    rows = []
-    for family, level_name, level, folder in tasks:
-        options = AnalysisOptions(source=folder, backbones=(args.backbone,), image_size=args.image_size,
-                                  cache_dir=work / "cache")
-        advisor = Advisor(options, host=host)
-        dataset = advisor.load(options)
-        started = time.perf_counter()
-        m = advisor.measure(spec, dataset, options)
-        shift = np.exp(np.mean(np.log([max(s.value, 1e-6) for s in m.stage_shift])))
-        score = lambda name: m.scores[name].value if name in m.scores else float("nan")  # noqa: E731
-        rows.append({"family": family, "condition": level_name, "severity": level,
-                     "similarity": m.similarity.value, "spread": m.similarity.spread or 0.0, "bn_shift": shift,
-                     "leep": score("leep"), "linear_probe": score("linear_probe_accuracy"),
-                     "pretraining_gain": score("pretraining_gain"), "seconds": time.perf_counter() - started})
+    rows = measure_conditions(shift_conditions(work), args.backbone, args.image_size, work / "cache")
 
     print(f"\nbackbone {args.backbone} at {args.image_size} px\n")
     print("| data | condition | similarity | BN shift (geo. mean) | LEEP | linear probe | pretraining gain |")
@@ -110,15 +155,10 @@ def main() -> None:
     for r in rows:
         print(f"| {r['family']} | {r['condition']} | {r['similarity']:.3f} ± {r['spread']:.3f} | "
               f"{r['bn_shift']:.3f} | {r['leep']:.3f} | {r['linear_probe']:.3f} | {r['pretraining_gain']:+.3f} |")
-    clean = rows[0]
-    for family in ("blur", "noise"):
-        series = [clean] + [r for r in rows if r["family"] == family]
-        severities = [r["severity"] for r in series]
-        for measure in ("similarity", "bn_shift", "leep", "linear_probe"):
-            rho = spearmanr(severities, [r[measure] for r in series]).statistic
-            print(f"Spearman({family} severity, {measure}) = {rho:+.2f}")
-        sims = [r["similarity"] for r in series]
-        print(f"{family}: similarity falls at every step: {all(a > b for a, b in zip(sims, sims[1:]))}")
+    for family, rhos in severity_correlations(rows).items():
+        for key, _ in MEASURES:
+            print(f"Spearman({family} severity, {key}) = {rhos[key]:+.2f}")
+        print(f"{family}: similarity falls at every step: {rhos['similarity_falls_every_step']}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
