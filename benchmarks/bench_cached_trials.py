@@ -40,6 +40,36 @@ def benchmark_dataset(root: Path) -> Dataset:
         return write_shapes_dataset(root / "shapes", n_classes=4, per_class=50, size=96)
 
 
+def compare_trials(spec, dataset: Dataset, work: Path, *, image_size: int, epochs: int, batch_size: int,
+                   device: torch.device) -> dict:
+    """Wall seconds of the one-off extraction, a cached feature-extraction trial and the same trial with a
+    backbone pass every epoch, with their validation accuracies."""
+    config = TrialConfig(backbone=spec.name, strategy="feature_extraction", lr_head=1e-2, weight_decay=1e-4,
+                         epochs=epochs, patience=epochs, batch_size=batch_size, image_size=image_size)
+    options = AnalysisOptions(source=dataset.root, image_size=image_size, batch_size=batch_size,
+                              cache_dir=work / "cache", val_fraction=0.2)
+    started = time.perf_counter()
+    TuningData(dataset, options, device).features(spec)
+    extraction = time.perf_counter() - started
+
+    data = TuningData(dataset, options, device)  # fresh: features come from the disk cache
+    started = time.perf_counter()
+    cached = train_trial(spec, config, data, device, seed=0)
+    cached_s = time.perf_counter() - started
+
+    # The same head training, but the embeddings are recomputed from the images every epoch.
+    torch.manual_seed(0)
+    model = build_model(spec, config, data.n_classes)
+    every_epoch = TrialConfig(**{**config.__dict__, "strategy": "partial_freeze", "freeze_depth": spec.n_stages})
+    started = time.perf_counter()
+    uncached = train_network(model, spec, every_epoch, data, device, seed=0, on_epoch=None, augment=False)
+    uncached_s = time.perf_counter() - started
+    return {"extraction_s": extraction, "cached_trial_s": cached_s, "cached_accuracy": cached.accuracy,
+            "forward_trial_s": uncached_s, "forward_accuracy": uncached.accuracy,
+            "speedup": uncached_s / cached_s, "speedup_with_extraction": uncached_s / (cached_s + extraction),
+            "n_images": len(dataset.samples), "epochs": epochs, "image_size": image_size}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="efficientnet_lite0")
@@ -53,38 +83,18 @@ def main() -> None:
 
     spec = PluginHost().backbone(args.backbone)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    config = TrialConfig(backbone=spec.name, strategy="feature_extraction", lr_head=1e-2, weight_decay=1e-4,
-                         epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size,
-                         image_size=args.image_size)
     with tempfile.TemporaryDirectory() as folder:
         dataset = benchmark_dataset(Path(folder))
-        options = AnalysisOptions(source=dataset.root, image_size=args.image_size, batch_size=args.batch_size,
-                                  cache_dir=Path(folder) / "cache", val_fraction=0.2)
         print(f"{spec.name} at {args.image_size} px on {len(dataset.samples)} images, {len(dataset.classes)} classes, "
               f"{args.epochs} epochs, {device} ({torch.get_num_threads()} threads)")
+        r = compare_trials(spec, dataset, Path(folder), image_size=args.image_size, epochs=args.epochs,
+                           batch_size=args.batch_size, device=device)
 
-        started = time.perf_counter()
-        TuningData(dataset, options, device).features(spec)
-        extraction = time.perf_counter() - started
-
-        data = TuningData(dataset, options, device)  # fresh: features come from the disk cache
-        started = time.perf_counter()
-        cached = train_trial(spec, config, data, device, seed=0)
-        cached_s = time.perf_counter() - started
-
-        # The same head training, but the embeddings are recomputed from the images every epoch.
-        torch.manual_seed(0)
-        model = build_model(spec, config, data.n_classes)
-        every_epoch = TrialConfig(**{**config.__dict__, "strategy": "partial_freeze", "freeze_depth": spec.n_stages})
-        started = time.perf_counter()
-        uncached = train_network(model, spec, every_epoch, data, device, seed=0, on_epoch=None, augment=False)
-        uncached_s = time.perf_counter() - started
-
-    print(f"one-off feature extraction (train + val): {extraction:8.2f} s")
-    print(f"trial on cached features:                 {cached_s:8.3f} s  (val accuracy {cached.accuracy:.3f})")
-    print(f"trial with a backbone pass every epoch:   {uncached_s:8.3f} s  (val accuracy {uncached.accuracy:.3f})")
-    print(f"speed-up per trial: {uncached_s / cached_s:.0f}x "
-          f"(including the one-off extraction, for a single trial: {uncached_s / (cached_s + extraction):.1f}x)")
+    print(f"one-off feature extraction (train + val): {r['extraction_s']:8.2f} s")
+    print(f"trial on cached features:                 {r['cached_trial_s']:8.3f} s  (val accuracy {r['cached_accuracy']:.3f})")
+    print(f"trial with a backbone pass every epoch:   {r['forward_trial_s']:8.3f} s  (val accuracy {r['forward_accuracy']:.3f})")
+    print(f"speed-up per trial: {r['speedup']:.0f}x "
+          f"(including the one-off extraction, for a single trial: {r['speedup_with_extraction']:.1f}x)")
 
 
 if __name__ == "__main__":
