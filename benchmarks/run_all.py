@@ -1,0 +1,340 @@
+"""The benchmark suite: is the advice right, and what does it cost?
+
+    .venv/bin/python benchmarks/run_all.py            # the full suite (~45 min on an idle 2-core CPU)
+    .venv/bin/python benchmarks/run_all.py --quick    # a few minutes: 3 small tasks, fewer epochs
+
+Offline, on CPU (``--device auto`` uses CUDA when present). Four sections:
+
+1. Advice quality: for each target task (suite_tasks.TASKS) and seed, the advisor's recommendation
+   (exactly as ``tladvisor analyze`` makes it) against every strategy trained with the same budget
+   (suite_advice): best strategy, regret, compute of the advice against the exhaustive grid; then the
+   recommendation's thresholds swept over the same measurements (what would other constants pick?).
+2. Similarity under controlled shift (bench_similarity_shift): each measure against blur/noise
+   severity, Spearman per measure.
+3. Tuning efficiency (suite_tuning): trials and seconds to reach within 0.5 point of the exhaustive
+   best, recommendation-seeded pruned search against plain TPE.
+4. Throughput (suite_throughput): feature extraction against a bare forward loop, cache speed-up,
+   cached against forward-pass feature-extraction trials.
+
+Work units run in ``--jobs`` worker processes with ``--threads`` torch threads each (default: one
+process per core, one thread each: on a shared machine, several threads per process spend their time
+waiting for each other). Compute is compared in CPU seconds of the worker (wall seconds are recorded
+too, with the load average, since other processes on the machine stretch them).
+
+Writes ``reports/benchmarks/results[-quick].json``, ``.md`` and ``index[-quick].html`` (self-contained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+TUNING_TASKS = ("textures-small", "digits-small", "science-small")
+QUICK_TUNING_TASKS = ("digits-small",)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 small tasks, 2 seeds, short training (minutes)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA when present)")
+    parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: CPU cores; 1 on CUDA)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per small task (default 3; quick 2)")
+    parser.add_argument("--large-seeds", type=int, default=None, help="seeds per large task (default 2)")
+    parser.add_argument("--tasks", nargs="*", help="only these tasks (names from suite_tasks.TASKS)")
+    parser.add_argument("--sections", default="advice,similarity,tuning,throughput",
+                        help="comma-separated subset of advice,similarity,tuning,throughput")
+    parser.add_argument("--tuning-trials", type=int, default=None, help="trials per tuning arm (default 8; quick 4)")
+    parser.add_argument("--image-size", type=int, default=64, help="training and measuring size (px)")
+    parser.add_argument("--similarity-size", type=int, default=None,
+                        help="image size of the similarity section (default 128, the calibration size; quick 64)")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder for images (default: a temp folder)")
+    return parser.parse_args(argv)
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def _strip(unit: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in unit.items() if not k.startswith("_")}
+
+
+# --- section 1 aggregation ---------------------------------------------------------------------------
+
+
+def summarise_advice(units: list[dict[str, Any]], grid_configs: set[str]) -> tuple[list[dict], dict]:
+    from suite_stats import mean_spread, median, ratio, summarise_task
+
+    by_task: dict[str, list[dict]] = {}
+    for unit in units:
+        by_task.setdefault(unit["task"], []).append(unit)
+    summaries = []
+    for task, runs in by_task.items():
+        runs.sort(key=lambda u: u["seed"])
+        per_seed = [{c: t["accuracy"] for c, t in u["trials"].items()} for u in runs]
+        recommended = [u["recommended"] for u in runs]
+        summary = summarise_task(per_seed, recommended)
+        advice_cpu = [u["advice"]["cpu_s"] for u in runs]
+        grid_cpu = [sum(t["cpu_s"] for c, t in u["trials"].items() if c in grid_configs) for u in runs]
+        rec_cpu = [u["trials"][u["recommended"]]["cpu_s"] for u in runs]
+        sim = mean_spread(u["measures"]["similarity"] for u in runs)
+        summaries.append({
+            "task": task, "size": runs[0]["size"], "domain": runs[0]["domain"], "description": runs[0]["description"],
+            "n_classes": runs[0]["n_classes"], "train_per_class": runs[0]["train_per_class"],
+            "epochs": runs[0]["epochs"], "seeds": [u["seed"] for u in runs],
+            "similarity_mean": sim[0], "similarity_spread": sim[1],
+            "linear_probe_mean": mean_spread(u["measures"]["linear_probe"] or 0 for u in runs)[0],
+            "pretraining_gain_mean": mean_spread(u["measures"]["pretraining_gain"] or 0 for u in runs)[0],
+            "recommended_counts": dict(Counter(recommended)),
+            "summary": summary,
+            "advice_cpu_mean": mean_spread(advice_cpu)[0], "grid_cpu_mean": mean_spread(grid_cpu)[0],
+            "advice_wall_mean": mean_spread(u["advice"]["wall_s"] for u in runs)[0],
+            "grid_wall_mean": mean_spread(sum(t["wall_s"] for c, t in u["trials"].items() if c in grid_configs)
+                                          for u in runs)[0],
+            "compute_ratio": ratio(sum(advice_cpu), sum(grid_cpu)),
+            "compute_ratio_with_trial": ratio(sum(advice_cpu) + sum(rec_cpu), sum(grid_cpu)),
+        })
+    order = {name: i for i, name in enumerate(u["task"] for u in units)}
+    summaries.sort(key=lambda s: (s["size"] != "small", order[s["task"]]))
+    regrets = [r for s in summaries for r in s["summary"]["regret_per_seed"]]
+    all_advice = sum(u["advice"]["cpu_s"] for u in units)
+    all_grid = sum(sum(t["cpu_s"] for c, t in u["trials"].items() if c in grid_configs) for u in units)
+    all_rec = sum(u["trials"][u["recommended"]]["cpu_s"] for u in units)
+    overall = {
+        "runs": len(regrets), "tasks": len(summaries),
+        "median_regret": median(regrets), "mean_regret": mean_spread(regrets)[0],
+        "median_task_regret": median(s["summary"]["regret_mean"] for s in summaries),
+        "hits": sum(r == 0 for r in regrets),
+        "tasks_within_noise": sum(s["summary"]["within_noise"] for s in summaries),
+        "advice_cpu_s": all_advice, "grid_cpu_s": all_grid,
+        "compute_ratio": ratio(all_advice, all_grid),
+        "compute_ratio_with_trial": ratio(all_advice + all_rec, all_grid),
+        "median_task_compute_ratio": median(s["compute_ratio"] for s in summaries),
+    }
+    return summaries, overall
+
+
+SWEEPS = {
+    "SMALL_PER_CLASS": (5, 10, 20, 50, 100, 150, 200, 300),
+    "SIMILARITY_THRESHOLD": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    "PROBE_ENOUGH": (0.5, 0.7, 0.8, 0.9, 0.95, 1.01),
+    "GAIN_MARGIN": (0.0, 0.02, 0.05, 0.1, 0.2),
+}
+
+
+def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Re-run the product's rule on the stored measurements with one constant changed at a time."""
+    from unittest import mock
+
+    from suite_stats import config_name, median
+    from tladvisor import recommend as rules
+
+    rows = []
+    for constant, values in SWEEPS.items():
+        current = getattr(rules, constant)
+        for value in sorted(set(values) | {current}):
+            regrets, unknown, picks = [], 0, Counter()
+            with mock.patch.object(rules, constant, value):
+                for unit in units:
+                    rec = rules.recommend(unit["_profile"], [unit["_measurement"]], val_fraction=0.2)
+                    config = config_name(rec.strategy, rec.freeze_depth)
+                    picks[config] += 1
+                    accs = {c: t["accuracy"] for c, t in unit["trials"].items()}
+                    if config in accs:
+                        regrets.append(max(accs.values()) - accs[config])
+                    else:
+                        unknown += 1
+            rows.append({"constant": constant, "value": value, "current": value == current,
+                         "mean_regret": sum(regrets) / len(regrets) if regrets else float("nan"),
+                         "median_regret": median(regrets), "hits": sum(r == 0 for r in regrets),
+                         "known": len(regrets), "unknown": unknown, "picks": dict(picks)})
+    return rows
+
+
+# --- running -----------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # Before torch is imported anywhere (workers inherit it): one OpenMP/BLAS thread pool per worker.
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(args.threads)
+    import multiprocessing
+
+    import suite_report as report
+    from suite_advice import Settings, run_unit
+    from suite_similarity import run_similarity
+    from suite_stats import config_name
+    from suite_tasks import QUICK_TASKS, TASKS
+    from suite_throughput import run_throughput
+    from suite_tuning import TARGET_MARGIN, run_tuning_unit
+
+    started_wall, started_load = time.perf_counter(), load_average()
+    sections = set(args.sections.split(","))
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    jobs = args.jobs or (1 if device == "cuda" else max(1, os.cpu_count() or 1))
+    quick = args.quick
+    work = args.work or Path(__import__("tempfile").mkdtemp(prefix="tladvisor-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    settings = Settings(work_dir=str(work), image_size=args.image_size, device=device, threads=args.threads)
+    if quick:
+        settings = replace(settings, train_per_class=10, val_per_class=10, max_epochs=6)
+    seeds = args.seeds or (2 if quick else 3)
+    large_seeds = args.large_seeds or 2
+    tasks = [t for t in TASKS if (t.name in args.tasks if args.tasks else (t.name in QUICK_TASKS if quick else True))]
+    tuning_tasks = [t for t in (QUICK_TUNING_TASKS if quick else TUNING_TASKS) if t in {x.name for x in tasks}]
+    tuning_trials = args.tuning_trials or (4 if quick else 8)
+    similarity_size = args.similarity_size or (64 if quick else 128)
+    suffix = "-quick" if quick else ""
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    print(f"tladvisor benchmarks{' (quick)' if quick else ''}: {len(tasks)} tasks, device {device}, {jobs} workers "
+          f"x {args.threads} threads, load average {started_load}, scratch {work}", flush=True)
+
+    units: list[dict[str, Any]] = []
+    tuning: list[dict[str, Any]] = []
+    similarity_rows: list[dict[str, Any]] = []
+    loads: list[list[float]] = [started_load]
+    pending: dict[Future, tuple[str, Any]] = {}
+
+    def elapsed() -> str:
+        return f"{time.perf_counter() - started_wall:7.0f} s"
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        if "advice" in sections:
+            # Large tasks first: the most expensive units should not be the last ones to start.
+            work_items = [(t, s) for t in tasks for s in range(large_seeds if t.size == "large" else seeds)]
+            work_items.sort(key=lambda item: item[0].size != "large")
+            for task, seed in work_items:
+                pending[pool.submit(run_unit, task.name, seed, settings)] = ("advice", (task.name, seed))
+        if "similarity" in sections:
+            pending[pool.submit(run_similarity, work / "similarity", similarity_size, args.threads, quick)] = (
+                "similarity", None)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                kind, key = pending.pop(future)
+                result = future.result()
+                loads.append(load_average())
+                if kind == "advice":
+                    units.append(result)
+                    trials = " ".join(f"{report.short(c)} {100 * t['accuracy']:.1f}" for c, t in result["trials"].items())
+                    print(f"{elapsed()}  {result['task']} seed {result['seed']}: advice {report.short(result['recommended'])} "
+                          f"(similarity {result['measures']['similarity']:.2f}, {result['train_per_class']}/class) | "
+                          f"{trials} | advice {result['advice']['cpu_s']:.0f} CPU s, grid "
+                          f"{sum(t['cpu_s'] for t in result['trials'].values()):.0f} CPU s | load {loads[-1]}", flush=True)
+                    if "tuning" in sections and result["task"] in tuning_tasks and result["seed"] == 0:
+                        target = max(t["accuracy"] for t in result["trials"].values()) - TARGET_MARGIN
+                        for arm in ("seeded", "plain"):
+                            pending[pool.submit(run_tuning_unit, result["task"], 0, arm, tuning_trials, target,
+                                                settings)] = ("tuning", (result["task"], arm))
+                elif kind == "similarity":
+                    similarity_rows = result
+                    print(f"{elapsed()}  similarity: {len(result)} conditions measured", flush=True)
+                else:
+                    tuning.append(result)
+                    print(f"{elapsed()}  tuning {result['task']} {result['arm']}: target {100 * result['target']:.1f} "
+                          f"reached after {result['trials_to_target']} trials, best {result['best']}", flush=True)
+
+    throughput = None
+    if "throughput" in sections:
+        throughput = run_throughput(settings, per_class=20 if quick else 80)  # alone: nothing else of ours running
+        print(f"{elapsed()}  throughput: extraction {throughput['extraction_images_per_s']:.0f} img/s, bare "
+              f"{throughput['bare_forward_images_per_s']:.0f} img/s", flush=True)
+
+    # --- aggregate -----------------------------------------------------------------------------------
+    from bench_similarity_shift import severity_correlations
+    from suite_advice import GRID_DEPTHS, grid
+
+    grid_configs = {config_name(s, d) for s, d in grid(6)} | {config_name("partial_freeze", d) for d in GRID_DEPTHS}
+    summaries, overall = summarise_advice(units, grid_configs) if units else ([], {})
+    sweeps = sweep_thresholds(units) if units else []
+    correlations = severity_correlations(similarity_rows) if similarity_rows else {}
+    tuning.sort(key=lambda r: (r["task"], r["arm"] != "seeded"))
+
+    total_wall = time.perf_counter() - started_wall
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    total_cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    from importlib.metadata import version
+
+    environment = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([".venv/bin/python", "benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])]),
+        "python": sys.version.split()[0], "torch": version("torch"), "optuna": version("optuna"),
+        "cpu_count": os.cpu_count(), "device": device, "jobs": jobs, "threads_per_job": args.threads,
+        "load_average_start": started_load, "load_average_end": load_average(),
+        "load_average_samples": loads, "total_wall_s": round(total_wall, 1), "total_cpu_s": round(total_cpu, 1),
+    }
+    results = {"environment": environment, "settings": asdict(settings), "quick": quick,
+               "advice": {"overall": overall, "tasks": summaries, "units": [_strip(u) for u in units],
+                          "threshold_sweeps": sweeps},
+               "similarity": {"image_size": similarity_size, "rows": similarity_rows, "spearman": correlations},
+               "tuning": tuning, "throughput": throughput}
+    (args.out / f"results{suffix}.json").write_text(json.dumps(results, indent=1, default=str))
+
+    # --- tables --------------------------------------------------------------------------------------
+    md, html_sections = [], []
+
+    def add(title: str, header: list[str], rows: list[list[str]], note: str = "") -> None:
+        md.append(f"### {title}\n\n{report.markdown(header, rows)}\n" + (f"\n{note}\n" if note else ""))
+        html_sections.append((title, report.html_table(header, rows) + (f"<p>{note}</p>" if note else "")))
+
+    if summaries:
+        add("Advice against the exhaustive grid", *report.advice_rows(summaries),
+            note=(f"{overall['runs']} runs ({overall['tasks']} tasks x seeds). Median regret "
+                  f"{100 * overall['median_regret']:.1f} points (mean {100 * overall['mean_regret']:.1f}); the advice "
+                  f"was the best config in {overall['hits']} of {overall['runs']} runs; mean regret within seed noise "
+                  f"on {overall['tasks_within_noise']} of {overall['tasks']} tasks. Advice / grid compute (CPU s): "
+                  f"{overall['compute_ratio']:.3f} ({overall['compute_ratio_with_trial']:.3f} including training the "
+                  f"recommended config once)."))
+        add("Validation accuracy per strategy (mean ± seed spread, %)", *report.strategy_rows(summaries))
+        html_sections.insert(1, ("Regret per task", report.regret_svg(summaries)))
+        add("Thresholds swept over the same measurements (current value in bold)", *report.sweep_rows(sweeps))
+    if similarity_rows:
+        add(f"Similarity under controlled shift (efficientnet_lite0, {similarity_size} px)",
+            *report.similarity_rows(similarity_rows))
+        if correlations:
+            add("Spearman correlation with corruption severity", *report.spearman_rows(correlations))
+    if tuning:
+        add("Tuning: trials to within 0.5 point of the exhaustive best", *report.tuning_rows(tuning))
+    if throughput:
+        add("Throughput", *report.throughput_rows(throughput))
+    meta = [f"command: {environment['command']}", f"device {device}, {jobs} workers x {args.threads} threads, "
+            f"{os.cpu_count()} CPUs; load average start {started_load}, end {environment['load_average_end']}",
+            f"total {total_wall / 60:.1f} min wall, {total_cpu / 60:.1f} min CPU; created {environment['created']}"]
+    (args.out / f"results{suffix}.md").write_text("\n".join(md) + "\n" + "\n".join(f"- {m}" for m in meta) + "\n")
+    (args.out / f"index{suffix}.html").write_text(
+        report.html_page("tladvisor benchmarks" + (" (quick)" if quick else ""), html_sections, meta))
+    print("\n" + "\n".join(md))
+    print("\n".join(meta))
+    print(f"wrote {args.out / f'results{suffix}.json'}, results{suffix}.md and index{suffix}.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Advice quality: the advisor's pick against every strategy trained with the same budget.
+
+One *unit* is a (task, seed): write the task's images, run the advice exactly as ``tladvisor analyze``
+does (``Advisor.load``, the ``profile_dataset`` hook, ``Advisor.measure``, the ``recommend`` hook), then
+train the exhaustive grid with the product's own trainer (:func:`tladvisor.tuning.trainer.train_trial`
+on :class:`tladvisor.tuning.data.TuningData`):
+
+    feature_extraction, partial_freeze@2, partial_freeze@4, full_finetune, from_scratch
+
+plus the recommended partial-freeze depth when it is neither 2 nor 4. Every config gets the same
+epochs and batch size; its learning rates are the recommendation's starting rates for that strategy
+(``tladvisor.recommend.LEARNING_RATES``), weight decay the tuner's default, no early stopping; its
+score is the best validation accuracy over the epochs (what a tuning trial reports).
+
+Compute is measured per unit in its own process: wall seconds and CPU seconds (user + system of the
+process, so other processes on a shared machine do not count), for the advice and for each trial.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from suite_stats import config_name
+from suite_tasks import task_by_name, write_task
+
+BACKBONE = "efficientnet_lite0"
+GRID_DEPTHS = (2, 4)  # partial-freeze depths of the grid: stem+stride2, and up to stride8 (of 6 stages)
+
+
+@dataclass(frozen=True)
+class Settings:
+    work_dir: str
+    image_size: int = 64
+    batch_size: int = 32
+    target_steps: int = 60  # optimiser steps a config should get: sets the epochs of small tasks
+    min_epochs: int = 3
+    max_epochs: int = 12
+    device: str = "cpu"
+    threads: int = 1
+    train_per_class: int | None = None  # overrides the task's (quick mode)
+    val_per_class: int | None = None
+    max_train_per_class: int | None = None  # caps large tasks (quick mode)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Clock:
+    """``with Clock() as c: ...`` then ``c.wall`` and ``c.cpu`` (seconds)."""
+
+    def __enter__(self) -> Clock:
+        self._wall, self._cpu = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = cpu_seconds() - self._cpu
+
+
+def epochs_for(n_train: int, settings: Settings) -> int:
+    """The same epochs for every config of a task: about ``target_steps`` optimiser steps, clipped."""
+    steps_per_epoch = max(1, math.ceil(n_train / settings.batch_size))
+    wanted = math.ceil(settings.target_steps / steps_per_epoch)
+    return int(min(max(wanted, settings.min_epochs), settings.max_epochs))
+
+
+def trial_config(strategy: str, freeze_depth: int, epochs: int, settings: Settings):
+    from tladvisor.recommend import LEARNING_RATES
+    from tladvisor.tuning.search import DEFAULT_WEIGHT_DECAY
+    from tladvisor.tuning.strategies import TrialConfig
+
+    rates = LEARNING_RATES[strategy]
+    return TrialConfig(backbone=BACKBONE, strategy=strategy, freeze_depth=freeze_depth, lr_head=rates["head"],
+                       lr_backbone=rates["backbone"], layer_decay=rates["layer_decay"],
+                       weight_decay=DEFAULT_WEIGHT_DECAY, epochs=epochs, patience=epochs,
+                       batch_size=settings.batch_size, image_size=settings.image_size)
+
+
+def grid(n_stages: int) -> list[tuple[str, int]]:
+    return ([("feature_extraction", n_stages)] + [("partial_freeze", d) for d in GRID_DEPTHS]
+            + [("full_finetune", 0), ("from_scratch", 0)])
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def advise(folder: Path, seed: int, settings: Settings, host) -> dict[str, Any]:
+    """The advice, stage by stage as Advisor.run does it; returns the records and the clock."""
+    from tladvisor.advisor import Advisor
+    from tladvisor.records import AnalysisOptions
+
+    options = AnalysisOptions(source=folder, backbones=(BACKBONE,), image_size=settings.image_size, seed=seed,
+                              batch_size=settings.batch_size, device=settings.device,
+                              cache_dir=folder.parent / f"{folder.name}-cache", out_dir=folder.parent / "reports")
+    advisor = Advisor(options, host=host)
+    with Clock() as clock:
+        dataset = advisor.load(options)
+        profile = host.call_first("profile_dataset", dataset=dataset, options=options)
+        spec = host.backbone(BACKBONE)
+        measurement = advisor.measure(spec, dataset, options)
+        recommendation = host.call_first("recommend", profile=profile, measurements=[measurement], options=options)
+    return {"options": options, "dataset": dataset, "profile": profile, "measurement": measurement,
+            "recommendation": recommendation, "spec": spec, "clock": clock}
+
+
+def measurement_summary(measurement, recommendation) -> dict[str, Any]:
+    from tladvisor.similarity import geometric_mean
+
+    def score(name: str) -> float | None:
+        found = measurement.scores.get(name)
+        return None if found is None else float(found.value)
+
+    return {
+        "similarity": float(measurement.similarity.value),
+        "similarity_spread": float(measurement.similarity.spread or 0.0),
+        "bn_shift_geomean": geometric_mean([s.value for s in measurement.stage_shift]) if measurement.stage_shift else None,
+        "stage_shift": {s.stage: round(float(s.value), 4) for s in measurement.stage_shift},
+        "linear_probe": score("linear_probe_accuracy"),
+        "linear_probe_normalised": (measurement.scores["linear_probe_accuracy"].normalised
+                                    if "linear_probe_accuracy" in measurement.scores else None),
+        "knn": score("knn_accuracy"),
+        "pretraining_gain": score("pretraining_gain"),
+        "pretraining_gain_spread": (measurement.scores["pretraining_gain"].spread
+                                    if "pretraining_gain" in measurement.scores else None),
+        "logme": score("logme"), "leep": score("leep"), "nce": score("nce"), "hscore": score("hscore"),
+        "samples_per_class": float(recommendation.size.get("samples_per_class", math.nan)),
+        "confidence": float(recommendation.confidence),
+        "rationale": list(recommendation.rationale),
+    }
+
+
+def run_unit(task_name: str, seed: int, settings: Settings) -> dict[str, Any]:
+    """Advice and exhaustive grid for one task and seed (runs in a worker process)."""
+    _set_threads(settings.threads)
+    import torch
+
+    from tladvisor.plugins import PluginHost
+    from tladvisor.tuning.data import TuningData
+    from tladvisor.tuning.trainer import train_trial
+
+    task = task_by_name(task_name)
+    train_per_class = settings.train_per_class or task.train_per_class
+    if settings.max_train_per_class:
+        train_per_class = min(train_per_class, settings.max_train_per_class)
+    folder = Path(settings.work_dir) / "advice" / f"{task.name}-seed{seed}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with Clock() as writing:
+        write_task(task, folder, seed, train_per_class=train_per_class, val_per_class=settings.val_per_class)
+
+    host = PluginHost()
+    advice = advise(folder, seed, settings, host)
+    recommendation, spec = advice["recommendation"], advice["spec"]
+    recommended = config_name(recommendation.strategy, recommendation.freeze_depth)
+
+    device = torch.device(settings.device)
+    data = TuningData(advice["dataset"], advice["options"], device)
+    n_train = len(data.train_idx)
+    epochs = epochs_for(n_train, settings)
+    configs = grid(spec.n_stages)
+    if config_name(recommendation.strategy, recommendation.freeze_depth) not in {config_name(*c) for c in configs}:
+        configs.append((recommendation.strategy, recommendation.freeze_depth))
+    trials: dict[str, dict[str, Any]] = {}
+    for strategy, depth in configs:
+        config = trial_config(strategy, depth, epochs, settings)
+        with Clock() as clock:
+            trained = train_trial(spec, config, data, device, seed=seed)
+        trials[config_name(strategy, depth)] = {
+            "accuracy": float(trained.accuracy), "learning_curve": [round(v, 4) for v in trained.learning_curve],
+            "best_epoch": trained.best_epoch + 1, "wall_s": round(clock.wall, 3), "cpu_s": round(clock.cpu, 3)}
+
+    advice_clock = advice["clock"]
+    shutil.rmtree(folder.parent / f"{folder.name}-cache", ignore_errors=True)
+    return {
+        "task": task.name, "seed": seed, "domain": task.domain, "size": task.size,
+        "description": task.description, "n_classes": len(advice["dataset"].classes),
+        "train_per_class": train_per_class, "n_train": n_train, "n_val": len(data.val_idx), "epochs": epochs,
+        "recommended": recommended, "recommended_strategy": recommendation.strategy,
+        "recommended_freeze_depth": recommendation.freeze_depth,
+        "measures": measurement_summary(advice["measurement"], recommendation),
+        "advice": {"wall_s": round(advice_clock.wall, 3), "cpu_s": round(advice_clock.cpu, 3)},
+        "write_s": round(writing.wall, 3),
+        "trials": trials,
+        "settings": asdict(settings),
+        # kept for the threshold sweep in the parent process, dropped before the JSON is written
+        "_profile": advice["profile"], "_measurement": advice["measurement"],
+    }
