@@ -8,7 +8,7 @@ saved evaluation preprocessing, the same code path that scored the validation im
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ def load_model(model_dir: str | Path, host=None) -> LoadedModel:
         state = load_file(str(model_dir / MODEL_FILE))
     except (SafetensorError, OSError, ValueError) as error:
         raise UnsafeFileError(f"{model_dir / MODEL_FILE}: not a valid safetensors file ({error}); refusing to load it") from None
+    preprocessing = _checked_config(config, model_dir / CONFIG_FILE)
 
     if host is None:
         from tladvisor.plugins import PluginHost
@@ -71,7 +72,36 @@ def load_model(model_dir: str | Path, host=None) -> LoadedModel:
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
         raise TLAdvisorError(f"{model_dir / MODEL_FILE}: weights do not fit backbone '{spec.name}' ({first})") from None
-    return LoadedModel(model.eval(), spec, classes, Preprocessing(**config["preprocessing"]), config)
+    return LoadedModel(model.eval(), spec, classes, preprocessing, config)
+
+
+def _checked_config(config: Any, path: Path) -> Preprocessing:
+    """The saved preprocessing, after checking the config holds what loading needs, with the right types.
+
+    config.json is read as data only: keys other than these are ignored (it names no file to load).
+    """
+    def damaged(problem: str) -> TLAdvisorError:
+        return TLAdvisorError(f"{path}: {problem}; the model folder is damaged or was not written by tladvisor")
+
+    if not isinstance(config, dict):
+        raise damaged("not a JSON object")
+    if not isinstance(config.get("backbone"), str) or not config["backbone"]:
+        raise damaged("'backbone' must name a backbone")
+    classes = config.get("classes")
+    if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise damaged("'classes' must be a list of at least two class names")
+    known = {f.name for f in fields(Preprocessing)}
+    preprocessing = config.get("preprocessing")
+    if not isinstance(preprocessing, dict) or not set(preprocessing) <= known:
+        raise damaged(f"'preprocessing' must be an object with keys among {', '.join(sorted(known))}")
+    sizes_ok = all(isinstance(preprocessing.get(k, 1), int) and preprocessing.get(k, 1) > 0
+                   for k in ("input_size", "resize_size"))
+    stats_ok = all(isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)
+                   for v in (preprocessing.get("mean", [0] * 3), preprocessing.get("std", [1] * 3)))
+    if not (sizes_ok and stats_ok and isinstance(preprocessing.get("interpolation", ""), str)):
+        raise damaged("'preprocessing' holds values of the wrong type")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in preprocessing.items()}
+    return Preprocessing(**values)
 
 
 class _Images(TorchDataset):
