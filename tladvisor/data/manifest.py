@@ -89,7 +89,13 @@ class _Rows:
         if not raw_path:
             self.skipped.append(SkippedFile(f"{self.manifest} {row}", f"{row}: no path"))
             return
-        path = safe_resolve(self.manifest, self.root, row, raw_path)
+        try:
+            path = safe_resolve(self.manifest, self.root, row, raw_path)
+        except (RuntimeError, OSError) as error:  # a symlink loop, a name too long: no file to read
+            reason = "symlink loop" if "loop" in str(error).lower() or "symbolic links" in str(error) else error
+            self.skipped.append(SkippedFile(f"{self.manifest} {row}", f"{row}: path '{raw_path}' cannot be "
+                                                                      f"resolved ({reason})"))
+            return
         if not label:
             self.skipped.append(SkippedFile(str(path), f"{row}: no label"))
             return
