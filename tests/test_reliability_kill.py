@@ -120,7 +120,7 @@ def test_sigterm_and_repeated_sigkill_never_lose_or_repeat_a_finished_trial(tmp_
         else:  # while trials run: a random moment after this run asked for its first trial, before it
             # finishes a second one (so that ten kills never fill the study, however fast the machine)
             finished_before = count_trials(db, FINISHED)
-            wait_for(lambda: count_trials(db) > before, proc)
+            wait_for(lambda before=before: count_trials(db) > before, proc)
             delay = rng.uniform(0.0, 1.5)
             moments.append(f"{delay:.1f}s into tuning")
             until = time.monotonic() + delay

@@ -219,16 +219,14 @@ class Advisor:
             "recommend", self.host.call_first, "recommend", profile=so_far.profile,
             measurements=list(measurements), options=options)
 
-        tuning = None
         if _tuning_requested(options):
             if recommendation is None:
                 raise TLAdvisorError("no recommendation to start tuning from (a recommend plugin failed)")
             so_far.stage = "tuning"
             self.progress(f"tuning: {options.trials} trials")
             tuned = [self.host.backbone(m.backbone) for m in measurements]
-            tuning = so_far.tuning = timed("tune", self.host.call_first, "tune", dataset=dataset,
-                                           recommendation=recommendation, backbones=tuned, options=options,
-                                           host=self.host)
+            so_far.tuning = timed("tune", self.host.call_first, "tune", dataset=dataset, recommendation=recommendation,
+                                  backbones=tuned, options=options, host=self.host)
         return so_far.analysis_run(self.host.failures)
 
     def _keep_what_exists(self, so_far: _SoFar, signal_name: str) -> str:
