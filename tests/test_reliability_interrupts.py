@@ -132,7 +132,7 @@ def test_a_signal_during_a_trial_closes_it_writes_the_report_and_the_same_comman
     assert stored_trials(run_dir)[0][0] == "FAIL"
     assert stored_trials(run_dir)[0][2:] == (f"interrupted by {signal_name}", trial["learning_curve"])
     html = (run_dir / "index.html").read_text()
-    assert f"interrupted by {signal_name}" in html
+    assert f"interrupted by {signal_name}" in html and f"This run was stopped by {signal_name} while tuning" in html
     assert not [p for p in run_dir.rglob("*") if p.name.startswith(".")]  # no temporary file left
 
     if signal_name == "SIGINT":

@@ -91,6 +91,10 @@ def collect_warnings(analysis: dict) -> list[dict[str, str]]:
         if message and all(message != item["text"] for item in found):
             found.append({"kind": kind, "text": str(message)})
 
+    interrupted = (analysis.get("environment") or {}).get("interrupted")
+    if interrupted:  # written by a run stopped with SIGINT/SIGTERM: it shows only what was finished
+        add("interrupted", f"This run was stopped {interrupted}: the report shows what was finished by then. "
+                           "Run the same command again to resume.")
     for failure in analysis.get("plugin_failures") or ():
         add("plugin failure", f"Plugin '{failure.get('plugin')}' failed in {failure.get('hook')}: "
                               f"{failure.get('error')}. Results from the other plugins still stand.")
