@@ -131,3 +131,15 @@ def test_messy_folder_is_analysed_to_the_end_with_every_bad_file_reported(plugin
     html = (tmp_path / "reports" / "messy" / "index.html").read_text()
     for name in skipped:
         assert name in html
+
+
+def test_worker_joins_the_study_of_an_analysis_and_fills_its_budget(plugins_dir, data, tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    assert analyze(plugins_dir, data, tmp_path, "--run-name", "shared", "--trials", "2", "--storage", storage,
+                   "--study", "s1", "--image-size", "32") == 0
+    capsys.readouterr()
+    assert main(["--plugins-dir", str(plugins_dir), "worker", "--storage", storage, "--study", "s1"]) == 0
+    out = capsys.readouterr().out
+    assert "holds 2/2 finished trials" in out  # the budget was already met: the worker runs none
+    assert main(["--plugins-dir", str(plugins_dir), "worker", "--storage", storage, "--study", "nope"]) == 2
+    assert "no study 'nope'" in capsys.readouterr().err

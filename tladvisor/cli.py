@@ -219,6 +219,42 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
         click.echo(f"{row['path']}\t{row['label']}\t{row['probability']:.4f}")
 
 
+@cli.command()
+@click.option("--storage", required=True,
+              help="The study's storage, as given to analyze --storage: postgresql://USER@HOST:PORT/DB, "
+                   "sqlite:////ABS/PATH/study.db, or a journal file path.")
+@click.option("--study", "study_name", required=True, help="The study name (analyze --study; by default the run name).")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="The dataset on this machine, if it is not at the path analyze read it from.")
+@click.option("--run-dir", type=click.Path(path_type=Path),
+              help="Where to keep the best model and report, if the analyze run's folder is not reachable here.")
+@click.option("--trials", type=click.IntRange(min=1), help="At most this many trials from this worker "
+                                                            "(default: until the study's budget is met).")
+@click.option("--device", help="cpu, cuda or cuda:N (default: the study's).")
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for the study to be created.")
+@click.pass_obj
+def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_dir: Path | None,
+           trials: int | None, device: str | None, wait: float) -> None:
+    """Join a tuning study started by `analyze --storage URL --study NAME`; run trials until its budget is met."""
+    import optuna
+
+    from tladvisor.tuning.worker import run_worker
+
+    optuna.logging.set_verbosity(optuna.logging.INFO if obj.debug else optuna.logging.WARNING)
+    with err.status(f"worker: study {study_name}"):
+        result = run_worker(storage, study_name, host=obj.host, plugins_dir=obj.plugins_dir, data=data,
+                            run_dir=run_dir, trials=trials, device=device, wait=wait)
+    tuning = result.tuning
+    finished = sum(t.state in ("COMPLETE", "PRUNED") for t in tuning.trials)
+    out.print(f"{result.worker} ran trials {list(result.trials_run)}; study '{tuning.study_name}' holds "
+              f"{finished}/{tuning.requested_trials} finished trials", markup=False, highlight=False)
+    if tuning.best is not None:
+        out.print(f"Best trial: #{tuning.best.number} val accuracy {tuning.best.value:.3f}", markup=False)
+    if result.report is not None:
+        out.print(f"Report: {result.report}", markup=False, highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     from tladvisor.interrupts import Interrupted, stop_on_signals
 

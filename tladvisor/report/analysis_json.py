@@ -39,6 +39,7 @@ from typing import Any
 
 from tladvisor.errors import OutputError
 from tladvisor.records import AnalysisRun, Dataset, DatasetProfile, to_jsonable
+from tladvisor.redact import redact_passwords
 
 SCHEMA_VERSION = 1
 EXAMPLES_PER_CLASS = 6
@@ -57,7 +58,7 @@ def build_analysis(run: AnalysisRun) -> dict[str, Any]:
         "run_id": run.run_id,
         "created": _created(run),
         "out_dir": str(run.out_dir),
-        "options": to_jsonable(run.options),
+        "options": _options(run),
         "environment": _environment(run),
         "timings": to_jsonable(run.timings),
         "plugin_failures": [to_jsonable(failure) for failure in run.plugin_failures],
@@ -120,12 +121,21 @@ def _created(run: AnalysisRun) -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _options(run: AnalysisRun) -> dict[str, Any]:
+    options = to_jsonable(run.options)
+    if isinstance(options.get("storage"), str):
+        options["storage"] = redact_passwords(options["storage"])  # a database password stays out of reports
+    return options
+
+
 def _environment(run: AnalysisRun) -> dict[str, Any]:
     """The run's environment with the documented keys always present.
 
     The Advisor records versions flat ({"torch": "2.4.1", ...}); they are gathered under "versions".
     """
     environment = to_jsonable(dict(run.environment))
+    if isinstance(environment.get("command"), str):
+        environment["command"] = redact_passwords(environment["command"])
     if not isinstance(environment.get("versions"), dict):
         versions = {key: value for key, value in environment.items()
                     if isinstance(value, str) and _VERSION.match(value) and key not in _NOT_VERSIONS}
