@@ -108,24 +108,23 @@ def test_sigterm_and_repeated_sigkill_never_lose_or_repeat_a_finished_trial(tmp_
     kills = 0
     moments = []
     while kills < SIGKILLS:
-        before = count_trials(db)
+        before, finished_before = count_trials(db), count_trials(db, FINISHED)
         proc = start()
         if kills % 3 == 2:  # anywhere: start-up, loading, measuring (from the cache), settling, the report
             delay = rng.uniform(0.2, 1.3) * to_first_trial
             moments.append(f"{delay:.1f}s after start")
-            try:
-                proc.wait(timeout=delay)
-            except subprocess.TimeoutExpired:
-                pass
-        else:  # while trials run: a random moment after this run asked for its first trial, before it
-            # finishes a second one (so that ten kills never fill the study, however fast the machine)
-            finished_before = count_trials(db, FINISHED)
+            most = 1
+        else:  # while trials run: a random moment after this run asked for its first trial
             wait_for(lambda before=before: count_trials(db) > before, proc)
             delay = rng.uniform(0.0, 1.5)
             moments.append(f"{delay:.1f}s into tuning")
-            until = time.monotonic() + delay
-            while time.monotonic() < until and count_trials(db, FINISHED) < finished_before + 2:
-                time.sleep(0.02)
+            most = 2
+        # ...and before it finishes more than `most` trials, so that ten kills never fill the study,
+        # however fast this machine is compared with the first run's start-up
+        until = time.monotonic() + delay
+        while (time.monotonic() < until and proc.poll() is None
+               and count_trials(db, FINISHED) < finished_before + most):
+            time.sleep(0.02)
         if proc.poll() is not None:  # it finished first: the study was already full
             _, stderr = proc.communicate()
             assert proc.returncode == 0, stderr
