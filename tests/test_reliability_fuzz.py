@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -26,6 +27,8 @@ from PIL import Image
 from tladvisor.cli import main
 
 from helpers import TINY_PLUGIN
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # PIL's chatter about the broken files we feed it
 
 FUZZ_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None, print_blob=True,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
