@@ -14,4 +14,5 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 \
     || echo "note: could not install postgresql; the PostgreSQL scale-out test will be skipped" >&2
 fi
+.venv/bin/ruff check --quiet . || { echo "error: ruff found problems (above); fix them or run .venv/bin/ruff check --fix ." >&2; exit 1; }
 exec .venv/bin/python -m pytest -n 2 "$@"

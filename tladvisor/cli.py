@@ -103,13 +103,14 @@ def print_summary(run) -> None:
     table.add_column("backbone", no_wrap=True)
     for column in ("similarity", "linear probe", "pretraining gain", "LogME", "measured in"):
         table.add_column(column, justify="right")
+    def fmt(m, name, digits=3):
+        score = m.scores.get(name)
+        return "-" if score is None else f"{score.value:.{digits}f}"
+
     for m in run.measurements:
-        def fmt(name, digits=3):
-            score = m.scores.get(name)
-            return "-" if score is None else f"{score.value:.{digits}f}"
         sim = m.similarity
-        table.add_row(m.backbone, f"{sim.value:.2f} ± {sim.spread or 0:.2f}", fmt("linear_probe_accuracy"),
-                      fmt("pretraining_gain"), fmt("logme"),
+        table.add_row(m.backbone, f"{sim.value:.2f} ± {sim.spread or 0:.2f}", fmt(m, "linear_probe_accuracy"),
+                      fmt(m, "pretraining_gain"), fmt(m, "logme"),
                       "cache" if m.from_cache else f"{m.seconds:.1f} s")
     out.print(table)
     if rec is not None:

@@ -104,8 +104,8 @@ def profile_dataset(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 
                          f"({largest} vs {smallest}); consider class weights or resampling")
     tiny = sorted((name for name, c in counts.items() if c < TINY_CLASS_SAMPLES), key=counts.get)
     if tiny:
-        warnings_.append(f"{counted(len(tiny), 'class has', 'classes have')} fewer than {TINY_CLASS_SAMPLES} images, too few to learn "
-                         f"or validate reliably: {_class_list(tiny, counts)}")
+        warnings_.append(f"{counted(len(tiny), 'class has', 'classes have')} fewer than {TINY_CLASS_SAMPLES} images, "
+                         f"too few to learn or validate reliably: {_class_list(tiny, counts)}")
     warnings_.extend(plan.notes)
     if leaking:
         n_files = sum(len(g) for g in leaking)

@@ -395,7 +395,7 @@ def line_chart(series: Sequence[tuple[str, str, Sequence[float]]], label: str, *
     y_scale = LinearScale(0, y_max or nice_max(max(every)), bottom, top)
     parts = y_axis(y_scale, left, right, y_label)
     parts += x_axis(x_scale, bottom, top, x_label, lambda v: f"{v:.0f}", count=min(10, longest), grid=False)
-    for name, fill, values in series:
+    for _name, fill, values in series:
         points = [(x_scale(i + 1), y_scale(v)) for i, v in enumerate(values) if finite(v)]
         parts.append(polyline(points, stroke=fill, width=2.2))
         for x, y in points:

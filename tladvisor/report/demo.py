@@ -32,7 +32,7 @@ def write_demo_images(folder: Path, classes=DEMO_CLASSES, counts=DEMO_COUNTS, se
     """
     rng = np.random.default_rng(seed)
     samples = []
-    for label, (name, count) in enumerate(zip(classes, counts)):
+    for label, (_name, count) in enumerate(zip(classes, counts)):
         class_dir = folder / (folder_names[label] if folder_names else f"class_{label}")
         class_dir.mkdir(parents=True, exist_ok=True)
         for index in range(count):

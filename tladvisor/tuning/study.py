@@ -788,7 +788,8 @@ class Tuner:
                 log.debug("trial %d failed", trial.number, exc_info=True)
                 return finish(TrialState.FAIL, one_line(error))
             except BaseException as stop:  # SIGINT/SIGTERM: close the trial honestly, then stop
-                _close_interrupted(study, trial, lambda: finish(TrialState.FAIL, interrupts.reason(stop)))
+                why = interrupts.reason(stop)  # bound now: 'stop' is unbound once the except block ends
+                _close_interrupted(study, trial, lambda: finish(TrialState.FAIL, why))
                 raise
 
     @staticmethod
