@@ -62,7 +62,7 @@ def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool) -> None:
 @click.option("--run-name", help="Name of the run folder (default: derived from the data and options).")
 @click.option("--trials", type=click.IntRange(min=0), default=0, show_default=True,
               help="Optuna trials to run after the advice (0: advice only).")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Stop tuning after this many seconds.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Start no new trial after this many seconds.")
 @click.option("--image-size", type=click.IntRange(min=16), help="Measure and train at this input size (px).")
 @click.option("--max-samples", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Images measured per backbone (a stratified sample).")
@@ -70,8 +70,10 @@ def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool) -> None:
               help="Validation share when the data has no train/val split.")
 @click.option("--max-image-pixels", type=click.IntRange(min=1), default=89_478_485, show_default=True,
               help="Skip images with more pixels than this (decompression-bomb guard).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Images per batch when measuring and training (halved once on out-of-memory).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the split, the measured sample, the probes and the Optuna sampler.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Image-decoding worker processes.")
