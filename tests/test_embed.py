@@ -96,3 +96,34 @@ def test_corrupt_cache_entry_is_rebuilt(dataset, tmp_path):
     assert not again.from_cache
     np.testing.assert_allclose(again.features, first.features, rtol=1e-5, atol=1e-6)
     assert extract_features(spec, dataset, image_size=32, cache_dir=cache).from_cache
+
+
+def test_random_copy_is_seeded_whatever_the_global_random_state(dataset):
+    from dataclasses import replace
+
+    from tladvisor.testing import TinyConvNet
+
+    tiny = tiny_backbone_spec()
+    # like a real backbone: build(False) draws its initial weights from torch's global generator
+    spec = replace(tiny, build=lambda pretrained: tiny.build(True) if pretrained else TinyConvNet())
+    torch.manual_seed(123)
+    first = extract_features(spec, dataset, image_size=32, cache_dir=None, seed=7, with_random=True)
+    torch.manual_seed(999)  # a different global state must not change the random baseline
+    second = extract_features(spec, dataset, image_size=32, cache_dir=None, seed=7)
+    np.testing.assert_array_equal(first.random_features, second.random_features)
+    other = extract_features(spec, dataset, image_size=32, cache_dir=None, seed=8)
+    assert not np.allclose(other.random_features, first.random_features)
+
+
+def test_cache_key_changes_when_the_backbone_structure_changes(dataset, tmp_path):
+    from dataclasses import replace
+
+    from tladvisor.backbones import Stage
+
+    cache = tmp_path / "cache"
+    spec = tiny_backbone_spec()
+    merged = replace(spec, stages=(Stage("stem", ("stem", "block1")), Stage("block2", ("block2",))))
+    extract_features(spec, dataset, image_size=32, cache_dir=cache)
+    regrouped = extract_features(merged, dataset, image_size=32, cache_dir=cache)
+    assert not regrouped.from_cache
+    assert [s.stage for s in regrouped.stage_shift] == ["stem", "block2"]

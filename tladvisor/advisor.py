@@ -103,9 +103,11 @@ class Advisor:
         cache_dir = Path(options.cache_dir or default_cache_dir())
         plugins = [(p.name, p.version) for hook in measurement_cache.MEASURING_HOOKS
                    for p in self.host.implementers(hook)]
+        versions = {p.name: p.version for p in self.host.plugins()}
+        plugins.append((spec.plugin, versions.get(spec.plugin, "unversioned")))  # the backbone's own plugin
         key = measurement_cache.measurement_key(
             feature_key(spec, dataset, indices, image_size=options.image_size, with_random=True,
-                        source_sample=source_sample), plugins, options.seed)
+                        source_sample=source_sample, seed=options.seed), plugins, options.seed)
         cache_path = cache_dir / f"{spec.name}-{key}.measurement.json"
         cached = measurement_cache.read(cache_path)
         if cached is not None:
@@ -113,7 +115,7 @@ class Advisor:
         features: FeatureSet = extract_features(
             spec, dataset, indices, image_size=options.image_size, device=options.device,
             batch_size=options.batch_size, cache_dir=cache_dir,
-            with_random=True, source_sample=source_sample, num_workers=options.num_workers)
+            with_random=True, source_sample=source_sample, num_workers=options.num_workers, seed=options.seed)
         measurement = self._measure_features(spec, dataset, features, options)
         if not any(f.hook in measurement_cache.MEASURING_HOOKS for f in self.host.failures):
             try:  # a failed plugin must be retried next time

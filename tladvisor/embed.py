@@ -62,14 +62,17 @@ def stratified_cap(labels: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
 def cache_key(spec: BackboneSpec, pre: Preprocessing, digests: Sequence[str], labels: Sequence[int],
               extra: str = "") -> str:
     h = hashlib.sha256()
-    h.update(f"format={CACHE_FORMAT}|{spec.name}|{spec.weights_id}|{pre.key()}|{extra}|".encode())
+    # the backbone's structure too: a user editing their plugin's stages must not get stale stage shifts
+    structure = ";".join(f"{s.name}:{','.join(s.members)}" for s in spec.stages)
+    h.update(f"format={CACHE_FORMAT}|{spec.name}|{spec.plugin}|{spec.weights_id}|{spec.head}|{spec.feature_dim}|"
+             f"{structure}|{pre.key()}|{extra}|".encode())
     for digest, label in zip(digests, labels):
         h.update(f"{digest}:{label};".encode())
     return h.hexdigest()[:32]
 
 
 def feature_key(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int], *, image_size: int | None,
-                with_random: bool, source_sample: Sequence[Path] = ()) -> str:
+                with_random: bool, source_sample: Sequence[Path] = (), seed: int = 0) -> str:
     """The cache key of :func:`extract_features`'s result for these arguments."""
     samples = [dataset.samples[i] for i in indices]
     source = []
@@ -77,7 +80,8 @@ def feature_key(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int], *,
         stat = Path(path).stat()
         source.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
     return cache_key(spec, spec.preprocessing_at(image_size), [s.digest or str(s.path) for s in samples],
-                     [s.label for s in samples], extra=f"random={with_random}|source={'|'.join(source)}")
+                     [s.label for s in samples],
+                     extra=f"random={with_random}|seed={seed if with_random else ''}|source={'|'.join(source)}")
 
 
 class BatchNormStatistics:
@@ -163,15 +167,18 @@ def _loader(paths, labels, pre: Preprocessing, batch_size: int, num_workers: int
 def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int] | None = None, *,
                      image_size: int | None = None, device: str | torch.device = "auto", batch_size: int = 64,
                      cache_dir: Path | None = None, with_random: bool = True,
-                     source_sample: Sequence[Path] = (), num_workers: int = 0) -> FeatureSet:
-    """Embed ``dataset.samples[indices]`` (all when None) with ``spec``; read from the cache when present."""
+                     source_sample: Sequence[Path] = (), num_workers: int = 0, seed: int = 0) -> FeatureSet:
+    """Embed ``dataset.samples[indices]`` (all when None) with ``spec``; read from the cache when present.
+
+    ``seed`` fixes the randomly initialised copy, so the pretraining gain is the same on every run.
+    """
     device = devices.pick_device(device) if isinstance(device, str) else device
     indices = np.arange(len(dataset.samples)) if indices is None else np.asarray(indices, dtype=np.int64)
     samples = [dataset.samples[i] for i in indices]
     labels = np.array([s.label for s in samples], dtype=np.int64)
     pre = spec.preprocessing_at(image_size)
     key = feature_key(spec, dataset, indices, image_size=image_size, with_random=with_random,
-                      source_sample=source_sample)
+                      source_sample=source_sample, seed=seed)
     cache_path = Path(cache_dir) / f"{spec.name}-{key}.npz" if cache_dir else None
 
     if cache_path is not None:
@@ -184,7 +191,10 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
     features, probs, layer_shift = _forward_all(spec.build(True), spec, loader, device, with_bn_stats=True)
     random_features = None
     if with_random:
-        random_features, _, _ = _forward_all(spec.build(False), spec, loader, device, with_bn_stats=False)
+        with torch.random.fork_rng(devices=[]):  # the caller's random stream stays as it was
+            torch.manual_seed(seed)
+            random_model = spec.build(False)
+        random_features, _, _ = _forward_all(random_model, spec, loader, device, with_bn_stats=False)
     source_features = None
     if source_sample:
         source_loader = _loader(list(source_sample), [0] * len(source_sample), pre, batch_size, num_workers)
