@@ -40,6 +40,7 @@ def test_profile_numbers(red_and_blue):
     assert profile.samples_per_class_min == 2 and profile.samples_per_class_median == 16.0
     assert profile.imbalance_ratio == pytest.approx(15.0)
     assert profile.split_counts == {"train": 25, "val": 7}  # 6 of 30 red, 1 of 2 blue
+    assert profile.train_class_counts == {"blue": 1, "red": 24}
     assert profile.image_size["width"]["min"] == 16 and profile.image_size["width"]["median"] == 32
     assert profile.image_size["aspect"]["max"] == pytest.approx(2.0)
     assert profile.modes == {"RGB": 32}

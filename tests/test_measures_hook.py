@@ -86,13 +86,14 @@ def test_hook_measure_backbone_source_head_scores():
 
 
 def test_hook_measure_backbone_stage_shift_halves():
-    shifts = tuple(StageShift(f"s{i}", v, 2) for i, v in enumerate([0.0, 0.2, 1.0, 3.0]))
+    shifts = tuple(StageShift(f"s{i}", v, 2) for i, v in enumerate([0.1, 0.4, 1.0, 4.0]))
     scores = measure_feature_set(feature_set(stage_shift=shifts))
-    assert scores["bn_shift"].value == pytest.approx(1.05)
-    assert scores["bn_shift"].normalised == pytest.approx(1 / (1 + 1.05 / 0.74))  # the calibrated mapping
-    assert scores["bn_shift_early"].value == pytest.approx(0.1)
+    geometric = 0.16 ** 0.25  # geometric mean, as the summary similarity uses
+    assert scores["bn_shift"].value == pytest.approx(geometric)
+    assert scores["bn_shift"].normalised == pytest.approx(1 / (1 + geometric / 0.74))  # the calibrated mapping
+    assert scores["bn_shift_early"].value == pytest.approx(0.2)
     assert scores["bn_shift_late"].value == pytest.approx(2.0)
-    assert scores["bn_shift_late"].spread == pytest.approx(1.0)
+    assert scores["bn_shift_late"].spread == pytest.approx(1.5)
     assert not scores["bn_shift"].higher_is_better
 
 

@@ -108,3 +108,30 @@ def test_samples_per_class_counts_only_the_training_share_of_the_split():
                            split_counts={"train": 300, "val": 100})
     rec = recommend(split, [measurement(0.9)], val_fraction=0.5)  # the actual split wins over the option
     assert rec.size["samples_per_class"] == 75
+
+
+def test_freeze_depth_counts_backbone_stages_and_stops_at_one_without_batchnorm():
+    from tladvisor.recommend import freeze_depth_from_shift
+
+    shifts = tuple(StageShift(name, v, 1) for name, v in (("stem", 0.1), ("s1", 0.2), ("s3", 0.3), ("s4", 3.0)))
+    names = ("stem", "s1", "s2", "s3", "s4", "s5")  # s2 has no BatchNorm: no evidence that it still fits
+    depth, where = freeze_depth_from_shift(shifts, 6, names)
+    assert depth == 2
+    assert "'s2' has no BatchNorm" in where
+    depth, where = freeze_depth_from_shift(shifts, 6)  # without names: positions in the measured list
+    assert depth == 3
+
+
+def test_shifted_stem_keeps_the_minimum_depth_and_says_so():
+    rec = recommend(profile(SMALL), [measurement(0.3, stage_shift=(5.0, 2.0, 3.0, 4.0))])
+    (sentence,) = [r for r in rec.rationale if r.startswith("Freeze the first")]
+    assert "stage 'stage0'" in sentence and "the minimum" in sentence
+
+
+def test_training_counts_from_the_profile_are_used_when_present():
+    counted = DatasetProfile(n_samples=20, n_classes=2, class_counts={"a": 10, "b": 10}, samples_per_class_min=10,
+                             samples_per_class_median=10, imbalance_ratio=1.0, split_counts={"train": 15, "val": 5},
+                             train_class_counts={"a": 7, "b": 8})
+    rec = recommend(counted, [measurement(0.9)])
+    assert rec.size["samples_per_class"] == 7.5
+    assert any("7.5 training images per class" in r for r in rec.rationale)

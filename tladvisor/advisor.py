@@ -147,6 +147,7 @@ class Advisor:
             backbone=spec.name, similarity=similarity, scores=scores, stage_shift=features.stage_shift,
             n_measured=len(features.labels), image_size=features.image_size, from_cache=features.from_cache,
             seconds=features.seconds, warnings=warnings, n_stages=spec.n_stages,
+            stage_names=tuple(s.name for s in spec.stages),
             embedding_2d=embedding_2d(features.features, features.labels, seed=options.seed))
 
     # --- the whole run -------------------------------------------------------------------------------

@@ -73,4 +73,4 @@ def _measurement(data: dict) -> BackboneMeasurement:
         n_measured=int(data["n_measured"]), image_size=int(data["image_size"]), seconds=float(data["seconds"]),
         warnings=tuple(str(w) for w in data["warnings"]),
         embedding_2d=tuple((float(x), float(y), int(label)) for x, y, label in data["embedding_2d"]),
-        n_stages=int(data.get("n_stages", 0)))
+        n_stages=int(data.get("n_stages", 0)), stage_names=tuple(data.get("stage_names", ())))

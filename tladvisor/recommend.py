@@ -49,26 +49,47 @@ def rank_score(m: BackboneMeasurement) -> float:
 
 def training_samples_per_class(profile: DatasetProfile, val_fraction: float) -> float:
     """Median images per class left for training after the validation split."""
-    counts = list(profile.class_counts.values())
+    if profile.train_class_counts:  # counted in the split tuning will use
+        return float(median(profile.train_class_counts.values()))
+    counts = list(profile.class_counts.values())  # a profile from another plugin: estimate the share
     train, val = profile.split_counts.get("train", 0), profile.split_counts.get("val", 0)
     train_share = train / (train + val) if train + val else 1.0 - val_fraction
     return float(median(counts)) * train_share if counts else 0.0
 
 
-def freeze_depth_from_shift(stage_shift: tuple[StageShift, ...], n_stages: int) -> tuple[int, str]:
-    """Freeze the leading stages whose statistics still match the source; at least 1, at most n-1."""
-    matching = 0
-    for stage in stage_shift:
-        if stage.value > SHIFT_AT_HALF_SIMILARITY:
+def _count(x: float) -> str:
+    """A count as printed in a reason: whole when it is whole, else one decimal (never rounded across a threshold)."""
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
+
+
+def freeze_depth_from_shift(stage_shift: tuple[StageShift, ...], n_stages: int,
+                            stage_names: tuple[str, ...] = ()) -> tuple[int, str]:
+    """Freeze the leading stages whose statistics still match the source; at least 1, at most n-1.
+
+    Counted over the backbone's own stages (``stage_names``): a stage without BatchNorm has no measured
+    shift, and the run of matching stages stops there, since nothing says it still fits.
+    """
+    if not stage_shift:
+        return max(n_stages // 2, 1), "no BatchNorm statistics to locate the shift, so half the stages"
+    shift_of = {s.stage: s.value for s in stage_shift}
+    names = stage_names or tuple(s.stage for s in stage_shift)
+    matching, first_shifted = 0, None
+    for name in names:
+        if name not in shift_of or shift_of[name] > SHIFT_AT_HALF_SIMILARITY:
+            first_shifted = name
             break
         matching += 1
     depth = min(max(matching, 1), max(n_stages - 1, 1))
-    if not stage_shift:
-        return max(n_stages // 2, 1), "no BatchNorm statistics to locate the shift, so half the stages"
-    first_shifted = stage_shift[matching].stage if matching < len(stage_shift) else None
-    where = (f"the shift starts at stage '{first_shifted}' "
-             f"(shift {stage_shift[matching].value:.2f} > {SHIFT_AT_HALF_SIMILARITY})"
-             if first_shifted else "no stage shows a large shift")
+    if first_shifted is None:
+        where = "no stage shows a large shift"
+    elif first_shifted not in shift_of:
+        where = f"stage '{first_shifted}' has no BatchNorm statistics to show whether it still fits"
+    else:
+        where = (f"the shift starts at stage '{first_shifted}' "
+                 f"(shift {shift_of[first_shifted]:.2f} > {SHIFT_AT_HALF_SIMILARITY})")
+    if matching == 0:
+        where += ("; the first stage stays frozen anyway (the minimum): its filters are generic even when "
+                  "its input statistics differ, and the stages after it re-normalise")
     return depth, where
 
 
@@ -94,7 +115,7 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     reasons.append(f"{best.backbone} ranks first of {len(ranked)} by frozen-feature fit "
                    f"(score {rank_score(best):.2f}" + (f", next {ranked[1].backbone} {rank_score(ranked[1]):.2f}"
                                                         if len(ranked) > 1 else "") + ").")
-    reasons.append(f"The data is {size_word}: a median of {per_class:.0f} training images per class "
+    reasons.append(f"The data is {size_word}: a median of {_count(per_class)} training images per class "
                    f"({'<' if small else '>='} {SMALL_PER_CLASS}).")
     reasons.append(f"It is {'similar' if similar else 'different'} to {best.backbone}'s source domain: "
                    f"similarity {similarity:.2f} ± {best.similarity.spread or 0:.2f} "
@@ -121,14 +142,14 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
                        f"training from scratch.")
     if strategy == "partial_freeze" and probe is not None and (probe.normalised or 0) >= PROBE_ENOUGH:
         strategy, overrides = "feature_extraction", overrides + 1
-        reasons.append(f"Override: a linear probe on frozen features already reaches "
-                       f"{probe.value:.3f} accuracy, so feature extraction is enough.")
+        reasons.append(f"Override: a linear probe on frozen features already reaches {probe.value:.3f} accuracy "
+                       f"({probe.normalised:.3f} chance-corrected, >= {PROBE_ENOUGH}), so feature extraction is enough.")
 
     if strategy == "feature_extraction":
         freeze_depth = n_stages
         reasons.append(f"Freeze all {n_stages} stages and train a new head.")
     elif strategy == "partial_freeze":
-        freeze_depth, where = freeze_depth_from_shift(best.stage_shift, n_stages)
+        freeze_depth, where = freeze_depth_from_shift(best.stage_shift, n_stages, best.stage_names)
         reasons.append(f"Freeze the first {freeze_depth} of {n_stages} stages: {where}.")
     else:
         freeze_depth = 0

@@ -107,6 +107,7 @@ class DatasetProfile:
     duplicates: tuple[tuple[str, ...], ...] = ()  # groups of paths with identical content
     leakage: tuple[tuple[str, ...], ...] = ()  # duplicate groups that cross train/val
     warnings: tuple[str, ...] = ()
+    train_class_counts: dict[str, int] = field(default_factory=dict)  # per class, in the split tuning uses
 
 
 # --- embed and measure ------------------------------------------------------------------------------
@@ -162,6 +163,7 @@ class BackboneMeasurement:
     warnings: tuple[str, ...] = ()
     embedding_2d: tuple[tuple[float, float, int], ...] = ()  # PCA of the embeddings: (x, y, label)
     n_stages: int = 0  # the backbone's stage count (freeze depth counts over these)
+    stage_names: tuple[str, ...] = ()  # all of the backbone's stages, in order (stage_shift may skip some)
 
 
 # --- recommend --------------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ Stage shifts span orders of magnitude (colour removal alone multiplies the stem'
 combined by their geometric mean ``g`` and mapped through ``1 / (1 + g / g0)``, a logistic in log-shift.
 
 ``g0`` is where similarity crosses 0.5. It was set from controlled shifts of natural photos measured
-with EfficientNet-Lite0 at 128 px (see README, "Similarity under controlled shift"): clean photo crops
-give g = 0.13 (similarity 0.85), Gaussian blur of radius 3 px g = 0.52, noise sigma 0.4 g = 0.68,
-digits, document text, textures and greyscale photos g = 3.7 to 4.5 (similarity 0.14 to 0.17).
+with EfficientNet-Lite0 at 128 px (README, "Similarity under controlled shift";
+benchmarks/bench_similarity_shift.py): clean photo crops give g = 0.116 (similarity 0.87), Gaussian
+blur of radius 2 px g = 0.70 (0.51) and 3 px g = 1.10 (0.40), noise sigma 0.4 g = 0.74 (0.50),
+greyscale photos g = 2.4 (0.24), and digits, document text and textures g = 4.6 to 5.2 (0.13).
 When a user gives a source sample, embedding distances to it join the average; when the network has no
 BatchNorm statistics (ViT), the normalised LEEP and NCE of its source head stand in.
 """

@@ -20,8 +20,8 @@ can be compared across datasets and sits beside the raw number in the report:
   share of the label entropy the source classifier explains (LEEP of an input-blind classifier and
   NCE of an independent source label are both ``-H(Y)``; a perfect one scores 0);
 - ``hscore``: normalised by its upper bound ``min(C - 1, d)``;
-- ``bn_shift``, ``bn_shift_early``, ``bn_shift_late``: mean symmetric KL over stages (all, first
-  half, second half), normalised with :func:`tladvisor.similarity.shift_similarity`,
+- ``bn_shift``, ``bn_shift_early``, ``bn_shift_late``: geometric-mean symmetric KL over stages (all,
+  first half, second half), normalised with :func:`tladvisor.similarity.shift_similarity`,
   ``1 / (1 + KL / 0.74)``, the mapping calibrated on controlled shifts of natural photos that the
   summary similarity uses too (so the two agree; ``exp(-KL)`` would call a greyscale photo set
   ten times less similar than the calibration does);
@@ -57,7 +57,7 @@ from tladvisor.measures.probes import (
 )
 from tladvisor.measures.transferability import hscore_shrinkage, label_entropy, leep, logme, nce
 from tladvisor.records import FeatureSet, Score, StageShift
-from tladvisor.similarity import shift_similarity
+from tladvisor.similarity import geometric_mean, shift_similarity
 
 BOOTSTRAP_RESAMPLES = 20
 BOOTSTRAP_MAX_ROWS = 400  # rows per resample: keeps 20 resamples of 1280-d features to about a second
@@ -236,11 +236,13 @@ def stage_shift_scores(stage_shift: tuple[StageShift, ...]) -> dict[str, Score]:
 
 def _shift_score(stages: list[StageShift], which: str) -> Score:
     values = np.array([s.value for s in stages])
-    mean = float(values.mean())
+    # geometric mean, as the summary similarity: one collapsed stage (greyscale input) must not dominate
+    centre = geometric_mean(values)
     names = ", ".join(s.stage for s in stages)
-    return Score(mean, float(values.std()) if len(values) > 1 else None, shift_similarity(mean), higher_is_better=False,
+    return Score(centre, float(values.std()) if len(values) > 1 else None, shift_similarity(centre),
+                 higher_is_better=False,
                  detail=(f"Symmetric KL between the target's activation statistics and the BatchNorm running "
-                         f"statistics, mean over {which} stages ({names}); 0 = same as the source."))
+                         f"statistics, geometric mean over {which} stages ({names}); 0 = same as the source."))
 
 
 # --- distances to a source sample -------------------------------------------------------------------

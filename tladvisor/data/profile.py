@@ -131,6 +131,8 @@ def profile_dataset(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 
         samples_per_class_median=float(np.median(values)),
         imbalance_ratio=float(imbalance),
         split_counts={"train": int(plan.train.size), "val": int(plan.val.size)},
+        train_class_counts=dict(zip(dataset.classes,
+                                    np.bincount(dataset.labels[plan.train], minlength=len(dataset.classes)).tolist())),
         image_size=image_size_summary(dataset),
         modes=dict(Counter(s.mode for s in dataset.samples).most_common()),
         channel_mean=mean,
