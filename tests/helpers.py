@@ -89,3 +89,15 @@ def write_messy_folder(root: Path) -> Path:
     (root / "dog" / ".hidden.png").write_text("hidden files are ignored")
     (root / "dog" / "README.txt").write_text("non-image extensions are ignored")
     return root
+
+
+def analyze_tiny(plugins: Path, data: Path, tmp_path: Path, *extra: str, out: Path | None = None,
+                 run_name: str | None = "run") -> int:
+    """``tladvisor analyze`` in-process with the tiny backbone; outputs and caches under ``tmp_path``."""
+    from tladvisor.cli import main
+
+    args = ["--plugins-dir", str(plugins), "analyze", str(data), "--backbone", "tiny_cnn",
+            "--out", str(out or tmp_path / "reports"), "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    if run_name:
+        args += ["--run-name", run_name]
+    return main([*args, *extra])

@@ -9,7 +9,7 @@ import pytest
 
 from tladvisor.cli import main
 
-from helpers import TINY_PLUGIN, write_image_folder
+from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder
 
 
 @pytest.fixture
@@ -23,9 +23,7 @@ def data(tmp_path):
 
 
 def analyze(plugins_dir, data, tmp_path, *extra):
-    return main(["--plugins-dir", str(plugins_dir), "analyze", str(data), "--backbone", "tiny_cnn",
-                 "--out", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "cache"),
-                 "--max-samples", "200", *extra])
+    return analyze_tiny(plugins_dir, data, tmp_path, *extra, run_name=None)
 
 
 def test_analyze_writes_analysis_json_and_report(plugins_dir, data, tmp_path, capsys):

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tladvisor.cli import main
 
-from helpers import write_image_folder
+from helpers import analyze_tiny, write_image_folder
 
 SIGNALLING_PLUGIN = '''
 import os
@@ -82,9 +81,7 @@ def setup(tmp_path, write_plugin):
 
 
 def analyze(plugins: Path, data: Path, tmp_path: Path, trials: int) -> int:
-    return main(["--plugins-dir", str(plugins), "analyze", str(data), "--backbone", "tiny_cnn",
-                 "--out", str(tmp_path / "reports"), "--run-name", "run", "--cache-dir", str(tmp_path / "cache"),
-                 "--trials", str(trials), "--device", "cpu", "--batch-size", "64"])
+    return analyze_tiny(plugins, data, tmp_path, "--trials", str(trials), "--batch-size", "64")
 
 
 def message_lines(stderr: str) -> list[str]:

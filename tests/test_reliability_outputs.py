@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 
 from tladvisor import measurement_cache
-from tladvisor.cli import main
 
-from helpers import TINY_PLUGIN, write_image_folder
+from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder
 
 
 @pytest.fixture
@@ -35,10 +34,7 @@ def data(tmp_path):
     return write_image_folder(tmp_path / "data", n_classes=3, per_class=8)
 
 
-def analyze(plugins: Path, data: Path, tmp_path: Path, *extra: str) -> int:
-    return main(["--plugins-dir", str(plugins), "analyze", str(data), "--backbone", "tiny_cnn",
-                 "--out", str(tmp_path / "reports"), "--run-name", "run", "--cache-dir", str(tmp_path / "cache"),
-                 "--device", "cpu", *extra])
+analyze = analyze_tiny
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

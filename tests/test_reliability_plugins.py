@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import inspect
 import json
-from pathlib import Path
 
 import pytest
 
 from tladvisor import hookspecs
-from tladvisor.cli import main
 
-from helpers import TINY_PLUGIN, write_image_folder
+from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder
 
 HOOKS = sorted(name for name, value in vars(hookspecs).items()
                if inspect.isfunction(value) and hasattr(value, "tladvisor_spec"))
@@ -39,10 +37,7 @@ def data(tmp_path):
     return write_image_folder(tmp_path / "data", n_classes=3, per_class=8)
 
 
-def analyze(plugins: Path, source: Path, tmp_path: Path, *extra: str) -> int:
-    return main(["--plugins-dir", str(plugins), "analyze", str(source), "--backbone", "tiny_cnn",
-                 "--out", str(tmp_path / "reports"), "--run-name", "run", "--cache-dir", str(tmp_path / "cache"),
-                 "--device", "cpu", *extra])
+analyze = analyze_tiny
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tladvisor.cli import main
 from tladvisor.tuning import trainer
 
-from helpers import TINY_PLUGIN, write_image_folder
+from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder
 
 
 @pytest.fixture
@@ -27,10 +26,7 @@ def data(tmp_path):
     return write_image_folder(tmp_path / "data", n_classes=3, per_class=8)
 
 
-def analyze(plugins: Path, data: Path, tmp_path: Path, *extra: str, out: Path | None = None) -> int:
-    return main(["--plugins-dir", str(plugins), "analyze", str(data), "--backbone", "tiny_cnn",
-                 "--out", str(out or tmp_path / "reports"), "--run-name", "run",
-                 "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", *extra])
+analyze = analyze_tiny
 
 
 def error_lines(stderr: str) -> list[str]:
