@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-TUNING_TASKS = ("textures-small", "digits-small", "science-small")
+TUNING_TASKS = ("photos-small", "digits-small")
 QUICK_TUNING_TASKS = ("digits-small",)
 
 
@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per small task (default 3; quick 2)")
     parser.add_argument("--large-seeds", type=int, default=None, help="seeds per large task (default 2)")
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="first seed (seeds are offset..offset+n-1); the thresholds were calibrated on offset 100")
     parser.add_argument("--tasks", nargs="*", help="only these tasks (names from suite_tasks.TASKS)")
     parser.add_argument("--sections", default="advice,similarity,tuning,throughput",
                         help="comma-separated subset of advice,similarity,tuning,throughput")
@@ -72,10 +74,6 @@ def load_average() -> list[float]:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return []
-
-
-def _strip(unit: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in unit.items() if not k.startswith("_")}
 
 
 # --- section 1 aggregation ---------------------------------------------------------------------------
@@ -133,36 +131,24 @@ def summarise_advice(units: list[dict[str, Any]], grid_configs: set[str]) -> tup
     return summaries, overall
 
 
-SWEEPS = {
-    "SMALL_PER_CLASS": (5, 10, 20, 50, 100, 150, 200, 300),
-    "SIMILARITY_THRESHOLD": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
-    "PROBE_ENOUGH": (0.5, 0.7, 0.8, 0.9, 0.95, 1.01),
-    "GAIN_MARGIN": (0.0, 0.02, 0.05, 0.1, 0.2),
-}
-
-
 def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Re-run the product's rule on the stored measurements with one constant changed at a time."""
-    from unittest import mock
-
-    from suite_stats import config_name, median
-    from tladvisor import recommend as rules
+    """Regret of the rule re-run with one constant changed (the picks were made in each worker)."""
+    from suite_stats import median
 
     rows = []
-    for constant, values in SWEEPS.items():
-        current = getattr(rules, constant)
-        for value in sorted(set(values) | {current}):
+    constants = units[0]["counterfactual_picks"]
+    for constant, by_value in constants.items():
+        current = by_value["current"]
+        for value in (v for v in by_value if v != "current"):
             regrets, unknown, picks = [], 0, Counter()
-            with mock.patch.object(rules, constant, value):
-                for unit in units:
-                    rec = rules.recommend(unit["_profile"], [unit["_measurement"]], val_fraction=0.2)
-                    config = config_name(rec.strategy, rec.freeze_depth)
-                    picks[config] += 1
-                    accs = {c: t["accuracy"] for c, t in unit["trials"].items()}
-                    if config in accs:
-                        regrets.append(max(accs.values()) - accs[config])
-                    else:
-                        unknown += 1
+            for unit in units:
+                config = unit["counterfactual_picks"][constant][value]
+                picks[config] += 1
+                accs = {c: t["accuracy"] for c, t in unit["trials"].items()}
+                if config in accs:
+                    regrets.append(max(accs.values()) - accs[config])
+                else:
+                    unknown += 1
             rows.append({"constant": constant, "value": value, "current": value == current,
                          "mean_regret": sum(regrets) / len(regrets) if regrets else float("nan"),
                          "median_regret": median(regrets), "hits": sum(r == 0 for r in regrets),
@@ -219,6 +205,8 @@ def main(argv=None) -> int:
     similarity_rows: list[dict[str, Any]] = []
     loads: list[list[float]] = [started_load]
     pending: dict[Future, tuple[str, Any]] = {}
+    partial = args.out / f"results{suffix}.partial.jsonl"
+    partial.unlink(missing_ok=True)
 
     def elapsed() -> str:
         return f"{time.perf_counter() - started_wall:7.0f} s"
@@ -226,7 +214,8 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         if "advice" in sections:
             # Large tasks first: the most expensive units should not be the last ones to start.
-            work_items = [(t, s) for t in tasks for s in range(large_seeds if t.size == "large" else seeds)]
+            work_items = [(t, args.seed_offset + s) for t in tasks
+                          for s in range(large_seeds if t.size == "large" else seeds)]
             work_items.sort(key=lambda item: item[0].size != "large")
             for task, seed in work_items:
                 pending[pool.submit(run_unit, task.name, seed, settings)] = ("advice", (task.name, seed))
@@ -239,6 +228,8 @@ def main(argv=None) -> int:
                 kind, key = pending.pop(future)
                 result = future.result()
                 loads.append(load_average())
+                with partial.open("a") as stream:  # raw results survive a failure in the aggregation
+                    stream.write(json.dumps({"kind": kind, "result": result}, default=str) + "\n")
                 if kind == "advice":
                     units.append(result)
                     trials = " ".join(f"{report.short(c)} {100 * t['accuracy']:.1f}" for c, t in result["trials"].items())
@@ -246,10 +237,10 @@ def main(argv=None) -> int:
                           f"(similarity {result['measures']['similarity']:.2f}, {result['train_per_class']}/class) | "
                           f"{trials} | advice {result['advice']['cpu_s']:.0f} CPU s, grid "
                           f"{sum(t['cpu_s'] for t in result['trials'].values()):.0f} CPU s | load {loads[-1]}", flush=True)
-                    if "tuning" in sections and result["task"] in tuning_tasks and result["seed"] == 0:
+                    if "tuning" in sections and result["task"] in tuning_tasks and result["seed"] == args.seed_offset:
                         target = max(t["accuracy"] for t in result["trials"].values()) - TARGET_MARGIN
                         for arm in ("seeded", "plain"):
-                            pending[pool.submit(run_tuning_unit, result["task"], 0, arm, tuning_trials, target,
+                            pending[pool.submit(run_tuning_unit, result["task"], result["seed"], arm, tuning_trials, target,
                                                 settings)] = ("tuning", (result["task"], arm))
                 elif kind == "similarity":
                     similarity_rows = result
@@ -270,9 +261,24 @@ def main(argv=None) -> int:
     from suite_advice import GRID_DEPTHS, grid
 
     grid_configs = {config_name(s, d) for s, d in grid(6)} | {config_name("partial_freeze", d) for d in GRID_DEPTHS}
-    summaries, overall = summarise_advice(units, grid_configs) if units else ([], {})
-    sweeps = sweep_thresholds(units) if units else []
-    correlations = severity_correlations(similarity_rows) if similarity_rows else {}
+    summaries, overall, sweeps, correlations, errors = [], {}, [], {}, []
+    for name, step in (("advice", lambda: summarise_advice(units, grid_configs)),
+                       ("sweeps", lambda: sweep_thresholds(units)),
+                       ("similarity", lambda: severity_correlations(similarity_rows))):
+        if (name == "similarity" and not similarity_rows) or (name != "similarity" and not units):
+            continue
+        try:
+            found = step()
+        except Exception as error:  # keep the raw results and report what could not be summarised
+            errors.append(f"{name}: {type(error).__name__}: {error}")
+            print(f"could not summarise {name}: {error}", file=sys.stderr)
+            continue
+        if name == "advice":
+            summaries, overall = found
+        elif name == "sweeps":
+            sweeps = found
+        else:
+            correlations = found
     tuning.sort(key=lambda r: (r["task"], r["arm"] != "seeded"))
 
     total_wall = time.perf_counter() - started_wall
@@ -290,8 +296,8 @@ def main(argv=None) -> int:
         "load_average_start": started_load, "load_average_end": load_average(),
         "load_average_samples": loads, "total_wall_s": round(total_wall, 1), "total_cpu_s": round(total_cpu, 1),
     }
-    results = {"environment": environment, "settings": asdict(settings), "quick": quick,
-               "advice": {"overall": overall, "tasks": summaries, "units": [_strip(u) for u in units],
+    results = {"environment": environment, "settings": asdict(settings), "quick": quick, "errors": errors,
+               "advice": {"overall": overall, "tasks": summaries, "units": units,
                           "threshold_sweeps": sweeps},
                "similarity": {"image_size": similarity_size, "rows": similarity_rows, "spearman": correlations},
                "tuning": tuning, "throughput": throughput}

@@ -115,6 +115,37 @@ def advise(folder: Path, seed: int, settings: Settings, host) -> dict[str, Any]:
             "recommendation": recommendation, "spec": spec, "clock": clock}
 
 
+# Values each constant of the rule is re-run at (one constant at a time, the others as they are).
+SWEEPS = {
+    "SMALL_PER_CLASS": (5, 10, 20, 50, 100, 150, 200, 300, 500),
+    "SIMILARITY_THRESHOLD": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    "PROBE_ENOUGH": (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.01),
+    "GAIN_MARGIN": (0.0, 0.02, 0.05, 0.1, 0.2),
+}
+
+
+def counterfactual_picks(profile, measurement, val_fraction: float = 0.2) -> dict[str, dict[str, str]]:
+    """The config the product's rule picks for this measurement with each swept constant changed.
+
+    Done in the worker, right after the advice, with the code that made it: the records need not
+    survive a pickle round trip, and an edit to the rule during a long run cannot mix versions.
+    """
+    from unittest import mock
+
+    from tladvisor import recommend as rules
+
+    picks: dict[str, dict[str, str]] = {}
+    for constant, values in SWEEPS.items():
+        current = getattr(rules, constant)
+        picks[constant] = {}
+        for value in sorted(set(values) | {current}):
+            with mock.patch.object(rules, constant, value):
+                rec = rules.recommend(profile, [measurement], val_fraction=val_fraction)
+            picks[constant][repr(value)] = config_name(rec.strategy, rec.freeze_depth)
+        picks[constant]["current"] = repr(current)
+    return picks
+
+
 def measurement_summary(measurement, recommendation) -> dict[str, Any]:
     from tladvisor.similarity import geometric_mean
 
@@ -195,6 +226,6 @@ def run_unit(task_name: str, seed: int, settings: Settings) -> dict[str, Any]:
         "write_s": round(writing.wall, 3),
         "trials": trials,
         "settings": asdict(settings),
-        # kept for the threshold sweep in the parent process, dropped before the JSON is written
-        "_profile": advice["profile"], "_measurement": advice["measurement"],
+        "counterfactual_picks": counterfactual_picks(advice["profile"], advice["measurement"],
+                                                     advice["options"].val_fraction),
     }
