@@ -12,7 +12,7 @@ def profile(per_class: int, n_classes: int = 4) -> DatasetProfile:
                           imbalance_ratio=1.0)
 
 
-def measurement(similarity: float, probe: float = 0.8, gain: float = 0.3, name: str = "net",
+def measurement(similarity: float, probe: float = 0.7, gain: float = 0.3, name: str = "net",
                 stage_shift=(0.1, 0.2, 2.0, 3.0, 4.0)) -> BackboneMeasurement:
     scores = {
         "linear_probe_accuracy": Score(probe, 0.02, normalised=probe),

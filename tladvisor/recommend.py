@@ -25,9 +25,9 @@ from statistics import median
 from tladvisor.records import BackboneMeasurement, DatasetProfile, Recommendation, StageShift
 from tladvisor.similarity import SHIFT_AT_HALF_SIMILARITY, SIMILARITY_THRESHOLD
 
-SMALL_PER_CLASS = 150  # below this many training images per class the data counts as "small"
+SMALL_PER_CLASS = 400  # below this many training images per class the data counts as "small" (docs/benchmarks.md)
 GAIN_MARGIN = 0.02  # pretraining gain (linear-probe accuracy, pretrained - random) counted as real
-PROBE_ENOUGH = 0.95  # normalised frozen linear-probe accuracy at which a frozen backbone is enough
+PROBE_ENOUGH = 0.8  # normalised frozen linear-probe accuracy at which a frozen backbone is enough (docs/benchmarks.md)
 
 LEARNING_RATES = {  # starting points (AdamW); the tuner searches around them
     "feature_extraction": {"head": 3e-3, "backbone": 0.0, "layer_decay": 1.0},
