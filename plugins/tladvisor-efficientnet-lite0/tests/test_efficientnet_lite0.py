@@ -217,3 +217,17 @@ def test_discovered_through_the_entry_point():
     info = {p.name: p for p in host.plugins()}["efficientnet_lite0"]
     assert info.version == plugin.__version__ and info.hooks == ("register_backbones",)
     assert not [f for f in host.failures if f.plugin == "efficientnet_lite0"]
+
+
+def test_random_init_keeps_images_apart_in_eval_mode():
+    # Training from scratch is scored in eval mode, with running statistics that have barely moved
+    # from 0/1. PyTorch's default conv init shrank activations ~10x per block: every image got the same
+    # embedding (spread ~1e-9) and from_scratch never left chance.
+    torch.manual_seed(0)
+    model = efficientnet_lite0().eval()
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 3, 1, 1, generator=generator) + 0.3 * torch.rand(6, 3, 64, 64, generator=generator)
+    with torch.no_grad():
+        embedding = model.forward_features(images)
+    assert embedding.std(0).mean().item() > 0.05
+    assert torch.isfinite(embedding).all()

@@ -149,6 +149,28 @@ class EfficientNetLite(nn.Module):
         self._avg_pooling = nn.AdaptiveAvgPool2d(1)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(HEAD_CHANNELS, n_classes)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        """He-normal convolutions over fan_in, so a random network keeps its signal.
+
+        PyTorch's default conv init, and He init over fan_out (which counts C x k x k for a depthwise
+        conv), shrink activations about tenfold per block: a fresh network in eval mode (BatchNorm
+        running statistics still 0/1) gives every image the same embedding (spread across images ~1e-9
+        at 64 px), so training from scratch could not leave chance. fan_in keeps it at ~0.4.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                bound = 1.0 / math.sqrt(module.out_features)  # TF EfficientNet's dense init
+                nn.init.uniform_(module.weight, -bound, bound)
+                nn.init.zeros_(module.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled 1280-d embedding (what ``_fc`` receives, before dropout)."""
