@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from tladvisor.embed import BatchNormStatistics, extract_features, stage_shifts, stratified_cap
+from tladvisor.embed import BatchNormStatistics, extract_features, recalibrate_batchnorm, stage_shifts, stratified_cap
 from tladvisor.testing import tiny_backbone_spec
 
 from helpers import dataset_from_folder, write_image_folder
@@ -54,6 +54,59 @@ def test_bn_shift_is_zero_when_target_matches_running_statistics():
     stats.close()
     assert matched < 0.01
     assert shifted > 1.0
+
+
+def test_bn_statistics_merged_over_batches_equal_those_of_all_the_data():
+    bn = nn.BatchNorm2d(3).eval()
+    stats = BatchNormStatistics(nn.Sequential(bn))
+    generator = torch.Generator().manual_seed(1)
+    # Batches of different sizes, offsets and scales: a wrong merge formula shows in mean or variance.
+    batches = [torch.randn(n, 3, 5, 7, generator=generator) * scale + shift
+               for n, scale, shift in ((7, 1.0, 100.0), (2, 5.0, 90.0), (11, 0.1, 103.0))]
+    for batch in batches:
+        bn(batch)
+    mean, m2, count = stats.sums["0"]
+    stats.close()
+    everything = torch.cat(batches).double().transpose(0, 1).flatten(1)
+    assert count == everything.shape[1]
+    np.testing.assert_allclose(mean.numpy(), everything.mean(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose((m2 / count).numpy(), everything.var(1, correction=0).numpy(), rtol=1e-4)
+
+
+def _images(n: int, size: int = 16, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    # Each image its own colour: i.i.d. pixel noise would average out to the same embedding.
+    images = torch.rand(n, 3, 1, 1, generator=generator) + 0.1 * torch.rand(n, 3, size, size, generator=generator)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, torch.zeros(n)), batch_size=8)
+
+
+def test_recalibration_gives_a_shrunken_random_network_distinct_embeddings():
+    # Like torchvision's efficientnet_b0 at random init: every conv shrinks its input, so in eval mode,
+    # with running statistics 0/1, all images get (nearly) the same embedding.
+    torch.manual_seed(0)
+    layers = []
+    for c_in, c_out in ((3, 8),) + ((8, 8),) * 7:
+        conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+        with torch.no_grad():
+            conv.weight.mul_(0.05)
+            conv.bias.zero_()
+        layers += [conv, nn.BatchNorm2d(c_out), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    loader = _images(20)
+    inputs = next(iter(loader))[0]
+    with torch.no_grad():
+        before = model(inputs).std(0).mean().item()
+    used = recalibrate_batchnorm(model, loader, torch.device("cpu"), max_images=16)
+    with torch.no_grad():
+        after = model(inputs).std(0).mean().item()
+    assert before < 1e-6
+    assert after > 0.05
+    assert used == 16
+    assert not model.training and all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    first = model[1]
+    with torch.no_grad():
+        seen = model[0](torch.cat([b for b, _ in list(loader)[:2]]))
+    np.testing.assert_allclose(first.running_mean.numpy(), seen.mean((0, 2, 3)).numpy(), rtol=1e-4, atol=1e-9)
 
 
 def test_stage_shift_averages_layers_inside_each_stage():
