@@ -19,7 +19,7 @@ from torch import nn
 
 from tladvisor import device as devices
 from tladvisor.backbones import BackboneSpec
-from tladvisor.modeling import head_module
+from tladvisor.modeling import head_module, recalibrate_batchnorm
 from tladvisor.tuning.data import FeatureSplit, TuningData
 from tladvisor.tuning.inference import accuracy
 from tladvisor.tuning.optim import make_optimizer, warmup_cosine
@@ -183,16 +183,21 @@ def train_network(model: nn.Module, spec: BackboneSpec, config: TrialConfig, dat
     val_loader = data.val_loader(spec, config.batch_size)
     scheduler = warmup_cosine(optimizer, config.epochs * max(1, len(train_loader)), config.warmup_fraction)
     scaler = _grad_scaler(device)
+    statistics_loader = data.train_loader(spec, config.batch_size, seed, augment=False)
 
     def run_epoch(epoch: int) -> None:
         waiting = gradual_unfreeze_depth(epoch, frozen, n_stages) if config.gradual_unfreeze else frozen
         for index in range(n_stages):
             set_stage_trainable(model, spec, index, index >= waiting)
         train_mode(model, spec, waiting)
+        trained_norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
         for images, labels in train_loader:
             optimisation_step(model, devices.prepare_batch(images, device), labels.to(device), optimizer, scaler,
                               device, config, epoch)
             scheduler.step()
+        # Precise BN: the statistics of the layers that trained, re-estimated on training images as the
+        # validation transform shows them, instead of a momentum-0.01 average that lags a short run.
+        recalibrate_batchnorm(model, statistics_loader, device, norms=trained_norms)
 
     return fit(model, run_epoch, lambda: accuracy(model, val_loader, device), config.epochs, config.patience,
                on_epoch)
