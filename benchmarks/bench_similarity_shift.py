@@ -111,7 +111,7 @@ def measure_conditions(conditions, backbone: str, image_size: int, cache_dir: Pa
         dataset = advisor.load(options)
         started, cpu = time.perf_counter(), time.process_time()
         m = advisor.measure(spec, dataset, options)
-        row = {"family": family, "condition": level_name, "severity": level,
+        row = {"family": family, "condition": level_name, "severity": level, "image_size": image_size,
                "similarity": m.similarity.value, "spread": m.similarity.spread or 0.0,
                "bn_shift": float(np.exp(np.mean(np.log([max(s.value, 1e-6) for s in m.stage_shift])))),
                "stage_shift": {s.stage: s.value for s in m.stage_shift}}

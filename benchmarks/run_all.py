@@ -66,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="image size of the similarity section (default 128, the calibration size; quick 64)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder for images (default: a temp folder)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the units an interrupted run with the same settings finished "
+                             "(results[-quick].partial.jsonl) and run only the rest")
     return parser.parse_args(argv)
 
 
@@ -77,6 +80,11 @@ def load_average() -> list[float]:
 
 
 # --- section 1 aggregation ---------------------------------------------------------------------------
+
+
+def _one_training_cpu(trial: dict[str, Any]) -> float:
+    """CPU seconds of training a config once, at its starting rates (the grid trains it at each setting)."""
+    return trial.get("start_cpu_s", trial["cpu_s"])
 
 
 def summarise_advice(units: list[dict[str, Any]], grid_configs: set[str]) -> tuple[list[dict], dict]:
@@ -93,7 +101,7 @@ def summarise_advice(units: list[dict[str, Any]], grid_configs: set[str]) -> tup
         summary = summarise_task(per_seed, recommended)
         advice_cpu = [u["advice"]["cpu_s"] for u in runs]
         grid_cpu = [sum(t["cpu_s"] for c, t in u["trials"].items() if c in grid_configs) for u in runs]
-        rec_cpu = [u["trials"][u["recommended"]]["cpu_s"] for u in runs]
+        rec_cpu = [_one_training_cpu(u["trials"][u["recommended"]]) for u in runs]
         sim = mean_spread(u["measures"]["similarity"] for u in runs)
         summaries.append({
             "task": task, "size": runs[0]["size"], "domain": runs[0]["domain"], "description": runs[0]["description"],
@@ -116,7 +124,7 @@ def summarise_advice(units: list[dict[str, Any]], grid_configs: set[str]) -> tup
     regrets = [r for s in summaries for r in s["summary"]["regret_per_seed"]]
     all_advice = sum(u["advice"]["cpu_s"] for u in units)
     all_grid = sum(sum(t["cpu_s"] for c, t in u["trials"].items() if c in grid_configs) for u in units)
-    all_rec = sum(u["trials"][u["recommended"]]["cpu_s"] for u in units)
+    all_rec = sum(_one_training_cpu(u["trials"][u["recommended"]]) for u in units)
     overall = {
         "runs": len(regrets), "tasks": len(summaries),
         "median_regret": median(regrets), "mean_regret": mean_spread(regrets)[0],
@@ -157,6 +165,40 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- running -----------------------------------------------------------------------------------------
+
+
+def unit_key(kind: str, result: dict[str, Any]) -> Any:
+    if kind == "advice":
+        return (result["task"], result["seed"])
+    if kind == "tuning":
+        return (result["task"], result["arm"])
+    return None
+
+
+def load_finished(partial: Path, settings, similarity_size: int,
+                  tuning_trials: int) -> dict[tuple[str, Any], dict[str, Any]]:
+    """Units an interrupted run finished with the same settings (the scratch folder aside), by (kind, key)."""
+    from dataclasses import asdict
+
+    if not partial.exists():
+        return {}
+    wanted = {k: v for k, v in asdict(settings).items() if k != "work_dir"}
+    finished = {}
+    for line in partial.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            kind, result = record["kind"], record["result"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short by the interruption
+        if kind == "similarity":
+            if result and result[0].get("image_size", similarity_size) == similarity_size:
+                finished[(kind, None)] = result
+            continue
+        used = {k: v for k, v in (result.get("settings") or {}).items() if k != "work_dir"}
+        if used != wanted or (kind == "tuning" and result.get("budget") != tuning_trials):
+            continue  # made with other settings: run it again
+        finished[(kind, unit_key(kind, result))] = result
+    return finished
 
 
 def main(argv=None) -> int:
@@ -206,30 +248,47 @@ def main(argv=None) -> int:
     loads: list[list[float]] = [started_load]
     pending: dict[Future, tuple[str, Any]] = {}
     partial = args.out / f"results{suffix}.partial.jsonl"
-    partial.unlink(missing_ok=True)
+    finished = load_finished(partial, settings, similarity_size, tuning_trials) if args.resume else {}
+    if finished:
+        print(f"resuming: {len(finished)} finished units kept from {partial}", flush=True)
+        # Rewrite the file with exactly the kept units, so a second interruption resumes from them too.
+        partial.write_text("".join(json.dumps({"kind": k, "result": r}, default=str) + "\n"
+                                   for (k, _), r in finished.items()))
+    else:
+        partial.unlink(missing_ok=True)
 
     def elapsed() -> str:
         return f"{time.perf_counter() - started_wall:7.0f} s"
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        def submit(kind: str, key: Any, function, *arguments) -> None:
+            if (kind, key) in finished:
+                done_before.append((kind, key, finished[(kind, key)]))
+            else:
+                pending[pool.submit(function, *arguments)] = (kind, key)
+
+        done_before: list[tuple[str, Any, dict]] = []
         if "advice" in sections:
             # Large tasks first: the most expensive units should not be the last ones to start.
             work_items = [(t, args.seed_offset + s) for t in tasks
                           for s in range(large_seeds if t.size == "large" else seeds)]
             work_items.sort(key=lambda item: item[0].size != "large")
             for task, seed in work_items:
-                pending[pool.submit(run_unit, task.name, seed, settings)] = ("advice", (task.name, seed))
+                submit("advice", (task.name, seed), run_unit, task.name, seed, settings)
         if "similarity" in sections:
-            pending[pool.submit(run_similarity, work / "similarity", similarity_size, args.threads, quick)] = (
-                "similarity", None)
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                kind, key = pending.pop(future)
-                result = future.result()
+            submit("similarity", None, run_similarity, work / "similarity", similarity_size, args.threads, quick)
+        while pending or done_before:
+            if done_before:
+                completed = [(kind, key, result, False) for kind, key, result in done_before]
+                done_before.clear()
+            else:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                completed = [(*pending.pop(future), future.result(), True) for future in done]
+            for kind, _key, result, fresh in completed:
                 loads.append(load_average())
-                with partial.open("a") as stream:  # raw results survive a failure in the aggregation
-                    stream.write(json.dumps({"kind": kind, "result": result}, default=str) + "\n")
+                if fresh:
+                    with partial.open("a") as stream:  # raw results survive a failure in the aggregation
+                        stream.write(json.dumps({"kind": kind, "result": result}, default=str) + "\n")
                 if kind == "advice":
                     units.append(result)
                     trials = " ".join(f"{report.short(c)} {100 * t['accuracy']:.1f}" for c, t in result["trials"].items())
@@ -240,8 +299,8 @@ def main(argv=None) -> int:
                     if "tuning" in sections and result["task"] in tuning_tasks and result["seed"] == args.seed_offset:
                         target = max(t["accuracy"] for t in result["trials"].values()) - TARGET_MARGIN
                         for arm in ("seeded", "plain"):
-                            pending[pool.submit(run_tuning_unit, result["task"], result["seed"], arm, tuning_trials, target,
-                                                settings)] = ("tuning", (result["task"], arm))
+                            submit("tuning", (result["task"], arm), run_tuning_unit, result["task"], result["seed"], arm,
+                                   tuning_trials, target, settings)
                 elif kind == "similarity":
                     similarity_rows = result
                     print(f"{elapsed()}  similarity: {len(result)} conditions measured", flush=True)

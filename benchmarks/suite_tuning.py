@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,5 +98,5 @@ def run_tuning_unit(task_name: str, seed: int, arm: str, trials: int, target: fl
         "trials": [{"number": t.number, "state": t.state, "value": t.value, "strategy": t.params.get("strategy"),
                     "epochs": t.params.get("epochs"), "wall_s": round(w, 3), "cpu_s": round(c, 3)}
                    for t, w, c in zip(records, walls, cpus)],
-        "recommended": advice["recommendation"].strategy, "backbone": BACKBONE,
+        "recommended": advice["recommendation"].strategy, "backbone": BACKBONE, "settings": asdict(settings),
     }

@@ -1,0 +1,61 @@
+"""The benchmark suite keeps the units an interrupted run finished (run_all.py --resume)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def suite(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    for name in ("run_all", "suite_advice"):
+        sys.modules.pop(name, None)
+    return importlib.import_module("run_all"), importlib.import_module("suite_advice")
+
+
+def _line(kind, result):
+    return json.dumps({"kind": kind, "result": result}) + "\n"
+
+
+def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
+    run_all, advice = suite
+    settings = advice.Settings(work_dir=str(tmp_path / "a"))
+    same = {k: v for k, v in asdict(settings).items()} | {"work_dir": "/elsewhere"}  # scratch folder may differ
+    other = same | {"image_size": 96}
+    partial = tmp_path / "results.partial.jsonl"
+    partial.write_text(
+        _line("advice", {"task": "photos-small", "seed": 0, "settings": same})
+        + _line("advice", {"task": "photos-small", "seed": 1, "settings": other})
+        + _line("tuning", {"task": "digits-small", "arm": "seeded", "budget": 8, "settings": same})
+        + _line("tuning", {"task": "digits-small", "arm": "plain", "budget": 4, "settings": same})
+        + _line("similarity", [{"family": "photos", "image_size": 128}])
+        + '{"kind": "advice", "result": {"task": "text-sm')  # cut short by the kill
+
+    finished = run_all.load_finished(partial, settings, similarity_size=128, tuning_trials=8)
+    assert sorted(finished, key=str) == sorted([("advice", ("photos-small", 0)), ("tuning", ("digits-small", "seeded")),
+                                                ("similarity", None)], key=str)
+    assert run_all.load_finished(partial, settings, similarity_size=64, tuning_trials=8).keys() == {
+        ("advice", ("photos-small", 0)), ("tuning", ("digits-small", "seeded"))}
+    assert run_all.load_finished(tmp_path / "missing.jsonl", settings, 128, 8) == {}
+
+
+def test_every_config_gets_the_same_two_rate_settings(suite):
+    _, advice = suite
+    from tladvisor.recommend import LEARNING_RATES
+
+    start = advice.rates_for("full_finetune", "start")
+    fast = advice.rates_for("full_finetune", "fast")
+    assert start == LEARNING_RATES["full_finetune"]
+    assert fast["head"] == pytest.approx(3 * start["head"])
+    assert fast["backbone"] == pytest.approx(10 * start["backbone"])
+    assert advice.rates_for("feature_extraction", "fast")["backbone"] == 0.0
+    scratch = advice.rates_for("from_scratch", "fast")
+    assert scratch["backbone"] == scratch["head"]  # capped: the backbone never learns faster than the head
