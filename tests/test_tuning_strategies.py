@@ -229,3 +229,44 @@ def test_out_of_memory_retries_once_with_half_the_batch_then_fails(data, monkeyp
 def test_trial_config_rejects_an_unknown_strategy():
     with pytest.raises(ValueError, match="unknown strategy 'finetune_everything'"):
         TrialConfig(backbone="tiny_cnn", strategy="finetune_everything")
+
+
+def _slow_batchnorm_spec():
+    """The tiny backbone with TF-style BatchNorm momentum 0.01, like EfficientNet-Lite0."""
+    spec = tiny_backbone_spec()
+    original_build = spec.build
+
+    def build(pretrained):
+        model = original_build(pretrained)
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = 0.01
+        return model
+
+    return replace(spec, build=build)
+
+
+def _running_mean_error(model: nn.Module, data: TuningData, spec) -> float:
+    """How far block1's BatchNorm running mean is from its inputs' mean over the training images."""
+    norm = resolve_member(model, "block1.1")
+    seen = []
+    handle = norm.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].detach()))
+    model.eval()
+    with torch.no_grad():
+        for images, _ in data.train_loader(spec, 16, seed=0, augment=False):
+            model(images)
+    handle.remove()
+    activations = torch.cat(seen)
+    mean, std = activations.mean((0, 2, 3)), activations.std((0, 2, 3))
+    return float(((norm.running_mean - mean).abs() / std).max())
+
+
+def test_trained_batchnorm_statistics_are_re_estimated_before_each_validation(data, monkeypatch):
+    spec = _slow_batchnorm_spec()
+    precise = train_trial(spec, config("full_finetune", epochs=2), data, CPU).model
+    monkeypatch.setattr(trainer, "recalibrate_batchnorm", lambda *args, **kwargs: 0)
+    lagging = train_trial(spec, config("full_finetune", epochs=2), data, CPU).model
+    # Momentum 0.01 over a few steps leaves the running mean near its old value; re-estimated, it is
+    # the training images' mean up to the weighting of a short last batch.
+    assert _running_mean_error(precise, data, spec) < 0.1
+    assert _running_mean_error(lagging, data, spec) > 3 * _running_mean_error(precise, data, spec)
