@@ -5,11 +5,11 @@
 
 The evidence behind ``SMALL_PER_CLASS`` (tladvisor/recommend.py): for each task, seed and training size
 per class, ``feature_extraction`` and ``full_finetune`` (and optionally more configs) are trained by the
-product's trainer with the same epochs, batch size and the recommendation's starting learning rates
-(suite_advice.trial_config), and scored on the task's fixed validation images. Prints one row per
+product's trainer with the same epochs and batch size at the suite's two learning-rate settings
+(suite_advice.RATE_SETTINGS; the better counts), and scored on the task's fixed validation images. Prints one row per
 (task, size): mean ± seed spread of each config and the difference FT - FE. Fixed *epochs* means a
 larger set also gets proportionally more optimiser steps, as it would in a real run.
-Not part of run_all.py (about 15 CPU minutes with the defaults); results go to
+Not part of run_all.py (about 30 CPU minutes with the defaults); results go to
 reports/benchmarks/size_sweep.json.
 """
 
@@ -32,7 +32,7 @@ def run_point(task_name: str, seed: int, per_class: int, epochs: int, configs: l
     import torch
 
     torch.set_num_threads(1)
-    from suite_advice import BACKBONE, Clock, Settings, epochs_for, trial_config
+    from suite_advice import BACKBONE, RATE_SETTINGS, Clock, Settings, epochs_for, trial_config
     from suite_tasks import task_by_name, write_task
     from tladvisor.data.imagefolder import load_image_folder
     from tladvisor.plugins import PluginHost
@@ -54,12 +54,16 @@ def run_point(task_name: str, seed: int, per_class: int, epochs: int, configs: l
     result = {"task": task.name, "seed": seed, "per_class": per_class, "epochs": epochs, "configs": {}}
     for name in configs:
         strategy, _, depth = name.partition("@")
-        config = trial_config(strategy, int(depth) if depth else (spec.n_stages if strategy == "feature_extraction" else 0),
-                              epochs, settings)
-        with Clock() as clock:
-            trained = train_trial(spec, config, data, torch.device("cpu"), seed=seed)
-        result["configs"][name] = {"accuracy": trained.accuracy, "cpu_s": clock.cpu,
-                                   "learning_curve": trained.learning_curve}
+        depth = int(depth) if depth else (spec.n_stages if strategy == "feature_extraction" else 0)
+        runs = {}
+        for setting in RATE_SETTINGS:  # as in the suite's grid: the better of the two rate settings
+            config = trial_config(strategy, depth, epochs, settings, setting)
+            with Clock() as clock:
+                trained = train_trial(spec, config, data, torch.device("cpu"), seed=seed)
+            runs[setting] = {"accuracy": trained.accuracy, "cpu_s": clock.cpu, "learning_curve": trained.learning_curve}
+        best = max(runs, key=lambda k: runs[k]["accuracy"])
+        result["configs"][name] = {"accuracy": runs[best]["accuracy"], "best_rates": best,
+                                   "cpu_s": sum(r["cpu_s"] for r in runs.values()), "by_rates": runs}
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(folder.parent / f"{folder.name}-cache", ignore_errors=True)
     return result
