@@ -122,12 +122,17 @@ def summarise_advice(units: list[dict[str, Any]], grid_configs: set[str]) -> tup
     order = {name: i for i, name in enumerate(u["task"] for u in units)}
     summaries.sort(key=lambda s: (s["size"] != "small", order[s["task"]]))
     regrets = [r for s in summaries for r in s["summary"]["regret_per_seed"]]
+    # The advice taken literally, untuned: the recommended config at its starting rates only.
+    literal = [max(t["accuracy"] for t in u["trials"].values())
+               - u["trials"][u["recommended"]].get("by_rates", {}).get("start", u["trials"][u["recommended"]])["accuracy"]
+               for u in units]
     all_advice = sum(u["advice"]["cpu_s"] for u in units)
     all_grid = sum(sum(t["cpu_s"] for c, t in u["trials"].items() if c in grid_configs) for u in units)
     all_rec = sum(_one_training_cpu(u["trials"][u["recommended"]]) for u in units)
     overall = {
         "runs": len(regrets), "tasks": len(summaries),
         "median_regret": median(regrets), "mean_regret": mean_spread(regrets)[0],
+        "median_regret_at_start_rates": median(literal), "mean_regret_at_start_rates": mean_spread(literal)[0],
         "median_task_regret": median(s["summary"]["regret_mean"] for s in summaries),
         "hits": sum(r == 0 for r in regrets),
         "tasks_within_noise": sum(s["summary"]["within_noise"] for s in summaries),
@@ -171,7 +176,7 @@ def unit_key(kind: str, result: dict[str, Any]) -> Any:
     if kind == "advice":
         return (result["task"], result["seed"])
     if kind == "tuning":
-        return (result["task"], result["arm"])
+        return (result["task"], result["seed"], result["arm"])
     return None
 
 
@@ -179,6 +184,8 @@ def load_finished(partial: Path, settings, similarity_size: int,
                   tuning_trials: int) -> dict[tuple[str, Any], dict[str, Any]]:
     """Units an interrupted run finished with the same settings (the scratch folder aside), by (kind, key)."""
     from dataclasses import asdict
+
+    from suite_advice import RESULTS_FORMAT
 
     if not partial.exists():
         return {}
@@ -191,11 +198,12 @@ def load_finished(partial: Path, settings, similarity_size: int,
         except (json.JSONDecodeError, KeyError, TypeError):
             continue  # a line cut short by the interruption
         if kind == "similarity":
-            if result and result[0].get("image_size", similarity_size) == similarity_size:
+            if result and all(row.get("image_size") == similarity_size for row in result):
                 finished[(kind, None)] = result
             continue
         used = {k: v for k, v in (result.get("settings") or {}).items() if k != "work_dir"}
-        if used != wanted or (kind == "tuning" and result.get("budget") != tuning_trials):
+        if (used != wanted or result.get("format") != RESULTS_FORMAT
+                or (kind == "tuning" and result.get("budget") != tuning_trials)):
             continue  # made with other settings: run it again
         finished[(kind, unit_key(kind, result))] = result
     return finished
@@ -249,13 +257,14 @@ def main(argv=None) -> int:
     pending: dict[Future, tuple[str, Any]] = {}
     partial = args.out / f"results{suffix}.partial.jsonl"
     finished = load_finished(partial, settings, similarity_size, tuning_trials) if args.resume else {}
+    if partial.exists():  # never deleted: what a run finished stays in .bak until the next run replaces it
+        partial.replace(partial.with_name(partial.name + ".bak"))
     if finished:
-        print(f"resuming: {len(finished)} finished units kept from {partial}", flush=True)
-        # Rewrite the file with exactly the kept units, so a second interruption resumes from them too.
+        print(f"resuming: {len(finished)} finished units kept from {partial} (all of it in {partial.name}.bak)",
+              flush=True)
+        # Start the new file with exactly the kept units, so a second interruption resumes from them too.
         partial.write_text("".join(json.dumps({"kind": k, "result": r}, default=str) + "\n"
                                    for (k, _), r in finished.items()))
-    else:
-        partial.unlink(missing_ok=True)
 
     def elapsed() -> str:
         return f"{time.perf_counter() - started_wall:7.0f} s"
@@ -299,8 +308,8 @@ def main(argv=None) -> int:
                     if "tuning" in sections and result["task"] in tuning_tasks and result["seed"] == args.seed_offset:
                         target = max(t["accuracy"] for t in result["trials"].values()) - TARGET_MARGIN
                         for arm in ("seeded", "plain"):
-                            submit("tuning", (result["task"], arm), run_tuning_unit, result["task"], result["seed"], arm,
-                                   tuning_trials, target, settings)
+                            submit("tuning", (result["task"], result["seed"], arm), run_tuning_unit, result["task"],
+                                   result["seed"], arm, tuning_trials, target, settings)
                 elif kind == "similarity":
                     similarity_rows = result
                     print(f"{elapsed()}  similarity: {len(result)} conditions measured", flush=True)
@@ -372,7 +381,9 @@ def main(argv=None) -> int:
     if summaries:
         add("Advice against the exhaustive grid", *report.advice_rows(summaries),
             note=(f"{overall['runs']} runs ({overall['tasks']} tasks x seeds). Median regret "
-                  f"{100 * overall['median_regret']:.1f} points (mean {100 * overall['mean_regret']:.1f}); the advice "
+                  f"{100 * overall['median_regret']:.1f} points (mean {100 * overall['mean_regret']:.1f}; at the advice's "
+                  f"starting rates alone, untuned: median {100 * overall['median_regret_at_start_rates']:.1f}, mean "
+                  f"{100 * overall['mean_regret_at_start_rates']:.1f}); the advice "
                   f"was the best config in {overall['hits']} of {overall['runs']} runs; mean regret within seed noise "
                   f"on {overall['tasks_within_noise']} of {overall['tasks']} tasks. Advice / grid compute (CPU s): "
                   f"{overall['compute_ratio']:.3f} ({overall['compute_ratio_with_trial']:.3f} including training the "

@@ -77,6 +77,9 @@ def epochs_for(n_train: int, settings: Settings) -> int:
 
 # Learning-rate settings every config is trained at: (head factor, backbone factor) on the starting rates.
 RATE_SETTINGS = {"start": (1.0, 1.0), "fast": (3.0, 10.0)}
+# Bumped when a unit's results stop being comparable with older ones (run_all --resume keeps only equal).
+# 2: two rate settings per config, precise BN in the trainer, random copy with re-estimated statistics.
+RESULTS_FORMAT = 2
 
 
 def rates_for(strategy: str, setting: str) -> dict[str, float]:
@@ -241,7 +244,7 @@ def run_unit(task_name: str, seed: int, settings: Settings) -> dict[str, Any]:
     advice_clock = advice["clock"]
     shutil.rmtree(folder.parent / f"{folder.name}-cache", ignore_errors=True)
     return {
-        "task": task.name, "seed": seed, "domain": task.domain, "size": task.size,
+        "format": RESULTS_FORMAT, "task": task.name, "seed": seed, "domain": task.domain, "size": task.size,
         "description": task.description, "n_classes": len(advice["dataset"].classes),
         "train_per_class": train_per_class, "n_train": n_train, "n_val": len(data.val_idx), "epochs": epochs,
         "recommended": recommended, "recommended_strategy": recommendation.strategy,

@@ -15,7 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from suite_advice import BACKBONE, Clock, Settings, _set_threads, advise, cpu_seconds
+from suite_advice import BACKBONE, RESULTS_FORMAT, Clock, Settings, _set_threads, advise, cpu_seconds
 from suite_stats import first_reach
 from suite_tasks import task_by_name, write_task
 
@@ -89,7 +89,7 @@ def run_tuning_unit(task_name: str, seed: int, arm: str, trials: int, target: fl
     shutil.rmtree(folder.parent / f"{folder.name}-cache", ignore_errors=True)
     complete = [v for v in values if v is not None]
     return {
-        "task": task.name, "seed": seed, "arm": arm, "budget": trials, "target": target,
+        "format": RESULTS_FORMAT, "task": task.name, "seed": seed, "arm": arm, "budget": trials, "target": target,
         "trials_to_target": n_trials, "wall_to_target_s": wall_to_target, "cpu_to_target_s": cpu_to_target,
         "best": max(complete) if complete else None,
         "advice_cpu_s": round(advice["clock"].cpu, 3), "advice_wall_s": round(advice["clock"].wall, 3),

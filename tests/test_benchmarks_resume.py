@@ -29,21 +29,25 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
     run_all, advice = suite
     settings = advice.Settings(work_dir=str(tmp_path / "a"))
     same = {k: v for k, v in asdict(settings).items()} | {"work_dir": "/elsewhere"}  # scratch folder may differ
+    current = advice.RESULTS_FORMAT
     other = same | {"image_size": 96}
     partial = tmp_path / "results.partial.jsonl"
     partial.write_text(
-        _line("advice", {"task": "photos-small", "seed": 0, "settings": same})
-        + _line("advice", {"task": "photos-small", "seed": 1, "settings": other})
-        + _line("tuning", {"task": "digits-small", "arm": "seeded", "budget": 8, "settings": same})
-        + _line("tuning", {"task": "digits-small", "arm": "plain", "budget": 4, "settings": same})
+        _line("advice", {"format": current, "task": "photos-small", "seed": 0, "settings": same})
+        + _line("advice", {"format": current, "task": "photos-small", "seed": 1, "settings": other})
+        + _line("advice", {"format": current - 1, "task": "photos-small", "seed": 2, "settings": same})  # older code
+        + _line("tuning", {"format": current, "task": "digits-small", "seed": 0, "arm": "seeded", "budget": 8,
+                           "settings": same})
+        + _line("tuning", {"format": current, "task": "digits-small", "seed": 0, "arm": "plain", "budget": 4,
+                           "settings": same})
         + _line("similarity", [{"family": "photos", "image_size": 128}])
         + '{"kind": "advice", "result": {"task": "text-sm')  # cut short by the kill
 
     finished = run_all.load_finished(partial, settings, similarity_size=128, tuning_trials=8)
-    assert sorted(finished, key=str) == sorted([("advice", ("photos-small", 0)), ("tuning", ("digits-small", "seeded")),
+    assert sorted(finished, key=str) == sorted([("advice", ("photos-small", 0)), ("tuning", ("digits-small", 0, "seeded")),
                                                 ("similarity", None)], key=str)
     assert run_all.load_finished(partial, settings, similarity_size=64, tuning_trials=8).keys() == {
-        ("advice", ("photos-small", 0)), ("tuning", ("digits-small", "seeded"))}
+        ("advice", ("photos-small", 0)), ("tuning", ("digits-small", 0, "seeded"))}
     assert run_all.load_finished(tmp_path / "missing.jsonl", settings, 128, 8) == {}
 
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from tladvisor.embed import BatchNormStatistics, extract_features, recalibrate_batchnorm, stage_shifts, stratified_cap
+from tladvisor.embed import BatchNormStatistics, extract_features, stage_shifts, stratified_cap
+from tladvisor.modeling import recalibrate_batchnorm
 from tladvisor.testing import tiny_backbone_spec
 
 from helpers import dataset_from_folder, write_image_folder
@@ -71,6 +72,28 @@ def test_bn_statistics_merged_over_batches_equal_those_of_all_the_data():
     assert count == everything.shape[1]
     np.testing.assert_allclose(mean.numpy(), everything.mean(1).numpy(), rtol=1e-6)
     np.testing.assert_allclose((m2 / count).numpy(), everything.var(1, correction=0).numpy(), rtol=1e-4)
+
+
+def test_bn_statistics_of_a_channel_far_from_the_source_mean_do_not_cancel():
+    bn = nn.BatchNorm2d(2).eval()  # source statistics 0 / 1
+    stats = BatchNormStatistics(nn.Sequential(bn))
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(16, 2, 8, 8, generator=generator) * 0.01 + 30.0  # E[x^2] - E[x]^2 in float32 loses it
+    bn(x)
+    mean, m2, count = stats.sums["0"]
+    stats.close()
+    np.testing.assert_allclose((m2 / count).numpy(), x.double().var((0, 2, 3), correction=0).numpy(), rtol=1e-3)
+
+
+def test_recalibration_weighs_every_image_the_same_and_keeps_statistics_without_images():
+    norm = nn.BatchNorm2d(1)
+    model = nn.Sequential(norm)
+    batches = [torch.zeros(32, 1, 2, 2)] * 3 + [torch.full((4, 1, 2, 2), 3.0)]
+    recalibrate_batchnorm(model, [(b, None) for b in batches], torch.device("cpu"), max_images=1000)
+    assert norm.running_mean.item() == pytest.approx(3.0 * 4 / 100)  # not 3/4: the short batch is 4 images
+    before = norm.running_mean.clone()
+    assert recalibrate_batchnorm(model, [], torch.device("cpu")) == 0
+    assert torch.equal(norm.running_mean, before)
 
 
 def _images(n: int, size: int = 16, seed: int = 0):

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from tladvisor import device as devices
 from tladvisor.backbones import BackboneSpec, Preprocessing
-from tladvisor.modeling import EmbeddingReader, recalibrate_batchnorm
+from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader, recalibrate_batchnorm
 from tladvisor.records import Dataset, FeatureSet, StageShift
 from tladvisor.transforms import ImageFiles, eval_transform
 
@@ -99,17 +99,15 @@ class BatchNormStatistics:
 
     def _hook(self, name: str):
         def keep(_module, inputs):
-            # Per batch in float32, from moments about the source mean (the activations' likely centre,
-            # which keeps E[d^2] - E[d]^2 from cancelling); batches merge in float64 (Chan's formula).
-            # Copying every activation to float64 made measuring 2.6x slower than the bare forward pass;
-            # torch.var_mean over (N, H, W) is as slow again as these two means.
+            # Per batch in float32, centred on the batch's own mean (no cancellation however far the
+            # target sits from the source); batches merge in float64 with Chan's formula. Copying every
+            # activation to float64 made measuring 2.6x slower than the bare forward pass, and
+            # torch.var_mean over (N, H, W) is slower still.
             x = inputs[0].detach().float()
-            shift = self.modules[name].running_mean.detach().float()[None, :, None, None]
-            d = x - shift
-            d_mean = d.mean((0, 2, 3))
+            batch_mean = x.mean((0, 2, 3), keepdim=True)
             n = x.numel() // x.shape[1]
-            mean = d_mean.double() + shift.flatten().double()
-            m2 = ((d * d).mean((0, 2, 3)).double() - d_mean.double() ** 2).clamp_min(0) * n
+            m2 = (x - batch_mean).pow(2).mean((0, 2, 3)).double() * n
+            mean = batch_mean.flatten().double()
             if name not in self.sums:
                 self.sums[name] = [mean, m2, n]
                 return
@@ -209,7 +207,10 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
         with torch.random.fork_rng(devices=[]):  # the caller's random stream stays as it was
             torch.manual_seed(seed)
             random_model = devices.prepare_model(spec.build(False), device)
-        recalibrate_batchnorm(random_model, loader, device)
+        # Images come in folder (class) order: the statistics come from a seeded random subset instead.
+        subset = np.random.default_rng(seed).permutation(len(samples))[:RECALIBRATION_IMAGES]
+        recalibrate_batchnorm(random_model, _loader([samples[i].path for i in subset], labels[subset], pre,
+                                                    batch_size, num_workers), device)
         random_features, _, _ = _forward_all(random_model, spec, loader, device, with_bn_stats=False)
     source_features = None
     if source_sample:

@@ -101,10 +101,12 @@ class EmbeddingReader:
 
 def recalibrate_batchnorm(model: nn.Module, loader: Iterable, device: torch.device,
                           max_images: int = RECALIBRATION_IMAGES, norms: Sequence[nn.Module] | None = None) -> int:
-    """Re-estimate BatchNorm running statistics from up to ``max_images`` images of ``loader``.
+    """Re-estimate BatchNorm running statistics from the first ``max_images`` images of ``loader``.
 
-    ``norms`` are the layers to re-estimate (every BatchNorm when None); the others keep theirs and
-    normalise with them meanwhile. Returns the number of images used. Two uses:
+    Whole batches are used, so the count can pass ``max_images`` by less than a batch; every image
+    weighs the same. ``norms`` are the layers to re-estimate (every BatchNorm when None); the others
+    keep theirs and normalise with them meanwhile. An empty loader, or an interruption, leaves the
+    statistics as they were. Returns the number of images used. Two uses:
 
     - a freshly initialised network keeps statistics of 0 and 1, which in eval mode leave activations
       unnormalised; with some standard initialisations (He over fan_out with depthwise convolutions:
@@ -122,22 +124,30 @@ def recalibrate_batchnorm(model: nn.Module, loader: Iterable, device: torch.devi
         return 0
     model.eval()
     momenta = [m.momentum for m in norms]
+    kept = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
     for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # a cumulative average over the batches seen
         norm.train()
     seen = 0
     try:
         with torch.no_grad(), devices.autocast(device):
             for images, _labels in loader:
-                if len(images) < 2 and seen:  # batch statistics of one image can be undefined
+                if len(images) < 2 and seen:  # one image: variance over its pixels only (undefined at 1x1)
                     break
+                for norm in norms:  # each image weighs the same, a short last batch included
+                    norm.momentum = len(images) / (seen + len(images))
                 model(devices.prepare_batch(images, device))
                 seen += len(images)
                 if seen >= max_images:
                     break
+    except BaseException:
+        seen = 0  # interrupted: put the old statistics back rather than leave half-estimated ones
+        raise
     finally:
-        for norm, momentum in zip(norms, momenta):
+        for norm, momentum, (mean, var, count) in zip(norms, momenta, kept):
             norm.momentum = momentum
+            if not seen:  # nothing to estimate from (an empty loader), or interrupted
+                norm.running_mean.copy_(mean)
+                norm.running_var.copy_(var)
+                norm.num_batches_tracked.copy_(count)
         model.eval()
     return seen
