@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -85,10 +83,11 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
     from suite_stats import mean_spread
+    from suite_workers import worker_pool
 
     points = [(t, args.seed_offset + s, n) for n in sorted(args.sizes, reverse=True) for t in args.tasks
               for s in range(args.seeds)]
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(args.jobs) as pool:
         results = list(pool.map(run_point, *zip(*[(t, s, n, args.epochs, args.configs, args.work) for t, s, n in points])))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))

@@ -32,7 +32,7 @@ import os
 import sys
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -214,8 +214,6 @@ def main(argv=None) -> int:
     # Before torch is imported anywhere (workers inherit it): one OpenMP/BLAS thread pool per worker.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(args.threads)
-    import multiprocessing
-
     import suite_report as report
     from suite_advice import Settings, run_unit
     from suite_similarity import run_similarity
@@ -223,6 +221,7 @@ def main(argv=None) -> int:
     from suite_tasks import QUICK_TASKS, TASKS
     from suite_throughput import run_throughput
     from suite_tuning import TARGET_MARGIN, run_tuning_unit
+    from suite_workers import worker_pool
 
     started_wall, started_load = time.perf_counter(), load_average()
     sections = set(args.sections.split(","))
@@ -269,7 +268,7 @@ def main(argv=None) -> int:
     def elapsed() -> str:
         return f"{time.perf_counter() - started_wall:7.0f} s"
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(jobs) as pool:
         def submit(kind: str, key: Any, function, *arguments) -> None:
             if (kind, key) in finished:
                 done_before.append((kind, key, finished[(kind, key)]))
