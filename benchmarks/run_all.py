@@ -149,7 +149,7 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from suite_stats import median
 
     rows = []
-    constants = units[0]["counterfactual_picks"]
+    constants = {k: v for k, v in units[0]["counterfactual_picks"].items() if k != "joint"}
     for constant, by_value in constants.items():
         current = by_value["current"]
         for value in (v for v in by_value if v != "current"):
@@ -167,6 +167,23 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
                          "median_regret": median(regrets), "hits": sum(r == 0 for r in regrets),
                          "known": len(regrets), "unknown": unknown, "picks": dict(picks)})
     return rows
+
+
+def joint_sweep(units: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean regret (and the best-config hit count) for every SMALL_PER_CLASS x PROBE_ENOUGH pair."""
+    cells = {}
+    for pair in units[0]["counterfactual_picks"].get("joint", {}):
+        regrets = []
+        for unit in units:
+            accs = {c: t["accuracy"] for c, t in unit["trials"].items()}
+            config = unit["counterfactual_picks"]["joint"][pair]
+            if config in accs:
+                regrets.append(max(accs.values()) - accs[config])
+        small, probe = pair.split("|")
+        cells[pair] = {"small_per_class": small, "probe_enough": probe, "known": len(regrets),
+                       "mean_regret": sum(regrets) / len(regrets) if regrets else float("nan"),
+                       "hits": sum(r == 0 for r in regrets), "runs": len(units)}
+    return cells
 
 
 # --- running -----------------------------------------------------------------------------------------
@@ -329,8 +346,10 @@ def main(argv=None) -> int:
 
     grid_configs = {config_name(s, d) for s, d in grid(6)} | {config_name("partial_freeze", d) for d in GRID_DEPTHS}
     summaries, overall, sweeps, correlations, errors = [], {}, [], {}, []
+    joint: dict[str, Any] = {}
     for name, step in (("advice", lambda: summarise_advice(units, grid_configs)),
                        ("sweeps", lambda: sweep_thresholds(units)),
+                       ("joint", lambda: joint_sweep(units)),
                        ("similarity", lambda: severity_correlations(similarity_rows))):
         if (name == "similarity" and not similarity_rows) or (name != "similarity" and not units):
             continue
@@ -344,6 +363,8 @@ def main(argv=None) -> int:
             summaries, overall = found
         elif name == "sweeps":
             sweeps = found
+        elif name == "joint":
+            joint = found
         else:
             correlations = found
     tuning.sort(key=lambda r: (r["task"], r["arm"] != "seeded"))
@@ -365,7 +386,7 @@ def main(argv=None) -> int:
     }
     results = {"environment": environment, "settings": asdict(settings), "quick": quick, "errors": errors,
                "advice": {"overall": overall, "tasks": summaries, "units": units,
-                          "threshold_sweeps": sweeps},
+                          "threshold_sweeps": sweeps, "joint_sweep": joint},
                "similarity": {"image_size": similarity_size, "rows": similarity_rows, "spearman": correlations},
                "tuning": tuning, "throughput": throughput}
     (args.out / f"results{suffix}.json").write_text(json.dumps(results, indent=1, default=str))
@@ -390,6 +411,9 @@ def main(argv=None) -> int:
         add("Validation accuracy per strategy (mean ± seed spread, %)", *report.strategy_rows(summaries))
         html_sections.insert(1, ("Regret per task", report.regret_svg(summaries)))
         add("Thresholds swept over the same measurements (current value in bold)", *report.sweep_rows(sweeps))
+        if joint:
+            add("SMALL_PER_CLASS x PROBE_ENOUGH swept jointly: mean regret (points), advice = best in n runs",
+                *report.joint_rows(joint))
     if similarity_rows:
         add(f"Similarity under controlled shift (efficientnet_lite0, {similarity_size} px)",
             *report.similarity_rows(similarity_rows))

@@ -136,7 +136,7 @@ def advise(folder: Path, seed: int, settings: Settings, host) -> dict[str, Any]:
 
 # Values each constant of the rule is re-run at (one constant at a time, the others as they are).
 SWEEPS = {
-    "SMALL_PER_CLASS": (5, 10, 20, 50, 100, 150, 200, 300, 500),
+    "SMALL_PER_CLASS": (5, 10, 20, 50, 100, 150, 200, 300, 400, 500),
     "SIMILARITY_THRESHOLD": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
     "PROBE_ENOUGH": (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.01),
     "GAIN_MARGIN": (0.0, 0.02, 0.05, 0.1, 0.2),
@@ -162,6 +162,14 @@ def counterfactual_picks(profile, measurement, val_fraction: float = 0.2) -> dic
                 rec = rules.recommend(profile, [measurement], val_fraction=val_fraction)
             picks[constant][repr(value)] = config_name(rec.strategy, rec.freeze_depth)
         picks[constant]["current"] = repr(current)
+    # The two constants that interact on the suite (a 200-per-class task is small or large by the
+    # first, and then small-and-different ones turn on the second), swept jointly.
+    picks["joint"] = {}
+    for small in SWEEPS["SMALL_PER_CLASS"]:
+        for probe in SWEEPS["PROBE_ENOUGH"]:
+            with mock.patch.object(rules, "SMALL_PER_CLASS", small), mock.patch.object(rules, "PROBE_ENOUGH", probe):
+                rec = rules.recommend(profile, [measurement], val_fraction=val_fraction)
+            picks["joint"][f"{small}|{probe}"] = config_name(rec.strategy, rec.freeze_depth)
     return picks
 
 

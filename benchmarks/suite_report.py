@@ -140,6 +140,20 @@ def sweep_rows(sweeps: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
     return header, rows
 
 
+def joint_rows(cells: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    smalls = list(dict.fromkeys(c["small_per_class"] for c in cells.values()))
+    probes = list(dict.fromkeys(c["probe_enough"] for c in cells.values()))
+    header = ["SMALL_PER_CLASS (rows) / PROBE_ENOUGH (columns)"] + probes
+    rows = []
+    for small in smalls:
+        row = [small]
+        for probe in probes:
+            c = cells[f"{small}|{probe}"]
+            row.append(f"{pct(c['mean_regret'], digits=1)} ({c['hits']})")
+        rows.append(row)
+    return header, rows
+
+
 # --- HTML --------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The benchmark suite keeps the units an interrupted run finished (run_all.py --resume)."""
+"""run_all.py: resuming an interrupted run, the learning-rate settings of the grid, the joint threshold sweep."""
 
 from __future__ import annotations
 
@@ -63,3 +63,20 @@ def test_every_config_gets_the_same_two_rate_settings(suite):
     assert advice.rates_for("feature_extraction", "fast")["backbone"] == 0.0
     scratch = advice.rates_for("from_scratch", "fast")
     assert scratch["backbone"] == scratch["head"]  # capped: the backbone never learns faster than the head
+
+
+def test_joint_sweep_scores_each_pair_by_the_config_it_picks(suite):
+    run_all, _ = suite
+    accs = {"feature_extraction": {"accuracy": 0.9}, "full_finetune": {"accuracy": 0.7}}
+    units = [
+        {"trials": accs, "counterfactual_picks": {"joint": {"150|0.8": "full_finetune", "400|0.8": "feature_extraction",
+                                                            "400|0.9": "partial_freeze@9"}}},
+        {"trials": accs, "counterfactual_picks": {"joint": {"150|0.8": "feature_extraction",
+                                                            "400|0.8": "feature_extraction",
+                                                            "400|0.9": "feature_extraction"}}},
+    ]
+    cells = run_all.joint_sweep(units)
+    assert cells["150|0.8"]["mean_regret"] == pytest.approx(0.1)  # 0.2 and 0
+    assert cells["150|0.8"]["hits"] == 1
+    assert cells["400|0.8"]["mean_regret"] == 0 and cells["400|0.8"]["hits"] == 2
+    assert cells["400|0.9"]["known"] == 1  # a config the grid did not train is left out, not scored 0
