@@ -9,9 +9,9 @@ on :class:`tladvisor.tuning.data.TuningData`):
 
 plus the recommended partial-freeze depth when it is neither 2 nor 4. Every config gets the same
 budget: the same epochs and batch size, weight decay the tuner's default, no early stopping, and the
-same two learning-rate settings (``RATE_SETTINGS``): the recommendation's starting rates for that
-strategy (``tladvisor.recommend.LEARNING_RATES``) and a faster pair (head x3, backbone x10, capped at
-the head's rate). A config's score is the better of the two, each the best validation accuracy over
+same two learning-rate settings (``RATE_SETTINGS``): fixed base rates per strategy
+(``GRID_BASE_RATES``, the product's first starting rates) and a faster pair (head x3, backbone x10,
+capped at the head's rate). A config's score is the better of the two, each the best validation accuracy over
 the epochs (what a tuning trial reports): a two-point learning-rate search per strategy, so no
 strategy loses only because its starting rates suit the budget badly.
 
@@ -75,24 +75,45 @@ def epochs_for(n_train: int, settings: Settings) -> int:
     return int(min(max(wanted, settings.min_epochs), settings.max_epochs))
 
 
-# Learning-rate settings every config is trained at: (head factor, backbone factor) on the starting rates.
-RATE_SETTINGS = {"start": (1.0, 1.0), "fast": (3.0, 10.0)}
+# The grid's learning rates are fixed numbers, so the yardstick does not move when the product's starting
+# rates (tladvisor.recommend.LEARNING_RATES) are recalibrated: each config is trained at the base rates
+# below (the product's first starting rates) and at a faster pair, (head factor, backbone factor) on them.
+GRID_BASE_RATES = {
+    "feature_extraction": {"head": 3e-3, "backbone": 0.0, "layer_decay": 1.0},
+    "partial_freeze": {"head": 1e-3, "backbone": 1e-4, "layer_decay": 0.8},
+    "full_finetune": {"head": 1e-3, "backbone": 1e-4, "layer_decay": 0.7},
+    "from_scratch": {"head": 1e-3, "backbone": 1e-3, "layer_decay": 1.0},
+}
+RATE_SETTINGS = {"base": (1.0, 1.0), "fast": (3.0, 10.0)}
 # Bumped when a unit's results stop being comparable with older ones (run_all --resume keeps only equal).
 # 2: two rate settings per config, precise BN in the trainer, random copy with re-estimated statistics.
-RESULTS_FORMAT = 2
+# 3: settings named base/fast over fixed GRID_BASE_RATES; the product's own setting recorded per config.
+RESULTS_FORMAT = 3
 
 
 def rates_for(strategy: str, setting: str) -> dict[str, float]:
-    from tladvisor.recommend import LEARNING_RATES
-
-    rates = dict(LEARNING_RATES[strategy])
+    rates = dict(GRID_BASE_RATES[strategy])
     head_factor, backbone_factor = RATE_SETTINGS[setting]
     rates["head"] *= head_factor
     rates["backbone"] = min(rates["backbone"] * backbone_factor, rates["head"])
     return rates
 
 
-def trial_config(strategy: str, freeze_depth: int, epochs: int, settings: Settings, rate_setting: str = "start"):
+def product_setting(strategy: str) -> str | None:
+    """The grid setting whose rates are the product's starting rates for ``strategy`` (None: neither)."""
+    import math
+
+    from tladvisor.recommend import LEARNING_RATES
+
+    wanted = LEARNING_RATES[strategy]
+    for setting in RATE_SETTINGS:
+        rates = rates_for(strategy, setting)
+        if all(math.isclose(rates[k], wanted[k], rel_tol=1e-9, abs_tol=1e-12) for k in ("head", "backbone")):
+            return setting
+    return None
+
+
+def trial_config(strategy: str, freeze_depth: int, epochs: int, settings: Settings, rate_setting: str = "base"):
     from tladvisor.tuning.search import DEFAULT_WEIGHT_DECAY
     from tladvisor.tuning.strategies import TrialConfig
 
@@ -242,12 +263,13 @@ def run_unit(task_name: str, seed: int, settings: Settings) -> dict[str, Any]:
                 "accuracy": float(trained.accuracy), "lr_head": config.lr_head, "lr_backbone": config.lr_backbone,
                 "learning_curve": [round(v, 4) for v in trained.learning_curve],
                 "best_epoch": trained.best_epoch + 1, "wall_s": round(clock.wall, 3), "cpu_s": round(clock.cpu, 3)}
-        best = max(runs, key=lambda k: runs[k]["accuracy"])  # ties: the starting rates (dict order)
+        best = max(runs, key=lambda k: runs[k]["accuracy"])  # ties: the base rates (dict order)
+        own = product_setting(strategy)
         trials[config_name(strategy, depth)] = {
             "accuracy": runs[best]["accuracy"], "best_rates": best, "learning_curve": runs[best]["learning_curve"],
             "best_epoch": runs[best]["best_epoch"], "wall_s": round(sum(r["wall_s"] for r in runs.values()), 3),
-            "cpu_s": round(sum(r["cpu_s"] for r in runs.values()), 3), "start_cpu_s": runs["start"]["cpu_s"],
-            "by_rates": runs}
+            "cpu_s": round(sum(r["cpu_s"] for r in runs.values()), 3), "product_setting": own,
+            "product_cpu_s": runs[own]["cpu_s"] if own else None, "by_rates": runs}
 
     advice_clock = advice["clock"]
     shutil.rmtree(folder.parent / f"{folder.name}-cache", ignore_errors=True)

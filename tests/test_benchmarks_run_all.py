@@ -51,18 +51,24 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
     assert run_all.load_finished(tmp_path / "missing.jsonl", settings, 128, 8) == {}
 
 
-def test_every_config_gets_the_same_two_rate_settings(suite):
+def test_every_config_gets_the_same_two_rate_settings_and_knows_the_products(suite):
     _, advice = suite
     from tladvisor.recommend import LEARNING_RATES
 
-    start = advice.rates_for("full_finetune", "start")
+    base = advice.rates_for("full_finetune", "base")
     fast = advice.rates_for("full_finetune", "fast")
-    assert start == LEARNING_RATES["full_finetune"]
-    assert fast["head"] == pytest.approx(3 * start["head"])
-    assert fast["backbone"] == pytest.approx(10 * start["backbone"])
+    assert base == advice.GRID_BASE_RATES["full_finetune"]
+    assert fast["head"] == pytest.approx(3 * base["head"])
+    assert fast["backbone"] == pytest.approx(10 * base["backbone"])
     assert advice.rates_for("feature_extraction", "fast")["backbone"] == 0.0
     scratch = advice.rates_for("from_scratch", "fast")
     assert scratch["backbone"] == scratch["head"]  # capped: the backbone never learns faster than the head
+    for strategy in advice.GRID_BASE_RATES:  # the literal-advice regret needs the product's rates in the grid
+        setting = advice.product_setting(strategy)
+        assert setting is not None, strategy
+        rates = advice.rates_for(strategy, setting)
+        assert rates["head"] == pytest.approx(LEARNING_RATES[strategy]["head"])
+        assert rates["backbone"] == pytest.approx(LEARNING_RATES[strategy]["backbone"])
 
 
 def test_joint_sweep_scores_each_pair_by_the_config_it_picks(suite):
