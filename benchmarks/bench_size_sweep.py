@@ -30,13 +30,12 @@ def run_point(task_name: str, seed: int, per_class: int, epochs: int, configs: l
     import torch
 
     torch.set_num_threads(1)
-    from suite_advice import BACKBONE, RATE_SETTINGS, Clock, Settings, epochs_for, trial_config
+    from suite_advice import BACKBONE, Settings, epochs_for, train_config
     from suite_tasks import task_by_name, write_task
     from tladvisor.data.imagefolder import load_image_folder
     from tladvisor.plugins import PluginHost
     from tladvisor.records import AnalysisOptions
     from tladvisor.tuning.data import TuningData
-    from tladvisor.tuning.trainer import train_trial
 
     task = task_by_name(task_name)
     folder = Path(work) / f"{task.name}-{per_class}-seed{seed}"
@@ -53,15 +52,8 @@ def run_point(task_name: str, seed: int, per_class: int, epochs: int, configs: l
     for name in configs:
         strategy, _, depth = name.partition("@")
         depth = int(depth) if depth else (spec.n_stages if strategy == "feature_extraction" else 0)
-        runs = {}
-        for setting in RATE_SETTINGS:  # as in the suite's grid: the better of the two rate settings
-            config = trial_config(strategy, depth, epochs, settings, setting)
-            with Clock() as clock:
-                trained = train_trial(spec, config, data, torch.device("cpu"), seed=seed)
-            runs[setting] = {"accuracy": trained.accuracy, "cpu_s": clock.cpu, "learning_curve": trained.learning_curve}
-        best = max(runs, key=lambda k: runs[k]["accuracy"])
-        result["configs"][name] = {"accuracy": runs[best]["accuracy"], "best_rates": best,
-                                   "cpu_s": sum(r["cpu_s"] for r in runs.values()), "by_rates": runs}
+        trained = train_config(spec, strategy, depth, epochs, settings, data, torch.device("cpu"), seed)
+        result["configs"][name] = {k: trained[k] for k in ("accuracy", "best_rates", "cpu_s", "by_rates")}
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(folder.parent / f"{folder.name}-cache", ignore_errors=True)
     return result

@@ -124,6 +124,27 @@ def trial_config(strategy: str, freeze_depth: int, epochs: int, settings: Settin
                        batch_size=settings.batch_size, image_size=settings.image_size)
 
 
+def train_config(spec, strategy: str, depth: int, epochs: int, settings: Settings, data, device, seed: int) -> dict:
+    """One config of the grid: trained at every rate setting, scored by the better one."""
+    from tladvisor.tuning.trainer import train_trial
+
+    runs = {}
+    for setting in RATE_SETTINGS:
+        config = trial_config(strategy, depth, epochs, settings, setting)
+        with Clock() as clock:
+            trained = train_trial(spec, config, data, device, seed=seed)
+        runs[setting] = {
+            "accuracy": float(trained.accuracy), "lr_head": config.lr_head, "lr_backbone": config.lr_backbone,
+            "learning_curve": [round(v, 4) for v in trained.learning_curve],
+            "best_epoch": trained.best_epoch + 1, "wall_s": round(clock.wall, 3), "cpu_s": round(clock.cpu, 3)}
+    best = max(runs, key=lambda k: runs[k]["accuracy"])  # ties: the base rates (dict order)
+    own = product_setting(strategy)
+    return {"accuracy": runs[best]["accuracy"], "best_rates": best, "learning_curve": runs[best]["learning_curve"],
+            "best_epoch": runs[best]["best_epoch"], "wall_s": round(sum(r["wall_s"] for r in runs.values()), 3),
+            "cpu_s": round(sum(r["cpu_s"] for r in runs.values()), 3), "product_setting": own,
+            "product_cpu_s": runs[own]["cpu_s"] if own else None, "by_rates": runs}
+
+
 def grid(n_stages: int) -> list[tuple[str, int]]:
     return ([("feature_extraction", n_stages)] + [("partial_freeze", d) for d in GRID_DEPTHS]
             + [("full_finetune", 0), ("from_scratch", 0)])
@@ -170,27 +191,27 @@ def counterfactual_picks(profile, measurement, val_fraction: float = 0.2) -> dic
     Done in the worker, right after the advice, with the code that made it: the records need not
     survive a pickle round trip, and an edit to the rule during a long run cannot mix versions.
     """
+    import contextlib
     from unittest import mock
 
     from tladvisor import recommend as rules
 
+    def pick(**constants) -> str:
+        with contextlib.ExitStack() as patches:
+            for name, value in constants.items():
+                patches.enter_context(mock.patch.object(rules, name, value))
+            rec = rules.recommend(profile, [measurement], val_fraction=val_fraction)
+        return config_name(rec.strategy, rec.freeze_depth)
+
     picks: dict[str, dict[str, str]] = {}
     for constant, values in SWEEPS.items():
         current = getattr(rules, constant)
-        picks[constant] = {}
-        for value in sorted(set(values) | {current}):
-            with mock.patch.object(rules, constant, value):
-                rec = rules.recommend(profile, [measurement], val_fraction=val_fraction)
-            picks[constant][repr(value)] = config_name(rec.strategy, rec.freeze_depth)
+        picks[constant] = {repr(value): pick(**{constant: value}) for value in sorted(set(values) | {current})}
         picks[constant]["current"] = repr(current)
     # The two constants that interact on the suite (a 200-per-class task is small or large by the
     # first, and then small-and-different ones turn on the second), swept jointly.
-    picks["joint"] = {}
-    for small in SWEEPS["SMALL_PER_CLASS"]:
-        for probe in SWEEPS["PROBE_ENOUGH"]:
-            with mock.patch.object(rules, "SMALL_PER_CLASS", small), mock.patch.object(rules, "PROBE_ENOUGH", probe):
-                rec = rules.recommend(profile, [measurement], val_fraction=val_fraction)
-            picks["joint"][f"{small}|{probe}"] = config_name(rec.strategy, rec.freeze_depth)
+    picks["joint"] = {f"{small}|{probe}": pick(SMALL_PER_CLASS=small, PROBE_ENOUGH=probe)
+                      for small in SWEEPS["SMALL_PER_CLASS"] for probe in SWEEPS["PROBE_ENOUGH"]}
     return picks
 
 
@@ -227,7 +248,6 @@ def run_unit(task_name: str, seed: int, settings: Settings) -> dict[str, Any]:
 
     from tladvisor.plugins import PluginHost
     from tladvisor.tuning.data import TuningData
-    from tladvisor.tuning.trainer import train_trial
 
     task = task_by_name(task_name)
     train_per_class = settings.train_per_class or task.train_per_class
@@ -252,24 +272,8 @@ def run_unit(task_name: str, seed: int, settings: Settings) -> dict[str, Any]:
     configs = grid(spec.n_stages)
     if config_name(recommendation.strategy, recommendation.freeze_depth) not in {config_name(*c) for c in configs}:
         configs.append((recommendation.strategy, recommendation.freeze_depth))
-    trials: dict[str, dict[str, Any]] = {}
-    for strategy, depth in configs:
-        runs = {}
-        for setting in RATE_SETTINGS:
-            config = trial_config(strategy, depth, epochs, settings, setting)
-            with Clock() as clock:
-                trained = train_trial(spec, config, data, device, seed=seed)
-            runs[setting] = {
-                "accuracy": float(trained.accuracy), "lr_head": config.lr_head, "lr_backbone": config.lr_backbone,
-                "learning_curve": [round(v, 4) for v in trained.learning_curve],
-                "best_epoch": trained.best_epoch + 1, "wall_s": round(clock.wall, 3), "cpu_s": round(clock.cpu, 3)}
-        best = max(runs, key=lambda k: runs[k]["accuracy"])  # ties: the base rates (dict order)
-        own = product_setting(strategy)
-        trials[config_name(strategy, depth)] = {
-            "accuracy": runs[best]["accuracy"], "best_rates": best, "learning_curve": runs[best]["learning_curve"],
-            "best_epoch": runs[best]["best_epoch"], "wall_s": round(sum(r["wall_s"] for r in runs.values()), 3),
-            "cpu_s": round(sum(r["cpu_s"] for r in runs.values()), 3), "product_setting": own,
-            "product_cpu_s": runs[own]["cpu_s"] if own else None, "by_rates": runs}
+    trials = {config_name(strategy, depth): train_config(spec, strategy, depth, epochs, settings, data, device, seed)
+              for strategy, depth in configs}
 
     advice_clock = advice["clock"]
     shutil.rmtree(folder.parent / f"{folder.name}-cache", ignore_errors=True)
