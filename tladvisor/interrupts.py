@@ -7,14 +7,22 @@ with 128 + the signal number (130 for SIGINT, 143 for SIGTERM). A second signal 
 runs raises again and cuts it short: every output is written atomically and the study is resumable,
 so stopping at any point loses nothing finished (the same holds for SIGKILL, which cannot be caught).
 
+Python runs a signal handler between any two bytecodes, also inside a ``__del__`` or a weakref callback
+run by the garbage collector, where an exception cannot propagate: it is printed as "Exception ignored"
+and dropped. The stop would be lost and the run would go on to the end. While the block is active, an
+``Interrupted`` that reaches ``sys.unraisablehook`` is therefore marked as a new arrival of the same
+signal, which the handler raises again in the code that runs next.
+
 ``Interrupted`` derives from ``BaseException`` like ``KeyboardInterrupt``: the ``except Exception``
 that turns a failed trial or plugin into data must not swallow a request to stop.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -84,6 +92,23 @@ def _handler(signum: int, _frame) -> None:
     raise stop
 
 
+def _redeliver_swallowed(previous_hook):
+    """An unraisable hook that re-sends a swallowed :class:`Interrupted`; anything else goes to ``previous_hook``."""
+
+    def hook(unraisable) -> None:
+        stop = unraisable.exc_value
+        if isinstance(stop, Interrupted):
+            # Not signal.raise_signal, nor interrupt_main from this thread: both let the handler run
+            # right here, inside this hook, where its exception is dropped too. A new thread marks the
+            # signal as arrived once the main thread lets go of the GIL (a few ms at most), and the
+            # handler raises at the main thread's next check, in whatever code runs then.
+            _thread.start_new_thread(_thread.interrupt_main, (stop.signum,))
+        else:
+            previous_hook(unraisable)
+
+    return hook
+
+
 @contextlib.contextmanager
 def stop_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Iterator[None]:
     """Raise :class:`Interrupted` on ``signals`` inside the block; the previous handlers come back after it.
@@ -95,10 +120,13 @@ def stop_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Itera
         return
 
     previous = {}
+    previous_hook = sys.unraisablehook
     try:
+        sys.unraisablehook = _redeliver_swallowed(previous_hook)
         for number in signals:
             previous[number] = signal.signal(number, _handler)
         yield
     finally:
         for number, old in previous.items():
             signal.signal(number, old if old is not None else signal.SIG_DFL)
+        sys.unraisablehook = previous_hook
