@@ -5,6 +5,12 @@ severities each, and colour removal), plus the `digits` and `textures` examples 
 text page; measures each with one backbone and prints a Markdown table of the summary similarity, the
 geometric-mean BatchNorm shift and a few other measures, with the Spearman correlation against severity.
 
+With ``--source-sample`` (the default in run_all.py) it also measures the embedding distances that
+``tladvisor analyze --source-sample DIR`` adds (Frechet, MMD), against a stand-in for the source domain:
+crops of natural photos that ship with scikit-image and are not in any target (the motorcycle stereo
+pair, the camera man, the clock). The headline similarity stays the one without a source sample (what a
+user gets by default); ``similarity_with_source`` is the summary a user with that sample would get.
+
     .venv/bin/python benchmarks/bench_similarity_shift.py [--backbone efficientnet_lite0] [--image-size 128]
 """
 
@@ -22,9 +28,13 @@ from PIL import Image, ImageFilter
 from scipy.stats import spearmanr
 
 from tladvisor.advisor import Advisor
-from tladvisor.data.examples import write_example
+from tladvisor.builtin.measures import source_distance_scores
+from tladvisor.data.examples import random_crops, write_example
+from tladvisor.data.imagefolder import load_image_folder
+from tladvisor.embed import extract_features, stratified_cap
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions
+from tladvisor.similarity import summarise
 
 BLUR_RADII = (0.5, 1.0, 2.0, 3.0, 5.0)
 NOISE_SIGMAS = (0.04, 0.08, 0.15, 0.25, 0.4)
@@ -69,10 +79,28 @@ def text_pages(dest: Path, per_class: int = 40, seed: int = 0) -> Path:
     return dest
 
 
+def source_photos(dest: Path, per_picture: int = 40, seed: int = 0) -> Path:
+    """Crops of natural photos held out from every target (one folder per picture), as a source sample."""
+    from skimage import data
+
+    left, right, _disparity = data.stereo_motorcycle()
+    grey = lambda picture: np.stack([picture] * 3, axis=-1)  # noqa: E731
+    pictures = {"motorcycle_left": left, "motorcycle_right": right,
+                "camera": grey(data.camera()), "clock": grey(data.clock())}
+    rng = np.random.default_rng(seed)
+    for name, picture in pictures.items():
+        (dest / name).mkdir(parents=True, exist_ok=True)
+        for i, crop in enumerate(random_crops(picture, per_picture, 96, (0.3, 0.7), rng)):
+            crop.save(dest / name / f"{i:03d}.png")
+    return dest
+
+
 # Measures tracked against severity: (row key, score name in the measurement or None when computed here)
 MEASURES = (("similarity", None), ("bn_shift", None), ("linear_probe", "linear_probe_accuracy"),
             ("knn", "knn_accuracy"), ("pretraining_gain", "pretraining_gain"), ("logme", "logme"),
             ("hscore", "hscore"), ("leep", "leep"), ("nce", "nce"))
+# Tracked too when a source sample is given: distances to it, and the summary that includes them.
+SOURCE_MEASURES = ("frechet", "mmd", "similarity_with_source")
 
 
 def shift_conditions(work: Path, quick: bool = False) -> list[tuple[str, str, float, Path]]:
@@ -100,10 +128,20 @@ def shift_conditions(work: Path, quick: bool = False) -> list[tuple[str, str, fl
     return conditions
 
 
-def measure_conditions(conditions, backbone: str, image_size: int, cache_dir: Path, host=None) -> list[dict]:
-    """Measure every condition with ``backbone`` as ``tladvisor analyze`` does; one row per condition."""
+def measure_conditions(conditions, backbone: str, image_size: int, cache_dir: Path, host=None,
+                       source_sample: Path | None = None) -> list[dict]:
+    """Measure every condition with ``backbone`` as ``tladvisor analyze`` does; one row per condition.
+
+    With ``source_sample``, each row also gets the Frechet and MMD distances (raw and normalised) and the
+    summary similarity that ``--source-sample`` would give. They are computed from the cached target
+    features and one extraction of the sample, so each target is embedded once, not twice.
+    """
     host = host or PluginHost()
     spec = host.backbone(backbone)
+    source_features = None
+    if source_sample is not None:
+        source_features = extract_features(spec, load_image_folder(source_sample), image_size=image_size,
+                                           cache_dir=cache_dir, with_random=False).features
     rows = []
     for family, level_name, level, folder in conditions:
         options = AnalysisOptions(source=folder, backbones=(backbone,), image_size=image_size, cache_dir=cache_dir)
@@ -118,6 +156,16 @@ def measure_conditions(conditions, backbone: str, image_size: int, cache_dir: Pa
         for key, name in MEASURES:
             if name is not None:
                 row[key] = m.scores[name].value if name in m.scores else float("nan")
+        if source_features is not None:
+            indices = stratified_cap(dataset.labels, options.max_samples, options.seed)  # as Advisor.measure
+            target = extract_features(spec, dataset, indices, image_size=image_size, cache_dir=cache_dir,
+                                      with_random=True, seed=options.seed)  # a cache hit
+            distances = source_distance_scores(target.features, source_features, seed=options.seed)
+            row["frechet"] = distances["frechet_to_source"].value
+            row["frechet_normalised"] = distances["frechet_to_source"].normalised
+            row["mmd"] = distances["mmd_to_source"].value
+            row["mmd_normalised"] = distances["mmd_to_source"].normalised
+            row["similarity_with_source"] = summarise(m.stage_shift, {**m.scores, **distances}).value
         row["seconds"] = time.perf_counter() - started
         row["cpu_s"] = time.process_time() - cpu
         rows.append(row)
@@ -133,7 +181,8 @@ def severity_correlations(rows: list[dict]) -> dict[str, dict[str, float]]:
         if len(series) < 3:
             continue
         severities = [r["severity"] for r in series]
-        found[family] = {key: float(spearmanr(severities, [r[key] for r in series]).statistic) for key, _ in MEASURES}
+        keys = [key for key, _ in MEASURES] + [key for key in SOURCE_MEASURES if all(key in r for r in series)]
+        found[family] = {key: float(spearmanr(severities, [r[key] for r in series]).statistic) for key in keys}
         sims = [r["similarity"] for r in series]
         found[family]["similarity_falls_every_step"] = all(a > b for a, b in zip(sims, sims[1:]))
     return found
@@ -144,19 +193,26 @@ def main() -> None:
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--no-source-sample", action="store_true",
+                        help="skip the distances to the held-out natural photos")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tladvisor-shift-"))
-    rows = measure_conditions(shift_conditions(work), args.backbone, args.image_size, work / "cache")
+    sample = None if args.no_source_sample else source_photos(work / "source")
+    rows = measure_conditions(shift_conditions(work), args.backbone, args.image_size, work / "cache",
+                              source_sample=sample)
 
     print(f"\nbackbone {args.backbone} at {args.image_size} px\n")
     print("| data | condition | similarity | BN shift (geo. mean) | LEEP | linear probe | pretraining gain |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['family']} | {r['condition']} | {r['similarity']:.3f} ± {r['spread']:.3f} | "
-              f"{r['bn_shift']:.3f} | {r['leep']:.3f} | {r['linear_probe']:.3f} | {r['pretraining_gain']:+.3f} |")
+              f"{r['bn_shift']:.3f} | {r['leep']:.3f} | {r['linear_probe']:.3f} | {r['pretraining_gain']:+.3f} |"
+              + (f" Frechet {r['frechet']:.1f}, MMD {r['mmd']:.3f}" if "mmd" in r else ""))
     for family, rhos in severity_correlations(rows).items():
-        for key, _ in MEASURES:
+        for key in rhos:
+            if key == "similarity_falls_every_step":
+                continue
             print(f"Spearman({family} severity, {key}) = {rhos[key]:+.2f}")
         print(f"{family}: similarity falls at every step: {rhos['similarity_falls_every_step']}")
     if args.json:

@@ -221,8 +221,8 @@ def load_finished(partial: Path, settings, similarity_size: int,
             kind, result = record["kind"], record["result"]
         except (json.JSONDecodeError, KeyError, TypeError):
             continue  # a line cut short by the interruption
-        if kind == "similarity":
-            if result and all(row.get("image_size") == similarity_size for row in result):
+        if kind == "similarity":  # same size, and made by code that measures the source-sample distances
+            if result and all(row.get("image_size") == similarity_size and "mmd" in row for row in result):
                 finished[(kind, None)] = result
             continue
         used = {k: v for k, v in (result.get("settings") or {}).items() if k != "work_dir"}
@@ -296,10 +296,12 @@ def main(argv=None) -> int:
         def submit(kind: str, key: Any, function, *arguments) -> None:
             if (kind, key) in finished:
                 done_before.append((kind, key, finished[(kind, key)]))
+                kept.append((kind, key))
             else:
                 pending[pool.submit(function, *arguments)] = (kind, key)
 
         done_before: list[tuple[str, Any, dict]] = []
+        kept: list[tuple[str, Any]] = []  # units taken from the earlier run (--resume), not run here
         if "advice" in sections:
             # Large tasks first: the most expensive units should not be the last ones to start.
             work_items = [(t, args.seed_offset + s) for t in tasks
@@ -390,6 +392,7 @@ def main(argv=None) -> int:
         "cpu_count": os.cpu_count(), "device": device, "jobs": jobs, "threads_per_job": args.threads,
         "load_average_start": started_load, "load_average_end": load_average(),
         "load_average_samples": loads, "total_wall_s": round(total_wall, 1), "total_cpu_s": round(total_cpu, 1),
+        "units_kept_from_earlier_run": len(kept),  # with --resume: their time is not in the totals
     }
     results = {"environment": environment, "settings": asdict(settings), "quick": quick, "errors": errors,
                "advice": {"overall": overall, "tasks": summaries, "units": units,
@@ -432,7 +435,9 @@ def main(argv=None) -> int:
         add("Throughput", *report.throughput_rows(throughput))
     meta = [f"command: {environment['command']}", f"device {device}, {jobs} workers x {args.threads} threads, "
             f"{os.cpu_count()} CPUs; load average start {started_load}, end {environment['load_average_end']}",
-            f"total {total_wall / 60:.1f} min wall, {total_cpu / 60:.1f} min CPU; created {environment['created']}"]
+            f"total {total_wall / 60:.1f} min wall, {total_cpu / 60:.1f} min CPU; created {environment['created']}"
+            + (f" (--resume: {len(kept)} units kept from an earlier run, whose time is not in these totals)"
+               if kept else "")]
     (args.out / f"results{suffix}.md").write_text("\n".join(md) + "\n" + "\n".join(f"- {m}" for m in meta) + "\n")
     (args.out / f"index{suffix}.html").write_text(
         report.html_page("tladvisor benchmarks" + (" (quick)" if quick else ""), html_sections, meta))

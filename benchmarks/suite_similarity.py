@@ -8,14 +8,16 @@ from typing import Any
 
 def run_similarity(work: Path, image_size: int, threads: int, quick: bool) -> list[dict[str, Any]]:
     """bench_similarity_shift's conditions (clean, blurred, noisy, greyscale photos; digits, textures,
-    text), measured with efficientnet_lite0 at ``image_size``; one row per condition."""
+    text), measured with efficientnet_lite0 at ``image_size``, with the distances to its source sample of
+    held-out natural photos; one row per condition."""
     import torch
 
     torch.set_num_threads(threads)
-    from bench_similarity_shift import measure_conditions, shift_conditions
+    from bench_similarity_shift import measure_conditions, shift_conditions, source_photos
 
     work.mkdir(parents=True, exist_ok=True)
-    rows = measure_conditions(shift_conditions(work, quick=quick), "efficientnet_lite0", image_size, work / "cache")
+    rows = measure_conditions(shift_conditions(work, quick=quick), "efficientnet_lite0", image_size, work / "cache",
+                              source_sample=source_photos(work / "source"))
     for row in rows:
         row["stage_shift"] = {k: round(float(v), 4) for k, v in row["stage_shift"].items()}
     return rows

@@ -40,7 +40,7 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
                            "settings": same})
         + _line("tuning", {"format": current, "task": "digits-small", "seed": 0, "arm": "plain", "budget": 4,
                            "settings": same})
-        + _line("similarity", [{"family": "photos", "image_size": 128}])
+        + _line("similarity", [{"family": "photos", "image_size": 128, "mmd": 0.1}])
         + '{"kind": "advice", "result": {"task": "text-sm')  # cut short by the kill
 
     finished = run_all.load_finished(partial, settings, similarity_size=128, tuning_trials=8)
@@ -49,6 +49,9 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
     assert run_all.load_finished(partial, settings, similarity_size=64, tuning_trials=8).keys() == {
         ("advice", ("photos-small", 0)), ("tuning", ("digits-small", 0, "seeded"))}
     assert run_all.load_finished(tmp_path / "missing.jsonl", settings, 128, 8) == {}
+    older = tmp_path / "older.partial.jsonl"  # similarity rows from before the source-sample distances
+    older.write_text(_line("similarity", [{"family": "photos", "image_size": 128}]))
+    assert run_all.load_finished(older, settings, similarity_size=128, tuning_trials=8) == {}
 
 
 def test_every_config_gets_the_same_two_rate_settings_and_knows_the_products(suite):
