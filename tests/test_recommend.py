@@ -81,6 +81,18 @@ def test_rationale_cites_size_and_similarity_numbers():
     assert "0.85" in text and str(SMALL_PER_CLASS) in text
 
 
+@pytest.mark.parametrize("stage_shift, role", [((0.1, 0.2, 2.0), "not averaged into the similarity"),
+                                               ((), "has no BatchNorm statistics")])
+def test_source_sample_distances_are_cited_with_their_role(stage_shift, role):
+    measured = measurement(0.85, stage_shift=stage_shift)
+    measured.scores["frechet_to_source"] = Score(1255.9, normalised=0.227)
+    measured.scores["mmd_to_source"] = Score(0.086, normalised=0.934)
+    text = " ".join(recommend(profile(SMALL), [measured]).rationale)
+    assert "Frechet 1256 (normalised 0.23)" in text and "MMD² 0.086 (normalised 0.93)" in text
+    assert role in text
+    assert "source sample" not in " ".join(recommend(profile(SMALL), [measurement(0.85)]).rationale)
+
+
 def test_confidence_is_higher_far_from_the_boundaries():
     far = recommend(profile(10), [measurement(0.95)]).confidence
     near = recommend(profile(int(SMALL_PER_CLASS / 0.8) - 1), [measurement(0.52)]).confidence

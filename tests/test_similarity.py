@@ -52,11 +52,18 @@ def test_summary_without_bn_falls_back_to_source_head_scores():
     assert math.isnan(summarise((), {}).value)
 
 
-def test_source_sample_distances_join_the_average():
+def test_source_sample_distances_leave_the_calibrated_batchnorm_summary_alone():
+    distances = {"frechet_to_source": Score(40.0, normalised=0.2), "mmd_to_source": Score(0.1, normalised=0.9)}
     base = summarise(shifts(0.1, 0.1), {})
-    with_source = summarise(shifts(0.1, 0.1), {"frechet_to_source": Score(40.0, normalised=0.2)})
-    assert with_source.value < base.value
-    assert "frechet_to_source" in with_source.detail
+    assert summarise(shifts(0.1, 0.1), distances) == base
+
+
+def test_without_batchnorm_source_sample_distances_join_the_source_head_scores():
+    distances = {"frechet_to_source": Score(40.0, normalised=0.2), "mmd_to_source": Score(0.1, normalised=0.9),
+                 "leep": Score(-1.0, normalised=0.7)}
+    summary = summarise((), distances)
+    assert summary.value == pytest.approx(0.6)
+    assert "frechet_to_source" in summary.detail and "leep" in summary.detail
 
 
 def test_hook_summarise_similarity_reads_stage_shift_from_features():

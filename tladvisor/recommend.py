@@ -161,6 +161,16 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     if probe is not None:
         reasons.append(f"Frozen features: linear probe {probe.value:.3f} ± {probe.spread or 0:.3f}"
                        + (f", pretraining gain {gain.value:+.3f}" if gain is not None else "") + ".")
+    distances = [(label, score) for label, score in (("Frechet", _score(best, "frechet_to_source")),
+                                                     ("MMD²", _score(best, "mmd_to_source"))) if score is not None]
+    if distances:
+        measured = ", ".join(f"{label} {score.value:.4g}" + (f" (normalised {score.normalised:.2f})"
+                                                              if score.normalised is not None else "")
+                             for label, score in distances)
+        role = ("shown as evidence, not averaged into the similarity, whose threshold is calibrated on the "
+                "BatchNorm shift" if best.stage_shift else
+                f"averaged into the similarity, since {best.backbone} has no BatchNorm statistics")
+        reasons.append(f"Distances to your source sample: {measured}; {role}.")
     rates = dict(LEARNING_RATES[strategy])
     confidence = _confidence(per_class, similarity, best.similarity.spread, overrides)
     size = {"samples_per_class": per_class, "small_per_class": SMALL_PER_CLASS,

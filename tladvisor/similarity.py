@@ -49,17 +49,17 @@ def bn_similarity(stage_shift: tuple[StageShift, ...]) -> Score | None:
 
 
 def summarise(stage_shift: tuple[StageShift, ...], scores: dict[str, Score]) -> Score:
-    """Average the available domain-closeness evidence into one similarity with an uncertainty."""
+    """One similarity in [0, 1] with an uncertainty: from the BatchNorm shift where the network has BatchNorm,
+    else the mean of the normalised source-sample distances and source-head scores that are available."""
     parts: list[tuple[str, float, float | None]] = []
     bn = bn_similarity(stage_shift)
     if bn is not None:
         parts.append(("BatchNorm statistics", bn.value, bn.spread))
-    for name in ("frechet_to_source", "mmd_to_source"):
-        score = scores.get(name)
-        if score is not None and score.normalised is not None:
-            parts.append((name, score.normalised, None))
-    if bn is None:  # no source statistics in the network: fall back to how its source head sees the data
-        for name in ("leep", "nce"):
+    else:  # no source statistics in the network: embedding distances, then how its source head sees the data
+        # Only here: the recommendation's threshold is calibrated on the BatchNorm summary, and the distances'
+        # normalised scales are not (benchmarks, similarity section: clean photos' normalised Frechet to a
+        # held-out photo sample is about 0.2, so averaging it in would pull every dataset towards "different").
+        for name in ("frechet_to_source", "mmd_to_source", "leep", "nce"):
             score = scores.get(name)
             if score is not None and score.normalised is not None:
                 parts.append((name, score.normalised, None))
