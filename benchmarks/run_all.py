@@ -209,6 +209,7 @@ def load_finished(partial: Path, settings, similarity_size: int,
     """Units an interrupted run finished with the same settings (the scratch folder aside), by (kind, key)."""
     from dataclasses import asdict
 
+    from bench_similarity_shift import ROWS_FORMAT
     from suite_advice import RESULTS_FORMAT
 
     if not partial.exists():
@@ -221,8 +222,9 @@ def load_finished(partial: Path, settings, similarity_size: int,
             kind, result = record["kind"], record["result"]
         except (json.JSONDecodeError, KeyError, TypeError):
             continue  # a line cut short by the interruption
-        if kind == "similarity":  # same size, and made by code that measures the source-sample distances
-            if result and all(row.get("image_size") == similarity_size and "mmd" in row for row in result):
+        if kind == "similarity":  # same size, same meaning of a row
+            if result and all(row.get("image_size") == similarity_size and row.get("format") == ROWS_FORMAT
+                              for row in result):
                 finished[(kind, None)] = result
             continue
         used = {k: v for k, v in (result.get("settings") or {}).items() if k != "work_dir"}

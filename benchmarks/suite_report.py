@@ -78,11 +78,12 @@ def strategy_rows(summaries: list[dict[str, Any]]) -> tuple[list[str], list[list
 
 def similarity_rows(rows_in: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["data", "condition", "similarity", "BN shift (geo. mean)", "linear probe", "k-NN", "pretraining gain",
-              "LogME", "LEEP", "NCE", "Frechet to source sample", "MMD² to source sample", "similarity with sample"]
+              "LogME", "LEEP", "NCE", "Frechet to source sample (normalised)", "MMD² to source sample (normalised)"]
     rows = [[r["family"], r["condition"], f"{r['similarity']:.3f} ± {r['spread']:.3f}", f"{r['bn_shift']:.3f}",
              num(r.get("linear_probe"), ".3f"), num(r.get("knn"), ".3f"), num(r.get("pretraining_gain"), "+.3f"),
              num(r.get("logme"), ".3f"), num(r.get("leep"), ".3f"), num(r.get("nce"), ".3f"),
-             num(r.get("frechet"), ".1f"), num(r.get("mmd"), ".3f"), num(r.get("similarity_with_source"), ".3f")]
+             f"{num(r.get('frechet'), '.1f')} ({num(r.get('frechet_normalised'), '.3f')})",
+             f"{num(r.get('mmd'), '.3f')} ({num(r.get('mmd_normalised'), '.3f')})"]
             for r in rows_in]
     return header, rows
 

@@ -30,6 +30,7 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
     settings = advice.Settings(work_dir=str(tmp_path / "a"))
     same = {k: v for k, v in asdict(settings).items()} | {"work_dir": "/elsewhere"}  # scratch folder may differ
     current = advice.RESULTS_FORMAT
+    similarity_format = importlib.import_module("bench_similarity_shift").ROWS_FORMAT
     other = same | {"image_size": 96}
     partial = tmp_path / "results.partial.jsonl"
     partial.write_text(
@@ -40,7 +41,7 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
                            "settings": same})
         + _line("tuning", {"format": current, "task": "digits-small", "seed": 0, "arm": "plain", "budget": 4,
                            "settings": same})
-        + _line("similarity", [{"family": "photos", "image_size": 128, "mmd": 0.1}])
+        + _line("similarity", [{"family": "photos", "image_size": 128, "format": similarity_format}])
         + '{"kind": "advice", "result": {"task": "text-sm')  # cut short by the kill
 
     finished = run_all.load_finished(partial, settings, similarity_size=128, tuning_trials=8)
@@ -49,8 +50,8 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
     assert run_all.load_finished(partial, settings, similarity_size=64, tuning_trials=8).keys() == {
         ("advice", ("photos-small", 0)), ("tuning", ("digits-small", 0, "seeded"))}
     assert run_all.load_finished(tmp_path / "missing.jsonl", settings, 128, 8) == {}
-    older = tmp_path / "older.partial.jsonl"  # similarity rows from before the source-sample distances
-    older.write_text(_line("similarity", [{"family": "photos", "image_size": 128}]))
+    older = tmp_path / "older.partial.jsonl"  # similarity rows that mean something else now
+    older.write_text(_line("similarity", [{"family": "photos", "image_size": 128, "format": similarity_format - 1}]))
     assert run_all.load_finished(older, settings, similarity_size=128, tuning_trials=8) == {}
 
 

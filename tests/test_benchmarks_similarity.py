@@ -47,7 +47,7 @@ def test_distances_and_summary_match_what_analyze_with_a_source_sample_reports(b
     assert row["frechet"] == pytest.approx(measured.scores["frechet_to_source"].value, rel=1e-6)
     assert row["mmd"] == pytest.approx(measured.scores["mmd_to_source"].value, rel=1e-6, abs=1e-9)
     assert row["frechet_normalised"] == pytest.approx(measured.scores["frechet_to_source"].normalised, rel=1e-6)
-    assert row["similarity_with_source"] == pytest.approx(measured.similarity.value, rel=1e-6)
+    assert row["similarity"] == pytest.approx(measured.similarity.value, rel=1e-6)  # the sample leaves it alone
     assert row["frechet"] > 0
 
 
@@ -57,11 +57,11 @@ def test_correlations_include_the_distances_only_when_every_row_has_them(bench):
         return {"family": "blur" if severity else "photos", "severity": severity, **base,
                 "similarity": similarity, **extra}
 
-    with_distances = [row(s, 1 - s / 10, frechet=s * 2.0, mmd=s * 0.1, similarity_with_source=1 - s / 5)
-                      for s in range(4)]
+    with_distances = [row(s, 1 - s / 10, frechet=s * 2.0, frechet_normalised=1 - s / 5, mmd=s * 0.1,
+                          mmd_normalised=1 - s / 4) for s in range(4)]
     found = bench.severity_correlations(with_distances)["blur"]
     assert found["frechet"] == pytest.approx(1.0) and found["mmd"] == pytest.approx(1.0)
-    assert found["similarity_with_source"] == pytest.approx(-1.0)
+    assert found["frechet_normalised"] == pytest.approx(-1.0)
     without = [row(s, 1 - s / 10) for s in range(4)]
     assert "frechet" not in bench.severity_correlations(without)["blur"]
 
