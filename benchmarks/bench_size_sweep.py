@@ -9,7 +9,7 @@ product's trainer with the same epochs and batch size at the suite's two learnin
 (suite_advice.RATE_SETTINGS; the better counts), and scored on the task's fixed validation images. Prints one row per
 (task, size): mean ± seed spread of each config and the difference FT - FE. Fixed *epochs* means a
 larger set also gets proportionally more optimiser steps, as it would in a real run.
-Not part of run_all.py (about 30 CPU minutes with the defaults); results go to
+Not part of run_all.py (about 35 CPU minutes of training with the defaults, 31 min wall with 2 jobs); results go to
 reports/benchmarks/size_sweep.json.
 """
 
