@@ -56,6 +56,7 @@ def test_source_sample_distances_leave_the_calibrated_batchnorm_summary_alone():
     distances = {"frechet_to_source": Score(40.0, normalised=0.2), "mmd_to_source": Score(0.1, normalised=0.9)}
     base = summarise(shifts(0.1, 0.1), {})
     assert summarise(shifts(0.1, 0.1), distances) == base
+    assert base.detail.startswith("from BatchNorm statistics")
 
 
 def test_without_batchnorm_source_sample_distances_join_the_source_head_scores():

@@ -72,4 +72,4 @@ def summarise(stage_shift: tuple[StageShift, ...], scores: dict[str, Score]) -> 
     within = float(np.mean(np.square(spreads))) if spreads else 0.0
     spread = math.sqrt(within + (float(values.std()) ** 2 if len(values) > 1 else 0.0))
     detail = "; ".join(f"{name} {v:.2f}" for name, v, _ in parts)
-    return Score(value, spread, value, detail=f"mean of: {detail}")
+    return Score(value, spread, value, detail=f"mean of: {detail}" if len(parts) > 1 else f"from {detail}")
