@@ -14,7 +14,7 @@ Sources (checked offline with scikit-image 0.26, which needs no download for the
   cell (phase contrast), retina (fundus), hubble_deep_field (dark field with point sources) —
   ``cells3d``/``human_mitosis``/``kidney``/``lily``/``skin`` need a pooch download and are not used;
 - faces: scikit-image ``lfw_subset`` (100 faces and 100 non-faces, 25x25 greyscale);
-- corrupted photos: the natural-photo crops with Gaussian blur or Gaussian noise.
+- corrupted photos: the natural-photo crops with Gaussian blur or Gaussian noise; noisy digits.
 """
 
 from __future__ import annotations
@@ -149,10 +149,12 @@ def build_noisy_photos(dest: Path, seed: int, n_train: int, n_val: int, names: t
     _write_crops(dest, _photo_sources(names), seed, n_train, n_val, (0.15, 0.3), corrupt=noise(0.3))
 
 
-def build_digits(dest: Path, seed: int, n_train: int, n_val: int, digits: tuple[int, ...] = tuple(range(10))) -> None:
+def build_digits(dest: Path, seed: int, n_train: int, n_val: int, digits: tuple[int, ...] = tuple(range(10)),
+                 corrupt: Callable[[Image.Image, np.random.Generator], Image.Image] | None = None) -> None:
     """Dark ink on white, 8x8 upsampled. Validation and training use different specimens; when more
     training images are asked for than specimens remain, the extra ones are the same specimens shifted
-    by up to one source pixel (the new position is the only difference)."""
+    by up to one source pixel (the new position is the only difference). ``corrupt`` is applied to
+    every image after upsampling."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -169,7 +171,7 @@ def build_digits(dest: Path, seed: int, n_train: int, n_val: int, digits: tuple[
                     ink = padded[dy:dy + 8, dx:dx + 8]
                 pixels = np.rint(255.0 * (1.0 - ink)).astype(np.uint8)
                 image = Image.fromarray(pixels).resize((IMAGE_PX, IMAGE_PX), Image.Resampling.BILINEAR)
-                _save(image, dest, split, str(digit), index)
+                _save(image if corrupt is None else corrupt(image, rng), dest, split, str(digit), index)
 
 
 def build_text(dest: Path, seed: int, n_train: int, n_val: int) -> None:
@@ -219,6 +221,10 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("digits-small", "10 handwritten digits, 8x8 upsampled", "far", 15, 15, build_digits),
     TaskSpec("text-small", "4 bands of a scanned text page", "far", 15, 25, build_text),
     TaskSpec("science-small", "IHC, phase-contrast cell, fundus, deep field", "far", 15, 25, build_science),
+    # The one task whose frozen probe stays below PROBE_ENOUGH (about 0.5 chance-corrected), so that the
+    # rule's partial_freeze branch is tested too: every other small, different task is easy for a probe.
+    TaskSpec("noise-digits-small", "10 handwritten digits, Gaussian noise sigma 0.5", "far", 15, 15,
+             lambda d, s, t, v: build_digits(d, s, t, v, corrupt=noise(0.5))),
     TaskSpec("photos-large", "4 natural photos, crops", "near", 200, 40,
              lambda d, s, t, v: build_photos(d, s, t, v, FOUR_PHOTOS)),
     TaskSpec("noise-photos-large", "4 natural photos, Gaussian noise sigma 0.3", "near", 200, 40,
