@@ -156,13 +156,23 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from suite_stats import median
 
     rows = []
-    constants = {k: v for k, v in units[0]["counterfactual_picks"].items() if k != "joint"}
-    for constant, by_value in constants.items():
-        current = by_value["current"]
-        for value in (v for v in by_value if v != "current"):
+    # Values swept by any unit (units kept by --resume from before a value was added lack it: unknown there).
+    constants: dict[str, dict[str, None]] = {}
+    for unit in units:
+        for constant, by_value in unit["counterfactual_picks"].items():
+            if constant != "joint":
+                constants.setdefault(constant, {}).update(dict.fromkeys(v for v in by_value if v != "current"))
+    from tladvisor import recommend as rules
+
+    for constant, values in constants.items():
+        current = repr(getattr(rules, constant))  # the product's value now, which kept units may predate
+        for value in sorted(values, key=float):
             regrets, unknown, picks = [], 0, Counter()
             for unit in units:
-                config = unit["counterfactual_picks"][constant][value]
+                config = unit["counterfactual_picks"][constant].get(value)
+                if config is None:
+                    unknown += 1
+                    continue
                 picks[config] += 1
                 accs = {c: t["accuracy"] for c, t in unit["trials"].items()}
                 if config in accs:
@@ -179,11 +189,12 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def joint_sweep(units: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean regret (and the best-config hit count) for every SMALL_PER_CLASS x PROBE_ENOUGH pair."""
     cells = {}
-    for pair in units[0]["counterfactual_picks"].get("joint", {}):
+    pairs = dict.fromkeys(pair for unit in units for pair in unit["counterfactual_picks"].get("joint", {}))
+    for pair in pairs:
         regrets = []
         for unit in units:
             accs = {c: t["accuracy"] for c, t in unit["trials"].items()}
-            config = unit["counterfactual_picks"]["joint"][pair]
+            config = unit["counterfactual_picks"].get("joint", {}).get(pair)  # None: a unit from before the pair
             if config in accs:
                 regrets.append(max(accs.values()) - accs[config])
         small, probe = pair.split("|")

@@ -180,7 +180,7 @@ def advise(folder: Path, seed: int, settings: Settings, host) -> dict[str, Any]:
 SWEEPS = {
     "SMALL_PER_CLASS": (5, 10, 20, 50, 100, 150, 200, 300, 400, 500),
     "SIMILARITY_THRESHOLD": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
-    "PROBE_ENOUGH": (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.01),
+    "PROBE_ENOUGH": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.01),
     "GAIN_MARGIN": (0.0, 0.02, 0.05, 0.1, 0.2),
 }
 

@@ -90,3 +90,22 @@ def test_joint_sweep_scores_each_pair_by_the_config_it_picks(suite):
     assert cells["150|0.8"]["hits"] == 1
     assert cells["400|0.8"]["mean_regret"] == 0 and cells["400|0.8"]["hits"] == 2
     assert cells["400|0.9"]["known"] == 1  # a config the grid did not train is left out, not scored 0
+
+
+def test_sweeps_count_units_from_before_a_value_was_added_as_unknown(suite):
+    run_all, _ = suite
+    from tladvisor.recommend import PROBE_ENOUGH
+
+    accs = {"feature_extraction": {"accuracy": 0.9}, "partial_freeze@1": {"accuracy": 0.6}}
+    old = {"trials": accs, "counterfactual_picks": {
+        "PROBE_ENOUGH": {"0.5": "partial_freeze@1", "current": "0.8"}, "joint": {"400|0.5": "partial_freeze@1"}}}
+    new = {"trials": accs, "counterfactual_picks": {
+        "PROBE_ENOUGH": {"0.3": "feature_extraction", "0.5": "partial_freeze@1", "current": repr(PROBE_ENOUGH)},
+        "joint": {"400|0.3": "feature_extraction", "400|0.5": "partial_freeze@1"}}}
+    rows = {row["value"]: row for row in run_all.sweep_thresholds([old, new])}
+    assert list(rows) == ["0.3", "0.5"]  # in numeric order, from every unit
+    assert (rows["0.3"]["known"], rows["0.3"]["unknown"], rows["0.3"]["mean_regret"]) == (1, 1, 0.0)
+    assert rows["0.5"]["known"] == 2 and rows["0.5"]["mean_regret"] == pytest.approx(0.3)
+    assert [v for v, row in rows.items() if row["current"]] == ([repr(PROBE_ENOUGH)] if repr(PROBE_ENOUGH) in rows else [])
+    cells = run_all.joint_sweep([old, new])
+    assert cells["400|0.3"]["known"] == 1 and cells["400|0.5"]["known"] == 2

@@ -2,7 +2,7 @@ import pytest
 
 from tladvisor.builtin.recommend import recommend as recommend_hook
 from tladvisor.records import AnalysisOptions, BackboneMeasurement, DatasetProfile, Score, StageShift
-from tladvisor.recommend import SMALL_PER_CLASS, recommend
+from tladvisor.recommend import PROBE_ENOUGH, SMALL_PER_CLASS, recommend
 
 
 def profile(per_class: int, n_classes: int = 4) -> DatasetProfile:
@@ -12,7 +12,7 @@ def profile(per_class: int, n_classes: int = 4) -> DatasetProfile:
                           imbalance_ratio=1.0)
 
 
-def measurement(similarity: float, probe: float = 0.7, gain: float = 0.3, name: str = "net",
+def measurement(similarity: float, probe: float = 0.25, gain: float = 0.3, name: str = "net",
                 stage_shift=(0.1, 0.2, 2.0, 3.0, 4.0)) -> BackboneMeasurement:
     scores = {
         "linear_probe_accuracy": Score(probe, 0.02, normalised=probe),
@@ -56,6 +56,13 @@ def test_near_perfect_frozen_probe_makes_feature_extraction_enough():
     rec = recommend(profile(SMALL), [measurement(0.2, probe=0.99)])
     assert rec.strategy == "feature_extraction"
     assert rec.freeze_depth == rec.n_stages == 5
+
+
+def test_the_probe_threshold_separates_partial_freeze_from_feature_extraction():
+    below = recommend(profile(SMALL), [measurement(0.2, probe=PROBE_ENOUGH - 0.01)])
+    at = recommend(profile(SMALL), [measurement(0.2, probe=PROBE_ENOUGH)])
+    assert (below.strategy, at.strategy) == ("partial_freeze", "feature_extraction")
+    assert f">= {PROBE_ENOUGH}" in " ".join(at.rationale)
 
 
 def test_partial_freeze_depth_follows_where_the_shift_starts():
