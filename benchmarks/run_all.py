@@ -1,6 +1,6 @@
 """The benchmark suite: is the advice right, and what does it cost?
 
-    .venv/bin/python benchmarks/run_all.py            # the full suite (~45 min on an idle 2-core CPU)
+    .venv/bin/python benchmarks/run_all.py            # the full suite (about 66 min on a 2-core CPU)
     .venv/bin/python benchmarks/run_all.py --quick    # a few minutes: 3 small tasks, fewer epochs
 
 Offline, on CPU (``--device auto`` uses CUDA when present). Four sections:

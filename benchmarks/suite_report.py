@@ -144,15 +144,20 @@ def sweep_rows(sweeps: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]
 
 
 def joint_rows(cells: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    smalls = list(dict.fromkeys(c["small_per_class"] for c in cells.values()))
-    probes = list(dict.fromkeys(c["probe_enough"] for c in cells.values()))
+    smalls = sorted({c["small_per_class"] for c in cells.values()}, key=float)
+    probes = sorted({c["probe_enough"] for c in cells.values()}, key=float)
     header = ["SMALL_PER_CLASS (rows) / PROBE_ENOUGH (columns)"] + probes
     rows = []
     for small in smalls:
         row = [small]
         for probe in probes:
-            c = cells[f"{small}|{probe}"]
-            row.append(f"{pct(c['mean_regret'], digits=1)} ({c['hits']})")
+            c = cells.get(f"{small}|{probe}")
+            if c is None:
+                row.append("–")
+                continue
+            # fewer runs known: units kept by --resume that predate the value, or configs the grid lacks
+            known = "" if c["known"] == c["runs"] else f" of {c['known']}"
+            row.append(f"{pct(c['mean_regret'], digits=1)} ({c['hits']}{known})")
         rows.append(row)
     return header, rows
 

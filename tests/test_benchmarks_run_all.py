@@ -109,3 +109,6 @@ def test_sweeps_count_units_from_before_a_value_was_added_as_unknown(suite):
     assert [v for v, row in rows.items() if row["current"]] == ([repr(PROBE_ENOUGH)] if repr(PROBE_ENOUGH) in rows else [])
     cells = run_all.joint_sweep([old, new])
     assert cells["400|0.3"]["known"] == 1 and cells["400|0.5"]["known"] == 2
+    header, rows = importlib.import_module("suite_report").joint_rows(cells)
+    assert header[1:] == ["0.3", "0.5"]  # numeric order, whatever order the units brought them in
+    assert rows == [["400", "0.0 (1 of 1)", "30.0 (0)"]]  # a column not every run knows says so
