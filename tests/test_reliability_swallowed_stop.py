@@ -20,8 +20,14 @@ from tladvisor.interrupts import Interrupted, stop_on_signals
 
 
 class StopsInDel:
+    signum = signal.SIGTERM
+
     def __del__(self):
-        interrupts._handler(signal.SIGTERM, None)
+        interrupts._handler(self.signum, None)
+
+
+class CtrlCInDel(StopsInDel):
+    signum = signal.SIGINT
 
 
 class Target:
@@ -39,8 +45,8 @@ def busy_work(seconds: float = 5.0) -> None:
         time.sleep(0.001)
 
 
-def drop_in_del() -> None:
-    holder = [StopsInDel()]
+def drop_in_del(kind: type = StopsInDel) -> None:
+    holder = [kind()]
     holder.clear()  # __del__ runs here
 
 
@@ -61,6 +67,25 @@ def test_a_stop_raised_where_python_ignores_exceptions_reaches_the_main_code(swa
             reached_the_end = True
     assert caught.value.signal_name == "SIGTERM" and caught.value.exit_code == 143
     assert not reached_the_end
+
+
+def test_the_stop_cuts_short_a_blocking_wait_as_a_real_signal_would():
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        with stop_on_signals():
+            drop_in_del()
+            time.sleep(5)  # one long sleep: only a real signal interrupts it
+    assert time.monotonic() - started < 2
+
+
+def test_a_stop_swallowed_just_before_the_block_ends_is_raised_there_not_later():
+    previous = sys.unraisablehook
+    with pytest.raises(Interrupted) as caught:
+        with stop_on_signals():
+            drop_in_del(CtrlCInDel)  # the block ends a few bytecodes later, before the stop is sent again
+    assert caught.value.signal_name == "SIGINT"
+    assert sys.unraisablehook is previous  # restored on the way out through Interrupted too
+    time.sleep(0.1)  # a late SIGINT would raise KeyboardInterrupt here, outside any block
 
 
 def test_other_ignored_exceptions_go_to_the_previous_hook_which_comes_back_after_the_block(monkeypatch):

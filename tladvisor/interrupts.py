@@ -10,8 +10,9 @@ so stopping at any point loses nothing finished (the same holds for SIGKILL, whi
 Python runs a signal handler between any two bytecodes, also inside a ``__del__`` or a weakref callback
 run by the garbage collector, where an exception cannot propagate: it is printed as "Exception ignored"
 and dropped. The stop would be lost and the run would go on to the end. While the block is active, an
-``Interrupted`` that reaches ``sys.unraisablehook`` is therefore marked as a new arrival of the same
-signal, which the handler raises again in the code that runs next.
+``Interrupted`` that reaches ``sys.unraisablehook`` is therefore sent again as the same signal to the main
+thread, whose handler raises it in the code that runs next (a stop still on its way when the block ends
+is raised there, before the old handlers come back).
 
 ``Interrupted`` derives from ``BaseException`` like ``KeyboardInterrupt``: the ``except Exception``
 that turns a failed trial or plugin into data must not swallow a request to stop.
@@ -67,6 +68,8 @@ def interrupted_from(error: BaseException) -> Interrupted:
 class _State:
     deferring = 0  # depth of nested deferred() blocks
     pending: Interrupted | None = None  # the signal that arrived while deferring
+    swallowed: Interrupted | None = None  # a stop Python dropped, being sent again
+    resent: _thread.LockType | None = None  # released once it has been sent again
 
 
 @contextlib.contextmanager
@@ -85,6 +88,7 @@ def deferred() -> Iterator[None]:
 
 
 def _handler(signum: int, _frame) -> None:
+    _State.swallowed = None  # a stop being sent again has arrived (if it is dropped again, the hook re-arms it)
     stop = Interrupted(signal.Signals(signum).name, signum)
     if _State.deferring and _State.pending is None:
         _State.pending = stop
@@ -92,21 +96,44 @@ def _handler(signum: int, _frame) -> None:
     raise stop
 
 
+def _send_again(signum: int, done: _thread.LockType) -> None:
+    try:
+        # A real signal to the main thread: it also cuts short a sleep, a lock or a queue wait there.
+        signal.pthread_kill(threading.main_thread().ident, signum)
+    finally:
+        done.release()
+
+
 def _redeliver_swallowed(previous_hook):
-    """An unraisable hook that re-sends a swallowed :class:`Interrupted`; anything else goes to ``previous_hook``."""
+    """An unraisable hook that sends a swallowed :class:`Interrupted` again; anything else goes to ``previous_hook``."""
 
     def hook(unraisable) -> None:
         stop = unraisable.exc_value
         if isinstance(stop, Interrupted):
-            # Not signal.raise_signal, nor interrupt_main from this thread: both let the handler run
-            # right here, inside this hook, where its exception is dropped too. A new thread marks the
-            # signal as arrived once the main thread lets go of the GIL (a few ms at most), and the
-            # handler raises at the main thread's next check, in whatever code runs then.
-            _thread.start_new_thread(_thread.interrupt_main, (stop.signum,))
+            # Not from this thread: signal.raise_signal would run the handler right here, inside this
+            # hook, where its exception is dropped too. The new thread (no Python-level start-up wait)
+            # runs once the main thread lets go of the GIL, a few ms at most, and the handler then
+            # raises in whatever code the main thread runs.
+            done = _thread.allocate_lock()
+            done.acquire()
+            _State.swallowed, _State.resent = stop, done
+            _thread.start_new_thread(_send_again, (stop.signum, done))
         else:
             previous_hook(unraisable)
 
     return hook
+
+
+def _land_swallowed_stop() -> None:
+    """At the end of the block: a stop still being sent again lands here, while the handler is installed
+    (after it, SIGTERM would kill the process without cleanup and SIGINT surface in unrelated code)."""
+    if _State.swallowed is None:
+        return
+    if _State.resent is not None:
+        _State.resent.acquire(timeout=1.0)  # the signal interrupts this wait, and the handler raises
+    stop, _State.swallowed = _State.swallowed, None
+    if stop is not None:  # sent but not handled yet, or the sending thread failed
+        raise stop
 
 
 @contextlib.contextmanager
@@ -127,6 +154,9 @@ def stop_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Itera
             previous[number] = signal.signal(number, _handler)
         yield
     finally:
-        for number, old in previous.items():
-            signal.signal(number, old if old is not None else signal.SIG_DFL)
-        sys.unraisablehook = previous_hook
+        try:
+            _land_swallowed_stop()
+        finally:
+            for number, old in previous.items():
+                signal.signal(number, old if old is not None else signal.SIG_DFL)
+            sys.unraisablehook = previous_hook
