@@ -200,12 +200,15 @@ def main() -> None:
                               source_sample=sample)
 
     print(f"\nbackbone {args.backbone} at {args.image_size} px\n")
-    print("| data | condition | similarity | BN shift (geo. mean) | LEEP | linear probe | pretraining gain |")
-    print("|---|---|---|---|---|---|---|")
+    distances = sample is not None
+    print("| data | condition | similarity | BN shift (geo. mean) | LEEP | linear probe | pretraining gain |"
+          + (" Frechet (normalised) | MMD² (normalised) |" if distances else ""))
+    print("|---" * (9 if distances else 7) + "|")
     for r in rows:
         print(f"| {r['family']} | {r['condition']} | {r['similarity']:.3f} ± {r['spread']:.3f} | "
               f"{r['bn_shift']:.3f} | {r['leep']:.3f} | {r['linear_probe']:.3f} | {r['pretraining_gain']:+.3f} |"
-              + (f" Frechet {r['frechet']:.1f}, MMD {r['mmd']:.3f}" if "mmd" in r else ""))
+              + (f" {r['frechet']:.1f} ({r['frechet_normalised']:.3f}) | {r['mmd']:.3f} ({r['mmd_normalised']:.3f}) |"
+                 if distances else ""))
     for family, rhos in severity_correlations(rows).items():
         for key in rhos:
             if key == "similarity_falls_every_step":

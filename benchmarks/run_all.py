@@ -1,6 +1,6 @@
 """The benchmark suite: is the advice right, and what does it cost?
 
-    .venv/bin/python benchmarks/run_all.py            # the full suite (about 66 min on a 2-core CPU)
+    .venv/bin/python benchmarks/run_all.py            # the full suite (about 70 min on a 2-core CPU)
     .venv/bin/python benchmarks/run_all.py --quick    # a few minutes: 3 small tasks, fewer epochs
 
 Offline, on CPU (``--device auto`` uses CUDA when present). Four sections:
@@ -169,7 +169,7 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for value in sorted(values, key=float):
             regrets, unknown, picks = [], 0, Counter()
             for unit in units:
-                config = unit["counterfactual_picks"][constant].get(value)
+                config = unit["counterfactual_picks"].get(constant, {}).get(value)
                 if config is None:
                     unknown += 1
                     continue
@@ -184,6 +184,15 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
                          "median_regret": median(regrets), "hits": sum(r == 0 for r in regrets),
                          "known": len(regrets), "unknown": unknown, "picks": dict(picks)})
     return rows
+
+
+def advised_by_another_rule(units: list[dict[str, Any]]) -> int:
+    """How many advice units were advised with other rule constants than the product's now (or by a run
+    that did not record them): --resume keeps them, and a changed constant may have changed their advice."""
+    from suite_advice import rule_constants
+
+    now = rule_constants()
+    return sum(unit.get("rule") != now for unit in units)
 
 
 def joint_sweep(units: list[dict[str, Any]]) -> dict[str, Any]:
@@ -451,6 +460,11 @@ def main(argv=None) -> int:
             f"total {total_wall / 60:.1f} min wall, {total_cpu / 60:.1f} min CPU; created {environment['created']}"
             + (f" (--resume: {len(kept)} units kept from an earlier run, whose time is not in these totals)"
                if kept else "")]
+    stale = advised_by_another_rule(units)
+    if stale:
+        meta.append(f"{stale} of {len(units)} advice units were advised with other rule constants than "
+                    f"tladvisor/recommend.py's now, or did not record them (kept by --resume): run without "
+                    f"--resume for advice made by one rule")
     (args.out / f"results{suffix}.md").write_text("\n".join(md) + "\n" + "\n".join(f"- {m}" for m in meta) + "\n")
     (args.out / f"index{suffix}.html").write_text(
         report.html_page("tladvisor benchmarks" + (" (quick)" if quick else ""), html_sections, meta))

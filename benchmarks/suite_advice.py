@@ -185,6 +185,14 @@ SWEEPS = {
 }
 
 
+def rule_constants() -> dict[str, Any]:
+    """The recommendation rule's constants now, recorded with each unit: --resume may keep units that an
+    older rule advised, and the report says so."""
+    from tladvisor import recommend as rules
+
+    return {name: getattr(rules, name) for name in SWEEPS}
+
+
 def counterfactual_picks(profile, measurement, val_fraction: float = 0.2) -> dict[str, dict[str, str]]:
     """The config the product's rule picks for this measurement with each swept constant changed.
 
@@ -290,4 +298,5 @@ def run_unit(task_name: str, seed: int, settings: Settings) -> dict[str, Any]:
         "settings": asdict(settings),
         "counterfactual_picks": counterfactual_picks(advice["profile"], advice["measurement"],
                                                      advice["options"].val_fraction),
+        "rule": rule_constants(),
     }

@@ -134,7 +134,8 @@ def throughput_rows(t: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def sweep_rows(sweeps: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["constant", "value", "mean regret (points)", "median regret", "advice = best", "unknown (config not trained)"]
+    header = ["constant", "value", "mean regret (points)", "median regret", "advice = best",
+              "unknown (config not trained, or value not swept in that run)"]
     rows = []
     for s in sweeps:
         label = f"**{s['value']}**" if s["current"] else str(s["value"])

@@ -106,9 +106,20 @@ def test_sweeps_count_units_from_before_a_value_was_added_as_unknown(suite):
     assert list(rows) == ["0.3", "0.5"]  # in numeric order, from every unit
     assert (rows["0.3"]["known"], rows["0.3"]["unknown"], rows["0.3"]["mean_regret"]) == (1, 1, 0.0)
     assert rows["0.5"]["known"] == 2 and rows["0.5"]["mean_regret"] == pytest.approx(0.3)
-    assert [v for v, row in rows.items() if row["current"]] == ([repr(PROBE_ENOUGH)] if repr(PROBE_ENOUGH) in rows else [])
+    # "current" is the product's value now, not what an older unit recorded ("0.8" above)
+    assert [v for v, row in rows.items() if row["current"]] == [v for v in rows if float(v) == PROBE_ENOUGH]
+    assert not rows["0.5"]["current"] or PROBE_ENOUGH == 0.5
     cells = run_all.joint_sweep([old, new])
     assert cells["400|0.3"]["known"] == 1 and cells["400|0.5"]["known"] == 2
     header, rows = importlib.import_module("suite_report").joint_rows(cells)
     assert header[1:] == ["0.3", "0.5"]  # numeric order, whatever order the units brought them in
     assert rows == [["400", "0.0 (1 of 1)", "30.0 (0)"]]  # a column not every run knows says so
+
+
+def test_units_advised_by_other_rule_constants_are_counted(suite):
+    run_all, advice = suite
+    now = advice.rule_constants()
+    assert set(now) == set(advice.SWEEPS) and now["PROBE_ENOUGH"] > 0
+    older = {**now, "PROBE_ENOUGH": now["PROBE_ENOUGH"] + 0.5}
+    units = [{"rule": now}, {"rule": older}, {}]  # the last from a run that did not record its rule
+    assert run_all.advised_by_another_rule(units) == 2

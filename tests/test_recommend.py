@@ -52,7 +52,7 @@ def test_measured_pretraining_gain_overrides_from_scratch_and_cites_the_number()
     assert any(r.startswith("Override") and "+0.250" in r for r in rec.rationale)
 
 
-def test_near_perfect_frozen_probe_makes_feature_extraction_enough():
+def test_a_strong_frozen_probe_makes_feature_extraction_enough():
     rec = recommend(profile(SMALL), [measurement(0.2, probe=0.99)])
     assert rec.strategy == "feature_extraction"
     assert rec.freeze_depth == rec.n_stages == 5
@@ -89,7 +89,7 @@ def test_rationale_cites_size_and_similarity_numbers():
 
 
 @pytest.mark.parametrize("stage_shift, role", [((0.1, 0.2, 2.0), "not averaged into the similarity"),
-                                               ((), "has no BatchNorm statistics")])
+                                               ((), "has no BatchNorm statistics, so the similarity is")])
 def test_source_sample_distances_are_cited_with_their_role(stage_shift, role):
     measured = measurement(0.85, stage_shift=stage_shift)
     measured.scores["frechet_to_source"] = Score(1255.9, normalised=0.227)

@@ -59,12 +59,13 @@ def test_source_sample_distances_leave_the_calibrated_batchnorm_summary_alone():
     assert base.detail.startswith("from BatchNorm statistics")
 
 
-def test_without_batchnorm_source_sample_distances_join_the_source_head_scores():
+def test_without_batchnorm_the_source_sample_mmd_joins_the_source_head_scores_but_not_frechet():
     distances = {"frechet_to_source": Score(40.0, normalised=0.2), "mmd_to_source": Score(0.1, normalised=0.9),
-                 "leep": Score(-1.0, normalised=0.7)}
+                 "leep": Score(-1.0, normalised=0.7), "nce": Score(-1.0, normalised=math.nan)}
     summary = summarise((), distances)
-    assert summary.value == pytest.approx(0.6)
-    assert "frechet_to_source" in summary.detail and "leep" in summary.detail
+    assert summary.value == pytest.approx(0.8)
+    assert "mmd_to_source" in summary.detail and "leep" in summary.detail
+    assert "frechet" not in summary.detail and "nce" not in summary.detail
 
 
 def test_hook_summarise_similarity_reads_stage_shift_from_features():
