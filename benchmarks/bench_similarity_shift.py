@@ -159,10 +159,10 @@ def measure_conditions(conditions, backbone: str, image_size: int, cache_dir: Pa
             target = extract_features(spec, dataset, indices, image_size=image_size, cache_dir=cache_dir,
                                       with_random=True, seed=options.seed)  # a cache hit
             distances = source_distance_scores(target.features, source_features, seed=options.seed)
-            row["frechet"] = distances["frechet_to_source"].value
-            row["frechet_normalised"] = distances["frechet_to_source"].normalised
-            row["mmd"] = distances["mmd_to_source"].value
-            row["mmd_normalised"] = distances["mmd_to_source"].normalised
+            for key, name in (("frechet", "frechet_to_source"), ("mmd", "mmd_to_source")):
+                score = distances.get(name)  # absent when it could not be computed
+                row[key] = score.value if score is not None else float("nan")
+                row[f"{key}_normalised"] = score.normalised if score is not None else float("nan")
         row["seconds"] = time.perf_counter() - started
         row["cpu_s"] = time.process_time() - cpu
         rows.append(row)

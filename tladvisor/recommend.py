@@ -170,8 +170,9 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     distances = [(label, score) for label, score in (("Frechet", _score(best, "frechet_to_source")),
                                                      ("MMD²", _score(best, "mmd_to_source"))) if score is not None]
     if distances:
-        measured = ", ".join(f"{label} {score.value:.4g}" + (f" (normalised {score.normalised:.2f})"
-                                                              if score.normalised is not None else "")
+        measured = ", ".join(f"{label} {score.value:.4g}"
+                             + (f" (normalised {score.normalised:.2f})"
+                                if score.normalised is not None and math.isfinite(score.normalised) else "")
                              for label, score in distances)
         role = ("shown as evidence, not averaged into the similarity, whose threshold is calibrated on the "
                 "BatchNorm shift" if best.stage_shift else

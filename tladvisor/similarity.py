@@ -57,7 +57,7 @@ def summarise(stage_shift: tuple[StageShift, ...], scores: dict[str, Score]) -> 
     bn = bn_similarity(stage_shift)
     if bn is not None:
         parts.append(("BatchNorm statistics", bn.value, bn.spread))
-    else:  # no source statistics in the network: embedding distances, then how its source head sees the data
+    else:  # no source statistics in the network: the source-sample MMD, and how its source head sees the data
         # Not Frechet: its normalised value is biased low at these sample sizes (0.18 for clean photos
         # against a held-out photo sample in the benchmark's similarity section, where MMD gives 0.87).
         for name in ("mmd_to_source", "leep", "nce"):
