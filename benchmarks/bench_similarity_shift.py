@@ -31,7 +31,7 @@ from tladvisor.advisor import Advisor
 from tladvisor.builtin.measures import source_distance_scores
 from tladvisor.data.examples import random_crops, write_example
 from tladvisor.data.imagefolder import load_image_folder
-from tladvisor.embed import extract_features, stratified_cap
+from tladvisor.embed import extract_features
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions
 
@@ -155,9 +155,8 @@ def measure_conditions(conditions, backbone: str, image_size: int, cache_dir: Pa
             if name is not None:
                 row[key] = m.scores[name].value if name in m.scores else float("nan")
         if source_features is not None:
-            indices = stratified_cap(dataset.labels, options.max_samples, options.seed)  # as Advisor.measure
-            target = extract_features(spec, dataset, indices, image_size=image_size, cache_dir=cache_dir,
-                                      with_random=True, seed=options.seed)  # a cache hit
+            target = extract_features(spec, dataset, advisor.measured_indices(dataset, options),  # a cache hit
+                                      image_size=image_size, cache_dir=cache_dir, with_random=True, seed=options.seed)
             distances = source_distance_scores(target.features, source_features, seed=options.seed)
             for key, name in (("frechet", "frechet_to_source"), ("mmd", "mmd_to_source")):
                 score = distances.get(name)  # absent when it could not be computed

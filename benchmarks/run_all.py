@@ -162,10 +162,11 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for constant, by_value in unit["counterfactual_picks"].items():
             if constant != "joint":
                 constants.setdefault(constant, {}).update(dict.fromkeys(v for v in by_value if v != "current"))
-    from tladvisor import recommend as rules
+    from suite_advice import rule_constants
 
+    now = rule_constants()
     for constant, values in constants.items():
-        current = repr(getattr(rules, constant))  # the product's value now, which kept units may predate
+        current = repr(now[constant])  # the product's value now, which kept units may predate
         for value in sorted(values, key=float):
             regrets, unknown, picks = [], 0, Counter()
             for unit in units:

@@ -97,8 +97,13 @@ class Advisor:
                                 "plugins/tladvisor-efficientnet-lite0 or pass --backbone NAME to download one")
         return available
 
+    @staticmethod
+    def measured_indices(dataset: Dataset, options: AnalysisOptions) -> np.ndarray:
+        """The images :meth:`measure` embeds: all of them, or a stratified sample of ``--max-samples``."""
+        return stratified_cap(dataset.labels, options.max_samples, options.seed)
+
     def measure(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> BackboneMeasurement:
-        indices = stratified_cap(dataset.labels, options.max_samples, options.seed)
+        indices = self.measured_indices(dataset, options)
         source_sample = _source_sample_paths(options.source_sample)
         cache_dir = Path(options.cache_dir or default_cache_dir())
         plugins = [(p.name, p.version) for hook in measurement_cache.MEASURING_HOOKS
