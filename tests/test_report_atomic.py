@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tladvisor.errors import OutputError
-from tladvisor.report import atomic
+from tladvisor import atomic
 from tladvisor.report.analysis_json import analysis_json_chunks
-from tladvisor.report.atomic import write_bytes_atomic, write_text_atomic
+from tladvisor.atomic import write_bytes_atomic, write_text_atomic
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -24,8 +24,9 @@ import optuna
 
 from tladvisor.errors import DatasetError, OutputError, TLAdvisorError
 from tladvisor.records import Dataset, TuningResult, to_jsonable
-from tladvisor.tuning.study import (StudyDescription, Tuner, dataset_fingerprint, display_url, file_lock,
-                                    open_storage, read_description, tuning_result, worker_label)
+from tladvisor.atomic import file_lock, write_text_atomic
+from tladvisor.tuning.study import (StudyDescription, Tuner, dataset_fingerprint, display_url, open_storage,
+                                    read_description, tuning_result, worker_label)
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,6 @@ def refresh_report(run_dir: str | Path, tuning: TuningResult) -> Path | None:
     """
     from tladvisor.builtin.report import rerender
     from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, load_analysis
-    from tladvisor.report.atomic import write_text_atomic
 
     run_dir = Path(run_dir)
     if not (run_dir / ANALYSIS_FILENAME).is_file():
