@@ -4,7 +4,9 @@ and the errors a user can cause. The PostgreSQL test with real worker processes 
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -312,6 +314,20 @@ def test_workers_saving_at_once_keep_the_best_model_whole(host, options, monkeyp
     weights = load_file(str(options.run_dir / "best_model" / model_io.MODEL_FILE))
     assert torch.all(weights["fc.bias"] == best.number)
     assert not list(options.run_dir.glob(".best_model-tmp-*")) and not (options.run_dir / "best_model.previous").exists()
+    assert not (options.run_dir / "best_model.lock").exists()  # removed once the last save is done
+
+
+def test_the_best_model_follows_the_umask_like_the_other_outputs(tmp_path):
+    model = tiny_backbone_spec().build(False)
+    before = os.umask(0o027)  # neither 0644 nor mkdtemp's private 0700/0600: only the umask gives this
+    try:
+        model_io.save_model(tmp_path / "best_model", model, {"backbone": "tiny_cnn"})
+    finally:
+        os.umask(before)
+    folder = tmp_path / "best_model"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o750
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {
+        model_io.MODEL_FILE: 0o640, model_io.CONFIG_FILE: 0o640}
 
 
 # --- joining from elsewhere, and the errors a user can cause ------------------------------------------------

@@ -133,6 +133,7 @@ def test_hook_tune_searches_prunes_and_keeps_the_best_model(shapes, options):
     study = load(replace(options, storage=result.storage))
     assert study.trials[0].params == recommendation_params(RECOMMENDATION, [tiny_backbone_spec()])
     assert result.trials[0].params["strategy"] == "partial_freeze"
+    assert not list(options.run_dir.glob("*.lock"))  # no empty best_model.lock left behind
 
     pruned = [t for t in result.trials if t.state == "PRUNED"]
     assert pruned and all(t.reason.startswith("pruned at epoch ") for t in pruned)

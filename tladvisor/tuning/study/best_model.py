@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from tladvisor.atomic import file_lock
 from tladvisor.backbones import BackboneSpec
+from tladvisor.records import AnalysisOptions
 from tladvisor.tuning import model_io
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.strategies import TrialConfig
@@ -22,6 +23,11 @@ from tladvisor.tuning.trainer import TrainedModel
 
 class Superseded(Exception):
     """This worker's trial was closed by another worker (it presumed this one dead): drop the result."""
+
+
+def model_dir_of(options: AnalysisOptions) -> Path | None:
+    """Where a run keeps its best model (``<run>/best_model``); None without a run folder."""
+    return Path(options.run_dir) / "best_model" if options.run_dir is not None else None
 
 
 def lock_path(model_dir: Path) -> Path:

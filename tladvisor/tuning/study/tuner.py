@@ -22,7 +22,7 @@ from tladvisor.records import AnalysisOptions, Dataset, Recommendation, TuningRe
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study import claims, description, recovery, trial_run
-from tladvisor.tuning.study.best_model import BestModel
+from tladvisor.tuning.study.best_model import BestModel, model_dir_of
 from tladvisor.tuning.study.claims import CLAIMS, FINISHED
 from tladvisor.tuning.study.optuna_access import storage_of
 from tladvisor.tuning.study.liveness import (GRACE_PERIOD, HEARTBEAT_INTERVAL, PROCESS, process_identity,
@@ -77,7 +77,7 @@ class Tuner:
 
     @property
     def model_dir(self) -> Path | None:
-        return Path(self.options.run_dir) / "best_model" if self.options.run_dir is not None else None
+        return model_dir_of(self.options)
 
     def describe(self, study: optuna.Study, dataset: Dataset, recommendation: Recommendation,
                  backbones: Sequence[BackboneSpec]) -> None:
