@@ -146,7 +146,7 @@ def test_the_built_in_tuner_failing_is_an_error_after_the_advice_is_written(data
 
 def test_the_built_in_report_writer_failing_is_an_error_not_a_silent_success(data, tmp_path, write_plugin, capsys,
                                                                              monkeypatch):
-    import tladvisor.builtin.report as report
+    import tladvisor.report.writer as report
 
     def broken(*_args, **_kwargs):
         raise ValueError("renderer broke")

@@ -128,7 +128,7 @@ def test_the_study_holds_what_a_worker_needs_with_absolute_paths_and_no_password
     assert [t.state for t in study.trials] == [TrialState.WAITING]  # the recommendation, queued once
 
     remote = "postgresql://tuner:s3cret@db.example:5432/studies"
-    tuner = Tuner(replace(options, storage=remote))
+    tuner = Tuner(replace(options, storage=remote), host=host)
     tuner.describe(study, loaded(host, options), RECOMMENDATION, [tiny_backbone_spec()])
     assert study.user_attrs["options"]["storage"] == "postgresql://tuner:***@db.example:5432/studies"
     assert "s3cret" not in str(study.user_attrs)

@@ -251,3 +251,20 @@ def test_storage_url_shown_without_password():
     assert display_url("postgresql://tuner:s3cret@db.example:5432/studies") == \
            "postgresql://tuner:***@db.example:5432/studies"
     assert display_url(None) == "in-memory"
+
+
+def test_hook_tune_gets_the_host_it_was_called_through(options, write_plugin):
+    """The tuner draws trials through the caller's plugins: it never builds a PluginHost of its own."""
+    folder = write_plugin("records_host", '''
+        from tladvisor import hookimpl
+        from tladvisor.records import TuningResult
+
+        @hookimpl(tryfirst=True)
+        def tune(dataset, recommendation, backbones, options, host=None):
+            return TuningResult(study_name=str(id(host)), storage="", requested_trials=0, trials=(), best=None)
+    ''')
+    host = PluginHost(folder, load_entry_points=False)
+    result = host.call_first("tune", dataset=None, recommendation=RECOMMENDATION, backbones=[], options=options)
+    assert result.study_name == str(id(host))
+    with pytest.raises(TypeError):
+        Tuner(options)  # no host, no tuner

@@ -169,8 +169,8 @@ def refresh_report(run_dir: str | Path, tuning: TuningResult) -> Path | None:
     The rest of analysis.json (dataset, measures, advice) is kept as ``analyze`` wrote it, except that a
     password in ``options.storage`` is masked.
     """
-    from tladvisor.builtin.report import rerender
     from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, load_analysis
+    from tladvisor.report.writer import rerender
 
     run_dir = Path(run_dir)
     if not (run_dir / ANALYSIS_FILENAME).is_file():
