@@ -28,9 +28,8 @@ from tladvisor.testing import tiny_backbone_spec
 from tladvisor.tuning import model_io, search
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.search import suggest_params
-from tladvisor.tuning.study import trial_run
 from tladvisor.tuning.study import (NOT_RUN, PROCESS, Heartbeat, Tuner, display_url, network_filesystem,
-                                    open_storage, process_gone, process_identity, read_description)
+                                    open_storage, process_gone, process_identity, read_description, trial_run)
 from tladvisor.tuning.trainer import TrainedModel
 from tladvisor.tuning.worker import load_tuning_result, run_worker
 

@@ -217,7 +217,7 @@ def test_three_workers_share_the_budget_exactly_and_retry_the_trial_of_one_kille
     import optuna
     from optuna.trial import TrialState
 
-    from tladvisor.builtin.report import rerender
+    from tladvisor.report.writer import rerender
     from tladvisor.report.analysis_json import load_analysis
     from tladvisor.tuning.study import NOT_RUN, PROCESS, open_storage
     from tladvisor.tuning.worker import load_tuning_result, refresh_report
