@@ -137,9 +137,9 @@ def test_a_study_not_started_by_analyze_is_refused_in_one_line(tmp_path):
     url = f"sqlite:///{tmp_path / 'other.db'}"
     optuna.create_study(study_name="plain", storage=url)
     with pytest.raises(TLAdvisorError, match=r"^study 'plain' was not started by `tladvisor analyze`"):
-        run_worker(url, "plain")
+        run_worker(url, "plain", host=PluginHost(load_entry_points=False))
     with pytest.raises(TLAdvisorError, match=r"^no study 'missing' in sqlite:///.*other.db: start it first"):
-        run_worker(url, "missing")
+        run_worker(url, "missing", host=PluginHost(load_entry_points=False))
 
 
 # --- the budget --------------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ def _usable_run_dir(run_dir: Path | None) -> Path | None:
     return Path(run_dir)
 
 
-def run_worker(storage: str, study_name: str, *, host=None, trials: int | None = None, plugins_dir=None,
+def run_worker(storage: str, study_name: str, *, host, trials: int | None = None, plugins_dir=None,
                data: str | Path | None = None, run_dir: str | Path | None = None, device: str | None = None,
                wait: float = 0.0) -> WorkerResult:
     """Join the study ``study_name`` in ``storage`` and run its trials until its budget is met.
@@ -100,8 +100,8 @@ def run_worker(storage: str, study_name: str, *, host=None, trials: int | None =
     storage: the URL given to ``analyze --storage`` (``postgresql://user:password@host:5432/db``,
         ``sqlite:///abs/path/study.db``, or a journal file path).
     study_name: the ``--study`` name (``analyze`` prints it; by default the run name).
-    host: the PluginHost to use (the CLI's); a fresh one from ``plugins_dir`` (or
-        ``$TLADVISOR_PLUGINS_DIR``) when None. The study's backbones must be registered here too.
+    host: the caller's PluginHost (the CLI's; ``PluginHost(plugins_dir)`` from Python): the worker
+        builds none of its own. The study's backbones must be registered here too.
     trials: at most this many trials from this worker (None: until the study holds its budget).
     data: the dataset's location on this machine, when it is not at the path ``analyze`` read it from;
         it must be the same data (checked against a fingerprint of paths, labels and contents).
@@ -123,10 +123,6 @@ def run_worker(storage: str, study_name: str, *, host=None, trials: int | None =
         out.print(f"{result.worker} ran trials {list(result.trials_run)}; ...")
     """
     description = load_description(storage, study_name, wait=wait)
-    if host is None:
-        from tladvisor.plugins import PluginHost
-
-        host = PluginHost(plugins_dir)
     stored = description.options
     cache_dir = stored.cache_dir if stored.cache_dir is not None and Path(stored.cache_dir).is_dir() else None
     options = replace(stored, storage=storage, study_name=study_name, plugins_dir=plugins_dir,
