@@ -15,23 +15,31 @@ from markupsafe import Markup
 
 from tladvisor.report import charts
 from tladvisor.report.charts import Bar
+from tladvisor.recommend import SMALL_PER_CLASS, scenario_strategy
 from tladvisor.report.svg import STRATEGY_COLOURS, colour, finite, fmt
 from tladvisor.report.thumbnails import class_thumbnails
+from tladvisor.similarity import SIMILARITY_THRESHOLD
+from tladvisor.strategies import NEUTRAL_COLOUR
 
-DEFAULT_SMALL_PER_CLASS = 100
-DEFAULT_SIMILARITY_THRESHOLD = 0.5
+# Thresholds drawn when an analysis.json does not say which ones its advice used: the rule's own.
+DEFAULT_SMALL_PER_CLASS = SMALL_PER_CLASS
+DEFAULT_SIMILARITY_THRESHOLD = SIMILARITY_THRESHOLD
 MAX_TABLE_ROWS = 200
 MAX_LABELLED_CLASSES = 40
 PARAM_ORDER = ("backbone", "strategy", "freeze_depth", "lr_head", "lr_backbone", "layer_decay", "weight_decay",
                "epochs")
 RANDOM_MARKERS = ("_random", "random_", " (random)", "_random_init")
-# The classic map, as drawn by charts.scenario_map: (small?, similar?) -> strategy.
-SCENARIO_PRIOR = {(True, True): "feature_extraction", (False, True): "full_finetune",
-                  (True, False): "partial_freeze", (False, False): "from_scratch"}
 
 
 def strategy_label(strategy: str | None) -> str:
     return (strategy or "—").replace("_", " ")
+
+
+def strategy_colours(analysis: dict) -> dict[str, str]:
+    """Each strategy's colour: the built-ins', then what the run's registry stored (plugins' strategies)."""
+    stored = analysis.get("strategies") if isinstance(analysis.get("strategies"), dict) else {}
+    return {**STRATEGY_COLOURS, **{str(name): entry["colour"] for name, entry in stored.items()
+                                   if isinstance(entry, dict) and isinstance(entry.get("colour"), str)}}
 
 
 # --- verdict ----------------------------------------------------------------------------------------
@@ -50,7 +58,7 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
             "backbone": recommendation.get("backbone"),
             "strategy": recommendation.get("strategy"),
             "strategy_label": strategy_label(recommendation.get("strategy")),
-            "strategy_colour": STRATEGY_COLOURS.get(recommendation.get("strategy"), "#6b7280"),
+            "strategy_colour": strategy_colours(analysis).get(recommendation.get("strategy"), NEUTRAL_COLOUR),
             "freeze_depth": depth,
             "n_stages": n_stages,
             "freeze_text": f"{depth} of {n_stages} stages frozen",
@@ -345,7 +353,7 @@ def scenario_view(analysis: dict) -> dict[str, Any] | None:
               for b in backbones]
     anchor = next((p for p in points if p["highlight"]), points[0])
     similarity = anchor["similarity"]
-    prior = SCENARIO_PRIOR[(per_class < small, finite(similarity) and similarity >= threshold)]
+    prior = scenario_strategy(small=per_class < small, similar=finite(similarity) and similarity >= threshold)
     return {
         "chart": charts.scenario_map(points, "Four-scenario map: samples per class against similarity",
                                      small_per_class=small, similarity_threshold=threshold),
@@ -384,6 +392,7 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
     trials = [dict(trial, strategy=(trial.get("params") or {}).get("strategy"), params=trial.get("params") or {})
               for trial in tuning.get("trials") or ()]
     by_number = {trial["number"]: trial for trial in trials}
+    colours = strategy_colours(analysis)
     importances = sorted((tuning.get("param_importances") or {}).items(), key=lambda item: -(item[1] or 0))
     states = {}
     for trial in trials:
@@ -394,7 +403,7 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         if not trial or not trial.get("learning_curve"):
             continue
         curve = trial["learning_curve"]
-        curves.append((f"{strategy_label(strategy)} (trial {number})", STRATEGY_COLOURS.get(strategy, colour(len(curves))),
+        curves.append((f"{strategy_label(strategy)} (trial {number})", colours.get(strategy, colour(len(curves))),
                        curve))
         start, slope, asymptote = curve_summary(curve)
         curve_rows.append({"strategy": strategy_label(strategy), "trial": number, "start": fmt(start),
@@ -409,7 +418,8 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         "best": best and {"number": best.get("number"), "value": fmt(best.get("value")),
                           "params": _params_text(best.get("params") or {})},
         "best_model_dir": tuning.get("best_model_dir"),
-        "history_chart": charts.history_chart(trials, "Optimisation history: accuracy per trial and running best"),
+        "history_chart": charts.history_chart(trials, "Optimisation history: accuracy per trial and running best",
+                                              strategy_colours=colours),
         "importance_chart": charts.bar_chart([Bar(name, value) for name, value in importances],
                                              "Parameter importances", axis_label="importance"),
         "parallel_chart": charts.parallel_coordinates(trials, _varying_params(trials),
