@@ -197,11 +197,14 @@ def backbones(obj: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
-    """Re-render RUN_DIR/index.html from its analysis.json."""
+@click.pass_obj
+def report(obj: Context, run_dir: Path) -> None:
+    """Re-render RUN_DIR/index.html from its analysis.json (plugin sections included)."""
     from tladvisor.builtin.report import rerender
 
-    click.echo(str(rerender(run_dir)))
+    click.echo(str(rerender(run_dir, host=obj.host)))
+    for failure in obj.host.failures:
+        err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
 
 
 @cli.command()
