@@ -31,6 +31,7 @@ from tladvisor.embed import default_cache_dir, extract_features, feature_key, st
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError
 from tladvisor.plugins import PluginHost, one_line
 from tladvisor.report.sections import collect_sections, stored_analysis
+from tladvisor.strategies import describe_strategies
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
                                PluginFailure, Score, TuningResult)
 
@@ -180,6 +181,7 @@ class Advisor:
                           storage=options.storage or f"sqlite:///{(run_dir / 'study.db').resolve()}",
                           study_name=options.study_name or run_name)
         so_far = _SoFar(options, _environment(describe(pick_device(options.device))))
+        so_far.strategies = describe_strategies(self.host.strategies())
         first_failure = len(self.host.failures)
         try:
             run = self._run_stages(so_far)
@@ -317,6 +319,7 @@ class _SoFar:
         self.measurements: list[BackboneMeasurement] = []
         self.recommendation = None
         self.tuning = None
+        self.strategies: dict = {}  # the registry as analysis.json stores it
 
     def analysis_run(self, failures: list[PluginFailure]) -> AnalysisRun:
         options = self.options
@@ -324,7 +327,7 @@ class _SoFar:
             run_id=options.run_name, out_dir=Path(options.run_dir), options=options, dataset=self.dataset,
             profile=self.profile, measurements=tuple(self.measurements), recommendation=self.recommendation,
             tuning=self.tuning, plugin_failures=tuple(failures), environment=dict(self.environment),
-            timings=dict(self.timings))
+            timings=dict(self.timings), strategies=dict(self.strategies))
 
 
 def _with_message(error: TLAdvisorError, message: str) -> TLAdvisorError:
