@@ -27,6 +27,7 @@ from tladvisor.records import BackboneMeasurement, DatasetProfile, Recommendatio
 from tladvisor.similarity import SHIFT_AT_HALF_SIMILARITY, SIMILARITY_THRESHOLD
 from tladvisor.strategies import (ADVISED_STRATEGIES, BUILT_IN_STRATEGIES, FEATURE_EXTRACTION, FROM_SCRATCH,
                                   FULL_FINETUNE, PARTIAL_FREEZE)
+from tladvisor import measure_names as names
 
 SMALL_PER_CLASS = 400  # below this many training images per class the data counts as "small" (docs/benchmarks.md)
 GAIN_MARGIN = 0.02  # pretraining gain (linear-probe accuracy, pretrained - random) counted as real
@@ -61,7 +62,7 @@ def is_similar(similarity: float, threshold: float = SIMILARITY_THRESHOLD) -> bo
 
 def rank_score(m: BackboneMeasurement) -> float:
     """How well a backbone's frozen features fit the task: probes first, LogME to break ties."""
-    weights = {"linear_probe_accuracy": 0.5, "knn_accuracy": 0.25, "logme": 0.25}
+    weights = {names.LINEAR_PROBE_ACCURACY: 0.5, names.KNN_ACCURACY: 0.25, names.LOGME: 0.25}
     found = {k: m.scores[k].normalised for k in weights if k in m.scores and m.scores[k].normalised is not None}
     if not found:
         return m.similarity.value if math.isfinite(m.similarity.value) else 0.0
@@ -115,7 +116,9 @@ def freeze_depth_from_shift(stage_shift: tuple[StageShift, ...], n_stages: int,
 
 
 def _score(m: BackboneMeasurement, name: str):
-    return m.scores.get(name)
+    """The named score, or None when absent or without a value (a measure that could not be computed)."""
+    score = m.scores.get(name)
+    return score if score is not None and math.isfinite(score.value) else None
 
 
 def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
@@ -145,8 +148,8 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     reasons.append(f"The four-scenario rule for {size_word} and {'similar' if similar else 'different'} "
                    f"data gives {strategy}.")
 
-    gain = _score(best, "pretraining_gain")
-    probe = _score(best, "linear_probe_accuracy")
+    gain = _score(best, names.PRETRAINING_GAIN)
+    probe = _score(best, names.LINEAR_PROBE_ACCURACY)
     gain_real = gain is not None and gain.value > max(GAIN_MARGIN, gain.spread or 0)
     if gain is not None and not gain_real:
         warnings.append(f"Possible negative transfer: pretrained features are no better than random ones "
@@ -177,8 +180,8 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     if probe is not None:
         reasons.append(f"Frozen features: linear probe {probe.value:.3f} ± {probe.spread or 0:.3f}"
                        + (f", pretraining gain {gain.value:+.3f}" if gain is not None else "") + ".")
-    distances = [(label, score) for label, score in (("Frechet", _score(best, "frechet_to_source")),
-                                                     ("MMD²", _score(best, "mmd_to_source"))) if score is not None]
+    distances = [(label, score) for label, score in (("Frechet", _score(best, names.FRECHET_TO_SOURCE)),
+                                                     ("MMD²", _score(best, names.MMD_TO_SOURCE))) if score is not None]
     if distances:
         measured = ", ".join(f"{label} {score.value:.4g}"
                              + (f" (normalised {score.normalised:.2f})"

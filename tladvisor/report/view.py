@@ -20,6 +20,7 @@ from tladvisor.report.svg import STRATEGY_COLOURS, colour, finite, fmt
 from tladvisor.report.thumbnails import class_thumbnails
 from tladvisor.similarity import SIMILARITY_THRESHOLD
 from tladvisor.strategies import NEUTRAL_COLOUR
+from tladvisor import measure_names as names
 
 # Thresholds drawn when an analysis.json does not say which ones its advice used: the rule's own.
 DEFAULT_SMALL_PER_CLASS = SMALL_PER_CLASS
@@ -279,10 +280,10 @@ def probe_pairs(scores: dict[str, dict]) -> list[tuple[str, dict, dict]]:
 def _probe_chart(backbone: dict) -> Markup:
     scores = backbone.get("scores") or {}
     pairs = probe_pairs(scores)
-    probe, gain = scores.get("linear_probe_accuracy"), scores.get("pretraining_gain")
+    probe, gain = scores.get(names.LINEAR_PROBE_ACCURACY), scores.get(names.PRETRAINING_GAIN)
     if not pairs and probe and gain and finite(probe.get("value")) and finite(gain.get("value")):
         # Only the gain was recorded: the random-init accuracy is the probe minus that gain.
-        pairs = [("linear_probe_accuracy", probe, {"value": probe["value"] - gain["value"], "spread": gain.get("spread")})]
+        pairs = [(names.LINEAR_PROBE_ACCURACY, probe, {"value": probe["value"] - gain["value"], "spread": gain.get("spread")})]
     groups = [(base.replace("_", " "), [("pretrained", pre.get("value"), pre.get("spread")),
                                         ("random init", rnd.get("value"), rnd.get("spread"))])
               for base, pre, rnd in pairs]
