@@ -44,10 +44,8 @@ class TrialConfig:
     plan: Strategy | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.plan is None:
+        if self.plan is None or self.plan.name != self.strategy:  # e.g. replace(config, strategy=...)
             object.__setattr__(self, "plan", strategy_named(self.strategy))
-        elif self.plan.name != self.strategy:
-            raise ValueError(f"strategy '{self.strategy}' given with the record of '{self.plan.name}'")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
 
