@@ -19,7 +19,8 @@ from tladvisor.report.analysis_json import build_analysis, dumps_analysis
 from tladvisor.report.demo import demo_run
 from tladvisor.report.html import render_report
 from tladvisor.report.svg import fmt, nice_ticks
-from tladvisor.report.view import curve_summary, scenario_view
+from tladvisor.report.tuning_view import curve_summary
+from tladvisor.report.view import scenario_view
 
 EVIL_CLASS = "<script>alert(1)</script>"
 EVIL_NAME = '"><img src=x onerror=alert(1)>'
