@@ -201,40 +201,26 @@ class PluginHost:
                 if impl.plugin_name in self._info]
 
     def backbones(self) -> dict[str, BackboneSpec]:
-        """Every registered backbone by name (collected once)."""
+        """Every registered backbone by name (collected once, in call order: the first of a name stands)."""
         if self._backbones is None:
-            registry: dict[str, BackboneSpec] = {}
-            for impl in self._implementations("register_backbones"):
-                plugin = impl.plugin_name
-
-                def register(spec: BackboneSpec, _plugin: str = plugin) -> None:
-                    if not isinstance(spec, BackboneSpec):
-                        raise TypeError(f"register() takes a BackboneSpec, got {type(spec).__name__}")
-                    if spec.name in registry:
-                        other = registry[spec.name].plugin
-                        self.failures.append(PluginFailure(
-                            _plugin, "register_backbones",
-                            f"backbone '{spec.name}' is already registered by plugin '{other}'; kept that one"))
-                        return
-                    registry[spec.name] = _with_plugin(spec, _plugin)
-
-                self._call_impl(impl, "register_backbones", {"register": register})
-            self._backbones = registry
+            self._backbones = self._collect("register_backbones", BackboneSpec, "backbone", builtins_first=False)
         return self._backbones
 
     def strategies(self) -> dict[str, Strategy]:
         """Every registered transfer strategy by name (collected once; built-ins first)."""
         if self._strategies is None:
-            self._strategies = self._collect("register_strategies", Strategy, "strategy")
+            self._strategies = self._collect("register_strategies", Strategy, "strategy", builtins_first=True)
         return self._strategies
 
-    def _collect(self, hook_name: str, kind: type, noun: str) -> dict[str, Any]:
+    def _collect(self, hook_name: str, kind: type, noun: str, *, builtins_first: bool) -> dict[str, Any]:
         """Run a ``register_*(register)`` hook: name -> record, the first of a name standing, each tagged
-        with its plugin."""
+        with its plugin. ``builtins_first``: trylast implementations (the built-ins), last in call order,
+        register first, so a plugin re-using a built-in name is the one reported."""
         registry: dict[str, Any] = {}
-        # trylast implementations (the built-ins) come last in call order; register them first, so
-        # a plugin re-using a built-in name is the one reported.
-        for impl in sorted(self._implementations(hook_name), key=lambda i: not i.trylast):
+        implementations = self._implementations(hook_name)
+        if builtins_first:
+            implementations.sort(key=lambda impl: not impl.trylast)
+        for impl in implementations:
             registry_add = _registrar(registry, kind, noun, impl.plugin_name, hook_name, self.failures)
             self._call_impl(impl, hook_name, {"register": registry_add})
         return registry
