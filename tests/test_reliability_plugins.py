@@ -18,7 +18,7 @@ from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder
 
 HOOKS = sorted(name for name, value in vars(hookspecs).items()
                if inspect.isfunction(value) and hasattr(value, "tladvisor_spec"))
-TUNING_HOOKS = {"search_space", "tune"}
+TUNING_HOOKS = {"search_space", "tune", "register_strategies"}
 ONLY_WHEN_STOPPED = {"tuning_so_far"}  # called by an interrupted run: tests/test_reliability_interrupts.py
 
 
@@ -47,7 +47,8 @@ def error_lines(stderr: str) -> list[str]:
 
 def test_every_hook_is_covered():
     assert set(HOOKS) == {"load_dataset", "profile_dataset", "register_backbones", "measure_backbone",
-                          "summarise_similarity", "recommend", "search_space", "tune", "tuning_so_far",
+                          "summarise_similarity", "recommend", "register_strategies", "search_space", "tune",
+                          "tuning_so_far",
                           "report_sections", "write_report"}
 
 

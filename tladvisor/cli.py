@@ -18,6 +18,7 @@ from rich.table import Table
 
 from tladvisor import __version__
 from tladvisor.errors import TLAdvisorError
+from tladvisor import measure_names as names
 
 # A pipe or CI log has no width; 80 columns would truncate backbone names and paths.
 out = Console(width=None if sys.stdout.isatty() else 120)
@@ -111,8 +112,8 @@ def print_summary(run) -> None:
 
     for m in run.measurements:
         sim = m.similarity
-        table.add_row(m.backbone, f"{sim.value:.2f} ± {sim.spread or 0:.2f}", fmt(m, "linear_probe_accuracy"),
-                      fmt(m, "pretraining_gain"), fmt(m, "logme"),
+        table.add_row(m.backbone, f"{sim.value:.2f} ± {sim.spread or 0:.2f}", fmt(m, names.LINEAR_PROBE_ACCURACY),
+                      fmt(m, names.PRETRAINING_GAIN), fmt(m, names.LOGME),
                       "cache" if m.from_cache else f"{m.seconds:.1f} s")
     out.print(table)
     if rec is not None:
@@ -197,11 +198,14 @@ def backbones(obj: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
-    """Re-render RUN_DIR/index.html from its analysis.json."""
+@click.pass_obj
+def report(obj: Context, run_dir: Path) -> None:
+    """Re-render RUN_DIR/index.html from its analysis.json (plugin sections included)."""
     from tladvisor.report.writer import rerender
 
-    click.echo(str(rerender(run_dir)))
+    click.echo(str(rerender(run_dir, host=obj.host)))
+    for failure in obj.host.failures:
+        err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
 
 
 @cli.command()

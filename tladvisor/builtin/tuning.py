@@ -1,15 +1,24 @@
-"""Built-in plugin: the Optuna search space and the tuner (the work lives in :mod:`tladvisor.tuning`)."""
+"""Built-in plugin: the strategies, the Optuna search space and the tuner (the work lives in
+:mod:`tladvisor.strategies` and :mod:`tladvisor.tuning`)."""
 
 from __future__ import annotations
 
 from tladvisor import hookimpl
+from tladvisor.strategies import BUILT_IN_STRATEGIES
 from tladvisor.tuning.search import suggest_params
 
 
 @hookimpl(trylast=True)
-def search_space(trial, recommendation, backbones, options):
-    """Backbone, strategy (incl. lp_ft), freeze depth, learning rates, weight decay and epochs."""
-    return suggest_params(trial, recommendation, backbones, options)
+def register_strategies(register):
+    """The built-in strategies: feature extraction, partial freeze, full fine-tune, from scratch, LP-FT."""
+    for strategy in BUILT_IN_STRATEGIES.values():
+        register(strategy)
+
+
+@hookimpl(trylast=True)
+def search_space(trial, recommendation, backbones, options, strategies=None):
+    """Backbone, strategy (every registered one), freeze depth, learning rates, weight decay and epochs."""
+    return suggest_params(trial, recommendation, backbones, options, strategies=strategies)
 
 
 @hookimpl(trylast=True)

@@ -17,6 +17,7 @@ from tladvisor.errors import OutputError
 from tladvisor.records import AnalysisRun, ReportSection
 from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, build_analysis, load_analysis
 from tladvisor.report.html import render_report
+from tladvisor.report.sections import collect_sections
 from tladvisor.report.runs_index import INDEX_FILENAME, is_runs_index, write_runs_index
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,21 @@ def write_run(run: AnalysisRun, out_dir: Path, sections: Iterable[ReportSection]
     return [analysis_path, report_path]
 
 
-def rerender(run_dir: str | Path, sections: Iterable[ReportSection] = ()) -> Path:
-    """Re-render ``run_dir/index.html`` from ``run_dir/analysis.json``; return the report's path."""
+def rerender(run_dir: str | Path, sections: Iterable[ReportSection] | None = None, *, host=None) -> Path:
+    """Re-render ``run_dir/index.html`` from ``run_dir/analysis.json``; return the report's path.
+
+    ``sections``: the plugin sections to show; by default collected from ``host``'s ``report_sections``
+    plugins (a fresh :class:`~tladvisor.plugins.PluginHost` when none is given) over the stored analysis,
+    as the first render did.
+    """
     run_dir = Path(run_dir)
     analysis = load_analysis(run_dir / ANALYSIS_FILENAME)
+    if sections is None:
+        if host is None:
+            from tladvisor.plugins import PluginHost
+
+            host = PluginHost()
+        sections = collect_sections(host, analysis)
     report_path = write_text_atomic(run_dir / INDEX_FILENAME, render_report(analysis, sections))
     _update_runs_index(run_dir, create=False)
     return report_path

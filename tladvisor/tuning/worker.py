@@ -132,7 +132,7 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
     if not Path(options.source).exists():
         hint = "pass --data PATH where it is mounted here" if data is None else "check --data"
         raise DatasetError(f"{options.source}: no such file or folder on this machine (the study's data); {hint}")
-    dataset = host.call_first("load_dataset", source=Path(options.source), options=options)
+    dataset = host.call("load_dataset", source=Path(options.source), options=options)
     if dataset is None:
         raise DatasetError(f"{options.source}: no loader could read it")
     _check_same_data(dataset, description, study_name)
@@ -141,7 +141,7 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
     tuner = Tuner(options, host=host, heartbeat_interval=description.heartbeat_interval,
                   grace_period=description.grace_period, max_trials=trials)
     result = tuner.run(dataset, description.recommendation, backbones, join=True)
-    report = refresh_report(options.run_dir, result) if options.run_dir is not None else None
+    report = refresh_report(options.run_dir, result, host=host) if options.run_dir is not None else None
     return WorkerResult(worker=worker_label(tuner.identity), trials_run=tuple(tuner.trials_run), tuning=result,
                         report=report)
 
@@ -159,11 +159,12 @@ def load_tuning_result(storage: str, study_name: str, *, run_dir: str | Path | N
                          model_dir=Path(run_dir) / "best_model" if run_dir is not None else None)
 
 
-def refresh_report(run_dir: str | Path, tuning: TuningResult) -> Path | None:
+def refresh_report(run_dir: str | Path, tuning: TuningResult, *, host=None) -> Path | None:
     """Put ``tuning`` into ``run_dir/analysis.json`` and re-render the report; None when there is no report yet.
 
     The rest of analysis.json (dataset, measures, advice) is kept as ``analyze`` wrote it, except that a
-    password in ``options.storage`` is masked.
+    password in ``options.storage`` is masked. Plugin report sections come from ``host``'s plugins
+    (a fresh PluginHost when None), built from the stored analysis as at the first render.
     """
     from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, load_analysis
     from tladvisor.report.writer import rerender
@@ -178,4 +179,4 @@ def refresh_report(run_dir: str | Path, tuning: TuningResult) -> Path | None:
         if isinstance(options, dict) and isinstance(options.get("storage"), str):
             options["storage"] = display_url(options["storage"])  # the database password stays out of reports
         write_text_atomic(run_dir / ANALYSIS_FILENAME, analysis_json_chunks(analysis))
-        return rerender(run_dir)
+        return rerender(run_dir, host=host)

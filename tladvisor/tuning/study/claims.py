@@ -33,9 +33,11 @@ NOT_RUN = "not_run"  # user attr: the trial lost the race for the last slots and
 
 
 def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
-                           backbones: Sequence[BackboneSpec]) -> None:
-    """The recommendation is the first trial; enqueued again only if it never ran to an end."""
-    params = recommendation_params(recommendation, backbones)
+                           backbones: Sequence[BackboneSpec], strategies=None) -> None:
+    """The recommendation is the first trial; enqueued again only if it never ran to an end.
+
+    ``strategies``: the run's strategy registry (default: the built-ins)."""
+    params = recommendation_params(recommendation, backbones, strategies)
     for trial in study.get_trials(deepcopy=False):
         if trial.system_attrs.get("fixed_params") == params and trial.state != TrialState.FAIL:
             return

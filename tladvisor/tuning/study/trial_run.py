@@ -27,6 +27,7 @@ from tladvisor.tuning.study.best_model import Superseded
 from tladvisor.tuning.study.liveness import WORKER, Heartbeat, worker_label
 from tladvisor.tuning.study.optuna_access import storage_of, trial_id
 from tladvisor.tuning.study.recovery import close_interrupted
+from tladvisor.plugins import strategy_registry
 from tladvisor.tuning.study.storage import heartbeat_enabled
 from tladvisor.tuning.trainer import TrainedModel, TrialFailed, train_trial
 
@@ -39,8 +40,8 @@ SaveIfBest = Callable[[optuna.Study, optuna.Trial, BackboneSpec, TrialConfig, Tu
 def suggest_params(host, trial: optuna.Trial, recommendation: Recommendation, backbones: Sequence[BackboneSpec],
                    options: AnalysisOptions) -> dict[str, Any]:
     """The trial's parameters, drawn by the first ``search_space`` plugin that returns some."""
-    params = host.call_first("search_space", trial=trial, recommendation=recommendation,
-                             backbones=list(backbones), options=options)
+    params = host.call("search_space", trial=trial, recommendation=recommendation,
+                       backbones=list(backbones), options=options, strategies=strategy_registry(host))
     if params is None:
         failures = [f.error for f in host.failures if f.hook == "search_space"]
         detail = f": {failures[-1]}" if failures else ""
@@ -107,7 +108,8 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
             if params.get("backbone") not in by_name:
                 raise TrialFailed(f"backbone '{params.get('backbone')}' is not among those tuned "
                                   f"({', '.join(by_name)})")
-            config = TrialConfig.from_params(params, batch_size=options.batch_size, patience=patience,
+            config = TrialConfig.from_params(params, strategies=strategy_registry(host),
+                                             batch_size=options.batch_size, patience=patience,
                                              image_size=options.image_size)
             spec = by_name[config.backbone]
             trained = train_trial(spec, config, data, device, seed=options.seed + trial.number, on_epoch=on_epoch)

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor.errors import TLAdvisorError
+from tladvisor.plugins import strategy_registry
 from tladvisor.records import AnalysisOptions, Dataset, Recommendation, TuningResult
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.strategies import TrialConfig
@@ -96,7 +97,7 @@ class Tuner:
     def enqueue_recommendation(self, study: optuna.Study, recommendation: Recommendation,
                                backbones: Sequence[BackboneSpec]) -> None:
         """The recommendation is the first trial; enqueued again only if it never ran to an end."""
-        claims.enqueue_recommendation(study, recommendation, backbones)
+        claims.enqueue_recommendation(study, recommendation, backbones, strategy_registry(self.host))
 
     def _ask(self, study: optuna.Study) -> optuna.Trial:
         return claims.ask(study, self.identity)
