@@ -19,7 +19,9 @@ from tladvisor.testing import check_backbone
 timm = pytest.importorskip("timm", reason="install with pip install -e plugins/tladvisor-timm")
 plugin = pytest.importorskip("tladvisor_timm", reason="install with pip install -e plugins/tladvisor-timm")
 
+from tladvisor_timm.curated import TABLE, curated_facts, timm_version  # noqa: E402
 from tladvisor_timm.source import source_domain  # noqa: E402
+from tladvisor_timm.spec import derive_facts  # noqa: E402
 from tladvisor_timm.weights import create_pretrained  # noqa: E402
 
 TEST_MODELS = ("test_resnet.r160_in1k", "test_convnext.r160_in1k", "test_efficientnet.r160_in1k", "test_vit.r160_in1k")
@@ -154,6 +156,23 @@ def test_analyze_with_an_uncached_timm_model_offline_exits_2_with_one_line(offli
     assert len(err.splitlines()) == 1, err
     assert err.startswith("error: timm-test_resnet.r160_in1k: pretrained weights are not in the local cache")
     assert "hf download timm/test_resnet.r160_in1k" in err
+
+
+def test_curated_facts_match_what_timm_derives() -> None:
+    """curated.json spares every command an import of timm; it must say what timm itself would."""
+    table = json.loads(TABLE.read_text())
+    assert table["timm"] == timm_version(), (
+        "curated.json was made with another timm: regenerate it (see tladvisor_timm/curated.py)")
+    for model in plugin.CURATED:
+        assert table["models"][model] == json.loads(json.dumps(derive_facts(model))), model
+    assert curated_facts() == table["models"]
+
+
+def test_curated_facts_are_derived_when_made_with_another_timm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tladvisor_timm.curated.timm_version", lambda: "0.0.1")
+    derived = curated_facts()
+    assert list(derived) == list(plugin.CURATED)
+    assert derived["convnext_tiny.fb_in22k"]["head"] == "head.fc"
 
 
 def test_backbones_command_lists_the_curated_set_and_says_any_timm_name_works(capsys) -> None:
