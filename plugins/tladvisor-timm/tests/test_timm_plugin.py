@@ -135,10 +135,36 @@ def test_a_failed_download_is_one_error_naming_what_to_fetch(monkeypatch: pytest
 
     real = timm.create_model
     monkeypatch.setattr(timm, "create_model", no_network)
+    monkeypatch.setattr("tladvisor_timm.weights.unreachable", lambda host: None)  # the host answers, the download fails
     cfg = {"hf_hub_id": "timm/nothing_cached_here.x"}
     with pytest.raises(WeightsUnavailableError, match=r"could not be downloaded \(ConnectionError: Max retries.*"
                                                       r"fetch them with `hf download timm/nothing_cached_here.x`"):
         create_pretrained("timm-nothing_cached_here.x", "test_resnet.r160_in1k", cfg, None)
+
+
+def test_an_unreachable_hub_fails_at_once_without_the_clients_retries(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    probed = []
+
+    def no_route(address, timeout):
+        probed.append((address, timeout))
+        raise OSError("Network is unreachable")
+
+    def must_not_download(*args, **kwargs):
+        raise AssertionError("timm.create_model(pretrained=True) was called although the Hub is unreachable")
+
+    monkeypatch.setattr("socket.create_connection", no_route)
+    monkeypatch.setattr(timm, "create_model", must_not_download)
+    with pytest.raises(WeightsUnavailableError, match=r"huggingface.co cannot be reached: OSError: Network is "
+                                                      r"unreachable; fetch them with `hf download timm/x.y`"):
+        create_pretrained("timm-x.y", "x.y", {"hf_hub_id": "timm/x.y"}, None)
+    assert probed == [(("huggingface.co", 443), 3.0)]
 
 
 def test_analyze_with_an_uncached_timm_model_offline_exits_2_with_one_line(offline_empty_cache: Path,

@@ -9,7 +9,9 @@ available offline, and turns timm's download failures into one line naming what 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -17,6 +19,8 @@ from torch import nn
 from tladvisor.errors import UnsafeFileError, WeightsUnavailableError
 
 HF_FILES = ("model.safetensors", "pytorch_model.bin")  # the order timm tries them in
+PROBE_TIMEOUT_S = 3.0
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
 def one_line(error: BaseException) -> str:
@@ -59,6 +63,30 @@ def cached_file(cfg: dict) -> Path | None:
     return None
 
 
+def download_host(cfg: dict) -> str | None:
+    """The host timm would download this checkpoint from."""
+    if hub_repo(cfg):
+        from huggingface_hub import constants
+
+        return urlparse(constants.ENDPOINT).hostname
+    return urlparse(cfg["url"]).hostname if cfg.get("url") else None
+
+
+def unreachable(host: str | None) -> str | None:
+    """Why ``host`` cannot be reached now (one short probe), or None when it can or a proxy decides.
+
+    Without it, an offline machine waits a minute while the Hub client retries and prints two dozen
+    warnings before the same error.
+    """
+    if not host or any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return None
+    try:
+        socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as error:
+        return f"{host} cannot be reached: {one_line(error)}"
+    return None
+
+
 def fetch_hint(cfg: dict) -> str:
     """What a user runs on a connected machine to bring this checkpoint into the cache."""
     repo = hub_repo(cfg)
@@ -89,10 +117,11 @@ def create_pretrained(name: str, model_name: str, cfg: dict, checkpoint: Path | 
         except Exception as error:
             raise WeightsUnavailableError(f"{name}: cannot load checkpoint {checkpoint} ({one_line(error)})") from None
     cached = cached_file(cfg)
-    if cached is None and hf_offline() and hub_repo(cfg):
-        raise WeightsUnavailableError(
-            f"{name}: pretrained weights are not in the local cache and HF_HUB_OFFLINE is set; fetch them with "
-            f"{fetch_hint(cfg)}")
+    if cached is None:
+        why = "HF_HUB_OFFLINE is set" if hf_offline() and hub_repo(cfg) else unreachable(download_host(cfg))
+        if why:
+            raise WeightsUnavailableError(
+                f"{name}: pretrained weights are not in the local cache and {why}; fetch them with {fetch_hint(cfg)}")
     try:
         return timm.create_model(model_name, pretrained=True)
     except Exception as error:  # no network, no such file on the Hub, a truncated or unsafe cache file
