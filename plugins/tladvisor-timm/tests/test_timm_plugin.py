@@ -95,6 +95,23 @@ def test_names_resolve_to_one_canonical_spec_through_the_entry_point() -> None:
         host.backbone("timm-test_resnet.no_such_tag")
 
 
+def test_a_tladvisor_without_the_resolve_hook_still_loads_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An older tladvisor rejects a plugin implementing a hook it does not know: offer the list only there."""
+    import importlib
+
+    from tladvisor import hookspecs
+
+    monkeypatch.delattr(hookspecs, "resolve_backbone")
+    monkeypatch.delattr(plugin, "resolve_backbone")  # reload keeps old attributes: start without it
+    try:
+        older = importlib.reload(plugin)
+        assert not hasattr(older, "resolve_backbone") and hasattr(older, "register_backbones")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(plugin)
+    assert hasattr(plugin, "resolve_backbone")
+
+
 def test_a_local_safetensors_checkpoint_is_loaded_through_timm(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 

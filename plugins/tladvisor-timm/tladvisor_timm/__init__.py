@@ -11,7 +11,7 @@ short curated set (:mod:`.curated`); ``resolve_backbone`` builds any other name 
 
 from __future__ import annotations
 
-from tladvisor import hookimpl
+from tladvisor import hookimpl, hookspecs
 from tladvisor_timm.curated import CURATED, curated_facts
 from tladvisor_timm.spec import spec_from_facts, timm_backbone
 
@@ -35,8 +35,10 @@ def register_backbones(register):
         register(spec_from_facts(facts))
 
 
-@hookimpl
-def resolve_backbone(name):
-    """timm-<model>[.<tag>] (or timm/<model>[.<tag>]): any timm model, e.g. timm-convnext_tiny.fb_in22k"""
-    model_name = timm_name(name)
-    return None if model_name is None else timm_backbone(model_name)
+if hasattr(hookspecs, "resolve_backbone"):  # a tladvisor without the hook rejects the plugin: offer the list only
+
+    @hookimpl
+    def resolve_backbone(name):
+        """timm-<model>[.<tag>] (or timm/<model>[.<tag>]): any timm model, e.g. timm-convnext_tiny.fb_in22k"""
+        model_name = timm_name(name)
+        return None if model_name is None else timm_backbone(model_name)
