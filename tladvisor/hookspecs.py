@@ -73,6 +73,21 @@ def register_backbones(register: Callable[[BackboneSpec], None]) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def resolve_backbone(name):
+    """Build the spec of a backbone asked for by a name no plugin registered (a model zoo too large to list).
+
+    Arguments: ``name`` (``str``: what the user passed to ``--backbone``, or a measured backbone's
+    name when tuning or predicting). Return a ``BackboneSpec`` whose ``name`` is the canonical form
+    of ``name`` (the same backbone must resolve to the same spec name in every process), or ``None``
+    when the name is not of this plugin's form, so the next plugin is tried. Raise
+    :class:`tladvisor.errors.BackboneError` when the name is of this plugin's form but unknown.
+    firstresult. Called only for names that ``register_backbones`` did not register; the spec is
+    then kept in the registry under its name. The first line of the implementation's docstring is
+    shown by ``tladvisor backbones`` as the names it accepts.
+    """
+
+
 # --- measure ----------------------------------------------------------------------------------------
 
 

@@ -67,6 +67,7 @@ class PluginHost:
         self._info: dict[str, PluginInfo] = {}
         self._backbones: dict[str, BackboneSpec] | None = None
         self._strategies: dict[str, Strategy] | None = None
+        self._resolved: dict[str, BackboneSpec] = {}  # name asked for -> spec a resolve_backbone hook built
 
         for module_name in default_plugins:
             self._register_module(module_name, importlib.import_module(module_name), "built-in", __version__)
@@ -229,11 +230,36 @@ class PluginHost:
 
     def backbone(self, name: str) -> BackboneSpec:
         backbones = self.backbones()
+        if name not in backbones and name not in self._resolved:
+            self._resolve(name, backbones)
+        if name in self._resolved:
+            return self._resolved[name]
         if name not in backbones:
             hint = difflib.get_close_matches(name, sorted(backbones), n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise BackboneError(f"unknown backbone '{name}'{suggestion}; `tladvisor backbones` lists them")
         return backbones[name]
+
+    def _resolve(self, name: str, backbones: dict[str, BackboneSpec]) -> None:
+        """Ask the resolve_backbone hooks for an unregistered name; keep the first spec returned."""
+        for impl in self._implementations("resolve_backbone"):
+            ok, spec = self._call_impl(impl, "resolve_backbone", {"name": name})  # BackboneError propagates
+            if not ok or spec is None:
+                continue
+            if not isinstance(spec, BackboneSpec):
+                self.failures.append(PluginFailure(impl.plugin_name, "resolve_backbone",
+                                                   f"returned {type(spec).__name__} for '{name}', not a BackboneSpec"))
+                continue
+            self._resolved[name] = backbones.setdefault(spec.name, _with_plugin(spec, impl.plugin_name))
+            return
+
+    def backbone_name_patterns(self) -> list[tuple[str, str]]:
+        """``[(plugin, first docstring line)]`` of each plugin that resolves backbone names on demand."""
+        patterns = []
+        for impl in self._implementations("resolve_backbone"):
+            doc = (impl.function.__doc__ or "").strip().splitlines()
+            patterns.append((impl.plugin_name, doc[0].strip() if doc else "backbone names on demand"))
+        return patterns
 
 
 def _registrar(registry: dict[str, Any], kind: type, noun: str, plugin: str, hook_name: str,
