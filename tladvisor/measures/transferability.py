@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 
 from tladvisor.measures._inputs import as_feature_matrix, check_same_rows, encode_labels, one_hot
 
@@ -23,18 +24,17 @@ _RELATIVE_RANK_TOL = 1e-10  # eigenvalues below this fraction of the largest are
 # --- LogME ------------------------------------------------------------------------------------------
 
 
-def logme(features: np.ndarray, labels: np.ndarray, *, max_iter: int = 100, tol: float = 1e-6) -> float:
+def logme(features: np.ndarray, labels: np.ndarray) -> float:
     """LogME: the maximised log marginal evidence of a Bayesian linear model on the features.
 
     You, Liu, Wang and Long, "LogME: Practical Assessment of Pre-trained Models for Transfer
     Learning", ICML 2021. For each class k the one-hot column y_k is modelled as
-    ``y = F w + e`` with prior ``w ~ N(0, alpha^-1 I_d)`` and noise ``e ~ N(0, beta^-1 I_n)``. The
-    evidence ``log p(y | F, alpha, beta)`` is maximised over (alpha, beta) by MacKay's fixed-point
-    iteration, ``gamma = sum_i beta s_i / (alpha + beta s_i)``, ``alpha = gamma / m'm``,
-    ``beta = (n - gamma) / ||F m - y||^2``, where s_i are the squared singular values of F and m the
-    posterior mean. One eigendecomposition of the smaller Gram matrix serves every class and every
-    iteration, so each iteration costs O(rank). Returns the evidence divided by n, averaged over
-    classes (higher is better; invariant to renaming the classes and to a global feature scale).
+    ``y = F w + e`` with prior ``w ~ N(0, alpha^-1 I_d)`` and noise ``e ~ N(0, beta^-1 I_n)``, and the
+    evidence ``log p(y | F, alpha, beta)`` is maximised over (alpha, beta) (see
+    :func:`maximise_evidence`; the paper's fixed-point iteration can stop far short of the maximum
+    when n < d). One eigendecomposition of the smaller Gram matrix (n x n when n <= d, the dual)
+    serves every class. Returns the evidence divided by n, averaged over classes (higher is better;
+    invariant to renaming the classes and to a global feature scale).
     """
     matrix = as_feature_matrix(features)
     codes, n_classes = encode_labels(labels)
@@ -43,11 +43,8 @@ def logme(features: np.ndarray, labels: np.ndarray, *, max_iter: int = 100, tol:
         return math.nan
     targets = one_hot(codes, n_classes)
     eigenvalues, projections = _spectral_projections(matrix, targets)
-    evidences = [
-        maximise_evidence(eigenvalues, projections[:, k], float(targets[:, k] @ targets[:, k]),
-                          n_samples, matrix.shape[1], max_iter=max_iter, tol=tol)[2]
-        for k in range(n_classes)
-    ]
+    evidences = maximise_evidence_all(eigenvalues, projections, np.einsum("ik,ik->k", targets, targets),
+                                      n_samples, matrix.shape[1])
     return float(np.mean(evidences) / n_samples)
 
 
@@ -91,25 +88,78 @@ def _residual_norm2(alpha: float, denominators: np.ndarray, projection: np.ndarr
     return float(np.sum((alpha / denominators) ** 2 * projection**2)) + outside_span
 
 
+# The profile evidence is searched over log(alpha / beta) on a grid reaching this far (in e-folds)
+# beyond F's spectrum, where it is flat to ~1e-9, then polished by Brent's method around the best point.
+_RATIO_MARGIN = 20.0
+_RATIO_GRID = 256
+
+
 def maximise_evidence(eigenvalues: np.ndarray, projection: np.ndarray, target_norm2: float,
-                      n_samples: int, n_features: int, *, max_iter: int = 100,
-                      tol: float = 1e-6) -> tuple[float, float, float]:
-    """MacKay's fixed point for (alpha, beta) (You et al. 2021, Algorithm 1): ``(alpha, beta, evidence)``."""
-    floor = 1e-12 * max(target_norm2, _TINY)  # a perfect fit would send beta to infinity
-    alpha, beta = 1.0, 1.0
-    for _ in range(max_iter):
-        denominators = alpha + beta * eigenvalues
-        gamma = float(np.sum(beta * eigenvalues / denominators))
-        mean_norm2 = float(np.sum(beta**2 * eigenvalues * projection**2 / denominators**2))
-        residual2 = _residual_norm2(alpha, denominators, projection, target_norm2)
-        new_alpha = max(gamma, _TINY) / max(mean_norm2, floor)
-        new_beta = max(n_samples - gamma, _TINY) / max(residual2, floor)
-        converged = (abs(math.log(new_alpha / alpha)) < tol and abs(math.log(new_beta / beta)) < tol)
-        alpha, beta = new_alpha, new_beta
-        if converged:
-            break
-    evidence = log_evidence(alpha, beta, eigenvalues, projection, target_norm2, n_samples, n_features)
-    return alpha, beta, evidence
+                      n_samples: int, n_features: int) -> tuple[float, float, float]:
+    """``(alpha, beta, evidence)`` at the maximum of :func:`log_evidence` over (alpha, beta).
+
+    With ``lambda = alpha / beta`` the best beta has a closed form, ``beta = n / E(lambda)`` with
+    ``E(lambda) = ||F m - y||^2 + lambda m'm = r_out + sum_i lambda p_i^2 / (lambda + s_i)`` (p = U'y,
+    r_out = the part of ||y||^2 outside F's column space), which leaves the one-dimensional profile
+    ``L(lambda) = -n/2 log E(lambda) + rank/2 log lambda - 1/2 sum_i log(lambda + s_i) + const``.
+    Its maximum is found on a log grid (global, so a second local maximum cannot trap it) and
+    polished to ~1e-10 in log lambda. MacKay's fixed point (You et al. 2021, Algorithm 1) has the
+    same stationary points but converges slowly when n < d: 100 iterations left LogME low by up
+    to 5e-3 per sample at n = 40, d = 1280.
+    """
+    alpha, beta, evidence = _maximise(eigenvalues, projection[:, None], np.array([float(target_norm2)]),
+                                      n_samples, n_features)
+    return float(alpha[0]), float(beta[0]), float(evidence[0])
+
+
+def maximise_evidence_all(eigenvalues: np.ndarray, projections: np.ndarray, target_norms2: np.ndarray,
+                          n_samples: int, n_features: int) -> np.ndarray:
+    """The maximised evidence of every column of ``projections`` (one per class), sharing one spectrum."""
+    return _maximise(eigenvalues, projections, np.asarray(target_norms2, dtype=np.float64),
+                     n_samples, n_features)[2]
+
+
+def _maximise(eigenvalues: np.ndarray, projections: np.ndarray, target_norms2: np.ndarray,
+              n_samples: int, n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    squared = projections**2  # (rank, C)
+    outside = np.maximum(target_norms2 - squared.sum(axis=0), 0.0)
+    floors = 1e-12 * np.maximum(target_norms2, _TINY)  # a perfect fit would send beta to infinity
+    rank = len(eigenvalues)
+
+    def profile(log_ratio: np.ndarray, columns: slice | int = slice(None)) -> np.ndarray:
+        """Profile evidence (without constants) at each log ratio (rows) for each class (columns)."""
+        ratio = np.exp(np.atleast_1d(log_ratio))[:, None]
+        shrink = ratio / (ratio + eigenvalues)  # (G, rank)
+        fit = np.maximum(shrink @ squared[:, columns].reshape(rank, -1) + np.atleast_1d(outside[columns]),
+                         np.atleast_1d(floors[columns]))
+        log_det = rank * np.log(ratio) - np.sum(np.log(ratio + eigenvalues), axis=1, keepdims=True)
+        return -0.5 * n_samples * np.log(fit) + 0.5 * log_det
+
+    if rank == 0:
+        log_ratios = np.zeros(projections.shape[1])
+    else:
+        low, high = math.log(eigenvalues.min()) - _RATIO_MARGIN, math.log(eigenvalues.max()) + _RATIO_MARGIN
+        grid = np.linspace(low, high, _RATIO_GRID)
+        best = np.argmax(profile(grid), axis=0)
+        log_ratios = np.array([_polish(lambda u, k=k: -float(profile(u, k)[0, 0]), grid, index)
+                               for k, index in enumerate(best)])
+    ratios = np.exp(log_ratios)
+    fits = np.maximum(ratios / (ratios + eigenvalues[:, None]) * squared, 0.0).sum(axis=0) + outside
+    betas = n_samples / np.maximum(fits, floors)
+    alphas = ratios * betas
+    evidences = np.array([log_evidence(a, b, eigenvalues, projections[:, k], float(target_norms2[k]),
+                                       n_samples, n_features)
+                          for k, (a, b) in enumerate(zip(alphas, betas))])
+    return alphas, betas, evidences
+
+
+def _polish(negative_profile, grid: np.ndarray, index: int) -> float:
+    """Brent's method between the grid neighbours of the best grid point (the point itself at an edge)."""
+    if index == 0 or index == len(grid) - 1:
+        return float(grid[index])
+    result = scipy.optimize.minimize_scalar(negative_profile, bounds=(grid[index - 1], grid[index + 1]),
+                                            method="bounded", options={"xatol": 1e-10})
+    return float(result.x) if result.fun <= negative_profile(grid[index]) else float(grid[index])
 
 
 # --- LEEP and NCE -----------------------------------------------------------------------------------
