@@ -83,3 +83,32 @@ def test_a_bad_thread_variable_is_one_line_and_exit_2(monkeypatch, capsys):
     monkeypatch.setenv("TLADVISOR_THREADS", "0")
     assert main(["backbones"]) == 2
     assert "TLADVISOR_THREADS must be a whole number of at least 1" in capsys.readouterr().err
+
+
+class _Neighbours:
+    """A stand-in registry whose process count the test sets."""
+
+    def __init__(self, processes: int):
+        self.processes = processes
+
+    def count(self) -> int:
+        return self.processes
+
+
+def test_an_automatic_share_follows_the_number_of_processes():
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    neighbours = _Neighbours(2)
+    rebalancer = threads.Rebalancer(neighbours, 4, choose_threads(4, 1))
+    try:
+        assert rebalancer.rebalance().intra_op == 2 and torch.get_num_threads() == 2
+        neighbours.processes = 1  # the other run ended: the cores come back
+        assert rebalancer.rebalance().intra_op == 4 and torch.get_num_threads() == 4
+        neighbours.processes = 3
+        rebalancer.next_check = float("inf")  # between two checks the hook leaves the pools alone
+        rebalancer._hook(None, ())
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(1)
+        threadpool_limits(limits=1)

@@ -10,16 +10,17 @@ threadpoolctl for those already loaded).
 The count, first match wins: ``--threads N``; the ``TLADVISOR_THREADS`` variable; ``OMP_NUM_THREADS``
 (kept when a user or a scheduler set it); otherwise the cores this process may use (CPU affinity and
 the cgroup CPU quota, the smaller) divided by the number of tladvisor processes running on this
-machine for this user, itself included, at least 1.
+machine for this user, itself included, at least 1, re-counted every few seconds while the process
+computes (:class:`Rebalancer`).
 
 Processes are counted through a registry of lock files (:class:`ProcessRegistry`): each process holds
 an exclusive ``flock`` on its own file for as long as it lives. The kernel drops the lock when a
 process ends, however it ends, so a crashed run is never counted and a reused pid cannot be
-mistaken for it; unlocked files are removed by whoever finds them. A share is chosen once, at start:
-a process that started alone keeps all cores when a second one starts later (which then takes
-``cores // 2``); OpenMP threads are set to wait passively (``OMP_WAIT_POLICY=PASSIVE`` unless set), so
-that brief oversubscription costs a fair share rather than spinning. Start concurrent runs with an
-explicit ``--threads`` (or ``TLADVISOR_THREADS``) when their number is known in advance.
+mistaken for it; unlocked files are removed by whoever finds them. A process that started alone
+drops to its share within ``REBALANCE_SECONDS`` of a second one starting (and takes the cores back
+when it ends); OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE`` unless set), so that the
+brief oversubscription in between costs a fair share rather than spinning. An explicit count
+(``--threads``, ``TLADVISOR_THREADS``, ``OMP_NUM_THREADS``) is never changed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import logging
 import math
 import os
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,6 +178,7 @@ def _user_id() -> str:
 
 
 _PLAN: ThreadPlan | None = None
+REBALANCE_SECONDS = 2.0  # how often a process with an automatic share re-counts its neighbours
 
 
 def configure_threads(requested: int | None = None) -> ThreadPlan:
@@ -182,17 +186,60 @@ def configure_threads(requested: int | None = None) -> ThreadPlan:
 
     Call once at process start, before heavy work (later calls return the first plan). Torch's
     inter-op count can only be set before its first parallel work; if that has happened it is left.
+    An automatic share (no request) is kept current by :class:`Rebalancer`.
     """
     global _PLAN
     if _PLAN is not None:
         return _PLAN
     registry = ProcessRegistry()
     registry.register()
-    plan = plan_from_environment(requested, cores=available_cores(), processes=registry.count())
+    cores = available_cores()
+    plan = plan_from_environment(requested, cores=cores, processes=registry.count())
     apply_plan(plan)
+    if plan.source == "cores/processes":
+        Rebalancer(registry, cores, plan).install()
     _PLAN = plan
     log.debug("threads: %s", plan)
     return plan
+
+
+class Rebalancer:
+    """Re-counts the processes at most every ``REBALANCE_SECONDS`` and resizes this process's pools.
+
+    Runs from a global module forward pre-hook, so in the thread that runs the model (OpenMP and
+    torch's thread count are per calling thread) and only while the process computes; between two
+    checks a forward costs one clock read. A process that started alone thus drops to its share
+    within seconds of a second run starting, and takes the cores back when that run ends.
+    """
+
+    def __init__(self, registry: ProcessRegistry, cores: int, plan: ThreadPlan):
+        self.registry, self.cores, self.plan = registry, cores, plan
+        self.pid, self.thread = os.getpid(), threading.get_ident()
+        self.next_check = 0.0
+
+    def install(self) -> None:
+        from torch.nn.modules.module import register_module_forward_pre_hook
+
+        register_module_forward_pre_hook(self._hook)
+
+    def _hook(self, _module, _inputs) -> None:
+        now = time.monotonic()
+        if now < self.next_check or os.getpid() != self.pid or threading.get_ident() != self.thread:
+            return  # not yet, or a forked data-loader worker / another thread: not ours to resize
+        self.next_check = now + REBALANCE_SECONDS
+        self.rebalance()
+
+    def rebalance(self) -> ThreadPlan:
+        plan = choose_threads(self.cores, self.registry.count())
+        if plan.intra_op != self.plan.intra_op:
+            import torch
+            from threadpoolctl import threadpool_limits
+
+            torch.set_num_threads(plan.intra_op)
+            threadpool_limits(limits=plan.blas)
+            log.debug("threads: rebalanced to %s", plan)
+            self.plan = plan
+        return self.plan
 
 
 def plan_from_environment(requested: int | None, *, cores: int, processes: int,
