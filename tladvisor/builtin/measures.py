@@ -15,7 +15,8 @@ can be compared across datasets and sits beside the raw number in the report:
   one-vs-rest label variance the features explain, net of LogME's complexity penalty. It is a
   squashing of the evidence gain onto [0, 1) like a logistic would be, but with a meaning and no
   free scale; raw LogME moves with the number and balance of classes (LogME_0 is about -0.61 for
-  4 balanced classes, +0.89 for 100), the gain does not;
+  4 balanced classes, +0.89 for 100), the gain does not. Its spread comes from subsets without
+  repeated rows (the delete-d jackknife), not the bootstrap: repeats inflate LogME when rows < features;
 - ``leep``, ``nce`` (only with source-classifier probabilities): normalised ``1 + x / H(Y)``, the
   share of the label entropy the source classifier explains (LEEP of an input-blind classifier and
   NCE of an independent source label are both ``-H(Y)``; a perfect one scores 0);
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tladvisor import hookimpl
-from tladvisor.measures.bootstrap import bootstrap, bootstrap_two_sample
+from tladvisor.measures.bootstrap import bootstrap, bootstrap_two_sample, subsample
 from tladvisor.measures.distances import (
     KernelMeans,
     frechet_distance,
@@ -178,17 +179,20 @@ def transferability_scores(target: _TargetData, *, seed: int) -> dict[str, Score
         return {}
     features, labels = target.features, target.labels
 
-    def resampled(statistic, *arrays: np.ndarray) -> tuple[float, float]:
-        return bootstrap(statistic, *arrays, n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS)
+    def resampled(statistic, *arrays: np.ndarray, weighted: bool = False) -> tuple[float, float]:
+        return bootstrap(statistic, *arrays, n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS,
+                         weighted=weighted)
 
     scores: dict[str, Score] = {}
-    value, spread = resampled(logme, features, labels)
+    # LogME: subsets without repeated rows (repeats inflate it when rows < features; see logme).
+    value, spread = subsample(logme, features, labels, n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS)
     if math.isfinite(value):
         baseline = logme(np.ones((len(labels), 1)), labels)
         scores["logme"] = Score(value, _finite_or_none(spread), _cox_snell_r2(value - baseline),
                                 detail=(f"LogME: log evidence per sample of a Bayesian linear model of the labels on "
                                         f"the features ({value - baseline:+.3f} nats over class frequencies alone)."))
-    value, spread = resampled(hscore_shrinkage, features, labels)
+    # The H-score takes each resample's distinct rows with their counts: the same value, smaller matrices.
+    value, spread = resampled(hscore_shrinkage, features, labels, weighted=True)
     if math.isfinite(value):
         bound = min(target.n_classes - 1, features.shape[1])
         scores["hscore"] = Score(value, _finite_or_none(spread), float(np.clip(value / bound, 0.0, 1.0)),
