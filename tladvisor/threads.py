@@ -127,9 +127,15 @@ class ProcessRegistry:
             # (it would take the file for a dead process's and remove it).
             temporary = self.folder / f".{os.getpid()}.{id(self)}.tmp"
             handle = open(temporary, "w")  # held open (and locked) for the process's lifetime
+        except OSError as error:
+            log.debug("process registry unavailable (%s): counting this process alone", error)
+            return
+        try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.replace(temporary, self.folder / f"{os.getpid()}.lock")
         except OSError as error:
+            handle.close()
+            temporary.unlink(missing_ok=True)
             log.debug("process registry unavailable (%s): counting this process alone", error)
             return
         self._handle = handle
