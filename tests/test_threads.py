@@ -112,3 +112,22 @@ def test_an_automatic_share_follows_the_number_of_processes():
     finally:
         torch.set_num_threads(1)
         threadpool_limits(limits=1)
+
+
+def test_the_cli_applies_threads_before_the_command(monkeypatch, tmp_path):
+    import torch
+
+    from tladvisor.cli import main
+
+    monkeypatch.setattr(threads, "_PLAN", None)
+    monkeypatch.setenv("TLADVISOR_RUNTIME_DIR", str(tmp_path))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TLADVISOR_PLANNED_THREADS"):
+        monkeypatch.setenv(name, "1")  # restored after the test: the plan writes them
+    before = torch.get_num_threads()
+    try:
+        assert main(["--threads", "3", "examples"]) == 0  # a command that loads no plugin
+        assert threads._PLAN.source == "--threads" and torch.get_num_threads() == 3
+        assert os.environ["OMP_NUM_THREADS"] == "3"
+        assert [p.name for p in tmp_path.glob("*.lock")] == [f"{os.getpid()}.lock"]  # registered
+    finally:
+        torch.set_num_threads(before)
