@@ -45,12 +45,21 @@ class Context:
 @click.option("--plugins-dir", type=click.Path(path_type=Path), envvar="TLADVISOR_PLUGINS_DIR",
               help="Folder of *.py plugins to load (also TLADVISOR_PLUGINS_DIR).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for this process (also TLADVISOR_THREADS; default: this machine's cores "
+                   "divided by the tladvisor processes running on it).")
 @click.pass_context
-def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool) -> None:
+def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool, threads: int | None) -> None:
     """tladvisor: which backbone and which transfer strategy for your data, measured and tuned."""
     if debug:
         os.environ["TLADVISOR_DEBUG"] = "1"
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+    from tladvisor.threads import configure_threads
+
+    try:
+        configure_threads(threads)
+    except ValueError as error:  # a bad TLADVISOR_THREADS / OMP_NUM_THREADS
+        raise click.UsageError(str(error)) from None
     ctx.obj = Context(plugins_dir, debug)
 
 

@@ -19,7 +19,7 @@ from tladvisor.records import BackboneMeasurement, Score, StageShift, to_jsonabl
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: LogME maximised to convergence (cached 1s hold the 100-step fixed point)
 MEASURING_HOOKS = ("measure_backbone", "summarise_similarity")
 
 

@@ -15,7 +15,8 @@ can be compared across datasets and sits beside the raw number in the report:
   one-vs-rest label variance the features explain, net of LogME's complexity penalty. It is a
   squashing of the evidence gain onto [0, 1) like a logistic would be, but with a meaning and no
   free scale; raw LogME moves with the number and balance of classes (LogME_0 is about -0.61 for
-  4 balanced classes, +0.89 for 100), the gain does not;
+  4 balanced classes, +0.89 for 100), the gain does not. Its spread comes from subsets without
+  repeated rows (the delete-d jackknife), not the bootstrap: repeats inflate LogME when rows < features;
 - ``leep``, ``nce`` (only with source-classifier probabilities): normalised ``1 + x / H(Y)``, the
   share of the label entropy the source classifier explains (LEEP of an input-blind classifier and
   NCE of an independent source label are both ``-H(Y)``; a perfect one scores 0);
@@ -43,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tladvisor import hookimpl
-from tladvisor.measures.bootstrap import bootstrap, bootstrap_two_sample
+from tladvisor.measures.bootstrap import bootstrap, bootstrap_two_sample, subsample
 from tladvisor.measures.distances import (
     KernelMeans,
     frechet_distance,
@@ -210,11 +211,14 @@ def transferability_scores(target: _TargetData, *, seed: int) -> dict[str, Score
         return {}
     features, labels = target.features, target.labels
 
-    def resampled(statistic, *arrays: np.ndarray) -> tuple[float, float]:
-        return bootstrap(statistic, *arrays, n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS)
+    def resampled(statistic, *arrays: np.ndarray, weighted: bool = False) -> tuple[float, float]:
+        return bootstrap(statistic, *arrays, n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS,
+                         weighted=weighted)
 
     def logme_score() -> Score | None:
-        value, spread = resampled(logme, features, labels)
+        # Subsets without repeated rows: repeats inflate LogME when rows < features (see logme).
+        value, spread = subsample(logme, features, labels, n=BOOTSTRAP_RESAMPLES, seed=seed,
+                                  max_rows=BOOTSTRAP_MAX_ROWS)
         if not math.isfinite(value):
             return None
         baseline = logme(np.ones((len(labels), 1)), labels)
@@ -223,7 +227,8 @@ def transferability_scores(target: _TargetData, *, seed: int) -> dict[str, Score
                              f"the features ({value - baseline:+.3f} nats over class frequencies alone)."))
 
     def hscore_score() -> Score | None:
-        value, spread = resampled(hscore_shrinkage, features, labels)
+        # Each resample's distinct rows with their counts: the same value, smaller matrices.
+        value, spread = resampled(hscore_shrinkage, features, labels, weighted=True)
         if not math.isfinite(value):
             return None
         bound = min(target.n_classes - 1, features.shape[1])
