@@ -47,10 +47,18 @@ class Context:
 @click.pass_context
 def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool) -> None:
     """tladvisor: which backbone and which transfer strategy for your data, measured and tuned."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    ctx.obj = Context(plugins_dir, False)
+    _turn_on_debug(ctx, None, debug)
+
+
+def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:
+    """``--debug`` before or after the command: tracebacks (through the environment) and debug logging."""
     if debug:
         os.environ["TLADVISOR_DEBUG"] = "1"
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
-    ctx.obj = Context(plugins_dir, debug)
+        logging.getLogger().setLevel(logging.DEBUG)
+        if isinstance(ctx.obj, Context):
+            ctx.obj.debug = True
 
 
 @cli.command()
@@ -208,18 +216,29 @@ def report(run_dir: Path) -> None:
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--device", default="auto", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="Output: aligned columns, CSV (path,label,probability) or JSON with the skipped files.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.pass_obj
-def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str, as_json: bool) -> None:
-    """Classify IMAGES with a model saved by a tuning run (MODEL_DIR = <run>/best_model)."""
-    from tladvisor.tuning.predict import predict as run_predict
+def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str, fmt: str, as_json: bool) -> None:
+    """Classify IMAGES (files or folders, searched recursively) with a tuning run's best model.
 
-    results = run_predict(model_dir, list(images), device=device, host=obj.host)
-    if as_json:
-        click.echo(json.dumps(results, indent=2))
-        return
-    for row in results:
-        click.echo(f"{row['path']}\t{row['label']}\t{row['probability']:.4f}")
+    MODEL_DIR is the run folder or its best_model folder. Unreadable files are skipped and listed.
+    """
+    from tladvisor.cli_predict import render, skipped_lines
+    from tladvisor.errors import DatasetError
+    from tladvisor.tuning.predict import predict_all
+
+    predictions = predict_all(model_dir, list(images), device=device, host=obj.host)
+    fmt = "json" if as_json else fmt
+    text = render(predictions, fmt)
+    if text:
+        click.echo(text)
+    if fmt != "json":
+        for line in skipped_lines(predictions):
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+    if not predictions.rows:
+        raise DatasetError(f"no image could be predicted ({len(predictions.skipped)} skipped)")
 
 
 @cli.command()
@@ -256,6 +275,11 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_d
         out.print(f"Best trial: #{tuning.best.number} val accuracy {tuning.best.value:.3f}", markup=False)
     if result.report is not None:
         out.print(f"Report: {result.report}", markup=False, highlight=False)
+
+
+for _command in cli.commands.values():  # every command takes --debug after its name too
+    _command.params.append(click.Option(["--debug"], is_flag=True, expose_value=False, callback=_turn_on_debug,
+                                        help="Show tracebacks and debug logging."))
 
 
 def main(argv: list[str] | None = None) -> int:
