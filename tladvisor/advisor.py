@@ -43,12 +43,17 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def run_name_for(options: AnalysisOptions) -> str:
     """A stable name from the data and the options that change results, so a re-run continues."""
+    from tladvisor.data.naming import data_name
+
     source = Path(options.source).resolve()
+    manifest_options = tuple(str(v) for v in (options.path_column, options.label_column, options.image_root)
+                             if v is not None)  # only when given, so earlier runs keep their names
     key = "|".join(str(v) for v in (source, sorted(options.backbones), options.image_size, options.seed,
-                                     options.max_samples, options.val_fraction))
+                                     options.max_samples, options.val_fraction, *manifest_options))
     # The name is a folder name: characters a file system or a terminal may refuse (a non-UTF-8 byte,
     # a control character) become "_", and a very long name is cut (255 bytes is the usual limit).
-    stem = re.sub(r"[^\w.\- ]", "_", source.stem).strip()[:RUN_NAME_STEM_CHARACTERS] or "data"
+    name = data_name(source, options.image_root)
+    stem = re.sub(r"[^\w.\- ]", "_", name).strip()[:RUN_NAME_STEM_CHARACTERS] or "data"
     return f"{stem}-{hashlib.sha256(key.encode(errors='surrogateescape')).hexdigest()[:8]}"
 
 

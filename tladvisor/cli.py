@@ -63,6 +63,10 @@ def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:
 
 @cli.command()
 @click.argument("data", type=click.Path(path_type=Path))
+@click.option("--path-column", help="Manifest column holding the image paths (default: path, file, image...).")
+@click.option("--label-column", help="Manifest column holding the labels (default: label, class, target...).")
+@click.option("--image-root", type=click.Path(path_type=Path),
+              help="Folder the manifest's paths resolve against and may not leave (default: the manifest's folder).")
 @click.option("--backbone", "-b", "backbones", multiple=True,
               help="Backbone to measure (repeatable). Default: every backbone with weights available offline.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,

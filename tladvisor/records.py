@@ -45,6 +45,9 @@ class AnalysisOptions:
     run_dir: Path | None = None  # filled in by the Advisor: out_dir / run name (stable across re-runs)
     num_workers: int = 0  # DataLoader worker processes
     max_image_pixels: int | None = 89_478_485  # decompression-bomb cap per image (PIL's default); None: PIL's own limit only
+    path_column: str | None = None  # manifest column of image paths (None: the first usual name)
+    label_column: str | None = None  # manifest column of labels (None: the first usual name)
+    image_root: Path | None = None  # manifest paths resolve against it and stay inside it (None: manifest's folder)
 
 
 # --- load -------------------------------------------------------------------------------------------
