@@ -27,7 +27,7 @@ from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
 from tladvisor.embed import default_cache_dir, extract_features, feature_key, stratified_cap
-from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError
+from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost, one_line
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
                                PluginFailure, Score, TuningResult)
@@ -217,11 +217,15 @@ class Advisor:
             self.progress(f"measuring {spec.name}")
             try:
                 measurements.append(self.measure(spec, dataset, options))
+            except WeightsUnavailableError as error:  # go on with the others; say which was left out and why
+                so_far.left_out[spec.name] = " ".join(str(error).split())
             except (BackboneError, DatasetError):
                 raise
             except Exception as error:  # one backbone failing must not lose the others' results
                 self.host.failures.append(PluginFailure(spec.plugin or spec.name, "measure", one_line(error)))
         timings["measure"] = round(time.perf_counter() - started, 3)
+        if not measurements and len(so_far.left_out) == len(backbones):
+            raise WeightsUnavailableError("no backbone has its weights: " + "; ".join(so_far.left_out.values()))
         if not measurements:
             raise TLAdvisorError("every backbone failed to measure: " +
                                  "; ".join(f.error for f in self.host.failures[-len(backbones):]))
@@ -307,6 +311,7 @@ class _SoFar:
         self.measurements: list[BackboneMeasurement] = []
         self.recommendation = None
         self.tuning = None
+        self.left_out: dict[str, str] = {}  # backbones not measured: their weights could not be had
 
     def analysis_run(self, failures: list[PluginFailure]) -> AnalysisRun:
         options = self.options
@@ -314,7 +319,7 @@ class _SoFar:
             run_id=options.run_name, out_dir=Path(options.run_dir), options=options, dataset=self.dataset,
             profile=self.profile, measurements=tuple(self.measurements), recommendation=self.recommendation,
             tuning=self.tuning, plugin_failures=tuple(failures), environment=dict(self.environment),
-            timings=dict(self.timings))
+            timings=dict(self.timings), backbones_left_out=dict(self.left_out))
 
 
 def _with_message(error: TLAdvisorError, message: str) -> TLAdvisorError:

@@ -108,39 +108,9 @@ def analyze(obj: Context, data: Path, **kwargs) -> None:
     options = AnalysisOptions(source=data, plugins_dir=obj.plugins_dir, **kwargs)
     with err.status("starting") as status:
         run = Advisor(options, host=obj.host, progress=lambda message: status.update(message)).run()
-    print_summary(run)
+    from tladvisor.cli_summary import print_summary
 
-
-def print_summary(run) -> None:
-    rec = run.recommendation
-    table = Table(title="Backbones", show_lines=False)
-    table.add_column("backbone", no_wrap=True)
-    for column in ("similarity", "linear probe", "pretraining gain", "LogME", "measured in"):
-        table.add_column(column, justify="right")
-    def fmt(m, name, digits=3):
-        score = m.scores.get(name)
-        return "-" if score is None else f"{score.value:.{digits}f}"
-
-    for m in run.measurements:
-        sim = m.similarity
-        table.add_row(m.backbone, f"{sim.value:.2f} ± {sim.spread or 0:.2f}", fmt(m, "linear_probe_accuracy"),
-                      fmt(m, "pretraining_gain"), fmt(m, "logme"),
-                      "cache" if m.from_cache else f"{m.seconds:.1f} s")
-    out.print(table)
-    if rec is not None:
-        out.print(f"[bold]Recommendation:[/] {rec.backbone}: {rec.strategy} "
-                  f"(freeze {rec.freeze_depth} of {rec.n_stages} stages), "
-                  f"lr head {rec.learning_rates.get('head', 0):.0e}, "
-                  f"backbone {rec.learning_rates.get('backbone', 0):.0e}, confidence {rec.confidence:.2f}")
-        for sentence in rec.rationale:
-            out.print(f"  - {sentence}", markup=False, highlight=False)
-    if run.tuning is not None and run.tuning.best is not None:
-        best = run.tuning.best
-        out.print(f"[bold]Best trial:[/] #{best.number} val accuracy {best.value:.3f} "
-                  f"{best.params.get('backbone')} {best.params.get('strategy')}; model in {run.tuning.best_model_dir}")
-    for failure in run.plugin_failures:
-        err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
-    out.print(f"Report: {run.out_dir / 'index.html'}", markup=False)
+    print_summary(run, out, err)
 
 
 @cli.command()
@@ -199,10 +169,18 @@ def backbones(obj: Context, as_json: bool) -> None:
         for column in ("input px", "features", "stages"):
             table.add_column(column, justify="right")
         table.add_column("weights offline")
+        missing = []
         for spec in specs.values():
+            available = spec.weights_available()
+            missing += [] if available else [spec]
             table.add_row(spec.name, spec.plugin, str(spec.preprocessing.input_size), str(spec.feature_dim),
-                          str(spec.n_stages), "yes" if spec.weights_available() else "no")
+                          str(spec.n_stages), "yes" if available else "no (see below)")
         out.print(table)
+        for spec in missing:  # how to get each missing file: where it goes and where it comes from
+            source = f"download {spec.weights_url} to " if spec.weights_url else "place the weights at "
+            out.print(f"{spec.name}: weights not available offline; {source}{spec.weights_location or '(unknown path)'}"
+                      + (" (or run once online)" if spec.weights_url else ""), markup=False, highlight=False,
+                      soft_wrap=True)
     for failure in obj.host.failures:
         err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
 

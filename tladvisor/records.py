@@ -245,6 +245,7 @@ class AnalysisRun:
     plugin_failures: tuple[PluginFailure, ...] = ()
     environment: dict[str, Any] = field(default_factory=dict)  # versions, device, command
     timings: dict[str, float] = field(default_factory=dict)
+    backbones_left_out: dict[str, str] = field(default_factory=dict)  # name -> why (weights unavailable)
 
 
 # --- JSON -------------------------------------------------------------------------------------------

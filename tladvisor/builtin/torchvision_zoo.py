@@ -132,6 +132,7 @@ def spec_for(name: str) -> BackboneSpec:
         license=LICENSE,
         weights_id=f"torchvision:{weights.__class__.__name__}.{weights.name}",
         weights_location=str(path),
+        weights_url=weights.url,
         weights_available=path.is_file,
         description=f"torchvision {name}, {weights.__class__.__name__}.{weights.name} "
                     f"(ImageNet top-1 {weights.meta['_metrics']['ImageNet-1K']['acc@1']}%)",
