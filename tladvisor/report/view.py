@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from tladvisor.report import charts
+from tladvisor.report import charts, glossary
 from tladvisor.report.charts import Bar
 from tladvisor.report.svg import STRATEGY_COLOURS, colour, finite, fmt
 from tladvisor.report.thumbnails import class_thumbnails
@@ -34,6 +34,11 @@ def strategy_label(strategy: str | None) -> str:
     return (strategy or "—").replace("_", " ")
 
 
+def accuracy_text(value) -> str:
+    """An accuracy with three decimals, always (1.000, not 1)."""
+    return f"{value:.3f}" if finite(value) else "—"
+
+
 # --- verdict ----------------------------------------------------------------------------------------
 
 
@@ -50,12 +55,14 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
             "backbone": recommendation.get("backbone"),
             "strategy": recommendation.get("strategy"),
             "strategy_label": strategy_label(recommendation.get("strategy")),
+            "strategy_meaning": glossary.explain(recommendation.get("strategy")),
             "strategy_colour": STRATEGY_COLOURS.get(recommendation.get("strategy"), "#6b7280"),
             "freeze_depth": depth,
             "n_stages": n_stages,
             "freeze_text": f"{depth} of {n_stages} stages frozen",
             "stage_strip": charts.stage_strip(stage_names, depth, f"{depth} of {n_stages} stages frozen"),
-            "learning_rates": [(name.replace("_", " "), fmt(value)) for name, value in rates.items()],
+            "learning_rates": [(name.replace("_", " "), "frozen" if name == "backbone" and value == 0 else fmt(value))
+                               for name, value in rates.items()],
             "confidence": fmt(confidence, 2),
             "confidence_percent": round(100 * confidence) if finite(confidence) else None,
             "confidence_word": _confidence_word(confidence),
@@ -64,7 +71,7 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
         }
     best = (analysis.get("tuning") or {}).get("best")
     if best and finite(best.get("value")):
-        view["best_trial"] = {"number": best.get("number"), "value": fmt(best["value"]),
+        view["best_trial"] = {"number": best.get("number"), "value": accuracy_text(best["value"]),
                               "strategy": strategy_label((best.get("params") or {}).get("strategy"))}
     return view
 
@@ -406,7 +413,7 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         "device": tuning.get("device"),
         "requested": tuning.get("requested_trials"),
         "states": sorted(states.items(), key=lambda item: str(item[0])),
-        "best": best and {"number": best.get("number"), "value": fmt(best.get("value")),
+        "best": best and {"number": best.get("number"), "value": accuracy_text(best.get("value")),
                           "params": _params_text(best.get("params") or {})},
         "best_model_dir": tuning.get("best_model_dir"),
         "history_chart": charts.history_chart(trials, "Optimisation history: accuracy per trial and running best"),
@@ -417,6 +424,9 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         "curves_chart": charts.line_chart(curves, "Validation accuracy per epoch, best trial of each strategy",
                                           x_label="epoch", y_label="validation accuracy"),
         "curve_rows": curve_rows,
+        "curves_title": ("transfer against scratch" if "from_scratch" in (tuning.get("best_by_strategy") or {})
+                         else "best trial of each strategy"),
+        "glossary": glossary.entries(t.get("strategy") for t in trials),
         "param_columns": (columns := _param_columns(trials)),
         "trials": [_trial_row(trial, best, columns) for trial in sorted(trials, key=lambda t: t["number"])],
     }
@@ -460,10 +470,11 @@ def _params_text(params: dict) -> str:
 def _trial_row(trial: dict, best: dict | None, columns: list[str]) -> dict[str, Any]:
     params = trial["params"]
     return {"number": trial.get("number"), "state": trial.get("state"), "strategy": strategy_label(trial.get("strategy")),
+            "strategy_meaning": glossary.explain(trial.get("strategy")),
             "backbone": params.get("backbone", "—"),
             "params": [(fmt(params.get(k)) if k in params else "—", params.get(k) if finite(params.get(k)) else None)
                        for k in columns],
-            "value": fmt(trial.get("value")), "value_sort": trial.get("value") if finite(trial.get("value")) else None,
+            "value": accuracy_text(trial.get("value")), "value_sort": trial.get("value") if finite(trial.get("value")) else None,
             "duration": fmt(trial.get("duration_s")), "duration_sort": trial.get("duration_s"),
             "reason": trial.get("reason") or "", "best": bool(best) and trial.get("number") == best.get("number")}
 
