@@ -14,13 +14,15 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from tladvisor.data.assemble import Candidate, build_dataset
 from tladvisor.data.images import DEFAULT_MAX_PIXELS
 from tladvisor.errors import DatasetError, UnsafeFileError
 from tladvisor.records import Dataset, SkippedFile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 PATH_COLUMNS = ("path", "filepath", "file_path", "file", "image", "image_path", "filename", "file_name")
@@ -38,6 +40,8 @@ def is_manifest(source: Path) -> bool:
 
 
 def read_table(manifest: Path) -> pd.DataFrame:
+    import pandas as pd  # here, not at the top: every command loads this module, few read a manifest
+
     try:
         if manifest.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(manifest)
@@ -57,6 +61,8 @@ def find_column(columns, wanted: tuple[str, ...]) -> str | None:
 
 def cell_text(value) -> str:
     """A cell as text: '' for missing, '3' (not '3.0') for integral numbers."""
+    import pandas as pd  # already imported by read_table: a dictionary look-up
+
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return ""
     if isinstance(value, float) and value.is_integer():
