@@ -52,3 +52,9 @@ def test_scratch_comparison_only_when_scratch_ran_and_glossary_explains_lp_ft():
     assert "transfer against scratch" not in html
     assert REASON in html  # whole, in the state cell rather than a last column that scrolls out of view
     assert 'title="linear probe, then fine-tune' in html
+
+
+def test_a_backbone_left_out_is_a_warning_of_the_report():
+    data = {**analysis({}), "backbones_left_out": {"resnet18": "weights not in the cache at /c/r.pth"}}
+    assert {"kind": "backbone left out", "text": "resnet18 was not measured: weights not in the cache at /c/r.pth"} \
+        in verdict_view(data)["warnings"]

@@ -105,6 +105,8 @@ def collect_warnings(analysis: dict) -> list[dict[str, str]]:
     for failure in analysis.get("plugin_failures") or ():
         add("plugin failure", f"Plugin '{failure.get('plugin')}' failed in {failure.get('hook')}: "
                               f"{failure.get('error')}. Results from the other plugins still stand.")
+    for name, reason in (analysis.get("backbones_left_out") or {}).items():
+        add("backbone left out", f"{name} was not measured: {reason}")
     for message in (analysis.get("recommendation") or {}).get("warnings") or ():
         add("recommendation", message)
     for measured in analysis.get("backbones") or ():
