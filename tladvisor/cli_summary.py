@@ -12,6 +12,12 @@ from tladvisor.records import AnalysisRun
 GREYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
+def printable(text: str) -> str:
+    """Text any terminal encoding takes: a file or class name that is not UTF-8 (held by Python as lone
+    surrogates) is shown with backslash escapes instead of failing the print."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
@@ -75,18 +81,19 @@ def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
                   f"(freeze {rec.freeze_depth} of {rec.n_stages} stages), "
                   f"{learning_rate_text(rec.learning_rates, rec.strategy)}, confidence {rec.confidence:.2f}")
         for sentence in rec.rationale:
-            out.print(f"  - {sentence}", markup=False, highlight=False)
+            out.print(printable(f"  - {sentence}"), markup=False, highlight=False)
     if run.tuning is not None and run.tuning.best is not None:
         best = run.tuning.best
         n_val = run.profile.split_counts.get("val") if run.profile is not None else None
         on = f" on {_count(n_val, 'image')}" if n_val else ""
-        out.print(f"[bold]Best trial:[/] #{best.number} val accuracy {best.value:.3f}{on} "
-                  f"{best.params.get('backbone')} {best.params.get('strategy')}; model in {run.tuning.best_model_dir}")
+        out.print(printable(f"[bold]Best trial:[/] #{best.number} val accuracy {best.value:.3f}{on} "
+                            f"{best.params.get('backbone')} {best.params.get('strategy')}; "
+                            f"model in {run.tuning.best_model_dir}"))
     for failure in run.plugin_failures:
-        err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
+        err.print(printable(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}"), markup=False)
     warnings = run_warnings(run)
     if warnings:
         out.print(f"[bold yellow]Warnings ({len(warnings)}):[/]")
         for line in warnings:
-            out.print(f"  ! {line}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"Report: {run.out_dir / 'index.html'}", markup=False)
+            out.print(printable(f"  ! {line}"), markup=False, highlight=False, soft_wrap=True)
+    out.print(printable(f"Report: {run.out_dir / 'index.html'}"), markup=False)
