@@ -116,3 +116,15 @@ def test_cli_nothing_predictable_is_one_error_line_and_status_2(run_dir, tmp_pat
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and out == ""
     assert lines[-1] == "error: no image could be predicted (1 skipped)"
+
+
+def test_a_file_name_that_is_not_utf8_is_printed_escaped(run_dir, tmp_path, capsys, write_plugin):
+    import os
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1 bytes: a lone surrogate in Python
+    write_image(folder / name)
+    (folder / os.fsdecode(b"bad\xff.png")).write_bytes(b"nope")
+    code, out, err = run_cli(capsys, write_plugin, run_dir, folder)
+    assert code == 0 and "caf\\xe9.png" in out and "bad\\xff.png: cannot read image" in err

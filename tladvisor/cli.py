@@ -172,7 +172,8 @@ def backbones(obj: Context, as_json: bool) -> None:
         missing = []
         for spec in specs.values():
             available = spec.weights_available()
-            missing += [] if available else [spec]
+            if not available:
+                missing.append(spec)
             table.add_row(spec.name, spec.plugin, str(spec.preprocessing.input_size), str(spec.feature_dim),
                           str(spec.n_stages), "yes" if available else "no (see below)")
         out.print(table)

@@ -15,11 +15,16 @@ from tladvisor.tuning.predict import Predictions
 FORMATS = ("table", "csv", "json")
 
 
+def printable(text: str) -> str:
+    """A file name that is not UTF-8 (lone surrogates in Python) with backslash escapes, not a crash."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def render(predictions: Predictions, fmt: str) -> str:
     """The predictions as text in ``fmt`` (one of :data:`FORMATS`)."""
-    rows = predictions.rows
-    if fmt == "json":
-        return json.dumps({"predictions": rows, "skipped": predictions.skipped}, indent=2)
+    if fmt == "json":  # json.dumps escapes lone surrogates itself
+        return json.dumps({"predictions": predictions.rows, "skipped": predictions.skipped}, indent=2)
+    rows = [{**row, "path": printable(row["path"])} for row in predictions.rows]
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=("path", "label", "probability"), lineterminator="\n")
@@ -37,4 +42,4 @@ def render(predictions: Predictions, fmt: str) -> str:
 
 def skipped_lines(predictions: Predictions) -> list[str]:
     """One line per skipped input, then nothing: ``skipped PATH: REASON``."""
-    return [f"skipped {s['path']}: {s['reason']}" for s in predictions.skipped]
+    return [printable(f"skipped {s['path']}: {s['reason']}") for s in predictions.skipped]
