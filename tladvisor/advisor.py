@@ -28,7 +28,7 @@ from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
 from tladvisor.embed import default_cache_dir, extract_features, feature_key, stratified_cap
-from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError
+from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost, one_line
 from tladvisor.report.sections import collect_sections, stored_analysis
 from tladvisor.strategies import describe_strategies
@@ -46,12 +46,17 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def run_name_for(options: AnalysisOptions) -> str:
     """A stable name from the data and the options that change results, so a re-run continues."""
+    from tladvisor.data.naming import data_name
+
     source = Path(options.source).resolve()
+    manifest_options = tuple(str(v) for v in (options.path_column, options.label_column, options.image_root)
+                             if v is not None)  # only when given, so earlier runs keep their names
     key = "|".join(str(v) for v in (source, sorted(options.backbones), options.image_size, options.seed,
-                                     options.max_samples, options.val_fraction))
+                                     options.max_samples, options.val_fraction, *manifest_options))
     # The name is a folder name: characters a file system or a terminal may refuse (a non-UTF-8 byte,
     # a control character) become "_", and a very long name is cut (255 bytes is the usual limit).
-    stem = re.sub(r"[^\w.\- ]", "_", source.stem).strip()[:RUN_NAME_STEM_CHARACTERS] or "data"
+    name = data_name(source, options.image_root)
+    stem = re.sub(r"[^\w.\- ]", "_", name).strip()[:RUN_NAME_STEM_CHARACTERS] or "data"
     return f"{stem}-{hashlib.sha256(key.encode(errors='surrogateescape')).hexdigest()[:8]}"
 
 
@@ -228,6 +233,8 @@ class Advisor:
             self.progress(f"measuring {spec.name}")
             try:
                 measurements.append(self.measure(spec, dataset, options))
+            except WeightsUnavailableError as error:  # go on with the others; say which was left out and why
+                so_far.left_out[spec.name] = " ".join(str(error).split())
             except (BackboneError, DatasetError):
                 raise
             except Exception as error:  # one backbone failing must not lose the others' results
@@ -236,6 +243,8 @@ class Advisor:
         # their times are told apart: "embed" is the forward passes (or the feature cache), "measure" the rest.
         timings["embed"] = round(self.embed_seconds, 3)
         timings["measure"] = round(time.perf_counter() - started - self.embed_seconds, 3)
+        if not measurements and len(so_far.left_out) == len(backbones):
+            raise WeightsUnavailableError("no backbone has its weights: " + "; ".join(so_far.left_out.values()))
         if not measurements:
             raise TLAdvisorError("every backbone failed to measure: " +
                                  "; ".join(f.error for f in self.host.failures[-len(backbones):]))
@@ -322,6 +331,7 @@ class _SoFar:
         self.recommendation = None
         self.tuning = None
         self.strategies: dict = {}  # the registry as analysis.json stores it
+        self.left_out: dict[str, str] = {}  # backbones not measured: their weights could not be had
 
     def analysis_run(self, failures: list[PluginFailure]) -> AnalysisRun:
         options = self.options
@@ -329,7 +339,7 @@ class _SoFar:
             run_id=options.run_name, out_dir=Path(options.run_dir), options=options, dataset=self.dataset,
             profile=self.profile, measurements=tuple(self.measurements), recommendation=self.recommendation,
             tuning=self.tuning, plugin_failures=tuple(failures), environment=dict(self.environment),
-            timings=dict(self.timings), strategies=dict(self.strategies))
+            timings=dict(self.timings), strategies=dict(self.strategies), backbones_left_out=dict(self.left_out))
 
 
 def _with_message(error: TLAdvisorError, message: str) -> TLAdvisorError:

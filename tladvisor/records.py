@@ -48,6 +48,9 @@ class AnalysisOptions:
     run_dir: Path | None = None  # filled in by the Advisor: out_dir / run name (stable across re-runs)
     num_workers: int = 0  # DataLoader worker processes
     max_image_pixels: int | None = 89_478_485  # decompression-bomb cap per image (PIL's default); None: PIL's own limit only
+    path_column: str | None = None  # manifest column of image paths (None: the first usual name)
+    label_column: str | None = None  # manifest column of labels (None: the first usual name)
+    image_root: Path | None = None  # manifest paths resolve against it and stay inside it (None: manifest's folder)
 
 
 # --- load -------------------------------------------------------------------------------------------
@@ -248,6 +251,7 @@ class AnalysisRun:
     # The strategy registry as analysis.json stores it (tladvisor.strategies.describe_strategies):
     # name -> {description, pretrained, freeze, colour, plugin}; empty: the built-ins.
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backbones_left_out: dict[str, str] = field(default_factory=dict)  # name -> why (weights unavailable)
 
 
 # --- JSON -------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Schema 1 (non-finite numbers are ``null``)::
 
     schema_version, run_id, created (ISO 8601), out_dir, options {AnalysisOptions fields},
     environment {versions {package: version}, device, command, seed, platform, ...}, timings {stage: s},
-    plugin_failures [{plugin, hook, error}],
+    plugin_failures [{plugin, hook, error}], backbones_left_out {name: reason},
     dataset null | {root, source_format, notes, n_samples, n_classes, classes, class_counts {class: n},
                     skipped [{path, reason}], examples {class: [up to 6 paths]},
                     profile null | {samples_per_class_min, samples_per_class_median, imbalance_ratio,
@@ -64,6 +64,7 @@ def build_analysis(run: AnalysisRun) -> dict[str, Any]:
         "environment": _environment(run),
         "timings": to_jsonable(run.timings),
         "plugin_failures": [to_jsonable(failure) for failure in run.plugin_failures],
+        "backbones_left_out": dict(run.backbones_left_out),
         "dataset": _dataset(run.dataset, run.profile),
         "backbones": [_backbone(measurement) for measurement in run.measurements],
         "recommendation": to_jsonable(run.recommendation),
