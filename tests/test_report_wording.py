@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from tladvisor.report.html import render_report
 from tladvisor.report.svg import fmt
-from tladvisor.report.view import tuning_view, verdict_view
+from tladvisor.report.tuning_view import tuning_view
+from tladvisor.report.view import verdict_view
 
 REASON = "interrupted by SIGTERM at epoch 3 of 8 while training the backbone; the curve so far is kept"
 
