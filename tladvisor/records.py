@@ -45,6 +45,7 @@ class AnalysisOptions:
     run_dir: Path | None = None  # filled in by the Advisor: out_dir / run name (stable across re-runs)
     num_workers: int = 0  # DataLoader worker processes
     max_image_pixels: int | None = 89_478_485  # decompression-bomb cap per image (PIL's default); None: PIL's own limit only
+    class_weights: str = "none"  # "balanced": the training loss weights each class by its inverse frequency
 
 
 # --- load -------------------------------------------------------------------------------------------
@@ -196,6 +197,7 @@ class TrialRecord:
     duration_s: float | None = None
     reason: str | None = None  # why it failed or was pruned
     learning_curve: tuple[float, ...] = ()  # validation accuracy per epoch
+    metrics: dict[str, float] = field(default_factory=dict)  # balanced_accuracy, macro_f1 at the best epoch
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,8 @@ class TuningResult:
     device: str = "cpu"
     param_importances: dict[str, float] = field(default_factory=dict)
     best_by_strategy: dict[str, int] = field(default_factory=dict)  # strategy -> best trial number
+    stop_reason: str | None = None  # why tuning stopped, and how to continue
+    versus_advice: dict[str, Any] | None = None  # the advised trial against the best one (results.versus_advice)
 
 
 # --- report -----------------------------------------------------------------------------------------
