@@ -23,8 +23,10 @@ from tladvisor.errors import DatasetError, TLAdvisorError
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.testing import tiny_backbone_spec
-from tladvisor.tuning import model_io, search, study as study_module
+from tladvisor.tuning import model_io, search
+from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.search import suggest_params
+from tladvisor.tuning.study import trial_run
 from tladvisor.tuning.study import (NOT_RUN, PROCESS, Heartbeat, Tuner, display_url, network_filesystem,
                                     open_storage, process_gone, process_identity, read_description)
 from tladvisor.tuning.trainer import TrainedModel
@@ -249,7 +251,7 @@ def test_a_worker_whose_heartbeat_stops_loses_its_trial_to_a_retry_with_the_same
 
 def test_a_worker_presumed_lost_drops_its_result_instead_of_counting_it_twice(host, options, monkeypatch):
     tuner, study = started(host, options)
-    real_train = study_module.train_trial
+    real_train = trial_run.train_trial
 
     def closed_by_another_worker_midway(spec, config, data, device, *, seed, on_epoch):
         def on_epoch_then_closed(epoch, value):
@@ -259,8 +261,8 @@ def test_a_worker_presumed_lost_drops_its_result_instead_of_counting_it_twice(ho
                 study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
         return real_train(spec, config, data, device, seed=seed, on_epoch=on_epoch_then_closed)
 
-    monkeypatch.setattr(study_module, "train_trial", closed_by_another_worker_midway)
-    data = study_module.TuningData(loaded(host, options), options, torch.device("cpu"))
+    monkeypatch.setattr(trial_run, "train_trial", closed_by_another_worker_midway)
+    data = TuningData(loaded(host, options), options, torch.device("cpu"))
     trial = tuner._claim(study, 3)
     state = tuner.run_trial(study, trial, data, RECOMMENDATION, {"tiny_cnn": tiny_backbone_spec()}, torch.device("cpu"))
     assert state is None

@@ -38,16 +38,17 @@ WORKER = textwrap.dedent("""
     torch.set_num_threads(1)
     storage, study_name, machine, hang = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "hang"
     socket.gethostname = lambda: machine
-    from tladvisor.tuning import search, study
+    from tladvisor.tuning import search
+    from tladvisor.tuning.study import trial_run
     search.EPOCHS_CPU = tuple(int(n) for n in os.environ.get("TLADVISOR_TEST_EPOCHS", "3,5").split(","))
     if hang:  # report the first epoch, then hang: the test kills this process mid-trial
-        train = study.train_trial
+        train = trial_run.train_trial
         def train_and_hang(*args, on_epoch, **kwargs):
             def report_then_hang(epoch, value):
                 on_epoch(epoch, value)
                 time.sleep(600)
             return train(*args, on_epoch=report_then_hang, **kwargs)
-        study.train_trial = train_and_hang
+        trial_run.train_trial = train_and_hang
     from tladvisor.tuning.worker import run_worker
     started = time.perf_counter()
     result = run_worker(storage, study_name, wait=60)

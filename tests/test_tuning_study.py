@@ -193,7 +193,7 @@ def test_a_broken_setup_stops_after_the_failure_cap(shapes, options, host, monke
     def broken(*_args, **_kwargs):
         raise RuntimeError("backbone exploded")
 
-    monkeypatch.setattr("tladvisor.tuning.study.train_trial", broken)
+    monkeypatch.setattr("tladvisor.tuning.study.trial_run.train_trial", broken)
     result = Tuner(replace(options, trials=3), host=host, max_failures=2).run(
         shapes, RECOMMENDATION, [tiny_backbone_spec()])
     assert [(t.state, t.reason) for t in result.trials] == [("FAIL", "RuntimeError: backbone exploded")] * 2
