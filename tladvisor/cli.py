@@ -131,6 +131,11 @@ def print_summary(run) -> None:
         best = run.tuning.best
         out.print(f"[bold]Best trial:[/] #{best.number} val accuracy {best.value:.3f} "
                   f"{best.params.get('backbone')} {best.params.get('strategy')}; model in {run.tuning.best_model_dir}")
+    if run.tuning is not None:
+        from tladvisor.tuning.results import summary_lines
+
+        for line in summary_lines(run.tuning):
+            out.print(line, markup=False, highlight=False)
     for failure in run.plugin_failures:
         err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
     out.print(f"Report: {run.out_dir / 'index.html'}", markup=False)

@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tladvisor.records import TrialRecord
+from tladvisor.records import TrialRecord, TuningResult
 from tladvisor.tuning.imbalance import METRICS
 
 log = logging.getLogger(__name__)
@@ -130,3 +130,13 @@ def versus_advice(trials: list[FrozenTrial]) -> dict[str, Any] | None:
                            f"{config_label(trial_params(advice))}) reached validation accuracy {advice.value:.3f} "
                            f"and none of the other {others} finished trials beat it.")
     return view
+
+
+def summary_lines(result: TuningResult) -> list[str]:
+    """What the terminal says after tuning: the advice against the best trial, and why tuning stopped."""
+    lines = []
+    if result.versus_advice and result.versus_advice.get("summary"):
+        lines.append(result.versus_advice["summary"])
+    if result.stop_reason:
+        lines.append(f"Tuning stopped: {result.stop_reason}.")
+    return lines

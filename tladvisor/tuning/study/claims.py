@@ -32,12 +32,17 @@ CLAIMS = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState
 NOT_RUN = "not_run"  # user attr: the trial lost the race for the last slots and never trained
 
 
+STOPPED_BY = "stopped_by"  # user attr: "timeout" for a trial the --timeout deadline stopped
+
+
 def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
                            backbones: Sequence[BackboneSpec]) -> None:
-    """The recommendation is the first trial; enqueued again only if it never ran to an end."""
+    """The recommendation is the first trial; enqueued again only if it never ran to an end (failed, or
+    stopped by the ``--timeout`` deadline: without its own result the advice cannot be compared)."""
     params = recommendation_params(recommendation, backbones)
     for trial in study.get_trials(deepcopy=False):
-        if trial.system_attrs.get("fixed_params") == params and trial.state != TrialState.FAIL:
+        cut_short = trial.state == TrialState.FAIL or trial.user_attrs.get(STOPPED_BY) == "timeout"
+        if trial.system_attrs.get("fixed_params") == params and not cut_short:
             return
     study.enqueue_trial(params, user_attrs={"source": "recommendation"})
 
