@@ -36,7 +36,8 @@ class TrialProgress:
         self.label = config_label(params if self.several_backbones else {k: v for k, v in params.items()
                                                                         if k != "backbone"})
         self.epochs = int(params.get("epochs") or 0)
-        progress.current().status(f"{self._counted()} {self.label}: training")
+        epochs = f", up to {self.epochs} epochs" if self.epochs else ""
+        progress.current().stage(f"{self._counted()} {self.label}: training{epochs}")
 
     def epoch(self, epoch: int, value: float) -> None:
         of = f"/{self.epochs}" if self.epochs else ""
