@@ -439,7 +439,7 @@ def budget_text(n_trials: int, requested, timeout) -> str:
     limit = f"--timeout {fmt(timeout)} s" if finite(timeout) and timeout else ""
     if requested:
         return f"{n_trials} of {requested} requested" + (f" ({limit})" if limit else "")
-    return f"{n_trials} trials (no trial cap" + (f"; {limit})" if limit else ")")
+    return f"{n_trials} trial{'' if n_trials == 1 else 's'} (no trial cap" + (f"; {limit})" if limit else ")")
 
 
 def _metric_columns(analysis: dict, trials: list[dict]) -> list[str]:

@@ -111,10 +111,12 @@ def versus_advice(trials: list[FrozenTrial]) -> dict[str, Any] | None:
     }
     n = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     if advice not in complete:
-        found = (f"; the best trial is {best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
+        found = (f"; the best so far is trial {best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
                  if best else "")
-        view["summary"] = (f"The advised config (trial {advice.number}) did not finish "
-                           f"({advice.state.name.lower()}), so tuning cannot say whether it beat the advice{found}.")
+        how = ("stopped by the --timeout deadline; the next run tries it again"
+               if advice.user_attrs.get("stopped_by") == "timeout" else advice.state.name.lower())
+        view["summary"] = (f"The advised config (trial {advice.number}) did not finish ({how}), so tuning cannot "
+                           f"say yet whether the search beat it{found}.")
         return view
     view["beats_advice"] = best is not None and best.number != advice.number and best.value > advice.value
     if view["beats_advice"]:

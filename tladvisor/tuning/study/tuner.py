@@ -214,9 +214,10 @@ class Tuner:
                 self.stop_reason = "no budget: neither --trials nor --timeout was given"
                 break
             if deadline is not None and time.monotonic() >= deadline:
-                so_far = f"{finished} of {budget}" if budget else f"{finished}"
-                self.stop_reason = (f"the --timeout of {options.timeout:g} s ran out with {so_far} finished trials "
-                                    f"in the study ({len(self.trials_run)} run now); the same command continues it")
+                so_far = (f"{finished} of {budget} trials" if budget else
+                          f"{finished} trial{'' if finished == 1 else 's'}")
+                self.stop_reason = (f"the --timeout of {options.timeout:g} s ran out: {so_far} finished in the study "
+                                    f"({len(self.trials_run)} run now); the same command continues it")
                 break
             if failures >= max_failures:
                 log.warning("stopping the search after %d failed trials in this run", failures)
