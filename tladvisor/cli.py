@@ -255,7 +255,8 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_d
     from tladvisor.tuning.worker import run_worker
 
     optuna.logging.set_verbosity(optuna.logging.INFO if obj.debug else optuna.logging.WARNING)
-    with err.status(f"worker: study {study_name}"):
+    with progress.for_console(err) as reporter:
+        reporter.stage(f"worker: study {study_name}")
         result = run_worker(storage, study_name, host=obj.host, plugins_dir=obj.plugins_dir, data=data,
                             run_dir=run_dir, trials=trials, device=device, wait=wait)
     tuning = result.tuning

@@ -121,9 +121,12 @@ def tune(dataset, recommendation, backbones, options, host):
     """Run the hyper-parameter search and keep the best model.
 
     Arguments: ``dataset`` (``Dataset``), ``recommendation``, ``backbones`` (list of
-    ``BackboneSpec``), ``options`` (``AnalysisOptions``; ``options.trials`` is the budget), ``host``
-    (the :class:`tladvisor.plugins.PluginHost` of the run, to call ``search_space`` through).
-    Return a :class:`tladvisor.records.TuningResult`, or ``None`` to let the next tuner run.
+    ``BackboneSpec``), ``options`` (``AnalysisOptions``; the budget is ``options.trials`` finished
+    trials and/or ``options.timeout`` wall-clock seconds, whichever ends first; either alone is the whole
+    budget), ``host`` (the :class:`tladvisor.plugins.PluginHost` of the run, to call ``search_space``
+    through). Progress goes to :func:`tladvisor.progress.current`. Return a
+    :class:`tladvisor.records.TuningResult` (``stop_reason`` says why the search stopped), or ``None``
+    to let the next tuner run.
     firstresult.
     """
 

@@ -128,9 +128,11 @@ def versus_advice(trials: list[FrozenTrial]) -> dict[str, Any] | None:
     else:
         view["gain"] = 0.0
         others = max(0, n - 1)
+        rivals = ("no other trial has finished yet" if others == 0 else "the one other finished trial did not beat it"
+                  if others == 1 else f"none of the other {others} finished trials beat it")
         view["summary"] = (f"The advice held: the advised config (trial {advice.number}, "
                            f"{config_label(trial_params(advice))}) reached validation accuracy {advice.value:.3f} "
-                           f"and none of the other {others} finished trials beat it.")
+                           f"and {rivals}.")
     return view
 
 

@@ -27,12 +27,14 @@ class TrialProgress:
         self.ordinal = 0
         self.label = ""
         self.epochs = 0
+        self.trial_started = clock()
 
     def _counted(self) -> str:
         return f"trial {self.ordinal}/{self.budget}" if self.budget else f"trial {self.ordinal}"
 
     def started(self, finished_before: int, params: dict[str, Any]) -> None:
         self.ordinal = finished_before + 1
+        self.trial_started = self.clock()
         self.label = config_label(params if self.several_backbones else {k: v for k, v in params.items()
                                                                         if k != "backbone"})
         self.epochs = int(params.get("epochs") or 0)
@@ -65,14 +67,19 @@ class TrialProgress:
         return "".join(f", {names[name]} {metrics[name]:.3f}" for name in METRICS if name in metrics)
 
     def _left(self, *, finished: int, running: bool) -> str:
-        """``; about 3 min left`` (the budget's trials at this run's mean pace, capped by the deadline)."""
+        """``; about 3 min left``: the budget's trials at this run's mean pace (a running trial counts for at
+        least what it has taken so far), capped by the deadline."""
         estimates = []
-        if self.budget and self.durations:
-            mean = sum(self.durations) / len(self.durations)
-            estimates.append(max(0.0, (self.budget - finished - (0.5 if running else 0)) * mean))
+        if self.budget and (self.durations or running):
+            elapsed = self.clock() - self.trial_started if running else 0.0
+            pace = sum(self.durations) / len(self.durations) if self.durations else elapsed
+            pace = max(pace, elapsed)
+            after = max(0, self.budget - finished - (1 if running else 0))
+            if pace > 0:
+                estimates.append((pace - elapsed) + after * pace)
         if self.deadline is not None:
             estimates.append(max(0.0, self.deadline - self.clock()))
-        if not estimates or (not running and self.budget and finished >= self.budget):
+        if not estimates or min(estimates) < 1 or (not running and self.budget and finished >= self.budget):
             return ""
         return f"; about {progress.duration_text(min(estimates))} left"
 
