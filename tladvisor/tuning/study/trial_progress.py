@@ -76,7 +76,7 @@ class TrialProgress:
             pace = max(pace, elapsed)
             after = max(0, self.budget - finished - (1 if running else 0))
             if pace > 0:
-                estimates.append((pace - elapsed) + after * pace)
+                estimates.append((pace - elapsed if running else 0.0) + after * pace)
         if self.deadline is not None:
             estimates.append(max(0.0, self.deadline - self.clock()))
         if not estimates or min(estimates) < 1 or (not running and self.budget and finished >= self.budget):
