@@ -43,7 +43,7 @@ def test_off_a_terminal_lines_are_plain_time_stamped_and_counts_are_rate_limited
         counter.advance(10)
     reporter.line("trial 1/2 feature_extraction val 0.900 (best 0.900) 3 s")
     lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
-    assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in stream.getvalue().splitlines())
+    assert all(re.match(r"\[\d\d:\d\d:\d\d\] ", line) for line in stream.getvalue().splitlines())
     assert lines == [
         "measuring tiny_cnn",
         "embedding with tiny_cnn: 100/300 images, 10 img/s, ETA 20 s",  # 10 s after the stage line
@@ -93,7 +93,7 @@ def plugins_dir(write_plugin):
 def test_analyze_with_output_redirected_prints_progress_lines_and_quiet_prints_none(plugins_dir, tmp_path, capsys):
     data = write_image_folder(tmp_path / "data", n_classes=3, per_class=10)
     assert analyze_tiny(plugins_dir, data, tmp_path, "--trials", "2", "--batch-size", "8") == 0
-    err = [line.split(" ", 1)[1] for line in capsys.readouterr().err.splitlines() if re.match(r"\d\d:\d\d:\d\d ", line)]
+    err = [line.split(" ", 1)[1] for line in capsys.readouterr().err.splitlines() if re.match(r"\[\d\d:\d\d:\d\d\] ", line)]
     assert "measuring tiny_cnn" in err
     assert any(re.fullmatch(r"embedding with tiny_cnn: 60/60 images, [\d.]+ img/s", line) for line in err)
     assert any(line.startswith("measured tiny_cnn: 30 images at 32 px") for line in err)

@@ -5,7 +5,7 @@ line chooses the reporter once (:func:`for_console`):
 
 * a terminal gets a spinner whose text changes (the stage, ``640/2000 images, 41 img/s, ETA 33 s``) and
   permanent lines above it (``trial 3/5 partial_freeze@4 val 0.912 (best 0.930) 41 s``);
-* a pipe or a file gets plain time-stamped lines: every permanent line, every stage, and a count at most
+* a pipe or a file gets plain time-stamped lines (``[15:04:05] measuring resnet18``): every permanent line, every stage, and a count at most
   every :data:`LOG_INTERVAL` seconds (so ``analyze ... >out 2>err`` shows progress while it runs);
 * ``--quiet`` and library use get :class:`Reporter`, which says nothing.
 """
@@ -85,7 +85,7 @@ class LogReporter(Reporter):
 
     def _write(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.wall()))
-        self.stream.write(f"{stamp} {text}\n")
+        self.stream.write(f"[{stamp}] {text}\n")  # bracketed, as log lines are: not an error line
         self.stream.flush()
 
     def stage(self, text: str) -> None:
