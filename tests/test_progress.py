@@ -53,6 +53,12 @@ def test_off_a_terminal_lines_are_plain_time_stamped_and_counts_are_rate_limited
     ]
 
 
+def test_a_file_name_that_is_not_utf8_is_escaped_not_fatal():
+    stream = io.StringIO()
+    progress.LogReporter(stream, wall=lambda: 0.0).stage("loading data/caf\udce9")
+    assert stream.getvalue().endswith("] loading data/caf\\xe9\n")
+
+
 def test_the_console_decides_the_reporter_and_quiet_silences_it():
     piped = Console(file=io.StringIO(), force_terminal=False)
     with progress.for_console(piped) as reporter:

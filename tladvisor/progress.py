@@ -5,7 +5,8 @@ line chooses the reporter once (:func:`for_console`):
 
 * a terminal gets a spinner whose text changes (the stage, ``640/2000 images, 41 img/s, ETA 33 s``) and
   permanent lines above it (``trial 3/5 partial_freeze@4 val 0.912 (best 0.930) 41 s``);
-* a pipe or a file gets plain time-stamped lines (``[15:04:05] measuring resnet18``): every permanent line, every stage, and a count at most
+* a pipe or a file gets plain time-stamped lines (``[15:04:05] measuring resnet18``, bracketed as log
+  lines are, so an error line stays apart): every permanent line, every stage, and a count at most
   every :data:`LOG_INTERVAL` seconds (so ``analyze ... >out 2>err`` shows progress while it runs);
 * ``--quiet`` and library use get :class:`Reporter`, which says nothing.
 """
@@ -19,6 +20,12 @@ from collections.abc import Callable, Iterator
 from typing import TextIO
 
 LOG_INTERVAL = 10.0  # seconds between two count lines in a log (permanent lines are never held back)
+
+
+def printable(text: str) -> str:
+    """``text`` a strict UTF-8 stream accepts: a file name that is not UTF-8 (held by Python as lone
+    surrogates) is shown with backslash escapes instead of failing the run."""
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def duration_text(seconds: float) -> str:
@@ -85,7 +92,7 @@ class LogReporter(Reporter):
 
     def _write(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.wall()))
-        self.stream.write(f"[{stamp}] {text}\n")  # bracketed, as log lines are: not an error line
+        self.stream.write(f"[{stamp}] {printable(text)}\n")  # bracketed, as log lines are: not an error line
         self.stream.flush()
 
     def stage(self, text: str) -> None:
@@ -107,17 +114,15 @@ class TerminalReporter(Reporter):
 
     def __init__(self, console, status) -> None:
         self.console, self._status = console, status
-        self._stage = ""
 
     def stage(self, text: str) -> None:
-        self._stage = text
-        self._status.update(text)
+        self._status.update(printable(text))
 
     def status(self, text: str, *, final: bool = False) -> None:
-        self._status.update(text)
+        self._status.update(printable(text))
 
     def line(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(printable(text), markup=False, highlight=False)
 
 
 _current: Reporter = Reporter()
