@@ -49,9 +49,10 @@ WORKER = textwrap.dedent("""
                 time.sleep(600)
             return train(*args, on_epoch=report_then_hang, **kwargs)
         trial_run.train_trial = train_and_hang
+    from tladvisor.plugins import PluginHost
     from tladvisor.tuning.worker import run_worker
     started = time.perf_counter()
-    result = run_worker(storage, study_name, wait=60)
+    result = run_worker(storage, study_name, host=PluginHost(), wait=60)
     print(json.dumps({"worker": result.worker, "trials_run": list(result.trials_run),
                       "seconds": round(time.perf_counter() - started, 2), "cpu_s": round(time.process_time(), 2),
                       "report": str(result.report) if result.report else None}))
@@ -217,7 +218,7 @@ def test_three_workers_share_the_budget_exactly_and_retry_the_trial_of_one_kille
     import optuna
     from optuna.trial import TrialState
 
-    from tladvisor.builtin.report import rerender
+    from tladvisor.report.writer import rerender
     from tladvisor.report.analysis_json import load_analysis
     from tladvisor.tuning.study import NOT_RUN, PROCESS, open_storage
     from tladvisor.tuning.worker import load_tuning_result, refresh_report

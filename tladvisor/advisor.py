@@ -251,7 +251,9 @@ class Advisor:
             return f"while {so_far.stage}: nothing was finished yet"
         tuning = so_far.tuning
         if tuning is None and _tuning_requested(options):
-            tuning = so_far.tuning = tuning_so_far(options, connect=so_far.stage == "tuning", host=self.host)
+            # Through the hook: a plugin that tunes reports its own study, not the built-in one.
+            tuning = so_far.tuning = self.host.call_first("tuning_so_far", options=options,
+                                                          connect=so_far.stage == "tuning", host=self.host)
         so_far.environment["interrupted"] = f"by {signal_name} while {so_far.stage}"
         kept = []
         if so_far.measurements:
@@ -342,10 +344,10 @@ def tuning_budget_text(options: AnalysisOptions) -> str:
     return trials
 
 
-def earlier_tuning(options: AnalysisOptions, host=None) -> TuningResult | None:
-    """An advice-only re-run keeps the tuning its run folder already holds (its own SQLite study only:
+def earlier_tuning(options: AnalysisOptions, host) -> TuningResult | None:
+    """An advice-only re-run keeps the tuning its run folder already holds (read without ``connect``:
     advice alone never waits on a database server)."""
-    tuning = tuning_so_far(options, connect=False, host=host)
+    tuning = host.call_first("tuning_so_far", options=options, connect=False, host=host)
     if tuning is None or not tuning.trials:
         return None
     return replace(tuning, stop_reason=(
@@ -409,32 +411,6 @@ def check_storage(url: str) -> None:
     engine = getattr(storage, "engine", None)
     if engine is not None:
         engine.dispose()
-
-
-def tuning_so_far(options: AnalysisOptions, *, connect: bool, host=None) -> TuningResult | None:
-    """The study's trials as they are now (for the report of an interrupted run), or None.
-
-    Without ``connect`` only an existing SQLite file is opened: an interrupted run must not wait on a
-    database server just to fill in its report.
-    """
-    url = options.storage
-    if not url:
-        return None
-    if url.startswith("sqlite:///"):
-        if not Path(url[len("sqlite:///"):]).is_file():
-            return None
-    elif not connect:
-        return None
-    try:
-        import optuna
-
-        from tladvisor.tuning.study import Tuner
-
-        study = optuna.load_study(study_name=options.study_name, storage=url)
-        return Tuner(options, host=host).result(study, pick_device(options.device))
-    except Exception as error:  # no study yet, or the storage went away: the report goes without it
-        log.warning("tuning results not read from %s: %s", url, one_line(error))
-        return None
 
 
 def _source_sample_paths(folder: Path | None) -> list[Path]:

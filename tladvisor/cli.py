@@ -209,7 +209,7 @@ def backbones(obj: Context, as_json: bool) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Re-render RUN_DIR/index.html from its analysis.json."""
-    from tladvisor.builtin.report import rerender
+    from tladvisor.report.writer import rerender
 
     click.echo(str(rerender(run_dir)))
 

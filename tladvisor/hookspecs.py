@@ -131,6 +131,21 @@ def tune(dataset, recommendation, backbones, options, host):
     """
 
 
+@hookspec(firstresult=True)
+def tuning_so_far(options, connect, host):
+    """The study's trials as they are now, for the report of a run stopped (SIGINT/SIGTERM) before ``tune`` returned,
+    and of an advice-only re-run (``connect`` False), which keeps the tuning its run folder holds.
+
+    Arguments: ``options`` (``AnalysisOptions``: ``storage``, ``study_name`` and ``run_dir`` as ``tune``
+    got them), ``connect`` (``bool``: False when the run stopped before tuning began; then read only a
+    local file, never wait on a database server), ``host`` (the run's ``PluginHost``).
+    Return a :class:`tladvisor.records.TuningResult`, or ``None`` (no study yet, storage unreachable).
+    A plugin that implements ``tune`` implements this too, so a stopped run reports its own trials; the
+    built-in one reads the Optuna study in ``options.storage``. Must not raise for a missing study.
+    firstresult.
+    """
+
+
 # --- report -----------------------------------------------------------------------------------------
 
 

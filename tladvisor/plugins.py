@@ -140,6 +140,8 @@ class PluginHost:
         # those apart, in kwargnames, and leaving them out silently gave the plugin its default instead.
         wanted = (*impl.argnames, *getattr(impl, "kwargnames", ()))
         args = {name: kwargs[name] for name in wanted if name in kwargs}
+        if "host" in wanted and kwargs.get("host") is None:
+            args["host"] = self  # a hook that calls others (tune) gets the host it was called through
         try:
             return True, impl.function(**args)
         except TLAdvisorError:  # a user's mistake (bad data, unknown backbone): one clear line, not a plugin fault

@@ -21,3 +21,11 @@ def tune(dataset, recommendation, backbones, options, host=None):
     from tladvisor.tuning.study import Tuner  # torch training code: imported only when tuning runs
 
     return Tuner(options, host=host).run(dataset, recommendation, backbones)
+
+
+@hookimpl(trylast=True)
+def tuning_so_far(options, connect, host=None):
+    """The built-in tuner's study as it is now (for the report of an interrupted run), or None."""
+    from tladvisor.tuning.study.result import study_so_far
+
+    return study_so_far(options, connect=connect)

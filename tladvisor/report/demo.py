@@ -205,12 +205,12 @@ def _tuning(folder: Path, run_id: str) -> TuningResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tladvisor.builtin.report import write_report
+    from tladvisor.report.writer import write_run
 
     argv = sys.argv[1:] if argv is None else argv
     folder = Path(argv[0] if argv else "demo-report")
     run = demo_run(folder)
-    for path in write_report(run=run, out_dir=run.out_dir, sections=[]):
+    for path in write_run(run, run.out_dir):
         print(path)
     return 0
 

@@ -41,7 +41,8 @@ workers), :mod:`.best_model` (the locked compare-and-save), :mod:`.trial_run` (o
 :mod:`.optuna_access` (the only use of Optuna's private attributes). The names below are re-exported.
 """
 
-from tladvisor.tuning.study.best_model import BestModel, file_lock
+from tladvisor.atomic import file_lock
+from tladvisor.tuning.study.best_model import BestModel
 from tladvisor.tuning.study.claims import CLAIMS, FINISHED, NOT_RUN
 from tladvisor.tuning.study.description import (StudyDescription, dataset_fingerprint, options_from_json,
                                                 read_description, recommendation_from_json)

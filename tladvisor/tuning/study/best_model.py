@@ -4,44 +4,30 @@ a better model saved meanwhile by another worker."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from tladvisor.atomic import file_lock
 from tladvisor.backbones import BackboneSpec
+from tladvisor.records import AnalysisOptions
 from tladvisor.tuning import model_io
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study.optuna_access import stored_state
 from tladvisor.tuning.trainer import TrainedModel
 
-try:
-    import fcntl
-except ImportError:  # Windows: one process per run folder there
-    fcntl = None
-
 
 class Superseded(Exception):
     """This worker's trial was closed by another worker (it presumed this one dead): drop the result."""
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (created if missing), held for the ``with`` block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+def model_dir_of(options: AnalysisOptions) -> Path | None:
+    """Where a run keeps its best model (``<run>/best_model``); None without a run folder."""
+    return Path(options.run_dir) / "best_model" if options.run_dir is not None else None
 
 
 def lock_path(model_dir: Path) -> Path:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import optuna
 
-from tladvisor.records import TuningResult
+from tladvisor.device import describe, pick_device
+from tladvisor.plugins import one_line
+from tladvisor.records import AnalysisOptions, TuningResult
 from tladvisor.tuning import results
-from tladvisor.tuning.study.best_model import saved_config
+from tladvisor.tuning.study.best_model import model_dir_of, saved_config
 from tladvisor.tuning.study.claims import NOT_RUN
+from tladvisor.tuning.study.description import stored_budget
+from tladvisor.tuning.study.storage import display_url, storage_url
+
+log = logging.getLogger(__name__)
 
 
 def tuning_result(study: optuna.Study, *, storage: str, requested_trials: int, device: str,
@@ -34,3 +41,27 @@ def tuning_result(study: optuna.Study, *, storage: str, requested_trials: int, d
         stop_reason=stop_reason,
         versus_advice=results.versus_advice(trials),
     )
+
+
+def study_so_far(options: AnalysisOptions, *, connect: bool) -> TuningResult | None:
+    """The study's trials as they are now (for the report of an interrupted run), or None.
+
+    Without ``connect`` only an existing SQLite file is opened: an interrupted run must not wait on a
+    database server just to fill in its report.
+    """
+    url = options.storage
+    if not url:
+        return None
+    if url.startswith("sqlite:///"):
+        if not Path(url[len("sqlite:///"):]).is_file():
+            return None
+    elif not connect:
+        return None
+    try:
+        study = optuna.load_study(study_name=options.study_name, storage=url)
+        return tuning_result(study, storage=display_url(storage_url(options)),
+                             requested_trials=stored_budget(study, options),
+                             device=describe(pick_device(options.device)), model_dir=model_dir_of(options))
+    except Exception as error:  # no study yet, or the storage went away: the report goes without it
+        log.warning("tuning results not read from %s: %s", url, one_line(error))
+        return None

@@ -29,7 +29,7 @@ from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.imbalance import unbalanced
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study import claims, description, recovery, trial_run
-from tladvisor.tuning.study.best_model import BestModel
+from tladvisor.tuning.study.best_model import BestModel, model_dir_of
 from tladvisor.tuning.study.claims import CLAIMS, FINISHED
 from tladvisor.tuning.study.optuna_access import storage_of
 from tladvisor.tuning.study.liveness import (GRACE_PERIOD, HEARTBEAT_INTERVAL, PROCESS, process_identity,
@@ -48,16 +48,15 @@ MAX_POLL_INTERVAL = 5.0  # seconds a worker waits between looks while the last t
 class Tuner:
     """Runs (or continues, or joins) the study described by ``options``; ``run`` returns a TuningResult.
 
-    ``host`` is the PluginHost whose ``search_space`` hook draws each trial (a fresh one from
-    ``options.plugins_dir`` when None). ``max_failures`` caps the FAIL trials of one run (default:
-    ``max(5, budget)``); ``patience`` is the early-stopping patience in epochs. ``heartbeat_interval``
-    and ``grace_period`` (seconds) are stored in a study this Tuner describes, so every worker judges
-    the others by the same clock; ``poll_interval`` is how often a worker with nothing to run looks
-    again (default: the heartbeat interval, at most 5 s). ``max_trials`` caps the trials this process
-    runs (None: until the study's budget is met).
+    ``host`` is the run's PluginHost, whose ``search_space`` hook draws each trial. ``max_failures``
+    caps the FAIL trials of one run (default: ``max(5, budget)``); ``patience`` is the early-stopping
+    patience in epochs. ``heartbeat_interval`` and ``grace_period`` (seconds) are stored in a study
+    this Tuner describes, so every worker judges the others by the same clock; ``poll_interval`` is
+    how often a worker with nothing to run looks again (default: the heartbeat interval, at most 5 s).
+    ``max_trials`` caps the trials this process runs (None: until the study's budget is met).
     """
 
-    def __init__(self, options: AnalysisOptions, *, host=None, patience: int = 3, max_failures: int | None = None,
+    def __init__(self, options: AnalysisOptions, *, host, patience: int = 3, max_failures: int | None = None,
                  heartbeat_interval: int | None = HEARTBEAT_INTERVAL, grace_period: int | None = GRACE_PERIOD,
                  poll_interval: float | None = None, max_trials: int | None = None):
         self.options = options
@@ -88,7 +87,7 @@ class Tuner:
 
     @property
     def model_dir(self) -> Path | None:
-        return Path(self.options.run_dir) / "best_model" if self.options.run_dir is not None else None
+        return model_dir_of(self.options)
 
     def describe(self, study: optuna.Study, dataset: Dataset, recommendation: Recommendation,
                  backbones: Sequence[BackboneSpec]) -> None:
@@ -164,10 +163,6 @@ class Tuner:
             join: bool = False) -> TuningResult:
         """Tune until the study holds its budget of finished trials (every worker's count); return the
         whole study's result. ``join`` as in :meth:`start`."""
-        if self.host is None:
-            from tladvisor.plugins import PluginHost
-
-            self.host = PluginHost(self.options.plugins_dir)
         device = pick_device(self.options.device)
         study = self.start(dataset, recommendation, backbones, join=join)
         data = TuningData(dataset, self.options, device)
