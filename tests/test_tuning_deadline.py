@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, Recommendation
-from tladvisor.report.view import budget_text
+from tladvisor.report.tuning_notes import budget_text
 from tladvisor.testing import tiny_backbone_spec
 from tladvisor.tuning import trainer
 from tladvisor.tuning.study import Tuner, tuner as tuner_module

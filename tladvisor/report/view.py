@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from tladvisor.report import charts
+from tladvisor.report import charts, tuning_notes
 from tladvisor.report.charts import Bar
 from tladvisor.report.svg import STRATEGY_COLOURS, colour, finite, fmt
 from tladvisor.report.thumbnails import class_thumbnails
@@ -402,16 +402,16 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         curve_rows.append({"strategy": strategy_label(strategy), "trial": number, "start": fmt(start),
                            "slope": fmt(slope), "asymptote": fmt(asymptote), "epochs": len(curve)})
     best = tuning.get("best")
-    metrics = _metric_columns(analysis, trials)
+    metrics = tuning_notes.metric_columns(analysis, trials)
     return {
         "study_name": tuning.get("study_name"),
         "storage": tuning.get("storage"),
         "device": tuning.get("device"),
         "requested": tuning.get("requested_trials"),
-        "budget_text": budget_text(len(trials), tuning.get("requested_trials"),
-                                   (analysis.get("options") or {}).get("timeout")),
+        "budget_text": tuning_notes.budget_text(len(trials), tuning.get("requested_trials"),
+                                                (analysis.get("options") or {}).get("timeout")),
         "stop_reason": tuning.get("stop_reason"),
-        "metric_columns": [(name, label) for name, label in METRIC_LABELS if name in metrics],
+        "metric_columns": [(name, label) for name, label in tuning_notes.METRIC_LABELS if name in metrics],
         "states": sorted(states.items(), key=lambda item: str(item[0])),
         "best": best and {"number": best.get("number"), "value": fmt(best.get("value")),
                           "params": _params_text(best.get("params") or {})},
@@ -429,28 +429,6 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
                         metrics=[fmt((trial.get("metrics") or {}).get(name)) for name in metrics])
                    for trial in sorted(trials, key=lambda t: t["number"])],
     }
-
-
-METRIC_LABELS = (("balanced_accuracy", "balanced accuracy"), ("macro_f1", "macro-F1"))
-
-
-def budget_text(n_trials: int, requested, timeout) -> str:
-    """``12 of 20 requested``, or ``31 trials (no trial cap; --timeout 20 s)`` for a time budget alone."""
-    limit = f"--timeout {fmt(timeout)} s" if finite(timeout) and timeout else ""
-    if requested:
-        return f"{n_trials} of {requested} requested" + (f" ({limit})" if limit else "")
-    return f"{n_trials} trial{'' if n_trials == 1 else 's'} (no trial cap" + (f"; {limit})" if limit else ")")
-
-
-def _metric_columns(analysis: dict, trials: list[dict]) -> list[str]:
-    """Balanced accuracy and macro-F1 beside accuracy, where the classes are unbalanced and trials have them."""
-    from tladvisor.tuning.imbalance import unbalanced  # pure Python; no torch work at import
-
-    profile = (analysis.get("dataset") or {}).get("profile") or {}
-    counts = profile.get("train_class_counts") or (analysis.get("dataset") or {}).get("class_counts") or {}
-    if not unbalanced(counts):
-        return []
-    return [name for name, _ in METRIC_LABELS if any(name in (t.get("metrics") or {}) for t in trials)]
 
 
 def curve_summary(curve) -> tuple[float | None, float | None, float | None]:

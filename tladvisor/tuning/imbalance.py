@@ -4,13 +4,16 @@ Plain accuracy rewards predicting the large classes; balanced accuracy (the mean
 and macro-F1 (the mean of per-class F1) weigh every class the same. Every trial records both at its best
 epoch; the terminal and the report show them beside accuracy where the classes are unbalanced
 (:func:`unbalanced`). ``--class-weights balanced`` weights the training loss by inverse class frequency.
+torch is imported where it is used: the report (``tladvisor report``) asks :func:`unbalanced` without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 CLASS_WEIGHTS = ("none", "balanced")
 UNBALANCED_RATIO = 1.5  # largest / smallest class above which accuracy alone misleads enough to show more
@@ -40,6 +43,8 @@ def loss_weights(mode: str, labels: torch.Tensor | Sequence[int], n_classes: int
 
 def classification_metrics(predicted: torch.Tensor, labels: torch.Tensor, n_classes: int) -> dict[str, float]:
     """Balanced accuracy over the classes in ``labels``; macro-F1 over the classes in either."""
+    import torch
+
     predicted, labels = torch.as_tensor(predicted).long().cpu(), torch.as_tensor(labels).long().cpu()
     if len(labels) == 0:
         return {}
