@@ -23,6 +23,8 @@ METRICS = ("balanced_accuracy", "macro_f1")
 def balanced_class_weights(labels: torch.Tensor | Sequence[int], n_classes: int) -> torch.Tensor:
     """``n / (k * count_c)`` per class (k: classes present), so the weights average to 1 over the samples
     and each present class carries the same total weight; a class absent from ``labels`` gets 0."""
+    import torch
+
     labels = torch.as_tensor(labels, dtype=torch.long)
     counts = torch.bincount(labels, minlength=n_classes).double()
     present = int((counts > 0).sum())
