@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tladvisor import __version__, interrupts
+from tladvisor import __version__, interrupts, progress
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
@@ -33,7 +33,7 @@ from tladvisor.plugins import PluginHost, one_line
 from tladvisor.report.sections import collect_sections, stored_analysis
 from tladvisor.strategies import describe_strategies
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
-                               PluginFailure, Score)
+                               PluginFailure, Score, TuningResult)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ def run_name_for(options: AnalysisOptions) -> str:
                              if v is not None)  # only when given, so earlier runs keep their names
     key = "|".join(str(v) for v in (source, sorted(options.backbones), options.image_size, options.seed,
                                      options.max_samples, options.val_fraction, *manifest_options))
+    if options.class_weights != "none":  # another loss, another study (the default keeps earlier names)
+        key += f"|class_weights={options.class_weights}"
     # The name is a folder name: characters a file system or a terminal may refuse (a non-UTF-8 byte,
     # a control character) become "_", and a very long name is cut (255 bytes is the usual limit).
     name = data_name(source, options.image_root)
@@ -233,6 +235,9 @@ class Advisor:
             self.progress(f"measuring {spec.name}")
             try:
                 measurements.append(self.measure(spec, dataset, options))
+                done = measurements[-1]
+                progress.current().line(f"measured {spec.name}: {done.n_measured} images at {done.image_size} px, "
+                                        + ("from the cache" if done.from_cache else f"{done.seconds:.1f} s"))
             except WeightsUnavailableError as error:  # go on with the others; say which was left out and why
                 so_far.left_out[spec.name] = " ".join(str(error).split())
             except (BackboneError, DatasetError):
@@ -259,10 +264,12 @@ class Advisor:
             if recommendation is None:
                 raise TLAdvisorError("no recommendation to start tuning from (a recommend plugin failed)")
             so_far.stage = "tuning"
-            self.progress(f"tuning: {options.trials} trials")
+            self.progress(f"tuning: {tuning_budget_text(options)}")
             tuned = [self.host.backbone(m.backbone) for m in measurements]
             so_far.tuning = timed("tune", self.host.call, "tune", dataset=dataset, recommendation=recommendation,
                                   backbones=tuned, options=options, host=self.host)
+        else:
+            so_far.tuning = earlier_tuning(options, self.host)
         return so_far.analysis_run(self.host.failures)
 
     def _keep_what_exists(self, so_far: _SoFar, signal_name: str) -> str:
@@ -353,6 +360,27 @@ def _with_message(error: TLAdvisorError, message: str) -> TLAdvisorError:
 
 def _tuning_requested(options: AnalysisOptions) -> bool:
     return options.trials > 0 or bool(options.timeout)
+
+
+def tuning_budget_text(options: AnalysisOptions) -> str:
+    """``5 trials``, ``5 trials or 60 s, whichever ends first``, ``as many trials as fit in 60 s``."""
+    trials = f"{options.trials} trial{'' if options.trials == 1 else 's'}"
+    if options.timeout and options.trials:
+        return f"{trials} or {options.timeout:g} s, whichever ends first"
+    if options.timeout:
+        return f"as many trials as fit in {options.timeout:g} s"
+    return trials
+
+
+def earlier_tuning(options: AnalysisOptions, host) -> TuningResult | None:
+    """An advice-only re-run keeps the tuning its run folder already holds (read without ``connect``:
+    advice alone never waits on a database server)."""
+    tuning = host.call_first("tuning_so_far", options=options, connect=False, host=host)
+    if tuning is None or not tuning.trials:
+        return None
+    return replace(tuning, stop_reason=(
+        f"not tuned in this run (advice only): these {len(tuning.trials)} trials are from an earlier run of this "
+        "folder; the same command with --trials N (N above the finished trials) or --timeout S continues them"))
 
 
 def _counted(n: int, noun: str) -> str:

@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tladvisor import __version__
+from tladvisor import __version__, progress
 from tladvisor.errors import TLAdvisorError
 
 # A pipe or CI log has no width; 80 columns would truncate backbone names and paths.
@@ -82,8 +82,12 @@ def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:
               help="Reports folder; the run is written to OUT/<run-name>/.")
 @click.option("--run-name", help="Name of the run folder (default: derived from the data and options).")
 @click.option("--trials", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Optuna trials to run after the advice (0: advice only).")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Start no new trial after this many seconds.")
+              help="Optuna trials to run after the advice (0 and no --timeout: advice only).")
+@click.option("--timeout", type=click.FloatRange(min=0),
+              help="Wall-clock budget for tuning in seconds: the trial running at the deadline is stopped and "
+                   "kept as pruned. Alone: tune until it runs out; with --trials: whichever ends first.")
+@click.option("--class-weights", type=click.Choice(["none", "balanced"]), default="none", show_default=True,
+              help="Weight the training loss by class (balanced: inverse class frequency) for imbalanced data.")
 @click.option("--image-size", type=click.IntRange(min=16), help="Measure and train at this input size (px).")
 @click.option("--max-samples", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Images measured per backbone (a stratified sample).")
@@ -103,8 +107,9 @@ def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:
 @click.option("--study", "study_name", help="Optuna study name (default: the run name).")
 @click.option("--source-sample", type=click.Path(path_type=Path),
               help="Folder of images from the backbones' source domain, for embedding distances.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output (the summary and errors still print).")
 @click.pass_obj
-def analyze(obj: Context, data: Path, **kwargs) -> None:
+def analyze(obj: Context, data: Path, quiet: bool, **kwargs) -> None:
     """Profile DATA, measure each backbone, recommend a strategy (and tune with --trials N)."""
     from tladvisor.advisor import Advisor
     from tladvisor.records import AnalysisOptions
@@ -115,8 +120,8 @@ def analyze(obj: Context, data: Path, **kwargs) -> None:
 
         optuna.logging.set_verbosity(optuna.logging.INFO if obj.debug else optuna.logging.WARNING)
     options = AnalysisOptions(source=data, plugins_dir=obj.plugins_dir, **kwargs)
-    with err.status("starting") as status:
-        run = Advisor(options, host=obj.host, progress=lambda message: status.update(message)).run()
+    with progress.for_console(err, quiet=quiet) as reporter:
+        run = Advisor(options, host=obj.host, progress=reporter.stage).run()
     from tladvisor.cli_summary import print_summary
 
     print_summary(run, out, err)
@@ -263,7 +268,8 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_d
     from tladvisor.tuning.worker import run_worker
 
     optuna.logging.set_verbosity(optuna.logging.INFO if obj.debug else optuna.logging.WARNING)
-    with err.status(f"worker: study {study_name}"):
+    with progress.for_console(err) as reporter:
+        reporter.stage(f"worker: study {study_name}")
         result = run_worker(storage, study_name, host=obj.host, plugins_dir=obj.plugins_dir, data=data,
                             run_dir=run_dir, trials=trials, device=device, wait=wait)
     tuning = result.tuning

@@ -90,6 +90,11 @@ def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
         out.print(printable(f"[bold]Best trial:[/] #{best.number} val accuracy {best.value:.3f}{on} "
                             f"{best.params.get('backbone')} {best.params.get('strategy')}; "
                             f"model in {run.tuning.best_model_dir}"))
+    if run.tuning is not None:
+        from tladvisor.tuning.results import summary_lines
+
+        for line in summary_lines(run.tuning):
+            out.print(printable(line), markup=False, highlight=False)
     for failure in run.plugin_failures:
         err.print(printable(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}"), markup=False)
     warnings = run_warnings(run)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tladvisor.report import charts, glossary
+from tladvisor.report import charts, glossary, tuning_notes
 from tladvisor.report.charts import Bar
 from tladvisor.report.svg import colour, finite, fmt
 from tladvisor.report.view import accuracy_text, strategy_colours, strategy_label
@@ -44,11 +44,16 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         curve_rows.append({"strategy": strategy_label(strategy), "trial": number, "start": fmt(start),
                            "slope": fmt(slope), "asymptote": fmt(asymptote), "epochs": len(curve)})
     best = tuning.get("best")
+    metrics = tuning_notes.metric_columns(analysis, trials)
     return {
         "study_name": tuning.get("study_name"),
         "storage": tuning.get("storage"),
         "device": tuning.get("device"),
         "requested": tuning.get("requested_trials"),
+        "budget_text": tuning_notes.budget_text(len(trials), tuning.get("requested_trials"),
+                                                (analysis.get("options") or {}).get("timeout")),
+        "stop_reason": tuning.get("stop_reason"),
+        "metric_columns": [(name, label) for name, label in tuning_notes.METRIC_LABELS if name in metrics],
         "states": sorted(states.items(), key=lambda item: str(item[0])),
         "best": best and {"number": best.get("number"), "value": accuracy_text(best.get("value")),
                           "params": _params_text(best.get("params") or {})},
@@ -66,7 +71,9 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
                          else "best trial of each strategy"),
         "glossary": glossary.entries(t.get("strategy") for t in trials),
         "param_columns": (columns := _param_columns(trials)),
-        "trials": [_trial_row(trial, best, columns) for trial in sorted(trials, key=lambda t: t["number"])],
+        "trials": [dict(_trial_row(trial, best, columns),
+                        metrics=[fmt((trial.get("metrics") or {}).get(name)) for name in metrics])
+                   for trial in sorted(trials, key=lambda t: t["number"])],
     }
 
 

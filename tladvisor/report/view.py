@@ -80,6 +80,8 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
     if best and finite(best.get("value")):
         view["best_trial"] = {"number": best.get("number"), "value": accuracy_text(best["value"]),
                               "strategy": strategy_label((best.get("params") or {}).get("strategy"))}
+    versus = (analysis.get("tuning") or {}).get("versus_advice")
+    view["versus_advice"] = versus if versus and versus.get("summary") else None
     return view
 
 
