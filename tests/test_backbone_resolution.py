@@ -74,3 +74,18 @@ def test_backbones_command_says_which_names_resolve_on_demand(folder: Path, caps
     assert {"plugin": "zoo", "names": "zoo-<width>: a tiny net of any width, e.g. zoo-8"} in listed["on_demand"]
     assert main(["--plugins-dir", str(folder), "backbones"]) == 0
     assert "Plugin 'zoo' also builds backbones by name: zoo-<width>" in capsys.readouterr().out
+
+
+def test_hook_resolve_backbone_a_resolver_that_crashes_is_named_and_the_others_still_resolve(tmp_path: Path) -> None:
+    (tmp_path / "zoo.py").write_text(textwrap.dedent(RESOLVER))
+    (tmp_path / "broken.py").write_text(textwrap.dedent('''
+        from tladvisor import hookimpl
+
+        @hookimpl(tryfirst=True)
+        def resolve_backbone(name):
+            raise RuntimeError("boom in resolve_backbone")
+    '''))
+    host = PluginHost(tmp_path, load_entry_points=False, default_plugins=())
+    assert host.backbone("zoo-4").name == "zoo-4"  # the crash loses only the crashing plugin
+    assert [(f.plugin, f.hook, f.error) for f in host.failures] == [
+        ("broken", "resolve_backbone", "RuntimeError: boom in resolve_backbone")]

@@ -20,6 +20,8 @@ HOOKS = sorted(name for name, value in vars(hookspecs).items()
                if inspect.isfunction(value) and hasattr(value, "tladvisor_spec"))
 TUNING_HOOKS = {"search_space", "tune", "register_strategies"}
 ONLY_WHEN_STOPPED = {"tuning_so_far"}  # called by an interrupted run: tests/test_reliability_interrupts.py
+# called only for a backbone name no plugin registered: tests/test_backbone_resolution.py
+ONLY_ON_DEMAND = {"resolve_backbone"}
 
 
 def raising_plugin(hook: str) -> str:
@@ -46,13 +48,13 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def test_every_hook_is_covered():
-    assert set(HOOKS) == {"load_dataset", "profile_dataset", "register_backbones", "measure_backbone",
+    assert set(HOOKS) == {"load_dataset", "profile_dataset", "register_backbones", "resolve_backbone", "measure_backbone",
                           "summarise_similarity", "recommend", "register_strategies", "search_space", "tune",
                           "tuning_so_far",
                           "report_sections", "write_report"}
 
 
-@pytest.mark.parametrize("hook", sorted(set(HOOKS) - ONLY_WHEN_STOPPED))
+@pytest.mark.parametrize("hook", sorted(set(HOOKS) - ONLY_WHEN_STOPPED - ONLY_ON_DEMAND))
 def test_a_plugin_raising_in_any_hook_is_named_and_the_run_completes(hook, data, tmp_path, write_plugin, capsys):
     write_plugin("tiny_plugin", TINY_PLUGIN)
     plugins = write_plugin("boom", raising_plugin(hook))

@@ -288,7 +288,6 @@ for _command in cli.commands.values():  # every command takes --debug after its 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tladvisor.interrupts import Interrupted, stop_on_signals
 
     def say(text: str) -> None:
         # One line, whatever the message holds (a plugin's multi-line error, a file name that is not
@@ -296,6 +295,22 @@ def main(argv: list[str] | None = None) -> int:
         text = " ".join(str(text).split())
         err.print(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
                   markup=False, highlight=False, soft_wrap=True)
+
+    # --debug sets process-wide state (an environment variable, the root logger's level); a caller that
+    # runs main() in-process (tests, notebooks) gets its own back afterwards.
+    debug_before, level_before = os.environ.get("TLADVISOR_DEBUG"), logging.getLogger().level
+    try:
+        return _main(argv, say)
+    finally:
+        if debug_before is None:
+            os.environ.pop("TLADVISOR_DEBUG", None)
+        else:
+            os.environ["TLADVISOR_DEBUG"] = debug_before
+        logging.getLogger().setLevel(level_before)
+
+
+def _main(argv: list[str] | None, say) -> int:
+    from tladvisor.interrupts import Interrupted, stop_on_signals
 
     try:
         with stop_on_signals():  # SIGINT/SIGTERM: close the trial, write what exists, exit 130/143
