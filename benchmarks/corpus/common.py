@@ -80,7 +80,11 @@ def write_task(task: TaskSpec, dest: Path, seed: int, *, train_per_class: int | 
     shutil.rmtree(partial, ignore_errors=True)
     counts = task.counts(train_per_class)
     writer = Writer(partial, task.classes)
-    task.build(writer, np.random.default_rng(seed), counts)
+    try:
+        task.build(writer, np.random.default_rng(seed), counts)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     short = [f"{split}/{label} {writer.written.get((split, label), 0)} < {n}"
              for split, n in counts.items() for label in task.classes if writer.written.get((split, label), 0) < n]
     if short:
