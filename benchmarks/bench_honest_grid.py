@@ -102,7 +102,7 @@ def unit_path(out: Path, task: str, seed: int, config: str, rate: float | None) 
     return out / "units" / task / f"seed{seed}" / f"{name}.json"
 
 
-def _test_loader(folder: Path, classes: tuple[str, ...], spec, image_size: int, batch_size: int):
+def held_out_loader(folder: Path, classes: tuple[str, ...], spec, image_size: int, batch_size: int):
     from torch.utils.data import DataLoader
 
     from tladvisor.transforms import ImageFiles, eval_transform
@@ -116,22 +116,59 @@ def _test_loader(folder: Path, classes: tuple[str, ...], spec, image_size: int, 
                       batch_size=batch_size, shuffle=False)
 
 
+def trial_config(spec, config: str, rate: float, args: argparse.Namespace):
+    from suite_advice import BACKBONE
+    from tladvisor.tuning.search import DEFAULT_WEIGHT_DECAY
+    from tladvisor.tuning.strategies import TrialConfig
+
+    strategy, _, depth = config.partition("@")
+    rates = rates_of(strategy, rate)
+    return TrialConfig(backbone=BACKBONE, strategy=strategy,
+                       freeze_depth=int(depth) if depth else (spec.n_stages if strategy == "feature_extraction" else 0),
+                       lr_head=rates["head"], lr_backbone=rates["backbone"], layer_decay=LAYER_DECAY[strategy],
+                       weight_decay=DEFAULT_WEIGHT_DECAY, epochs=args.cap, patience=args.patience,
+                       batch_size=args.batch_size, image_size=args.image_size)
+
+
+def product_unit(spec, data, test_loader, config: str, rate: float, args: argparse.Namespace, seed: int,
+                 device) -> dict[str, Any]:
+    """One unit with the product's trainer: stops when flat (its patience), the best epoch scored on test."""
+    from suite_advice import Clock
+    from tladvisor.tuning.inference import accuracy
+    from tladvisor.tuning.trainer import TrialFailed, train_trial
+
+    trial = trial_config(spec, config, rate, args)
+    rule = Flatness(patience=args.patience, min_epochs=args.patience + 1, cap=args.cap)
+    result: dict[str, Any] = {"seed": seed, "config": config, "strategy": trial.strategy, "rate": rate,
+                              "lr_head": trial.lr_head, "lr_backbone": trial.lr_backbone,
+                              "n_train": len(data.train_idx), "n_val": len(data.val_idx),
+                              "n_test": len(test_loader.dataset)}
+    with Clock() as clock:
+        try:
+            trained = train_trial(spec, trial, data, device, seed=seed)
+            test = accuracy(trained.model, test_loader, device)
+        except TrialFailed as error:
+            trained, test, result["failed"] = None, None, str(error)
+    if trained is not None:
+        curve = [round(v, 4) for v in trained.learning_curve]
+        result.update({"val_curve": curve, "best_epoch": trained.best_epoch + 1, "val_best": max(curve),
+                       "test_at_best": test, "epochs_run": len(curve), "stop": stop_reason(curve, rule) or "cap"})
+    result.update({"cpu_s": round(clock.cpu, 3), "wall_s": round(clock.wall, 3)})
+    return result
+
+
 def run_group(task_name: str, seed: int, units: list[tuple[str, float]], args_dict: dict[str, Any]) -> list[str]:
     """Every pending unit of one (task, seed), in one process; returns the unit files written."""
     import torch
 
     from corpus.common import write_task
     from corpus.registry import task_by_name
-    from suite_advice import BACKBONE, Clock, Settings, advise, counterfactual_picks, measurement_summary
+    from suite_advice import BACKBONE, Settings, advise, counterfactual_picks, measurement_summary
     from suite_stats import config_name
     from tladvisor.data.imagefolder import load_image_folder
     from tladvisor.plugins import PluginHost
     from tladvisor.records import AnalysisOptions
     from tladvisor.tuning.data import TuningData
-    from tladvisor.tuning.inference import accuracy
-    from tladvisor.tuning.search import DEFAULT_WEIGHT_DECAY
-    from tladvisor.tuning.strategies import TrialConfig
-    from tladvisor.tuning.trainer import TrialFailed, train_trial
 
     args = argparse.Namespace(**args_dict)
     torch.set_num_threads(args.threads)
@@ -168,37 +205,16 @@ def run_group(task_name: str, seed: int, units: list[tuple[str, float]], args_di
                               cache_dir=folder.parent / f"{folder.name}-cache")
     dataset = load_image_folder(folder)
     data = TuningData(dataset, options, device)
-    test_loader = _test_loader(folder, dataset.classes, spec, args.image_size, args.batch_size)
-    rule = Flatness(patience=args.patience, min_epochs=args.patience + 1, cap=args.cap)
+    test_loader = held_out_loader(folder, dataset.classes, spec, args.image_size, args.batch_size)
     for config, rate in pending:
-        strategy, _, depth = config.partition("@")
-        rates = rates_of(strategy, rate)
-        trial = TrialConfig(backbone=BACKBONE, strategy=strategy,
-                            freeze_depth=int(depth) if depth else (spec.n_stages if strategy == "feature_extraction" else 0),
-                            lr_head=rates["head"], lr_backbone=rates["backbone"], layer_decay=LAYER_DECAY[strategy],
-                            weight_decay=DEFAULT_WEIGHT_DECAY, epochs=args.cap, patience=args.patience,
-                            batch_size=args.batch_size, image_size=args.image_size)
-        result: dict[str, Any] = {"settings_key": key, "task": task.name, "family": task.family, "seed": seed,
-                                  "config": config, "strategy": strategy, "rate": rate, "lr_head": rates["head"],
-                                  "lr_backbone": rates["backbone"], "n_train": len(data.train_idx),
-                                  "n_val": len(data.val_idx), "n_test": len(test_loader.dataset)}
-        with Clock() as clock:
-            try:
-                trained = train_trial(spec, trial, data, device, seed=seed)
-                test = accuracy(trained.model, test_loader, device)
-            except TrialFailed as error:
-                trained, test, result["failed"] = None, None, str(error)
-        if trained is not None:
-            curve = [round(v, 4) for v in trained.learning_curve]
-            result.update({"val_curve": curve, "best_epoch": trained.best_epoch + 1, "val_best": max(curve),
-                           "test_at_best": test, "epochs_run": len(curve), "stop": stop_reason(curve, rule) or "cap"})
-        result.update({"cpu_s": round(clock.cpu, 3), "wall_s": round(clock.wall, 3)})
+        result = product_unit(spec, data, test_loader, config, rate, args, seed, device)
+        result.update({"settings_key": key, "task": task.name, "family": task.family})
         path = unit_path(out, task.name, seed, config, rate)
         write_json_atomic(path, result)
         written.append(str(path))
         print(f"  {task.name} seed {seed} {config} lr {rate:g}: val {result.get('val_best')} test "
               f"{result.get('test_at_best')} after {result.get('epochs_run')} epochs ({result.get('stop')}), "
-              f"{clock.cpu:.0f} CPU s", flush=True)
+              f"{result['cpu_s']:.0f} CPU s", flush=True)
     shutil.rmtree(folder.parent / f"{folder.name}-cache", ignore_errors=True)
     return written
 

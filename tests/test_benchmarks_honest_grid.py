@@ -116,3 +116,17 @@ def test_the_rate_is_chosen_on_validation_and_the_test_accuracy_is_that_runs(log
     summary.write_summary(tmp_path, result)
     assert json.loads((tmp_path / "grid_summary.json").read_text())["training_units"] == 3
     assert "lr 0.003 (flat, test 0.500): 0.80" in (tmp_path / "curves.md").read_text()
+
+
+def test_the_reference_comparison_chooses_rates_on_validation_and_flags_beyond_noise(logic, tmp_path):
+    reference = importlib.import_module("bench_reference_loop")
+    units = (("product", 1e-3, 0.9, 0.60), ("product", 3e-3, 0.7, 0.95), ("reference", 1e-3, 0.8, 0.80),
+             ("reference", 3e-3, 0.6, 0.99), ("product", 1e-2, 0.5, 0.5))
+    for loop, rate, val, test in units:
+        logic.write_json_atomic(tmp_path / f"{loop}-{rate:g}.json", {
+            "settings_key": "k", "task": "t", "seed": 0, "config": "full_finetune", "loop": loop, "rate": rate,
+            "val_best": val, "test_at_best": test, "n_test": 400, "cpu_s": 2.0})
+    (row,) = reference.compare(tmp_path, "k")
+    assert row["product_mean"] == 0.60 and row["reference_mean"] == 0.80  # the validation-chosen rates' tests
+    assert row["reference_better"] and row["noise"] == pytest.approx(((0.24 + 0.16) / 400) ** 0.5)
+    assert row["cpu"] == {"product": 6.0, "reference": 4.0}
