@@ -131,7 +131,8 @@ def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min
         assert_out_of_task(train_tasks, held_tasks)
         assert_out_of_task([r["task"] for r in train], [r["task"] for r in held])
         pair = fit_rule(train)
-        constant = max(configs, key=lambda c: (np.mean([r["test"].get(c, np.nan) for r in train]), -configs.index(c)))
+        constant = max(configs, key=lambda c: (np.nan_to_num(np.nanmean([r["test"].get(c, np.nan) for r in train]), nan=-1.0),
+                                               -configs.index(c)))
         predictor = GainPredictor(alpha).fit(np.array([r["features"] for r in train]),
                                              {c: np.array([r["test"][c] - r["test"][BASELINE] for r in train])
                                               for c in others}, [r["task"] for r in train])
