@@ -10,7 +10,8 @@ with the epoch cap as its schedule length and ``--patience`` as its early stoppi
 its validation curve has been flat for ``patience`` epochs (or at ``--cap``, flagged: raise the cap).
 The checkpoint of the best validation epoch is then scored once on the task's test images, which
 nothing else looks at. Per (task, seed) an *advice* unit records the advisor's measurements and the
-rule's pick, exactly as ``tladvisor analyze`` makes them (suite_advice.advise).
+rule's pick, exactly as ``tladvisor analyze`` makes them (suite_advice.advise); a pick the grid's configs
+lack (a partial-freeze depth other than 2 or 4) is trained too, at every rate.
 
 Each unit is written as JSON, atomically, as soon as it finishes (``OUT/units/<task>/seed<k>/<unit>.json``);
 a rerun skips every unit already written with the same settings, so an interrupted run resumes where it
@@ -176,14 +177,27 @@ def run_group(task_name: str, seed: int, units: list[tuple[str, float]], args_di
     task = task_by_name(task_name)
     per_class = min(task.train_per_class, args.max_train_per_class or task.train_per_class)
     folder = Path(args.work) / f"{task.name}-seed{seed}-n{per_class}"
+    advice_file = unit_path(out, task.name, seed, "advice", None)
+    stored = read_finished(advice_file, key)
+    needs_advice = not args.no_advice and stored is None
+
+    def pending_for(recommended: str | None) -> list[tuple[str, float]]:
+        """The units not written yet, with the rule's pick at every rate when the grid lacks it (its regret
+        is then exact, not the nearest trained depth's)."""
+        todo = list(units)
+        if recommended and recommended not in {c for c, _ in units}:
+            todo += [(recommended, r) for r in RATE_GRID[recommended.split("@")[0]][:args.rates]]
+        return [(c, r) for c, r in todo if read_finished(unit_path(out, task.name, seed, c, r), key) is None]
+    pending = pending_for(stored["recommended"] if stored else None)
+    if not needs_advice and not pending:
+        return []  # finished by an earlier run
     if not folder.exists():
         write_task(task, folder, seed, train_per_class=per_class)  # deterministic: rebuilding gives the same images
     device = torch.device(args.device)
     host = PluginHost()
     spec = host.backbone(BACKBONE)
     written = []
-    advice_file = unit_path(out, task.name, seed, "advice", None)
-    if not args.no_advice and read_finished(advice_file, key) is None:
+    if needs_advice:
         settings = Settings(work_dir=str(args.work), image_size=args.image_size, batch_size=args.batch_size,
                             device=args.device, threads=args.threads)
         advice = advise(folder, seed, settings, host)
@@ -197,7 +211,7 @@ def run_group(task_name: str, seed: int, units: list[tuple[str, float]], args_di
                                                          advice["options"].val_fraction),
             "advice_cpu_s": round(advice["clock"].cpu, 3), "advice_wall_s": round(advice["clock"].wall, 3)})
         written.append(str(advice_file))
-    pending = [(c, r) for c, r in units if read_finished(unit_path(out, task.name, seed, c, r), key) is None]
+        pending = pending_for(config_name(rec.strategy, rec.freeze_depth))
     if not pending:
         return written
     options = AnalysisOptions(source=folder, backbones=(BACKBONE,), image_size=args.image_size, seed=seed,

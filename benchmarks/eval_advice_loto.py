@@ -72,7 +72,12 @@ def records(grid_dir: Path, key: str | None) -> tuple[list[dict[str, Any]], str]
     from grid_summary import load_units, select_rates
 
     if key is None:
-        key = json.loads((grid_dir / "grid_summary.json").read_text())["settings_key"]
+        key = json.loads((grid_dir / "grid_summary.json").read_text()).get("settings_key")
+    if key is None:  # a summary from before it recorded the key: the key most units carry
+        from collections import Counter
+
+        keys = Counter(json.loads(p.read_text()).get("settings_key") for p in (grid_dir / "units").rglob("*.json"))
+        key = keys.most_common(1)[0][0] if keys else ""
     trained, advice = load_units(grid_dir / "units", key)
     chosen = select_rates(trained)
     grid_cost: dict[tuple[str, int], float] = {}
@@ -122,7 +127,10 @@ def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min
              alpha: float) -> dict[str, dict[tuple[str, int], dict[str, float]]]:
     """Per method, per (task, seed): the pick's regret and its compute (advice + race), out of task."""
     groups = {r["task"]: (r["task"] if holdout == "task" else r["family"]) for r in rows}
-    configs = sorted({c for r in rows for c in r["test"]}, key=lambda c: CONFIG_ORDER.index(c) if c in CONFIG_ORDER else 99)
+    # The configs every run trained (a rule's extra partial-freeze depth is trained on some runs only: it
+    # scores the rule exactly there, but the learned methods choose among what every run has).
+    common = set.intersection(*(set(r["test"]) for r in rows))
+    configs = sorted(common, key=lambda c: CONFIG_ORDER.index(c) if c in CONFIG_ORDER else 99)
     others = [c for c in configs if c != BASELINE]
     results: dict[str, dict] = {m: {} for m in ("rule", "rule-refit", "best-constant", "meta", "prior+race")}
     for _group, train_tasks, held_tasks in task_folds(groups):

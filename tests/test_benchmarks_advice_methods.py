@@ -141,3 +141,17 @@ def test_a_partial_freeze_depth_the_grid_did_not_train_stands_for_the_nearest(me
     assert loto.nearest_trained("partial_freeze@1", trained) == "partial_freeze@2"
     assert loto.nearest_trained("partial_freeze@5", trained) == "partial_freeze@4"
     assert loto.nearest_trained("full_finetune", trained) == "full_finetune"
+
+
+def test_a_config_only_some_runs_trained_scores_the_rule_exactly_and_is_not_learned_from(methods):
+    loto = importlib.import_module("eval_advice_loto")
+    rows = _rows()
+    rows[0]["test"]["partial_freeze@1"] = 0.9  # the rule's pick on task a, trained there only
+    rows[0]["curves"]["partial_freeze@1"] = [0.9]
+    rows[0]["epoch_cost"]["partial_freeze@1"] = 1.0
+    rows[0]["rule"] = "partial_freeze@1"
+    results = loto.evaluate(rows, "task", margin=None, min_epochs=1, alpha=1.0)
+    assert results["rule"][("a", 0)]["regret"] == 0.0
+    assert results["meta"][("a", 0)]["regret"] == pytest.approx(0.9 - 0.6)  # it chose among FE and FT only
+    assert all(v["pick"] != "partial_freeze@1" for m in ("meta", "prior+race", "best-constant")
+               for v in results[m].values())
