@@ -98,6 +98,17 @@ def plan(args: argparse.Namespace, tasks: list) -> list[tuple[str, int, list[tup
     return groups
 
 
+def with_rule_pick(units: list[tuple[str, float]], recommended: str | None, n_rates: int) -> list[tuple[str, float]]:
+    """``units`` plus the rule's pick at every rate when it is a partial-freeze depth the grid lacks (its
+    regret is then exact, not the nearest trained depth's). A run limited by --configs to other
+    strategies stays limited."""
+    configs = {c for c, _ in units}
+    if (recommended and recommended.startswith("partial_freeze@") and recommended not in configs
+            and any(c.startswith("partial_freeze@") for c in configs)):
+        return list(units) + [(recommended, r) for r in RATE_GRID["partial_freeze"][:n_rates]]
+    return list(units)
+
+
 def unit_path(out: Path, task: str, seed: int, config: str, rate: float | None) -> Path:
     name = "advice" if config == "advice" else f"{config.replace('@', '-')}__lr{rate:g}"
     return out / "units" / task / f"seed{seed}" / f"{name}.json"
@@ -182,11 +193,7 @@ def run_group(task_name: str, seed: int, units: list[tuple[str, float]], args_di
     needs_advice = not args.no_advice and stored is None
 
     def pending_for(recommended: str | None) -> list[tuple[str, float]]:
-        """The units not written yet, with the rule's pick at every rate when the grid lacks it (its regret
-        is then exact, not the nearest trained depth's)."""
-        todo = list(units)
-        if recommended and recommended not in {c for c, _ in units}:
-            todo += [(recommended, r) for r in RATE_GRID[recommended.split("@")[0]][:args.rates]]
+        todo = with_rule_pick(units, recommended, args.rates)
         return [(c, r) for c, r in todo if read_finished(unit_path(out, task.name, seed, c, r), key) is None]
     pending = pending_for(stored["recommended"] if stored else None)
     if not needs_advice and not pending:

@@ -130,3 +130,13 @@ def test_the_reference_comparison_chooses_rates_on_validation_and_flags_beyond_n
     assert row["product_mean"] == 0.60 and row["reference_mean"] == 0.80  # the validation-chosen rates' tests
     assert row["reference_better"] and row["noise"] == pytest.approx(((0.24 + 0.16) / 400) ** 0.5)
     assert row["cpu"] == {"product": 6.0, "reference": 4.0}
+
+
+def test_the_rules_own_partial_freeze_depth_joins_the_grid_only_where_partial_freeze_is_searched(logic):
+    grid = importlib.import_module("bench_honest_grid")
+    units = [("feature_extraction", 1e-3), ("partial_freeze@2", 1e-4)]
+    assert grid.with_rule_pick(units, "partial_freeze@1", 3) == units + [("partial_freeze@1", r)
+                                                                          for r in grid.RATE_GRID["partial_freeze"][:3]]
+    assert grid.with_rule_pick(units, "partial_freeze@2", 3) == units  # already in the grid
+    assert grid.with_rule_pick(units, "full_finetune", 3) == units  # not a depth: the grid's configs decide
+    assert grid.with_rule_pick(units[:1], "partial_freeze@1", 3) == units[:1]  # --configs without partial freeze
