@@ -1,8 +1,8 @@
 """Synthetic document pages set in installed fonts: which layout a page thumbnail has.
 
 Source: DejaVu Sans and Serif (fonts-dejavu-core) set random words on a 192-px page, downsampled to
-the corpus size, with a random scan-like tilt, paper grey and blur: what distinguishes the classes is
-the arrangement of text blocks (the RVL-CDIP kind of task, on rendered pages).
+the corpus size, as a phone-like capture (40-65 % of the page in view, tilt, blur, noise): what
+distinguishes the classes is the arrangement of text blocks (the RVL-CDIP kind of task, on rendered pages).
 """
 
 from __future__ import annotations
@@ -74,11 +74,18 @@ def page(layout: str, rng: np.random.Generator, fonts: list) -> Image.Image:
             draw.text((m, y + 2), _words(rng, 1)[:8] + ":", fill=0, font=body)
             draw.rectangle((PAGE // 2 - 20, y, PAGE - m, y + 12), outline=0)
             y += int(rng.integers(18, 26))
+    # Hardened after a first feature-extraction probe scored 98.9 % on whole, clean pages: a phone-like
+    # capture shows 40-65 % of the page, tilted, blurred and noisy, so the layout is only partly in view.
     paper = int(rng.integers(200, 256))
     image = Image.eval(image, lambda v, p=paper: int(v * p / 255))
-    image = image.rotate(rng.uniform(-3, 3), Image.Resampling.BILINEAR, fillcolor=paper)
-    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
-    return image.resize((IMAGE_PX, IMAGE_PX), Image.Resampling.LANCZOS)
+    image = image.rotate(rng.uniform(-6, 6), Image.Resampling.BILINEAR, fillcolor=paper)
+    side = int(rng.uniform(0.4, 0.65) * PAGE)
+    left, top = (int(rng.integers(0, PAGE - side + 1)) for _ in range(2))
+    image = image.crop((left, top, left + side, top + side))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.8)))
+    image = image.resize((IMAGE_PX, IMAGE_PX), Image.Resampling.LANCZOS)
+    pixels = np.asarray(image, dtype=np.float32) + rng.normal(0, 28, (IMAGE_PX, IMAGE_PX))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 def build_layouts(writer: Writer, rng: np.random.Generator, counts: dict[str, int]) -> None:
@@ -91,6 +98,6 @@ def build_layouts(writer: Writer, rng: np.random.Generator, counts: dict[str, in
 
 TASKS = (
     TaskSpec("document-layout", FAMILY, "document", "DejaVu Sans/Serif (fonts-dejavu-core), rendered pages",
-             "which of 6 page layouts (columns, table, list, title, form) a page thumbnail has", LAYOUTS,
+             "which of 6 page layouts (columns, table, list, title, form) a partial, tilted, noisy capture shows", LAYOUTS,
              20, 15, 30, build_layouts, missing_fonts(*FONTS)),
 )
