@@ -32,10 +32,10 @@ sys.path.insert(0, str(HERE))
 
 from bench_honest_grid import (  # noqa: E402
     CONFIGS,
-    RATE_GRID,
     held_out_loader,
     product_unit,
     rates_of,
+    rates_searched,
     unit_settings,
 )
 from honest_logic import Flatness, read_finished, settings_key, stop_reason, write_json_atomic  # noqa: E402
@@ -144,7 +144,7 @@ def run_task(task_name: str, seed: int, args: argparse.Namespace) -> None:
     data = TuningData(dataset, options, device)
     test_loader = held_out_loader(folder, dataset.classes, spec, args.image_size, args.batch_size)
     for config in args.configs:
-        for rate in RATE_GRID[config.split("@")[0]][:args.rates]:
+        for rate in rates_searched(config.split("@")[0], args.rates):
             for loop, train in (("product", product_unit), ("reference", reference_unit)):
                 path = args.out / "units" / task.name / f"seed{seed}" / f"{loop}-{config.replace('@', '-')}__lr{rate:g}.json"
                 if read_finished(path, key) is not None:

@@ -99,6 +99,9 @@ def test_the_grid_searches_at_least_three_rates_per_strategy_and_rejects_fewer(l
     with pytest.raises(SystemExit) as exit_info:
         grid.parse_args(["--rates", "2"])
     assert exit_info.value.code == 2
+    assert grid.rates_searched("feature_extraction", 3) == (1e-3, 3e-3, 1e-2)  # the middle of 6
+    assert grid.rates_searched("full_finetune", 3) == grid.RATE_GRID["full_finetune"][:3]
+    assert grid.rates_searched("full_finetune") == grid.RATE_GRID["full_finetune"]
 
 
 def test_the_rate_is_chosen_on_validation_and_the_test_accuracy_is_that_runs(logic, tmp_path):
@@ -136,7 +139,7 @@ def test_the_rules_own_partial_freeze_depth_joins_the_grid_only_where_partial_fr
     grid = importlib.import_module("bench_honest_grid")
     units = [("feature_extraction", 1e-3), ("partial_freeze@2", 1e-4)]
     assert grid.with_rule_pick(units, "partial_freeze@1", 3) == units + [("partial_freeze@1", r)
-                                                                          for r in grid.RATE_GRID["partial_freeze"][:3]]
+                                                                          for r in grid.rates_searched("partial_freeze", 3)]
     assert grid.with_rule_pick(units, "partial_freeze@2", 3) == units  # already in the grid
     assert grid.with_rule_pick(units, "full_finetune", 3) == units  # not a depth: the grid's configs decide
     assert grid.with_rule_pick(units[:1], "partial_freeze@1", 3) == units[:1]  # --configs without partial freeze
