@@ -26,7 +26,7 @@ from tladvisor import __version__, interrupts
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
-from tladvisor.embed import default_cache_dir, extract_features, feature_key, stratified_cap
+from tladvisor.embed import decode_images, default_cache_dir, extract_features, feature_key, stratified_cap
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError
 from tladvisor.plugins import PluginHost, one_line
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
@@ -102,18 +102,31 @@ class Advisor:
         """The images :meth:`measure` embeds: all of them, or a stratified sample of ``--max-samples``."""
         return stratified_cap(dataset.labels, options.max_samples, options.seed)
 
-    def measure(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> BackboneMeasurement:
+    def _cache_paths(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> tuple[Path, Path]:
+        """Where ``spec``'s measurement and its features on this data are cached."""
         indices = self.measured_indices(dataset, options)
-        source_sample = _source_sample_paths(options.source_sample)
         cache_dir = Path(options.cache_dir or default_cache_dir())
         plugins = [(p.name, p.version) for hook in measurement_cache.MEASURING_HOOKS
                    for p in self.host.implementers(hook)]
         versions = {p.name: p.version for p in self.host.plugins()}
         plugins.append((spec.plugin, versions.get(spec.plugin, "unversioned")))  # the backbone's own plugin
-        key = measurement_cache.measurement_key(
-            feature_key(spec, dataset, indices, image_size=options.image_size, with_random=True,
-                        source_sample=source_sample, seed=options.seed), plugins, options.seed)
-        cache_path = cache_dir / f"{spec.name}-{key}.measurement.json"
+        features = feature_key(spec, dataset, indices, image_size=options.image_size, with_random=True,
+                               source_sample=_source_sample_paths(options.source_sample), seed=options.seed)
+        key = measurement_cache.measurement_key(features, plugins, options.seed)
+        return cache_dir / f"{spec.name}-{key}.measurement.json", cache_dir / f"{spec.name}-{features}.npz"
+
+    def decode_once(self, backbones: list[BackboneSpec], dataset: Dataset, options: AnalysisOptions) -> None:
+        """One decoding pass serves every resolution still to measure (see :func:`embed.decode_images`)."""
+        pending = [spec for spec in backbones if not any(p.is_file() for p in self._cache_paths(spec, dataset, options))]
+        decode_images(dataset, self.measured_indices(dataset, options),
+                      [spec.preprocessing_at(options.image_size) for spec in pending],
+                      Path(options.cache_dir or default_cache_dir()), options.num_workers)
+
+    def measure(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> BackboneMeasurement:
+        indices = self.measured_indices(dataset, options)
+        source_sample = _source_sample_paths(options.source_sample)
+        cache_dir = Path(options.cache_dir or default_cache_dir())
+        cache_path, _features_path = self._cache_paths(spec, dataset, options)
         cached = measurement_cache.read(cache_path)
         if cached is not None:
             return cached
@@ -207,6 +220,7 @@ class Advisor:
 
         measurements = so_far.measurements
         started = time.perf_counter()
+        self.decode_once(backbones, dataset, options)
         for spec in backbones:
             so_far.stage = f"measuring {spec.name}"
             self.progress(f"measuring {spec.name}")

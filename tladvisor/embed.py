@@ -8,7 +8,9 @@ randomly initialised copy, its BatchNorm statistics re-estimated on the target i
 features that show what pretraining is worth.
 
 The cache key covers the selected images' content and labels, the backbone, its weights and the
-preprocessing, so a second analysis of the same data skips every forward pass.
+preprocessing, so a second analysis of the same data skips every forward pass. The images themselves
+are decoded once into a store (:mod:`tladvisor.data.decoded_store`) that every backbone of the same
+resolution, and every tuning trial, reads.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +34,8 @@ from tladvisor import device as devices
 from tladvisor.backbones import BackboneSpec, Preprocessing
 from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader, recalibrate_batchnorm
 from tladvisor.records import Dataset, FeatureSet, StageShift
-from tladvisor.transforms import ImageFiles, eval_transform
+from tladvisor.data.decoded_store import Geometry, open_sample_stores
+from tladvisor.transforms import ImageFiles, StoredBatches, eval_transform
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +181,41 @@ def _loader(paths, labels, pre: Preprocessing, batch_size: int, num_workers: int
                       shuffle=False, num_workers=num_workers, pin_memory=torch.cuda.is_available())
 
 
+def decode_images(dataset: Dataset, indices: Sequence[int], preprocessings: Sequence[Preprocessing],
+                  cache_dir: Path, num_workers: int = 0) -> None:
+    """Decode the images ``indices`` once into the stores of every resolution among ``preprocessings``.
+
+    Backbones of one resolution share a store anyway; this serves backbones of several resolutions
+    (a fixed-size ViT beside CNNs at ``--image-size``) from one pass instead of one each. The store
+    holds the images in dataset order, the one :func:`extract_features` reads for these indices.
+    """
+    geometries = {Geometry.of(pre) for pre in preprocessings}
+    if len(geometries) < 2:
+        return  # extract_features builds the one store it needs
+    try:
+        open_sample_stores([dataset.samples[i] for i in np.unique(indices)], geometries, Path(cache_dir),
+                           num_workers)
+    except Exception as error:  # an unwritable cache or a bad image: each backbone then decodes (and fails) alone
+        log.warning("images not decoded ahead into %s: %s", cache_dir, error)
+
+
+@contextmanager
+def _image_store(samples, pre: Preprocessing, cache_dir: Path | None, num_workers: int) -> Iterator:
+    """The samples' decoded-image store: beside the feature cache, else in a folder removed afterwards."""
+    if cache_dir is not None:
+        try:
+            store = open_sample_stores(samples, [Geometry.of(pre)], Path(cache_dir), num_workers)[Geometry.of(pre)]
+        except OSError as error:  # a full or unwritable cache: decode into a temporary folder instead
+            log.warning("decoded images not stored in %s: %s", cache_dir, error.strerror or error)
+        else:
+            yield store
+            return
+    with tempfile.TemporaryDirectory(prefix="tladvisor-decoded-") as folder:
+        store = open_sample_stores(samples, [Geometry.of(pre)], Path(folder), num_workers)[Geometry.of(pre)]
+        yield store
+        store._array = None  # unmapped before the folder goes
+
+
 def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int] | None = None, *,
                      image_size: int | None = None, device: str | torch.device = "auto", batch_size: int = 64,
                      cache_dir: Path | None = None, with_random: bool = True,
@@ -200,18 +239,26 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
             return cached
 
     started = time.perf_counter()
-    loader = _loader([s.path for s in samples], labels, pre, batch_size, num_workers)
-    features, probs, layer_shift = _forward_all(spec.build(True), spec, loader, device, with_bn_stats=True)
-    random_features = None
-    if with_random:
-        with torch.random.fork_rng(devices=[]):  # the caller's random stream stays as it was
-            torch.manual_seed(seed)
-            random_model = devices.prepare_model(spec.build(False), device)
-        # Images come in folder (class) order: the statistics come from a seeded random subset instead.
-        subset = np.random.default_rng(seed).permutation(len(samples))[:RECALIBRATION_IMAGES]
-        recalibrate_batchnorm(random_model, _loader([samples[i].path for i in subset], labels[subset], pre,
-                                                    batch_size, num_workers), device)
-        random_features, _, _ = _forward_all(random_model, spec, loader, device, with_bn_stats=False)
+    # The store holds the images in dataset order, whatever order they are asked in: one store serves
+    # measuring (every image, or a sorted sample) and tuning (train then validation images).
+    in_store = np.unique(indices)
+    with _image_store([dataset.samples[i] for i in in_store], pre, cache_dir, num_workers) as store:
+        def stored(positions: np.ndarray) -> StoredBatches:
+            return StoredBatches(store, np.searchsorted(in_store, indices[positions]), labels[positions], pre,
+                                 batch_size, device)
+
+        features, probs, layer_shift = _forward_all(spec.build(True), spec, stored(np.arange(len(samples))),
+                                                    device, with_bn_stats=True)
+        random_features = None
+        if with_random:
+            with torch.random.fork_rng(devices=[]):  # the caller's random stream stays as it was
+                torch.manual_seed(seed)
+                random_model = devices.prepare_model(spec.build(False), device)
+            # Images come in folder (class) order: the statistics come from a seeded random subset instead.
+            subset = np.random.default_rng(seed).permutation(len(samples))[:RECALIBRATION_IMAGES]
+            recalibrate_batchnorm(random_model, stored(subset), device)
+            random_features, _, _ = _forward_all(random_model, spec, stored(np.arange(len(samples))), device,
+                                                 with_bn_stats=False)
     source_features = None
     if source_sample:
         source_loader = _loader(list(source_sample), [0] * len(source_sample), pre, batch_size, num_workers)
