@@ -159,3 +159,46 @@ def test_stored_batches_shuffle_per_pass_drop_the_last_and_keep_labels(images, t
     (images_out, labels_out), = list(plain)
     assert labels_out.tolist() == [15, 10]
     assert torch.equal(images_out, eval_batch(store.rows([5, 0]), Preprocessing(16, 16), CPU))
+
+
+def test_extraction_embeds_images_as_they_are_decoded_and_matches_the_stored_pass(tmp_path, decodes):
+    from helpers import dataset_from_folder, write_image_folder
+
+    from tladvisor.embed import extract_features
+    from tladvisor.testing import tiny_backbone_spec
+
+    dataset = dataset_from_folder(write_image_folder(tmp_path / "data", n_classes=2, per_class=5))
+    spec, cache = tiny_backbone_spec(), tmp_path / "cache"
+    streamed = extract_features(spec, dataset, image_size=32, batch_size=4, cache_dir=cache, with_random=False)
+    assert len(decodes) == 10 and len(list(cache.glob("decoded-*.npy"))) == 1
+    assert not list(cache.glob(".tmp-*"))
+    for entry in cache.glob("*.npz"):
+        entry.unlink()  # features again, from the finished store
+    again = extract_features(spec, dataset, image_size=32, batch_size=4, cache_dir=cache, with_random=False)
+    assert len(decodes) == 10 and not again.from_cache
+    np.testing.assert_allclose(again.features, streamed.features, rtol=1e-6, atol=1e-6)
+    # another order of the same images: read from the same store, features follow the order asked
+    order = np.array([9, 0, 4, 4, 1])
+    shuffled = extract_features(spec, dataset, order, image_size=32, batch_size=4, cache_dir=cache, with_random=False)
+    assert len(decodes) == 10
+    np.testing.assert_allclose(shuffled.features, streamed.features[order], rtol=1e-5, atol=1e-6)
+
+
+def test_an_extraction_that_fails_while_decoding_leaves_no_store(tmp_path, monkeypatch):
+    from helpers import dataset_from_folder, write_image_folder
+
+    from tladvisor.embed import extract_features
+    from tladvisor.testing import tiny_backbone_spec
+
+    dataset = dataset_from_folder(write_image_folder(tmp_path / "data", n_classes=2, per_class=5))
+    original = decoded_store.decode
+
+    def fail_late(path):
+        if Path(path) == dataset.samples[7].path:
+            raise OSError("broken image")
+        return original(path)
+
+    monkeypatch.setattr(decoded_store, "decode", fail_late)
+    with pytest.raises(OSError, match="broken image"):
+        extract_features(tiny_backbone_spec(), dataset, image_size=32, batch_size=4, cache_dir=tmp_path / "cache")
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == []

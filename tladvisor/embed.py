@@ -34,8 +34,9 @@ from tladvisor import device as devices
 from tladvisor.backbones import BackboneSpec, Preprocessing
 from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader, recalibrate_batchnorm
 from tladvisor.records import Dataset, FeatureSet, StageShift
-from tladvisor.data.decoded_store import Geometry, open_sample_stores
-from tladvisor.transforms import ImageFiles, StoredBatches, eval_transform
+from tladvisor.data.decoded_store import (DecodedImages, Geometry, building, is_built, open_sample_stores, open_stores,
+                                          sample_digests, stores_for)
+from tladvisor.transforms import ImageFiles, StoredBatches, eval_batch, eval_transform
 
 log = logging.getLogger(__name__)
 
@@ -200,20 +201,28 @@ def decode_images(dataset: Dataset, indices: Sequence[int], preprocessings: Sequ
 
 
 @contextmanager
-def _image_store(samples, pre: Preprocessing, cache_dir: Path | None, num_workers: int) -> Iterator:
-    """The samples' decoded-image store: beside the feature cache, else in a folder removed afterwards."""
+def _store_folder(cache_dir: Path | None) -> Iterator[Path]:
+    """Where decoded images go: beside the feature cache, else (none, or unwritable) a folder removed after."""
     if cache_dir is not None:
         try:
-            store = open_sample_stores(samples, [Geometry.of(pre)], Path(cache_dir), num_workers)[Geometry.of(pre)]
-        except OSError as error:  # a full or unwritable cache: decode into a temporary folder instead
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=cache_dir).close()
+        except OSError as error:  # a full or unwritable cache costs the next run time, not this result
             log.warning("decoded images not stored in %s: %s", cache_dir, error.strerror or error)
         else:
-            yield store
+            yield Path(cache_dir)
             return
     with tempfile.TemporaryDirectory(prefix="tladvisor-decoded-") as folder:
-        store = open_sample_stores(samples, [Geometry.of(pre)], Path(folder), num_workers)[Geometry.of(pre)]
-        yield store
-        store._array = None  # unmapped before the folder goes
+        yield Path(folder)
+
+
+def _decoding_pass(store: DecodedImages, paths: Sequence[Path], labels: np.ndarray, pre: Preprocessing,
+                   batch_size: int, num_workers: int, device: torch.device) -> Iterator:
+    """Batches for the first pass while the store is being built: workers decode ahead of the compute."""
+    start = 0
+    for (rows,) in building([store], paths, num_workers, batch_size):
+        yield eval_batch(rows, pre, device), torch.as_tensor(labels[start:start + len(rows)])
+        start += len(rows)
 
 
 def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int] | None = None, *,
@@ -242,13 +251,25 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
     # The store holds the images in dataset order, whatever order they are asked in: one store serves
     # measuring (every image, or a sorted sample) and tuning (train then validation images).
     in_store = np.unique(indices)
-    with _image_store([dataset.samples[i] for i in in_store], pre, cache_dir, num_workers) as store:
+    with _store_folder(cache_dir) as folder:
+        store_samples = [dataset.samples[i] for i in in_store]
+        store = stores_for([s.path for s in store_samples], sample_digests(store_samples), [Geometry.of(pre)],
+                           folder)[Geometry.of(pre)]
+
         def stored(positions: np.ndarray) -> StoredBatches:
             return StoredBatches(store, np.searchsorted(in_store, indices[positions]), labels[positions], pre,
                                  batch_size, device)
 
-        features, probs, layer_shift = _forward_all(spec.build(True), spec, stored(np.arange(len(samples))),
-                                                    device, with_bn_stats=True)
+        everything = np.arange(len(samples))
+        first_pass = stored(everything)
+        if not is_built(store):
+            if np.array_equal(in_store, indices):  # images in store order: embed them as they are decoded
+                first_pass = _decoding_pass(store, [s.path for s in store_samples], labels, pre, batch_size,
+                                            num_workers, device)
+            else:
+                open_stores([s.path for s in store_samples], sample_digests(store_samples), [Geometry.of(pre)],
+                            folder, num_workers, batch_size)
+        features, probs, layer_shift = _forward_all(spec.build(True), spec, first_pass, device, with_bn_stats=True)
         random_features = None
         if with_random:
             with torch.random.fork_rng(devices=[]):  # the caller's random stream stays as it was
@@ -257,8 +278,8 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
             # Images come in folder (class) order: the statistics come from a seeded random subset instead.
             subset = np.random.default_rng(seed).permutation(len(samples))[:RECALIBRATION_IMAGES]
             recalibrate_batchnorm(random_model, stored(subset), device)
-            random_features, _, _ = _forward_all(random_model, spec, stored(np.arange(len(samples))), device,
-                                                 with_bn_stats=False)
+            random_features, _, _ = _forward_all(random_model, spec, stored(everything), device, with_bn_stats=False)
+        store._array = None  # unmapped before a temporary folder goes
     source_features = None
     if source_sample:
         source_loader = _loader(list(source_sample), [0] * len(source_sample), pre, batch_size, num_workers)

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,7 +139,8 @@ class _Decoding(TorchDataset):
         return tuple(torch.from_numpy(resized_square(image, g)) for g in self.geometries)
 
 
-def _usable(store: DecodedImages) -> bool:
+def is_built(store: DecodedImages) -> bool:
+    """True when the store's file is there and readable; an unreadable one is reported (and rebuilt later)."""
     if not store.path.is_file():
         return False
     try:
@@ -151,27 +152,38 @@ def _usable(store: DecodedImages) -> bool:
         return False
 
 
-def open_stores(paths: Sequence[Path], digests: Sequence[str], geometries: Iterable[Geometry], directory: Path,
-                num_workers: int = 0, batch_size: int = 32) -> dict[Geometry, DecodedImages]:
-    """The store of these images for each geometry, building the missing ones in one decoding pass.
+def stores_for(paths: Sequence[Path], digests: Sequence[str], geometries: Iterable[Geometry],
+               directory: Path) -> dict[Geometry, DecodedImages]:
+    """Handles on the stores of these images, one per geometry (built or not: see :func:`is_built`).
 
-    ``digests`` identify the images' content (the feature cache's); ``num_workers`` loader processes
-    decode in parallel.
+    ``digests`` identify the images' content (the feature cache's identifiers).
     """
     if len(paths) != len(digests):
         raise ValueError("paths and digests differ in length")
-    directory = Path(directory)
-    stores = {}
-    for geometry in dict.fromkeys(geometries):
-        name = f"decoded-{geometry.side}px-{store_key(geometry, digests)}.npy"
-        stores[geometry] = DecodedImages(directory / name, len(paths), geometry)
-    missing = [g for g, store in stores.items() if not _usable(store)]
+    return {geometry: DecodedImages(Path(directory) / f"decoded-{geometry.side}px-{store_key(geometry, digests)}.npy",
+                                    len(paths), geometry)
+            for geometry in dict.fromkeys(geometries)}
+
+
+def open_stores(paths: Sequence[Path], digests: Sequence[str], geometries: Iterable[Geometry], directory: Path,
+                num_workers: int = 0, batch_size: int = 32) -> dict[Geometry, DecodedImages]:
+    """The store of these images for each geometry, building the missing ones in one decoding pass
+    (``num_workers`` loader processes decode in parallel)."""
+    stores = stores_for(paths, digests, geometries, directory)
+    missing = [store for store in stores.values() if not is_built(store)]
     if missing:
-        _build([stores[g] for g in missing], paths, num_workers, batch_size)
+        for _rows in building(missing, paths, num_workers, batch_size):
+            pass
     return stores
 
 
-def _build(stores: list[DecodedImages], paths: Sequence[Path], num_workers: int, batch_size: int) -> None:
+def building(stores: Sequence[DecodedImages], paths: Sequence[Path], num_workers: int = 0,
+             batch_size: int = 32) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Decode ``paths`` once into ``stores``, yielding each batch's rows (one tensor per store) as written.
+
+    A consumer can compute on the batches while loader workers decode the next ones; the stores are
+    renamed into place when the iteration ends, and nothing is left if it stops early or fails.
+    """
     directory = stores[0].path.parent
     directory.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -183,6 +195,7 @@ def _build(stores: list[DecodedImages], paths: Sequence[Path], num_workers: int,
             names.append(name)
             side = store.geometry.side
             arrays.append(np.lib.format.open_memmap(name, mode="w+", dtype=np.uint8, shape=(len(paths), side, side, 3)))
+            _allocate(name)
         loader = DataLoader(_Decoding(paths, [s.geometry for s in stores]), batch_size=batch_size,
                             num_workers=num_workers, shuffle=False)
         start = 0
@@ -190,6 +203,7 @@ def _build(stores: list[DecodedImages], paths: Sequence[Path], num_workers: int,
             for array, block in zip(arrays, batch):
                 array[start:start + len(block)] = block.numpy()
             start += len(batch[0])
+            yield tuple(batch)
         for array in arrays:
             array.flush()
         arrays.clear()  # unmapped before the files are moved
@@ -204,8 +218,19 @@ def _build(stores: list[DecodedImages], paths: Sequence[Path], num_workers: int,
             Path(name).unlink(missing_ok=True)
 
 
+def _allocate(name: str) -> None:
+    """Reserve the file's blocks now: a full disk is then an OSError here, not a SIGBUS while writing the map."""
+    if hasattr(os, "posix_fallocate"):
+        with open(name, "rb+") as handle:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+
+
 def open_sample_stores(samples: Sequence, geometries: Iterable[Geometry], directory: Path,
                        num_workers: int = 0) -> dict[Geometry, DecodedImages]:
     """:func:`open_stores` for dataset samples, identified as the feature cache identifies them."""
-    return open_stores([s.path for s in samples], [s.digest or str(s.path) for s in samples], geometries,
-                       directory, num_workers=num_workers)
+    return open_stores([s.path for s in samples], sample_digests(samples), geometries, directory,
+                       num_workers=num_workers)
+
+
+def sample_digests(samples: Sequence) -> list[str]:
+    return [s.digest or str(s.path) for s in samples]
