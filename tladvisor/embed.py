@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -104,15 +105,23 @@ class BatchNormStatistics:
 
     def _hook(self, name: str):
         def keep(_module, inputs):
-            # Per batch in float32, centred on the batch's own mean (no cancellation however far the
-            # target sits from the source); batches merge in float64 with Chan's formula. Copying every
+            # Per batch in float32, about the batch's own mean (no cancellation however far the target
+            # sits from the source); batches merge in float64 with Chan's formula. Copying every
             # activation to float64 made measuring 2.6x slower than the bare forward pass, and
             # torch.var_mean over (N, H, W) is slower still.
             x = inputs[0].detach().float()
-            batch_mean = x.mean((0, 2, 3), keepdim=True)
             n = x.numel() // x.shape[1]
-            m2 = (x - batch_mean).pow(2).mean((0, 2, 3)).double() * n
-            mean = batch_mean.flatten().double()
+            if n > 1:
+                # BatchNorm's own training-mode moments: one native pass (Welford), 2.2x faster than
+                # the explicit float32 passes below on this CPU; it leaves the unbiased variance.
+                mean32 = torch.zeros(x.shape[1], device=x.device)
+                var32 = torch.ones(x.shape[1], device=x.device)
+                F.batch_norm(x, mean32, var32, training=True, momentum=1.0)
+                mean, m2 = mean32.double(), var32.double() * (n - 1)
+            else:
+                batch_mean = x.mean((0, 2, 3), keepdim=True)
+                m2 = (x - batch_mean).pow(2).mean((0, 2, 3)).double() * n
+                mean = batch_mean.flatten().double()
             if name not in self.sums:
                 self.sums[name] = [mean, m2, n]
                 return
