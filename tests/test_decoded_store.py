@@ -202,3 +202,22 @@ def test_an_extraction_that_fails_while_decoding_leaves_no_store(tmp_path, monke
     with pytest.raises(OSError, match="broken image"):
         extract_features(tiny_backbone_spec(), dataset, image_size=32, batch_size=4, cache_dir=tmp_path / "cache")
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []
+
+
+def test_loader_workers_build_the_same_store(images, tmp_path):
+    geometry = Geometry(24, 28)
+    alone = open_stores(images, digests(images), [geometry], tmp_path / "alone")[geometry]
+    shared = open_stores(images, digests(images), [geometry], tmp_path / "workers", num_workers=2,
+                         batch_size=2)[geometry]
+    assert torch.equal(shared.rows(np.arange(len(images))), alone.rows(np.arange(len(images))))
+
+
+def test_two_builders_of_one_store_at_once_both_end_with_the_whole_store(images, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    geometry = Geometry(24, 28)
+    with ThreadPoolExecutor(2) as pool:
+        built = list(pool.map(lambda _: open_stores(images, digests(images), [geometry], tmp_path / "c")[geometry],
+                              range(2)))
+    assert torch.equal(built[0].rows(np.arange(6)), built[1].rows(np.arange(6)))
+    assert [p.name for p in (tmp_path / "c").iterdir()] == [built[0].path.name]  # no temporary file left
