@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.tladvisor-setup
-PLUGINS=(plugins/tladvisor-efficientnet-lite0 plugins/tladvisor-example-backbone)
+PLUGINS=(plugins/tladvisor-efficientnet-lite plugins/tladvisor-timm plugins/tladvisor-example-backbone)
 
 want=$(cat pyproject.toml constraints/dev.txt "${PLUGINS[@]/%//pyproject.toml}" | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/tladvisor" ]; then
@@ -22,11 +22,14 @@ fi
 echo "setting up $VENV (first time: a few minutes, torch is large)..." >&2
 start=$(date +%s)
 log=$VENV/setup.log
+# tladvisor-efficientnet-lite0 became tladvisor-efficientnet-lite (Lite0, 1 and 2): an old .venv still
+# holding the first would register efficientnet_lite0 twice, from a folder that no longer exists.
+"$VENV/bin/python" -m pip uninstall -y -q tladvisor-efficientnet-lite0 >/dev/null 2>&1 || true
 editables=()
 for plugin in "${PLUGINS[@]}"; do editables+=(-e "$plugin"); done
 if ! { "$VENV/bin/python" -m pip install --upgrade pip \
        && "$VENV/bin/python" -m pip install -c constraints/dev.txt -e ".[dev]" "${editables[@]}"; } >"$log" 2>&1 \
-   || ! "$VENV/bin/python" -c "import tladvisor, torch, torchvision, tladvisor_efficientnet_lite0" 2>>"$log"; then
+   || ! "$VENV/bin/python" -c "import tladvisor, torch, torchvision, timm, tladvisor_efficientnet_lite, tladvisor_timm" 2>>"$log"; then
   tail -n 30 "$log" >&2
   echo "error: set-up failed; the full pip output is in $log" >&2
   exit 1

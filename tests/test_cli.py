@@ -44,6 +44,9 @@ def test_analyze_writes_analysis_json_and_report(plugins_dir, data, tmp_path, ca
     assert 0 <= rec["freeze_depth"] <= rec["n_stages"] == 3
     assert rec["rationale"] and all(isinstance(s, str) for s in rec["rationale"])
     assert analysis["tuning"] is None
+    # embed is a stage of its own, timed apart from measuring (a first run: the forward passes take time)
+    assert list(analysis["timings"]) == ["load", "profile", "embed", "measure", "recommend"]
+    assert analysis["timings"]["embed"] > 0 and analysis["timings"]["measure"] >= 0
     assert (run_dir / "index.html").is_file()
     out = capsys.readouterr().out
     assert "Recommendation" in out and "tiny_cnn" in out

@@ -38,3 +38,34 @@ def test_two_sample_bootstrap_spread_of_a_mean_difference():
     value, spread = bootstrap_two_sample(lambda x, y: float(y.mean() - x.mean()), a, b, n=300, seed=0)
     assert value == pytest.approx(b.mean() - a.mean())
     assert spread == pytest.approx(math.sqrt(1 / 400 + 1 / 100), rel=0.15)
+
+
+@pytest.mark.parametrize("n_rows,max_rows", [(2000, 400), (300, 400)])  # capped subsets, and halves
+def test_subsample_spread_of_a_mean_is_its_standard_error_and_rows_never_repeat(n_rows, max_rows):
+    from tladvisor.measures.bootstrap import subsample
+
+    values = np.random.default_rng(0).normal(loc=3.0, scale=2.0, size=n_rows)
+    seen = []
+
+    def mean_of_distinct_rows(x):
+        seen.append(len(x))
+        assert len(np.unique(x)) == len(x)
+        return float(np.mean(x))
+
+    value, spread = subsample(mean_of_distinct_rows, values, n=300, seed=1, max_rows=max_rows)
+    assert value == pytest.approx(values.mean())
+    assert spread == pytest.approx(2.0 / math.sqrt(n_rows), rel=0.15)
+    assert set(seen[1:]) == {min(max_rows, n_rows // 2)}
+
+
+def test_weighted_bootstrap_gives_the_statistic_distinct_rows_and_their_counts():
+    values = np.random.default_rng(2).normal(size=50)
+
+    def weighted_mean(x, weights=None):
+        if weights is None:  # the point value, on all rows
+            return float(np.mean(x))
+        assert len(np.unique(x)) == len(x) < len(values)
+        return float(np.average(x, weights=weights))
+
+    assert bootstrap(weighted_mean, values, n=30, seed=3, weighted=True) == pytest.approx(
+        bootstrap(np.mean, values, n=30, seed=3), rel=1e-12)

@@ -125,3 +125,53 @@ def test_hook_measure_backbone_never_raises_on_tiny_or_broken_inputs():
     nan_row = FeatureSet(backbone="b", image_size=32, features=broken, labels=fs.labels,
                          sample_indices=fs.sample_indices)
     assert math.isfinite(measure_feature_set(nan_row)["logme"].value)
+
+
+def test_hook_measure_backbone_a_failing_measure_loses_only_itself(monkeypatch):
+    import tladvisor.builtin.measures as measures
+
+    def broken_logme(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(measures, "logme", broken_logme)
+    labels = np.repeat(np.arange(N_CLASSES), PER_CLASS)
+    scores = measure_feature_set(feature_set(source_probs=aligned_source_probs(labels)))
+    assert {"knn_accuracy", "linear_probe_accuracy", "hscore", "leep", "nce"} <= set(scores)  # the others stand
+    failed = scores["logme"]
+    assert math.isnan(failed.value) and failed.normalised is None
+    assert failed.detail == "logme could not be computed: LinAlgError: SVD did not converge"
+
+
+def test_the_built_in_measures_conform_to_the_measure_contract():
+    import tladvisor.builtin.measures as measures
+    from tladvisor.testing import check_measure_plugin
+
+    assert check_measure_plugin(measures) == []
+
+
+def test_check_measure_plugin_names_each_broken_rule():
+    from types import SimpleNamespace
+
+    from tladvisor.measure_names import BUILT_IN_MEASURES
+    from tladvisor.testing import check_measure_plugin
+
+    calls = []
+
+    def measure_backbone(features, options):
+        calls.append(1)
+        if len(features.labels) < 6:
+            raise ValueError("too few images")
+        return {"logme": Score(0.5, detail="mine"), "wobbly": Score(float(len(calls)), detail="changes"),
+                "bad": Score(0.5, spread=-1.0, normalised=2.0), "": Score(1.0, detail="no name")}
+
+    problems = check_measure_plugin(SimpleNamespace(measure_backbone=measure_backbone, __name__="mine"),
+                                    reserved=BUILT_IN_MEASURES)
+    text = "\n".join(problems)
+    assert "mine: measure_backbone raised on one image per class: ValueError: too few images" in text
+    assert "score 'logme' on full features: the name is already taken" in text
+    assert "score 'bad' on full features: spread -1.0 is neither None nor >= 0" in text
+    assert "score 'bad' on full features: normalised 2.0 is neither None nor in [0, 1]" in text
+    assert "score 'bad' on full features: has no detail" in text
+    assert "a score name on full features is '', not a non-empty string" in text
+    assert "gave different scores for the same input (full features)" in text
+    assert check_measure_plugin(SimpleNamespace()) == ["SimpleNamespace: has no measure_backbone function"]

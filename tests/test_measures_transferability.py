@@ -198,3 +198,104 @@ def test_hscore_quadratic_forms_agree_between_cholesky_and_pseudo_inverse_paths(
     no_ridge = _class_mean_quadratic_forms(centred, gram, weights, 0.7, 0.0)  # singular when n <= d
     pseudo = np.diag(means.T @ np.linalg.pinv(0.7 * covariance, rcond=1e-10, hermitian=True) @ means)
     assert no_ridge == pytest.approx(pseudo, rel=1e-6)
+
+
+# --- LogME against a slow reference: the evidence maximised numerically over (alpha, beta) ------------
+
+
+def direct_log_evidence(log_alpha, log_beta, features, target):
+    """``log N(y; 0, F F'/alpha + I/beta)`` with dense n x n matrices: the model's marginal likelihood."""
+    n = len(target)
+    covariance = features @ features.T / math.exp(log_alpha) + np.eye(n) / math.exp(log_beta)
+    _, log_det = np.linalg.slogdet(covariance)
+    return -0.5 * (n * math.log(2 * math.pi) + log_det + target @ np.linalg.solve(covariance, target))
+
+
+def primal_log_evidence(log_alpha, log_beta, features, target):
+    """You et al.'s eq. 2 in weight space, with the d x d matrix ``A = alpha I + beta F'F`` formed explicitly."""
+    (n, d), alpha, beta = features.shape, math.exp(log_alpha), math.exp(log_beta)
+    a = alpha * np.eye(d) + beta * features.T @ features
+    mean = beta * np.linalg.solve(a, features.T @ target)
+    _, log_det = np.linalg.slogdet(a)
+    residual = features @ mean - target
+    return (0.5 * n * math.log(beta) + 0.5 * d * math.log(alpha) - 0.5 * n * math.log(2 * math.pi)
+            - 0.5 * beta * residual @ residual - 0.5 * alpha * mean @ mean - 0.5 * log_det)
+
+
+def reference_logme(features, labels, evidence=direct_log_evidence):
+    """LogME the slow way: for each class, a coarse grid over (log alpha, log beta), then Nelder-Mead."""
+    import scipy.optimize
+
+    features = np.asarray(features, dtype=np.float64)
+    total = 0.0
+    classes = np.unique(labels)
+    for label in classes:
+        target = (labels == label).astype(float)
+        grid = [(la, lb) for la in np.linspace(-12, 12, 25) for lb in np.linspace(-8, 12, 21)]
+        start = max(grid, key=lambda point: evidence(*point, features, target))
+        result = scipy.optimize.minimize(lambda x, y: -evidence(x[0], x[1], features, y), start, args=(target,),
+                                         method="Nelder-Mead",
+                                         options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 20000, "maxfev": 40000})
+        total += -result.fun
+    return total / len(classes) / len(labels)
+
+
+def test_logme_converges_with_far_more_features_than_samples():
+    """N = 40, D = 1280, 10 classes (a 400-row bootstrap resample is in the same regime): the old
+    100-step fixed point stopped about 2e-3 below the maximum here."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 4)
+    features = np.maximum(rng.normal(size=(40, 1280)), 0.0)  # post-ReLU noise, as a backbone's pooled output
+    assert logme(features, labels) == pytest.approx(reference_logme(features, labels), abs=1e-7)
+
+
+@pytest.mark.parametrize("n,d", [(30, 80), (120, 10)])  # the n x n dual and the d x d primal code paths
+def test_logme_equals_the_weight_space_evidence_maximised_numerically(n, d):
+    features, labels = clusters(n // 3, 3, d, separation=0.7, seed=11)
+    expected = reference_logme(features, labels, evidence=primal_log_evidence)
+    assert logme(features, labels) == pytest.approx(expected, abs=1e-6)
+    assert reference_logme(features, labels) == pytest.approx(expected, abs=1e-7)  # the two references agree
+
+
+@pytest.mark.parametrize("n,d", [(60, 200), (300, 20)])  # the n x n and d x d code paths
+def test_hscore_on_distinct_rows_with_counts_equals_hscore_on_the_repeated_rows(n, d):
+    rng = np.random.default_rng(12)
+    labels = rng.integers(0, 4, n)
+    features = rng.normal(size=(n, d)) + 0.3 * labels[:, None]
+    rows = rng.integers(0, n, n)  # a bootstrap resample
+    distinct, counts = np.unique(rows, return_counts=True)
+    assert len(distinct) < n
+    assert hscore_shrinkage(features[distinct], labels[distinct], weights=counts) == pytest.approx(
+        hscore_shrinkage(features[rows], labels[rows]), rel=1e-9)
+    assert hscore_shrinkage(features, labels, weights=np.ones(n)) == pytest.approx(hscore_shrinkage(features, labels))
+    with pytest.raises(ValueError, match="positive"):
+        hscore_shrinkage(features, labels, weights=np.zeros(n))
+
+
+def test_repeated_rows_inflate_logme_when_rows_are_fewer_than_features():
+    """Why LogME's spread comes from subsets without repeats: a with-replacement resample of 400 of
+    2000 1280-d rows scored about 1.3 where its distinct rows score 0.3 (and the full data 0.58)."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 5, 300)
+    features = np.maximum(rng.normal(size=(300, 400)) + rng.normal(size=(5, 400))[labels] * 0.3, 0)
+    rows = rng.integers(0, 300, 100)
+    distinct = np.unique(rows)
+    assert logme(features[rows], labels[rows]) > logme(features[distinct], labels[distinct]) + 0.3
+
+
+def test_logme_spread_from_subsets_matches_its_spread_over_independent_datasets():
+    from tladvisor.measures.bootstrap import bootstrap, subsample
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(6, 600)) * 0.15
+
+    def draw():
+        labels = rng.integers(0, 6, 200)
+        return np.maximum(rng.normal(size=(200, 600)) + centres[labels], 0), labels
+
+    true_std = np.std([logme(*draw()) for _ in range(12)], ddof=1)
+    features, labels = draw()
+    _, spread = subsample(logme, features, labels, n=20, seed=0, max_rows=400)
+    assert true_std / 3 < spread < true_std * 3
+    _, with_repeats = bootstrap(logme, features, labels, n=20, seed=0, max_rows=400)
+    assert with_repeats > 5 * true_std  # what the with-replacement bootstrap reported before

@@ -213,3 +213,49 @@ def test_entry_point_plugins_are_discovered(tmp_path: Path, monkeypatch: pytest.
     assert host.backbone("fake_cnn").plugin == "fake_zoo"
     [failure] = host.failures
     assert (failure.plugin, failure.hook) == ("gone", "import") and "ModuleNotFoundError" in failure.error
+
+
+def test_call_honours_the_specs_firstresult(write_plugin: Callable) -> None:
+    write_plugin("a_rule", """
+        from tladvisor import hookimpl
+        from tladvisor.records import ReportSection
+
+        @hookimpl
+        def recommend(options):
+            return "a's advice"
+
+        @hookimpl
+        def report_sections(analysis):
+            return [ReportSection("a", "A", "<p>a</p>")]
+    """)
+    folder = write_plugin("b_rule", """
+        from tladvisor import hookimpl
+        from tladvisor.records import ReportSection
+
+        @hookimpl
+        def recommend(options):
+            return "b's advice"
+
+        @hookimpl
+        def report_sections(analysis):
+            return [ReportSection("b", "B", "<p>b</p>")]
+    """)
+    host = isolated_host(folder)
+    assert host.is_firstresult("recommend") and not host.is_firstresult("report_sections")
+    assert host.call("recommend", profile=None, measurements=[], options=None) == "b's advice"  # one result
+    found = host.call("report_sections", run=None, analysis={})  # every result, in call order
+    assert [[s.id for s in sections] for sections in found] == [["b"], ["a"]]
+
+
+@pytest.mark.parametrize("marker", ["wrapper=True", "hookwrapper=True"])
+def test_a_hook_wrapper_is_refused_at_registration(write_plugin: Callable, marker: str) -> None:
+    folder = write_plugin("wraps", f"""
+        from tladvisor import hookimpl
+
+        @hookimpl({marker})
+        def recommend(profile, measurements, options):
+            result = yield
+            return result
+    """)
+    with pytest.raises(PluginError, match=r"plugin 'wraps' marks recommend as a hook wrapper.*never runs"):
+        isolated_host(folder)

@@ -1,6 +1,7 @@
 """The README's examples are run, so they cannot drift from the code."""
 
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -47,3 +48,29 @@ def test_readme_lists_every_hook():
     assert len(hooks) >= 10
     for name in hooks:
         assert f"`{name}`" in text, name
+
+
+def readme_block(first_line: str) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (source,) = [b for b in blocks if b.startswith(first_line)]
+    return source
+
+
+def test_readme_strategy_measure_and_section_plugins_work(tmp_path):
+    from tladvisor.measure_names import BUILT_IN_MEASURES
+    from tladvisor.testing import check_measure_plugin
+
+    folder = tmp_path / "my_plugins"
+    folder.mkdir()
+    for name in ("bitfit", "feature_norm", "class_notes"):
+        (folder / f"{name}.py").write_text(readme_block(f"# my_plugins/{name}.py"))
+    host = PluginHost(folder, load_entry_points=False)
+    assert host.failures == []
+
+    bitfit = host.strategies()["bitfit"]
+    assert bitfit.plugin == "bitfit" and bitfit.trains("layer.bias") and not bitfit.trains("layer.weight")
+
+    assert check_measure_plugin(sys.modules["tladvisor_plugins_dir.feature_norm"], reserved=BUILT_IN_MEASURES) == []
+
+    (found,) = host.call("report_sections", run=None, analysis={"dataset": {"classes": ["a<b", "c"]}})
+    assert found[0].order == 25 and "<li>a&lt;b</li>" in found[0].html

@@ -186,3 +186,64 @@ def test_the_python_api_keeps_the_report_on_keyboard_interrupt(setup, tmp_path, 
     assert stopped.value.kept.startswith("while measuring tiny_cnn: kept the report")
     analysis = json.loads((tmp_path / "reports" / "api" / "analysis.json").read_text())
     assert analysis["environment"]["interrupted"] == "by SIGINT while measuring tiny_cnn"
+
+
+PLUGIN_TUNER = '''
+from tladvisor import hookimpl
+from tladvisor.records import TrialRecord, TuningResult
+from tladvisor.testing import tiny_backbone_spec
+
+
+@hookimpl
+def register_backbones(register):
+    register(tiny_backbone_spec())
+
+
+@hookimpl
+def tune(dataset, recommendation, backbones, options, host):
+    raise KeyboardInterrupt  # stopped half-way through the plugin's own search
+
+
+@hookimpl
+def tuning_so_far(options, connect, host):
+    trial = TrialRecord(number=0, state="COMPLETE", value=0.75, params={"backbone": "tiny_cnn"}, duration_s=1.0)
+    return TuningResult(study_name="plugin-study", storage="plugin-storage", requested_trials=options.trials,
+                        trials=(trial,), best=trial, best_model_dir=None, device="cpu")
+'''
+
+
+def test_hook_tuning_so_far_a_stopped_run_reports_the_plugin_tuners_trials(tmp_path, write_plugin):
+    """The report of a run stopped while a plugin tunes shows that plugin's trials, not the built-in study's."""
+    from tladvisor.advisor import Advisor
+    from tladvisor.records import AnalysisOptions
+
+    plugins = write_plugin("plugin_tuner", PLUGIN_TUNER)
+    data = write_image_folder(tmp_path / "data", n_classes=3, per_class=6)
+    options = AnalysisOptions(source=data, out_dir=tmp_path / "reports", run_name="api", backbones=("tiny_cnn",),
+                              cache_dir=tmp_path / "cache", plugins_dir=plugins, device="cpu", trials=3)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        Advisor(options).run()
+    assert "1 of 3 finished trials (study 'plugin-study' in plugin-storage)" in stopped.value.kept
+    analysis = json.loads((tmp_path / "reports" / "api" / "analysis.json").read_text())
+    assert analysis["tuning"]["study_name"] == "plugin-study"
+    assert [t["value"] for t in analysis["tuning"]["trials"]] == [0.75]
+
+
+def test_a_stopped_run_names_a_tuning_so_far_plugin_that_raises_and_still_writes_its_report(tmp_path, write_plugin):
+    from tladvisor.advisor import Advisor
+    from tladvisor.records import AnalysisOptions
+
+    first_line = "    trial = TrialRecord("
+    source = PLUGIN_TUNER.replace(first_line, "    raise RuntimeError('no trials here')\n" + first_line)
+    plugins = write_plugin("plugin_tuner", source)
+    data = write_image_folder(tmp_path / "data", n_classes=3, per_class=6)
+    options = AnalysisOptions(source=data, out_dir=tmp_path / "reports", run_name="api", backbones=("tiny_cnn",),
+                              cache_dir=tmp_path / "cache", plugins_dir=plugins, device="cpu", trials=3)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        Advisor(options).run()
+    kept = stopped.value.kept  # the built-in stood in: it has no study of its own, so no trials
+    assert kept.startswith("while tuning: kept") and "the report" in kept and "finished trials" not in kept
+    analysis = json.loads((tmp_path / "reports" / "api" / "analysis.json").read_text())
+    assert analysis["tuning"] is None
+    assert {"plugin": "plugin_tuner", "hook": "tuning_so_far",
+            "error": "RuntimeError: no trials here"} in analysis["plugin_failures"]

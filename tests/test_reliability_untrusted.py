@@ -82,7 +82,7 @@ def test_torchvision_cache(how, tmp_path, marker, monkeypatch):
 
 @pytest.mark.parametrize("how", HOW)
 def test_efficientnet_lite0_weights_file(how, tmp_path, marker):
-    lite0 = pytest.importorskip("tladvisor_efficientnet_lite0")
+    lite0 = pytest.importorskip("tladvisor_efficientnet_lite")
     path = write_malicious(tmp_path / "lite0.pth", marker, how)
     with pytest.raises(TLAdvisorError, match="cannot read weights file"):
         lite0.load_weights(path)

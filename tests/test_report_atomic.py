@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tladvisor.errors import OutputError
-from tladvisor.report import atomic
+from tladvisor import atomic
 from tladvisor.report.analysis_json import analysis_json_chunks
-from tladvisor.report.atomic import write_bytes_atomic, write_text_atomic
+from tladvisor.atomic import write_bytes_atomic, write_text_atomic
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -91,3 +91,28 @@ def test_new_files_are_readable_by_others_and_replaced_files_keep_their_mode(tmp
     path.chmod(0o600)
     write_text_atomic(path, "b")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_file_lock_excludes_other_holders_and_leaves_no_lock_file(tmp_path: Path) -> None:
+    """Each holder removes the lock file when done; one that locked a file removed meanwhile starts again
+    on the new one, so two holders are never inside at once (a lost update would show in the count)."""
+    import threading
+    import time
+
+    lock, counter = tmp_path / "run" / "best_model.lock", tmp_path / "count"
+    counter.write_text("0")
+
+    def add_one_twenty_times() -> None:
+        for _ in range(20):
+            with atomic.file_lock(lock):
+                value = int(counter.read_text())
+                time.sleep(0.0005)  # widen the window in which an unguarded holder would interleave
+                counter.write_text(str(value + 1))
+
+    threads = [threading.Thread(target=add_one_twenty_times) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert int(counter.read_text()) == 6 * 20
+    assert not lock.exists() and lock.parent.is_dir()

@@ -152,3 +152,45 @@ def test_hook_report_sections_are_collected_and_placed_by_order(tmp_path: Path, 
     order = [html.index(f'id="{name}"') for name in ("dataset", "class-notes", "similarity")]
     assert order == sorted(order)  # order 25 sits between the dataset (20) and similarity (30)
     assert "<li>a&lt;b</li>" in html and "no notes today" in html  # the failure is in the report too
+
+
+SECTION_FROM_ANALYSIS = '''
+    from markupsafe import escape
+    from tladvisor import hookimpl
+    from tladvisor.records import ReportSection
+
+    @hookimpl
+    def report_sections(run, analysis):
+        classes = analysis["dataset"]["classes"]
+        trials = len((analysis.get("tuning") or {}).get("trials") or ())
+        return [ReportSection("class-notes", "Class notes",
+                              "<ul>" + "".join(f"<li>{escape(c)}</li>" for c in classes) + "</ul>"
+                              + f"<p>{trials} trials noted</p>", order=25)]
+    '''
+
+
+def test_hook_report_sections_survive_a_rerender_and_a_worker_refresh(tmp_path: Path, write_plugin) -> None:
+    from click.testing import CliRunner
+
+    from tladvisor.advisor import Advisor
+    from tladvisor.cli import cli
+    from tladvisor.tuning.worker import refresh_report
+
+    folder = write_plugin("notes", SECTION_FROM_ANALYSIS)
+    host = PluginHost(folder, load_entry_points=False, default_plugins=("tladvisor.builtin.report",))
+    run = demo_run(tmp_path, classes=("a<b", "c", "d", "e"))
+    Advisor(run.options, host=host).write(run)
+    report_path = run.out_dir / "index.html"
+    first = report_path.read_text()
+    assert "<li>a&lt;b</li>" in first and f"<p>{len(run.tuning.trials)} trials noted</p>" in first
+    assert host.failures == []
+
+    result = CliRunner().invoke(cli, ["--plugins-dir", str(folder), "report", str(run.out_dir)])
+    assert result.exit_code == 0, result.output
+    assert report_path.read_text() == first  # the plugin's section is drawn again, the same
+
+    fewer = replace(run.tuning, trials=run.tuning.trials[:2])
+    refresh_report(run.out_dir, fewer, host=PluginHost(folder, load_entry_points=False,
+                                                        default_plugins=("tladvisor.builtin.report",)))
+    refreshed = report_path.read_text()
+    assert "<li>a&lt;b</li>" in refreshed and "<p>2 trials noted</p>" in refreshed  # from the refreshed analysis

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from tladvisor.recommend import SMALL_PER_CLASS
 from tladvisor.records import ReportSection
 from tladvisor.report import charts
 from tladvisor.report.analysis_json import build_analysis, dumps_analysis
 from tladvisor.report.demo import demo_run
 from tladvisor.report.html import render_report
 from tladvisor.report.svg import fmt, nice_ticks
-from tladvisor.report.view import curve_summary, scenario_view
+from tladvisor.report.tuning_view import curve_summary
+from tladvisor.report.view import scenario_view
 
 EVIL_CLASS = "<script>alert(1)</script>"
 EVIL_NAME = '"><img src=x onerror=alert(1)>'
@@ -183,11 +185,12 @@ def test_scenario_map_region_follows_the_recommenders_thresholds(evil_run, per_c
     assert view["prior"] == prior and view["small_per_class"] == "150" and not view["thresholds_defaulted"]
 
 
-def test_scenario_map_falls_back_to_default_thresholds(evil_run) -> None:
+def test_scenario_map_falls_back_to_the_rules_own_thresholds(evil_run) -> None:
     analysis = analysis_of(evil_run)
     analysis["recommendation"]["size"] = {}
     view = scenario_view(analysis)
-    assert view["small_per_class"] == "100" and view["similarity_threshold"] == "0.5"
+    # The rule's threshold (400 per class), not a second number of the report's own (it was 100).
+    assert view["small_per_class"] == fmt(SMALL_PER_CLASS) == "400" and view["similarity_threshold"] == "0.5"
     assert view["samples_per_class"] == "8.5"  # the profile's median per class
     assert view["prior"] == "feature_extraction" and view["thresholds_defaulted"]
 

@@ -4,7 +4,9 @@ and the errors a user can cause. The PostgreSQL test with real worker processes 
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -23,10 +25,11 @@ from tladvisor.errors import DatasetError, TLAdvisorError
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.testing import tiny_backbone_spec
-from tladvisor.tuning import model_io, search, study as study_module
+from tladvisor.tuning import model_io, search
+from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.search import suggest_params
 from tladvisor.tuning.study import (NOT_RUN, PROCESS, Heartbeat, Tuner, display_url, network_filesystem,
-                                    open_storage, process_gone, process_identity, read_description)
+                                    open_storage, process_gone, process_identity, read_description, trial_run)
 from tladvisor.tuning.trainer import TrainedModel
 from tladvisor.tuning.worker import load_tuning_result, run_worker
 
@@ -124,7 +127,7 @@ def test_the_study_holds_what_a_worker_needs_with_absolute_paths_and_no_password
     assert [t.state for t in study.trials] == [TrialState.WAITING]  # the recommendation, queued once
 
     remote = "postgresql://tuner:s3cret@db.example:5432/studies"
-    tuner = Tuner(replace(options, storage=remote))
+    tuner = Tuner(replace(options, storage=remote), host=host)
     tuner.describe(study, loaded(host, options), RECOMMENDATION, [tiny_backbone_spec()])
     assert study.user_attrs["options"]["storage"] == "postgresql://tuner:***@db.example:5432/studies"
     assert "s3cret" not in str(study.user_attrs)
@@ -134,9 +137,9 @@ def test_a_study_not_started_by_analyze_is_refused_in_one_line(tmp_path):
     url = f"sqlite:///{tmp_path / 'other.db'}"
     optuna.create_study(study_name="plain", storage=url)
     with pytest.raises(TLAdvisorError, match=r"^study 'plain' was not started by `tladvisor analyze`"):
-        run_worker(url, "plain")
+        run_worker(url, "plain", host=PluginHost(load_entry_points=False))
     with pytest.raises(TLAdvisorError, match=r"^no study 'missing' in sqlite:///.*other.db: start it first"):
-        run_worker(url, "missing")
+        run_worker(url, "missing", host=PluginHost(load_entry_points=False))
 
 
 # --- the budget --------------------------------------------------------------------------------------------
@@ -249,7 +252,7 @@ def test_a_worker_whose_heartbeat_stops_loses_its_trial_to_a_retry_with_the_same
 
 def test_a_worker_presumed_lost_drops_its_result_instead_of_counting_it_twice(host, options, monkeypatch):
     tuner, study = started(host, options)
-    real_train = study_module.train_trial
+    real_train = trial_run.train_trial
 
     def closed_by_another_worker_midway(spec, config, data, device, *, seed, on_epoch):
         def on_epoch_then_closed(epoch, value):
@@ -259,8 +262,8 @@ def test_a_worker_presumed_lost_drops_its_result_instead_of_counting_it_twice(ho
                 study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
         return real_train(spec, config, data, device, seed=seed, on_epoch=on_epoch_then_closed)
 
-    monkeypatch.setattr(study_module, "train_trial", closed_by_another_worker_midway)
-    data = study_module.TuningData(loaded(host, options), options, torch.device("cpu"))
+    monkeypatch.setattr(trial_run, "train_trial", closed_by_another_worker_midway)
+    data = TuningData(loaded(host, options), options, torch.device("cpu"))
     trial = tuner._claim(study, 3)
     state = tuner.run_trial(study, trial, data, RECOMMENDATION, {"tiny_cnn": tiny_backbone_spec()}, torch.device("cpu"))
     assert state is None
@@ -310,6 +313,20 @@ def test_workers_saving_at_once_keep_the_best_model_whole(host, options, monkeyp
     weights = load_file(str(options.run_dir / "best_model" / model_io.MODEL_FILE))
     assert torch.all(weights["fc.bias"] == best.number)
     assert not list(options.run_dir.glob(".best_model-tmp-*")) and not (options.run_dir / "best_model.previous").exists()
+    assert not (options.run_dir / "best_model.lock").exists()  # removed once the last save is done
+
+
+def test_the_best_model_follows_the_umask_like_the_other_outputs(tmp_path):
+    model = tiny_backbone_spec().build(False)
+    before = os.umask(0o027)  # neither 0644 nor mkdtemp's private 0700/0600: only the umask gives this
+    try:
+        model_io.save_model(tmp_path / "best_model", model, {"backbone": "tiny_cnn"})
+    finally:
+        os.umask(before)
+    folder = tmp_path / "best_model"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o750
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {
+        model_io.MODEL_FILE: 0o640, model_io.CONFIG_FILE: 0o640}
 
 
 # --- joining from elsewhere, and the errors a user can cause ------------------------------------------------

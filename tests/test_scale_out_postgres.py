@@ -38,19 +38,21 @@ WORKER = textwrap.dedent("""
     torch.set_num_threads(1)
     storage, study_name, machine, hang = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "hang"
     socket.gethostname = lambda: machine
-    from tladvisor.tuning import search, study
+    from tladvisor.tuning import search
+    from tladvisor.tuning.study import trial_run
     search.EPOCHS_CPU = tuple(int(n) for n in os.environ.get("TLADVISOR_TEST_EPOCHS", "3,5").split(","))
     if hang:  # report the first epoch, then hang: the test kills this process mid-trial
-        train = study.train_trial
+        train = trial_run.train_trial
         def train_and_hang(*args, on_epoch, **kwargs):
             def report_then_hang(epoch, value):
                 on_epoch(epoch, value)
                 time.sleep(600)
             return train(*args, on_epoch=report_then_hang, **kwargs)
-        study.train_trial = train_and_hang
+        trial_run.train_trial = train_and_hang
+    from tladvisor.plugins import PluginHost
     from tladvisor.tuning.worker import run_worker
     started = time.perf_counter()
-    result = run_worker(storage, study_name, wait=60)
+    result = run_worker(storage, study_name, host=PluginHost(), wait=60)
     print(json.dumps({"worker": result.worker, "trials_run": list(result.trials_run),
                       "seconds": round(time.perf_counter() - started, 2), "cpu_s": round(time.process_time(), 2),
                       "report": str(result.report) if result.report else None}))
@@ -216,7 +218,7 @@ def test_three_workers_share_the_budget_exactly_and_retry_the_trial_of_one_kille
     import optuna
     from optuna.trial import TrialState
 
-    from tladvisor.builtin.report import rerender
+    from tladvisor.report.writer import rerender
     from tladvisor.report.analysis_json import load_analysis
     from tladvisor.tuning.study import NOT_RUN, PROCESS, open_storage
     from tladvisor.tuning.worker import load_tuning_result, refresh_report

@@ -133,6 +133,7 @@ def test_hook_tune_searches_prunes_and_keeps_the_best_model(shapes, options):
     study = load(replace(options, storage=result.storage))
     assert study.trials[0].params == recommendation_params(RECOMMENDATION, [tiny_backbone_spec()])
     assert result.trials[0].params["strategy"] == "partial_freeze"
+    assert not list(options.run_dir.glob("*.lock"))  # no empty best_model.lock left behind
 
     pruned = [t for t in result.trials if t.state == "PRUNED"]
     assert pruned and all(t.reason.startswith("pruned at epoch ") for t in pruned)
@@ -193,7 +194,7 @@ def test_a_broken_setup_stops_after_the_failure_cap(shapes, options, host, monke
     def broken(*_args, **_kwargs):
         raise RuntimeError("backbone exploded")
 
-    monkeypatch.setattr("tladvisor.tuning.study.train_trial", broken)
+    monkeypatch.setattr("tladvisor.tuning.study.trial_run.train_trial", broken)
     result = Tuner(replace(options, trials=3), host=host, max_failures=2).run(
         shapes, RECOMMENDATION, [tiny_backbone_spec()])
     assert [(t.state, t.reason) for t in result.trials] == [("FAIL", "RuntimeError: backbone exploded")] * 2
@@ -250,3 +251,20 @@ def test_storage_url_shown_without_password():
     assert display_url("postgresql://tuner:s3cret@db.example:5432/studies") == \
            "postgresql://tuner:***@db.example:5432/studies"
     assert display_url(None) == "in-memory"
+
+
+def test_hook_tune_gets_the_host_it_was_called_through(options, write_plugin):
+    """The tuner draws trials through the caller's plugins: it never builds a PluginHost of its own."""
+    folder = write_plugin("records_host", '''
+        from tladvisor import hookimpl
+        from tladvisor.records import TuningResult
+
+        @hookimpl(tryfirst=True)
+        def tune(dataset, recommendation, backbones, options, host=None):
+            return TuningResult(study_name=str(id(host)), storage="", requested_trials=0, trials=(), best=None)
+    ''')
+    host = PluginHost(folder, load_entry_points=False)
+    result = host.call_first("tune", dataset=None, recommendation=RECOMMENDATION, backbones=[], options=options)
+    assert result.study_name == str(id(host))
+    with pytest.raises(TypeError):
+        Tuner(options)  # no host, no tuner

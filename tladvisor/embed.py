@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tladvisor import device as devices
+from tladvisor.atomic import write_atomic
 from tladvisor.backbones import BackboneSpec, Preprocessing
 from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader, recalibrate_batchnorm
 from tladvisor.records import Dataset, FeatureSet, StageShift
@@ -315,16 +316,7 @@ def _write_cache(path: Path, fs: FeatureSet) -> None:
     meta = {"backbone": fs.backbone, "image_size": fs.image_size, "seconds": fs.seconds,
             "stage_shift": [[s.stage, s.value, s.n_layers] for s in fs.stage_shift]}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic: a reader sees the old entry or the whole new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda handle: np.savez(handle, **arrays))  # a reader sees the old entry or the whole new one
 
 
 def _read_cache(path: Path, backbone: str, image_size: int, labels: np.ndarray,

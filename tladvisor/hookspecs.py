@@ -2,15 +2,30 @@
 
 Hooks are called with keyword arguments only; new arguments are only ever appended, so a plugin may
 accept just the ones it needs (pluggy passes only the arguments an implementation names).
+``PluginHost.call(hook, **kwargs)`` honours each spec's ``firstresult``. Hook wrappers are refused at
+registration (the host calls implementations one by one, to isolate a failing plugin).
 
 Data flow: load -> profile -> (register backbones) -> embed -> measure -> recommend -> tune -> report.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import pluggy
 
 from tladvisor import PROJECT_NAME
+
+if TYPE_CHECKING:  # annotations only: importing these at run time would be a cycle (plugins -> hookspecs)
+    import optuna
+
+    from tladvisor.backbones import BackboneSpec
+    from tladvisor.plugins import PluginHost
+    from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, DatasetProfile,
+                                   FeatureSet, Recommendation, ReportSection, Score, TuningResult)
+    from tladvisor.strategies import Strategy
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -19,7 +34,7 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 
 @hookspec(firstresult=True)
-def load_dataset(source, options):
+def load_dataset(source: Path, options: AnalysisOptions) -> Dataset | None:
     """Turn what the user pointed at into a :class:`tladvisor.records.Dataset`.
 
     Arguments: ``source`` (``pathlib.Path``: the folder or manifest file given on the command line),
@@ -36,7 +51,7 @@ def load_dataset(source, options):
 
 
 @hookspec(firstresult=True)
-def profile_dataset(dataset, options):
+def profile_dataset(dataset: Dataset, options: AnalysisOptions) -> DatasetProfile | None:
     """Describe a loaded dataset.
 
     Return a :class:`tladvisor.records.DatasetProfile`.
@@ -49,7 +64,7 @@ def profile_dataset(dataset, options):
 
 
 @hookspec
-def register_backbones(register):
+def register_backbones(register: Callable[[BackboneSpec], None]) -> None:
     """Offer backbones: call ``register(spec)`` once per :class:`tladvisor.backbones.BackboneSpec`.
 
     Arguments: ``register`` (a callable taking one ``BackboneSpec``). One plugin may register a
@@ -58,11 +73,27 @@ def register_backbones(register):
     """
 
 
+@hookspec(firstresult=True)
+def resolve_backbone(name):
+    """Build the spec of a backbone asked for by a name no plugin registered (a model zoo too large to list).
+
+    Arguments: ``name`` (``str``: what the user passed to ``--backbone``, or a measured backbone's
+    name when tuning or predicting). Return a ``BackboneSpec`` whose ``name`` is the canonical form
+    of ``name`` (the same backbone must resolve to the same spec name in every process), or ``None``
+    when the name is not of this plugin's form, so the next plugin is tried. Raise
+    :class:`tladvisor.errors.BackboneError` when the name is of this plugin's form but unknown.
+    firstresult. Called only for names that ``register_backbones`` did not register; the spec is
+    then kept in the registry under its name. The first line of the implementation's docstring is
+    shown by ``tladvisor backbones`` as the names it accepts.
+    """
+
+
 # --- measure ----------------------------------------------------------------------------------------
 
 
 @hookspec
-def measure_backbone(backbone, features, dataset, options):
+def measure_backbone(backbone: BackboneSpec, features: FeatureSet, dataset: Dataset,
+                     options: AnalysisOptions) -> dict[str, Score] | None:
     """Measure how well one backbone's frozen features fit the target data.
 
     Arguments: ``backbone`` (``BackboneSpec``), ``features`` (:class:`tladvisor.records.FeatureSet`:
@@ -71,12 +102,17 @@ def measure_backbone(backbone, features, dataset, options):
     (``AnalysisOptions``).
     Return a ``dict`` mapping a measure name to a :class:`tladvisor.records.Score`, or ``None``.
     Every plugin's scores are collected side by side (not firstresult); a name that two plugins
-    both return is reported as a plugin error and the first one stands.
+    both return is reported as a plugin error and the first one stands. A measure that cannot be
+    computed (too few images, no source head) should be left out or returned as a ``Score`` whose
+    ``detail`` says why, never raise for the others: an exception loses every score of that call.
+    Built-in measure names are constants in :mod:`tladvisor.measures.names`; check a new measure plugin
+    with :func:`tladvisor.testing.check_measure_plugin`.
     """
 
 
 @hookspec(firstresult=True)
-def summarise_similarity(backbone, scores, options, features):
+def summarise_similarity(backbone: BackboneSpec, scores: dict[str, Score], options: AnalysisOptions,
+                         features: FeatureSet) -> Score | None:
     """Reduce one backbone's evidence to the summary similarity in [0, 1] (1 = like the source domain).
 
     Arguments: ``backbone`` (``BackboneSpec``), ``scores`` (``dict[str, Score]`` from
@@ -91,7 +127,8 @@ def summarise_similarity(backbone, scores, options, features):
 
 
 @hookspec(firstresult=True)
-def recommend(profile, measurements, options):
+def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
+              options: AnalysisOptions) -> Recommendation | None:
     """Choose backbone, strategy, freeze depth and starting learning rates, and say why.
 
     Arguments: ``profile`` (``DatasetProfile``), ``measurements`` (list of
@@ -101,15 +138,34 @@ def recommend(profile, measurements, options):
     """
 
 
+# --- strategies -------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_strategies(register: Callable[[Strategy], None]) -> None:
+    """Offer transfer strategies: call ``register(strategy)`` once per :class:`tladvisor.strategies.Strategy`.
+
+    Arguments: ``register`` (a callable taking one ``Strategy``). A strategy says whether it starts
+    pretrained, which stages train (``freeze``) and which parameters in them (``trains``, e.g. only
+    biases for BitFit), its starting rates and epochs, and its colour in the report. Every registered
+    strategy is searched by the built-in search space, trained by the trainer and shown in the report.
+    Return value is ignored. A name registered twice is reported as a plugin error naming both
+    plugins; the first registration stands (the built-in tuning plugin registers the built-ins).
+    """
+
+
 # --- tune -------------------------------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)
-def search_space(trial, recommendation, backbones, options):
+def search_space(trial: optuna.Trial, recommendation: Recommendation, backbones: list[BackboneSpec],
+                 options: AnalysisOptions, strategies: Mapping[str, Strategy]) -> dict[str, Any] | None:
     """Suggest one trial's hyper-parameters from an Optuna ``trial``.
 
     Arguments: ``trial`` (``optuna.Trial``), ``recommendation`` (``Recommendation``), ``backbones``
     (list of ``BackboneSpec`` that may be tried), ``options``.
+    Arguments (appended): ``strategies`` (``Mapping[str, Strategy]``: the registry from
+    ``register_strategies``, built-ins and plugins'; the ``strategy`` drawn must be one of its names).
     Return a ``dict`` of parameters (at least ``backbone``, ``strategy``, ``freeze_depth``,
     ``lr_head``, ``lr_backbone``, ``layer_decay``, ``weight_decay``, ``epochs``).
     firstresult: a plugin may replace the built-in search space.
@@ -117,7 +173,8 @@ def search_space(trial, recommendation, backbones, options):
 
 
 @hookspec(firstresult=True)
-def tune(dataset, recommendation, backbones, options, host):
+def tune(dataset: Dataset, recommendation: Recommendation, backbones: list[BackboneSpec], options: AnalysisOptions,
+         host: PluginHost) -> TuningResult | None:
     """Run the hyper-parameter search and keep the best model.
 
     Arguments: ``dataset`` (``Dataset``), ``recommendation``, ``backbones`` (list of
@@ -128,14 +185,31 @@ def tune(dataset, recommendation, backbones, options, host):
     """
 
 
+@hookspec(firstresult=True)
+def tuning_so_far(options, connect, host):
+    """The study's trials as they are now, for the report of a run stopped (SIGINT/SIGTERM) before ``tune`` returned.
+
+    Arguments: ``options`` (``AnalysisOptions``: ``storage``, ``study_name`` and ``run_dir`` as ``tune``
+    got them), ``connect`` (``bool``: False when the run stopped before tuning began; then read only a
+    local file, never wait on a database server), ``host`` (the run's ``PluginHost``).
+    Return a :class:`tladvisor.records.TuningResult`, or ``None`` (no study yet, storage unreachable).
+    A plugin that implements ``tune`` implements this too, so a stopped run reports its own trials; the
+    built-in one reads the Optuna study in ``options.storage``. Must not raise for a missing study.
+    firstresult.
+    """
+
+
 # --- report -----------------------------------------------------------------------------------------
 
 
 @hookspec
-def report_sections(run):
+def report_sections(run: AnalysisRun | None, analysis: dict[str, Any]) -> list[ReportSection] | None:
     """Add sections to the HTML report.
 
-    Arguments: ``run`` (:class:`tladvisor.records.AnalysisRun`).
+    Arguments: ``run`` (:class:`tladvisor.records.AnalysisRun`, or ``None`` when the report is re-rendered
+    from analysis.json: ``tladvisor report RUN`` and a tuning worker's refresh), ``analysis`` (appended:
+    the ``dict`` that analysis.json holds, present in both cases). Build sections from ``analysis``, so
+    a re-rendered report equals the first one; a section built from ``run`` alone is lost on re-render.
     Return a list of :class:`tladvisor.records.ReportSection` (or ``None``). Collected from every
     plugin; sections are ordered by their ``order`` field. ``html`` is inserted as is, so a
     plugin must escape what it takes from user data (``markupsafe.escape``).
@@ -143,7 +217,7 @@ def report_sections(run):
 
 
 @hookspec
-def write_report(run, out_dir, sections):
+def write_report(run: AnalysisRun, out_dir: Path, sections: list[ReportSection]) -> list[Path] | None:
     """Write the run's outputs into ``out_dir``.
 
     Arguments: ``run`` (``AnalysisRun``), ``out_dir`` (``pathlib.Path``, exists), ``sections`` (the

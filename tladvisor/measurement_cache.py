@@ -10,17 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from tladvisor import __version__
+from tladvisor.atomic import write_atomic
 from tladvisor.records import BackboneMeasurement, Score, StageShift, to_jsonable
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: LogME maximised to convergence (cached 1s hold the 100-step fixed point)
 MEASURING_HOOKS = ("measure_backbone", "summarise_similarity")
 
 
@@ -44,14 +43,8 @@ def read(path: Path) -> BackboneMeasurement | None:
 
 def write(path: Path, measurement: BackboneMeasurement) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(to_jsonable(measurement), handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(to_jsonable(measurement))
+    write_atomic(path, lambda handle: handle.write(text.encode()))
 
 
 def _score(data: dict) -> Score:

@@ -4,7 +4,8 @@ Three sources, in order: DEFAULT_PLUGINS (the built-ins are plugins too), instal
 declare an entry point in the ``tladvisor`` group, and every ``*.py`` in a plugins folder
 (``--plugins-dir`` or ``TLADVISOR_PLUGINS_DIR``). A plugin that fails to import, or raises inside a
 hook, is recorded as a :class:`PluginFailure` naming it; the other plugins' results still stand.
-A misspelt hook implementation is a :class:`PluginError` naming the plugin: it would silently do nothing.
+A misspelt hook implementation is a :class:`PluginError` naming the plugin: it would silently do nothing;
+so is a hook wrapper, which the host (calling implementations one by one) would never run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import importlib.util
 import os
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +29,7 @@ from tladvisor import PROJECT_NAME, __version__, hookspecs
 from tladvisor.backbones import BackboneSpec
 from tladvisor.errors import BackboneError, PluginError, TLAdvisorError
 from tladvisor.records import PluginFailure
+from tladvisor.strategies import Strategy
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "tladvisor.builtin.datasets",
@@ -64,6 +66,8 @@ class PluginHost:
         self.failures: list[PluginFailure] = []
         self._info: dict[str, PluginInfo] = {}
         self._backbones: dict[str, BackboneSpec] | None = None
+        self._strategies: dict[str, Strategy] | None = None
+        self._resolved: dict[str, BackboneSpec] = {}  # name asked for -> spec a resolve_backbone hook built
 
         for module_name in default_plugins:
             self._register_module(module_name, importlib.import_module(module_name), "built-in", __version__)
@@ -84,6 +88,14 @@ class PluginHost:
         except PluginError:
             self.pm.unregister(module)
             raise
+        wrappers = sorted(impl.function.__name__ for caller in self.pm.get_hookcallers(module) or ()
+                          for impl in caller.get_hookimpls()
+                          if impl.plugin is module and (impl.hookwrapper or impl.wrapper))
+        if wrappers:
+            self.pm.unregister(module)
+            raise PluginError(f"plugin '{name}' marks {', '.join(wrappers)} as a hook wrapper (wrapper=True or "
+                              "hookwrapper=True); tladvisor calls each implementation on its own and never runs "
+                              "wrappers: drop the marker and return a result instead")
         hooks = tuple(sorted(c.name for c in self.pm.get_hookcallers(module) or ()))
         self._info[name] = PluginInfo(name, version, source, hooks)
 
@@ -133,13 +145,16 @@ class PluginHost:
     def _implementations(self, hook_name: str):
         caller = getattr(self.pm.hook, hook_name)
         # pluggy calls the last registered first (respecting tryfirst/trylast); keep that order.
-        return [impl for impl in reversed(caller.get_hookimpls()) if not (impl.hookwrapper or impl.wrapper)]
+        # (No wrappers here: _register_module refuses them.)
+        return list(reversed(caller.get_hookimpls()))
 
     def _call_impl(self, impl, hook_name: str, kwargs: dict[str, Any]) -> tuple[bool, Any]:
         # Arguments an implementation names with a default (``host=None``) are passed too: pluggy lists
         # those apart, in kwargnames, and leaving them out silently gave the plugin its default instead.
         wanted = (*impl.argnames, *getattr(impl, "kwargnames", ()))
         args = {name: kwargs[name] for name in wanted if name in kwargs}
+        if "host" in wanted and kwargs.get("host") is None:
+            args["host"] = self  # a hook that calls others (tune) gets the host it was called through
         try:
             return True, impl.function(**args)
         except TLAdvisorError:  # a user's mistake (bad data, unknown backbone): one clear line, not a plugin fault
@@ -149,6 +164,17 @@ class PluginHost:
                 traceback.print_exc()
             self.failures.append(PluginFailure(impl.plugin_name, hook_name, one_line(error)))
             return False, None
+
+    def is_firstresult(self, hook_name: str) -> bool:
+        caller = getattr(self.pm.hook, hook_name)
+        return bool(caller.spec and caller.spec.opts.get("firstresult"))
+
+    def call(self, hook_name: str, **kwargs) -> Any:
+        """Call a hook as its spec says: a firstresult hook gives its first non-None result (or None),
+        any other hook the list of every non-None result. Failures are isolated either way."""
+        if self.is_firstresult(hook_name):
+            return self.call_first(hook_name, **kwargs)
+        return [result for _, result in self.call_each(hook_name, **kwargs)]
 
     def call_each(self, hook_name: str, **kwargs) -> list[tuple[str, Any]]:
         """Call every implementation, isolating failures; return ``[(plugin, result)]`` of the non-None."""
@@ -178,37 +204,86 @@ class PluginHost:
                 if impl.plugin_name in self._info]
 
     def backbones(self) -> dict[str, BackboneSpec]:
-        """Every registered backbone by name (collected once)."""
+        """Every registered backbone by name (collected once, in call order: the first of a name stands)."""
         if self._backbones is None:
-            registry: dict[str, BackboneSpec] = {}
-            for impl in self._implementations("register_backbones"):
-                plugin = impl.plugin_name
-
-                def register(spec: BackboneSpec, _plugin: str = plugin) -> None:
-                    if not isinstance(spec, BackboneSpec):
-                        raise TypeError(f"register() takes a BackboneSpec, got {type(spec).__name__}")
-                    if spec.name in registry:
-                        other = registry[spec.name].plugin
-                        self.failures.append(PluginFailure(
-                            _plugin, "register_backbones",
-                            f"backbone '{spec.name}' is already registered by plugin '{other}'; kept that one"))
-                        return
-                    registry[spec.name] = _with_plugin(spec, _plugin)
-
-                self._call_impl(impl, "register_backbones", {"register": register})
-            self._backbones = registry
+            self._backbones = self._collect("register_backbones", BackboneSpec, "backbone", builtins_first=False)
         return self._backbones
+
+    def strategies(self) -> dict[str, Strategy]:
+        """Every registered transfer strategy by name (collected once; built-ins first)."""
+        if self._strategies is None:
+            self._strategies = self._collect("register_strategies", Strategy, "strategy", builtins_first=True)
+        return self._strategies
+
+    def _collect(self, hook_name: str, kind: type, noun: str, *, builtins_first: bool) -> dict[str, Any]:
+        """Run a ``register_*(register)`` hook: name -> record, the first of a name standing, each tagged
+        with its plugin. ``builtins_first``: trylast implementations (the built-ins), last in call order,
+        register first, so a plugin re-using a built-in name is the one reported."""
+        registry: dict[str, Any] = {}
+        implementations = self._implementations(hook_name)
+        if builtins_first:
+            implementations.sort(key=lambda impl: not impl.trylast)
+        for impl in implementations:
+            registry_add = _registrar(registry, kind, noun, impl.plugin_name, hook_name, self.failures)
+            self._call_impl(impl, hook_name, {"register": registry_add})
+        return registry
 
     def backbone(self, name: str) -> BackboneSpec:
         backbones = self.backbones()
+        if name not in backbones and name not in self._resolved:
+            self._resolve(name, backbones)
+        if name in self._resolved:
+            return self._resolved[name]
         if name not in backbones:
             hint = difflib.get_close_matches(name, sorted(backbones), n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
             raise BackboneError(f"unknown backbone '{name}'{suggestion}; `tladvisor backbones` lists them")
         return backbones[name]
 
+    def _resolve(self, name: str, backbones: dict[str, BackboneSpec]) -> None:
+        """Ask the resolve_backbone hooks for an unregistered name; keep the first spec returned."""
+        for impl in self._implementations("resolve_backbone"):
+            ok, spec = self._call_impl(impl, "resolve_backbone", {"name": name})  # BackboneError propagates
+            if not ok or spec is None:
+                continue
+            if not isinstance(spec, BackboneSpec):
+                self.failures.append(PluginFailure(impl.plugin_name, "resolve_backbone",
+                                                   f"returned {type(spec).__name__} for '{name}', not a BackboneSpec"))
+                continue
+            self._resolved[name] = backbones.setdefault(spec.name, _with_plugin(spec, impl.plugin_name))
+            return
 
-def _with_plugin(spec: BackboneSpec, plugin: str) -> BackboneSpec:
+    def backbone_name_patterns(self) -> list[tuple[str, str]]:
+        """``[(plugin, first docstring line)]`` of each plugin that resolves backbone names on demand."""
+        patterns = []
+        for impl in self._implementations("resolve_backbone"):
+            doc = (impl.function.__doc__ or "").strip().splitlines()
+            patterns.append((impl.plugin_name, doc[0].strip() if doc else "backbone names on demand"))
+        return patterns
+
+
+def _registrar(registry: dict[str, Any], kind: type, noun: str, plugin: str, hook_name: str,
+               failures: list[PluginFailure]) -> Callable[[Any], None]:
+    def register(record: Any) -> None:
+        if not isinstance(record, kind):
+            raise TypeError(f"register() takes a {kind.__name__}, got {type(record).__name__}")
+        if record.name in registry:
+            failures.append(PluginFailure(plugin, hook_name, f"{noun} '{record.name}' is already registered "
+                                                             f"by plugin '{registry[record.name].plugin}'; kept that one"))
+            return
+        registry[record.name] = _with_plugin(record, plugin)
+
+    return register
+
+
+def strategy_registry(host: PluginHost | None) -> Mapping[str, Strategy]:
+    """The host's strategies, or the built-ins without a host (a library caller, a test)."""
+    from tladvisor.strategies import BUILT_IN_STRATEGIES
+
+    return host.strategies() if host is not None else BUILT_IN_STRATEGIES
+
+
+def _with_plugin(spec: Any, plugin: str) -> Any:
     from dataclasses import replace
 
     return replace(spec, plugin=spec.plugin or plugin)

@@ -25,6 +25,9 @@ from statistics import median
 
 from tladvisor.records import BackboneMeasurement, DatasetProfile, Recommendation, StageShift
 from tladvisor.similarity import SHIFT_AT_HALF_SIMILARITY, SIMILARITY_THRESHOLD
+from tladvisor.strategies import (ADVISED_STRATEGIES, BUILT_IN_STRATEGIES, FEATURE_EXTRACTION, FROM_SCRATCH,
+                                  FULL_FINETUNE, PARTIAL_FREEZE)
+from tladvisor import measure_names as names
 
 SMALL_PER_CLASS = 400  # below this many training images per class the data counts as "small" (docs/benchmarks.md)
 GAIN_MARGIN = 0.02  # pretraining gain (linear-probe accuracy, pretrained - random) counted as real
@@ -35,22 +38,31 @@ GAIN_MARGIN = 0.02  # pretraining gain (linear-probe accuracy, pretrained - rand
 # on average. Below a probe of 0.33 untested.
 PROBE_ENOUGH = 0.3
 
-# Starting points (AdamW); the tuner searches around them. Calibrated on the benchmark suite's budgets
-# (3-12 epochs): of head/backbone 1e-3/1e-4 and 3e-3/1e-3, the second trained better in 15 of 16
-# calibration runs for partial freeze, full fine-tune and from scratch (1e-3/1e-3 and 3e-3/3e-3);
-# feature extraction's 3e-3 beat 9e-3 in 13 of 16 (docs/benchmarks.md).
-LEARNING_RATES = {
-    "feature_extraction": {"head": 3e-3, "backbone": 0.0, "layer_decay": 1.0},
-    "partial_freeze": {"head": 3e-3, "backbone": 1e-3, "layer_decay": 0.8},
-    "full_finetune": {"head": 3e-3, "backbone": 1e-3, "layer_decay": 0.7},
-    "from_scratch": {"head": 3e-3, "backbone": 3e-3, "layer_decay": 1.0},
-}
-EPOCHS = {"feature_extraction": 12, "partial_freeze": 8, "full_finetune": 8, "from_scratch": 12}
+# Starting points (AdamW) and epochs: each strategy's own (tladvisor.strategies, where they are calibrated).
+LEARNING_RATES = {name: dict(BUILT_IN_STRATEGIES[name].learning_rates) for name in ADVISED_STRATEGIES}
+EPOCHS = {name: BUILT_IN_STRATEGIES[name].epochs for name in ADVISED_STRATEGIES}
+
+# The four-scenario rule, the one definition (the report's map draws it too): (small?, similar?) -> strategy.
+SCENARIOS = {(True, True): FEATURE_EXTRACTION, (True, False): PARTIAL_FREEZE,
+             (False, True): FULL_FINETUNE, (False, False): FROM_SCRATCH}
+
+
+def scenario_strategy(small: bool, similar: bool) -> str:
+    """The four-scenario prior: small & similar -> feature extraction, and so on (module docstring)."""
+    return SCENARIOS[(bool(small), bool(similar))]
+
+
+def is_small(samples_per_class: float, small_per_class: float = SMALL_PER_CLASS) -> bool:
+    return samples_per_class < small_per_class
+
+
+def is_similar(similarity: float, threshold: float = SIMILARITY_THRESHOLD) -> bool:
+    return math.isfinite(similarity) and similarity >= threshold
 
 
 def rank_score(m: BackboneMeasurement) -> float:
     """How well a backbone's frozen features fit the task: probes first, LogME to break ties."""
-    weights = {"linear_probe_accuracy": 0.5, "knn_accuracy": 0.25, "logme": 0.25}
+    weights = {names.LINEAR_PROBE_ACCURACY: 0.5, names.KNN_ACCURACY: 0.25, names.LOGME: 0.25}
     found = {k: m.scores[k].normalised for k in weights if k in m.scores and m.scores[k].normalised is not None}
     if not found:
         return m.similarity.value if math.isfinite(m.similarity.value) else 0.0
@@ -104,7 +116,9 @@ def freeze_depth_from_shift(stage_shift: tuple[StageShift, ...], n_stages: int,
 
 
 def _score(m: BackboneMeasurement, name: str):
-    return m.scores.get(name)
+    """The named score, or None when absent or without a value (a measure that could not be computed)."""
+    score = m.scores.get(name)
+    return score if score is not None and math.isfinite(score.value) else None
 
 
 def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
@@ -114,9 +128,9 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     best = ranked[0]
     n_stages = best.n_stages or max(len(best.stage_shift), 1)
     per_class = training_samples_per_class(profile, val_fraction)
-    small = per_class < SMALL_PER_CLASS
+    small = is_small(per_class)
     similarity = best.similarity.value
-    similar = math.isfinite(similarity) and similarity >= SIMILARITY_THRESHOLD
+    similar = is_similar(similarity)
     reasons: list[str] = []
     warnings: list[str] = []
     overrides = 0
@@ -130,35 +144,34 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     reasons.append(f"It is {'similar' if similar else 'different'} to {best.backbone}'s source domain: "
                    f"similarity {similarity:.2f} ± {best.similarity.spread or 0:.2f} "
                    f"({'>=' if similar else '<'} {SIMILARITY_THRESHOLD}).")
-    strategy = {(True, True): "feature_extraction", (True, False): "partial_freeze",
-                (False, True): "full_finetune", (False, False): "from_scratch"}[(small, similar)]
+    strategy = scenario_strategy(small, similar)
     reasons.append(f"The four-scenario rule for {size_word} and {'similar' if similar else 'different'} "
                    f"data gives {strategy}.")
 
-    gain = _score(best, "pretraining_gain")
-    probe = _score(best, "linear_probe_accuracy")
+    gain = _score(best, names.PRETRAINING_GAIN)
+    probe = _score(best, names.LINEAR_PROBE_ACCURACY)
     gain_real = gain is not None and gain.value > max(GAIN_MARGIN, gain.spread or 0)
     if gain is not None and not gain_real:
         warnings.append(f"Possible negative transfer: pretrained features are no better than random ones "
                         f"(linear-probe gain {gain.value:+.3f} ± {gain.spread or 0:.3f}).")
-        if strategy in ("full_finetune", "partial_freeze") and not small:
-            strategy, overrides = "from_scratch", overrides + 1
+        if strategy in (FULL_FINETUNE, PARTIAL_FREEZE) and not small:
+            strategy, overrides = FROM_SCRATCH, overrides + 1
             reasons.append(f"Override: pretraining shows no measured benefit (gain {gain.value:+.3f}) and "
                            f"the data is large, so training from scratch.")
-    if strategy == "from_scratch" and gain_real:
-        strategy, overrides = "full_finetune", overrides + 1
+    if strategy == FROM_SCRATCH and gain_real:
+        strategy, overrides = FULL_FINETUNE, overrides + 1
         reasons.append(f"Override: pretrained features beat random ones by {gain.value:+.3f} linear-probe "
                        f"accuracy, so start from the pretrained weights and fine-tune everything instead of "
                        f"training from scratch.")
-    if strategy == "partial_freeze" and probe is not None and (probe.normalised or 0) >= PROBE_ENOUGH:
-        strategy, overrides = "feature_extraction", overrides + 1
+    if strategy == PARTIAL_FREEZE and probe is not None and (probe.normalised or 0) >= PROBE_ENOUGH:
+        strategy, overrides = FEATURE_EXTRACTION, overrides + 1
         reasons.append(f"Override: a linear probe on frozen features already reaches {probe.value:.3f} accuracy "
                        f"({probe.normalised:.3f} chance-corrected, >= {PROBE_ENOUGH}), so feature extraction is enough.")
 
-    if strategy == "feature_extraction":
+    if strategy == FEATURE_EXTRACTION:
         freeze_depth = n_stages
         reasons.append(f"Freeze all {n_stages} stages and train a new head.")
-    elif strategy == "partial_freeze":
+    elif strategy == PARTIAL_FREEZE:
         freeze_depth, where = freeze_depth_from_shift(best.stage_shift, n_stages, best.stage_names)
         reasons.append(f"Freeze the first {freeze_depth} of {n_stages} stages: {where}.")
     else:
@@ -167,8 +180,8 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     if probe is not None:
         reasons.append(f"Frozen features: linear probe {probe.value:.3f} ± {probe.spread or 0:.3f}"
                        + (f", pretraining gain {gain.value:+.3f}" if gain is not None else "") + ".")
-    distances = [(label, score) for label, score in (("Frechet", _score(best, "frechet_to_source")),
-                                                     ("MMD²", _score(best, "mmd_to_source"))) if score is not None]
+    distances = [(label, score) for label, score in (("Frechet", _score(best, names.FRECHET_TO_SOURCE)),
+                                                     ("MMD²", _score(best, names.MMD_TO_SOURCE))) if score is not None]
     if distances:
         measured = ", ".join(f"{label} {score.value:.4g}"
                              + (f" (normalised {score.normalised:.2f})"

@@ -14,8 +14,11 @@ from typing import Any
 
 import numpy as np
 
-STRATEGIES = ("feature_extraction", "partial_freeze", "full_finetune", "from_scratch")
-"""The four classic transfer scenarios, in order of how much of the pretrained network is kept."""
+from tladvisor.strategies import ADVISED_STRATEGIES
+
+STRATEGIES = ADVISED_STRATEGIES
+"""The four classic transfer scenarios, in order of how much of the pretrained network is kept
+(every strategy, plugins' included, is in the registry: :mod:`tladvisor.strategies`)."""
 
 
 # --- options ----------------------------------------------------------------------------------------
@@ -242,6 +245,9 @@ class AnalysisRun:
     plugin_failures: tuple[PluginFailure, ...] = ()
     environment: dict[str, Any] = field(default_factory=dict)  # versions, device, command
     timings: dict[str, float] = field(default_factory=dict)
+    # The strategy registry as analysis.json stores it (tladvisor.strategies.describe_strategies):
+    # name -> {description, pretrained, freeze, colour, plugin}; empty: the built-ins.
+    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # --- JSON -------------------------------------------------------------------------------------------

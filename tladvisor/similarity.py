@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from tladvisor.records import Score, StageShift
+from tladvisor import measure_names as names
 
 SHIFT_AT_HALF_SIMILARITY = 0.74  # g0: geometric-mean stage shift where similarity = 0.5
 SIMILARITY_THRESHOLD = 0.5  # "similar" vs "different" in the four-scenario rule
@@ -60,7 +61,7 @@ def summarise(stage_shift: tuple[StageShift, ...], scores: dict[str, Score]) -> 
     else:  # no source statistics in the network: the source-sample MMD, and how its source head sees the data
         # Not Frechet: its normalised value is biased low at these sample sizes (0.18 for clean photos
         # against a held-out photo sample in the benchmark's similarity section, where MMD gives 0.87).
-        for name in ("mmd_to_source", "leep", "nce"):
+        for name in (names.MMD_TO_SOURCE, names.LEEP, names.NCE):
             score = scores.get(name)
             if score is not None and score.normalised is not None and math.isfinite(score.normalised):
                 parts.append((name, score.normalised, None))

@@ -1,4 +1,5 @@
-"""Helpers for tests and plugin authors: a tiny backbone, and conformance checks for any backbone."""
+"""Helpers for tests and plugin authors: a tiny backbone, and conformance checks for any backbone and any
+measure plugin."""
 
 from __future__ import annotations
 
@@ -252,3 +253,128 @@ def _check_freezing(spec: BackboneSpec, model: nn.Module) -> list[str]:
             wrong = sorted(names[i] for i in trainable ^ expected)
             return [f"{spec.name}: freeze_stages({depth}) left the wrong parameters trainable: {_names(wrong)}"]
     return []
+
+
+# --- measure plugins --------------------------------------------------------------------------------
+# A measure plugin's author runs this on their module (or any object with a ``measure_backbone``): the
+# contract the Advisor, the report and the measurement cache rely on, checked on generated features.
+
+
+def measure_check_features(*, n_classes: int = 3, per_class: int = 8, dim: int = 12, seed: int = 0,
+                           with_extras: bool = True):
+    """A small FeatureSet of separable Gaussian classes, with source probabilities, random-init features and
+    a per-stage shift when ``with_extras``: what a real backbone's pass would hand a measure."""
+    import numpy as np
+
+    from tladvisor.records import FeatureSet, StageShift
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_classes), per_class)
+    features = (rng.normal(size=(n_classes, dim))[labels] * 3 + rng.normal(size=(len(labels), dim))).astype(np.float32)
+    extras = {}
+    if with_extras:
+        logits = rng.normal(size=(len(labels), 10))
+        extras = dict(source_probs=np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True),
+                      random_features=rng.normal(size=features.shape).astype(np.float32),
+                      stage_shift=(StageShift("stem", 0.2, 1), StageShift("stage1", 0.6, 1)))
+    return FeatureSet(backbone="tiny_cnn", image_size=32, features=features, labels=labels,
+                      sample_indices=np.arange(len(labels)), **extras)
+
+
+def check_measure_plugin(plugin, *, reserved: tuple[str, ...] = ()) -> list[str]:
+    """Every way ``plugin``'s ``measure_backbone`` breaks the measure contract, one line each (empty: conforms).
+
+    Checked on generated features (with and without the optional arrays, and with one image per class):
+    it returns ``None`` or a ``dict`` of ``str`` -> :class:`~tladvisor.records.Score` without raising; each
+    score has a float value (NaN only with a detail saying why), a spread that is None or >= 0, a normalised
+    value None or in [0, 1], a bool ``higher_is_better`` and a ``detail``; the same input gives the same
+    scores (the measurement cache relies on it); and no name is in ``reserved`` (e.g. the built-in names,
+    :data:`tladvisor.measure_names.BUILT_IN_MEASURES`, for a plugin's new measure).
+    """
+    import math
+
+    from tladvisor.records import AnalysisOptions, Score
+
+    hook = getattr(plugin, "measure_backbone", None)
+    label = getattr(plugin, "__name__", type(plugin).__name__)
+    if not callable(hook):
+        return [f"{label}: has no measure_backbone function"]
+    options, spec = AnalysisOptions(source=".", seed=0), tiny_backbone_spec()
+    cases = {"full features": measure_check_features(), "no optional arrays": measure_check_features(with_extras=False),
+             "one image per class": measure_check_features(per_class=1)}
+    problems: list[str] = []
+    for case, features in cases.items():
+        call = _measure_call(hook, spec, features, options)
+        try:
+            first = call()
+        except Exception as error:
+            problems.append(f"{label}: measure_backbone raised on {case}: {_one_line(error)} (leave a measure out "
+                            "when the data cannot support it)")
+            continue
+        if first is None:
+            continue
+        if not isinstance(first, dict):
+            problems.append(f"{label}: measure_backbone returned {type(first).__name__} on {case}, not a dict or None")
+            continue
+        for name, score in first.items():
+            where = f"{label}: score {name!r} on {case}"
+            if not isinstance(name, str) or not name:
+                problems.append(f"{label}: a score name on {case} is {name!r}, not a non-empty string")
+            elif name in reserved:
+                problems.append(f"{where}: the name is already taken (a built-in measure); choose another")
+            if not isinstance(score, Score):
+                problems.append(f"{where} is a {type(score).__name__}, not a tladvisor.records.Score")
+                continue
+            problems += [f"{where}: {p}" for p in _score_problems(score, math)]
+        try:
+            again = call()
+        except Exception as error:
+            problems.append(f"{label}: measure_backbone raised on a second call with {case}: {_one_line(error)}")
+            continue
+        if _comparable(again) != _comparable(first):
+            problems.append(f"{label}: measure_backbone gave different scores for the same input ({case}); "
+                            "seed any randomness from options.seed")
+    return problems
+
+
+def assert_measure_plugin_conforms(plugin, **kwargs) -> None:
+    """Raise AssertionError listing every problem :func:`check_measure_plugin` finds."""
+    problems = check_measure_plugin(plugin, **kwargs)
+    if problems:
+        raise AssertionError("measure plugin does not conform:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def _measure_call(hook, spec: BackboneSpec, features, options):
+    import inspect
+
+    wanted = inspect.signature(hook).parameters
+    given = {"backbone": spec, "features": features, "dataset": None, "options": options}
+    return lambda: hook(**{name: value for name, value in given.items() if name in wanted})
+
+
+def _score_problems(score, math) -> list[str]:
+    problems = []
+    if not isinstance(score.value, (int, float)) or isinstance(score.value, bool):
+        return [f"value is a {type(score.value).__name__}, not a float"]
+    if not math.isfinite(score.value) and not score.detail:
+        problems.append("value is not finite and no detail says why")
+    if score.spread is not None and not (isinstance(score.spread, (int, float)) and score.spread >= 0):
+        problems.append(f"spread {score.spread!r} is neither None nor >= 0")
+    if score.normalised is not None and not (isinstance(score.normalised, (int, float))
+                                             and 0.0 <= score.normalised <= 1.0):
+        problems.append(f"normalised {score.normalised!r} is neither None nor in [0, 1]")
+    if not isinstance(score.higher_is_better, bool):
+        problems.append(f"higher_is_better is a {type(score.higher_is_better).__name__}, not a bool")
+    if not isinstance(score.detail, str) or not score.detail:
+        problems.append("has no detail (the report shows it beside the number)")
+    return problems
+
+
+def _comparable(scores) -> object:
+    import math
+
+    if not isinstance(scores, dict):
+        return scores
+    return {name: tuple("nan" if isinstance(v, float) and math.isnan(v) else v
+                        for v in (s.value, s.spread, s.normalised)) if hasattr(s, "value") else s
+            for name, s in scores.items()}

@@ -15,7 +15,8 @@ can be compared across datasets and sits beside the raw number in the report:
   one-vs-rest label variance the features explain, net of LogME's complexity penalty. It is a
   squashing of the evidence gain onto [0, 1) like a logistic would be, but with a meaning and no
   free scale; raw LogME moves with the number and balance of classes (LogME_0 is about -0.61 for
-  4 balanced classes, +0.89 for 100), the gain does not;
+  4 balanced classes, +0.89 for 100), the gain does not. Its spread comes from subsets without
+  repeated rows (the delete-d jackknife), not the bootstrap: repeats inflate LogME when rows < features;
 - ``leep``, ``nce`` (only with source-classifier probabilities): normalised ``1 + x / H(Y)``, the
   share of the label entropy the source classifier explains (LEEP of an input-blind classifier and
   NCE of an independent source label are both ``-H(Y)``; a perfect one scores 0);
@@ -29,17 +30,21 @@ can be compared across datasets and sits beside the raw number in the report:
   ``1 - FD / (||mu_a - mu_b||^2 + tr S_a + tr S_b)`` and ``1 - MMD^2 / (k_aa + k_bb)``.
 
 A measure the data cannot support (one sample per class, mismatched shapes) is left out, never raised.
+A measure that raises loses only itself: it is kept as a score with no value (``NaN``) whose detail names
+the error, and every other measure still stands (:func:`_each_alone`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from tladvisor import hookimpl
-from tladvisor.measures.bootstrap import bootstrap, bootstrap_two_sample
+from tladvisor.measures.bootstrap import bootstrap, bootstrap_two_sample, subsample
 from tladvisor.measures.distances import (
     KernelMeans,
     frechet_distance,
@@ -58,6 +63,9 @@ from tladvisor.measures.probes import (
 from tladvisor.measures.transferability import hscore_shrinkage, label_entropy, leep, logme, nce
 from tladvisor.records import FeatureSet, Score, StageShift
 from tladvisor.similarity import geometric_mean, shift_similarity
+from tladvisor import measure_names as names
+
+log = logging.getLogger(__name__)
 
 BOOTSTRAP_RESAMPLES = 20
 BOOTSTRAP_MAX_ROWS = 400  # rows per resample: keeps 20 resamples of 1280-d features to about a second
@@ -79,6 +87,26 @@ def measure_feature_set(feature_set: FeatureSet, *, seed: int = 0, folds: int = 
     scores.update(transferability_scores(target, seed=seed))
     scores.update(stage_shift_scores(feature_set.stage_shift))
     scores.update(source_distance_scores(target.features, feature_set.source_sample_features, seed=seed))
+    return scores
+
+
+def _each_alone(measures: dict[str, tuple[Callable[[], Score | None], bool]]) -> dict[str, Score]:
+    """Compute each measure on its own: ``{name: (compute, higher_is_better)}`` -> ``{name: Score}``.
+
+    ``compute`` returns a Score, or None where the data cannot support it (left out). One that raises
+    becomes a NaN score naming the error, so a bug in one measure loses that measure only. (The same
+    features give the same error again, so a cached measurement keeps it rightly.)
+    """
+    scores: dict[str, Score] = {}
+    for name, (compute, higher_is_better) in measures.items():
+        try:
+            score = compute()
+        except Exception as error:  # noqa: BLE001 -- isolating one measure is the point
+            reason = " ".join(f"{type(error).__name__}: {error}".split())
+            log.warning("measure %s failed: %s", name, reason)
+            score = Score(float("nan"), None, None, higher_is_better, detail=f"{name} could not be computed: {reason}")
+        if score is not None:
+            scores[name] = score
     return scores
 
 
@@ -129,28 +157,33 @@ def probe_scores(target: _TargetData, *, seed: int, folds: int) -> dict[str, Sco
     chance = chance_accuracy(target.labels)
     knn = f"a cosine {KNN_NEIGHBOURS}-NN classifier"
     probes = {
-        "knn_accuracy": (knn_probe_cv, target.features, f"{knn} on the frozen features"),
-        "linear_probe_accuracy": (linear_probe_cv, target.features,
+        names.KNN_ACCURACY: (knn_probe_cv, target.features, f"{knn} on the frozen features"),
+        names.LINEAR_PROBE_ACCURACY: (linear_probe_cv, target.features,
                                   "logistic regression on the standardised frozen features"),
     }
     if target.random_features is not None:
-        probes["knn_accuracy_random"] = (knn_probe_cv, target.random_features,
+        probes[names.KNN_ACCURACY_RANDOM] = (knn_probe_cv, target.random_features,
                                          f"{knn} on a randomly initialised copy's features")
-        probes["linear_probe_accuracy_random"] = (linear_probe_cv, target.random_features,
+        probes[names.LINEAR_PROBE_ACCURACY_RANDOM] = (linear_probe_cv, target.random_features,
                                                   "logistic regression on a randomly initialised copy's features")
     results: dict[str, CrossValidatedAccuracy] = {}
-    scores: dict[str, Score] = {}
-    for name, (probe, matrix, what) in probes.items():
+
+    def probed(name: str, probe, matrix: np.ndarray, what: str) -> Score | None:
         result = probe(matrix, target.labels, folds=folds, seed=seed)
         if not math.isfinite(result.mean):
-            continue
+            return None
         results[name] = result
-        scores[name] = Score(result.mean, result.std, _above_chance(result.mean - chance, chance),
-                             detail=f"Accuracy of {what}, {result.scheme} cross-validation (chance {chance:.2f}).")
-    pretrained, random = results.get("linear_probe_accuracy"), results.get("linear_probe_accuracy_random")
-    if pretrained is not None and random is not None:
-        scores["pretraining_gain"] = _pretraining_gain(pretrained, random, chance)
-    return scores
+        return Score(result.mean, result.std, _above_chance(result.mean - chance, chance),
+                     detail=f"Accuracy of {what}, {result.scheme} cross-validation (chance {chance:.2f}).")
+
+    def gain() -> Score | None:
+        pretrained, random = results.get(names.LINEAR_PROBE_ACCURACY), results.get(names.LINEAR_PROBE_ACCURACY_RANDOM)
+        return _pretraining_gain(pretrained, random, chance) if pretrained is not None and random is not None else None
+
+    measures = {name: ((lambda n=name, p=probe, m=matrix, w=what: probed(n, p, m, w)), True)
+                for name, (probe, matrix, what) in probes.items()}
+    measures[names.PRETRAINING_GAIN] = (gain, True)
+    return _each_alone(measures)
 
 
 def _pretraining_gain(pretrained: CrossValidatedAccuracy, random: CrossValidatedAccuracy, chance: float) -> Score:
@@ -178,36 +211,55 @@ def transferability_scores(target: _TargetData, *, seed: int) -> dict[str, Score
         return {}
     features, labels = target.features, target.labels
 
-    def resampled(statistic, *arrays: np.ndarray) -> tuple[float, float]:
-        return bootstrap(statistic, *arrays, n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS)
+    def resampled(statistic, *arrays: np.ndarray, weighted: bool = False) -> tuple[float, float]:
+        return bootstrap(statistic, *arrays, n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS,
+                         weighted=weighted)
 
-    scores: dict[str, Score] = {}
-    value, spread = resampled(logme, features, labels)
-    if math.isfinite(value):
+    def logme_score() -> Score | None:
+        # Subsets without repeated rows: repeats inflate LogME when rows < features (see logme).
+        value, spread = subsample(logme, features, labels, n=BOOTSTRAP_RESAMPLES, seed=seed,
+                                  max_rows=BOOTSTRAP_MAX_ROWS)
+        if not math.isfinite(value):
+            return None
         baseline = logme(np.ones((len(labels), 1)), labels)
-        scores["logme"] = Score(value, _finite_or_none(spread), _cox_snell_r2(value - baseline),
-                                detail=(f"LogME: log evidence per sample of a Bayesian linear model of the labels on "
-                                        f"the features ({value - baseline:+.3f} nats over class frequencies alone)."))
-    value, spread = resampled(hscore_shrinkage, features, labels)
-    if math.isfinite(value):
+        return Score(value, _finite_or_none(spread), _cox_snell_r2(value - baseline),
+                     detail=(f"LogME: log evidence per sample of a Bayesian linear model of the labels on "
+                             f"the features ({value - baseline:+.3f} nats over class frequencies alone)."))
+
+    def hscore_score() -> Score | None:
+        # Each resample's distinct rows with their counts: the same value, smaller matrices.
+        value, spread = resampled(hscore_shrinkage, features, labels, weighted=True)
+        if not math.isfinite(value):
+            return None
         bound = min(target.n_classes - 1, features.shape[1])
-        scores["hscore"] = Score(value, _finite_or_none(spread), float(np.clip(value / bound, 0.0, 1.0)),
-                                 detail=(f"Shrinkage H-score: between-class over total feature covariance "
-                                         f"(Ledoit-Wolf), at most {bound}."))
+        return Score(value, _finite_or_none(spread), float(np.clip(value / bound, 0.0, 1.0)),
+                     detail=(f"Shrinkage H-score: between-class over total feature covariance "
+                             f"(Ledoit-Wolf), at most {bound}."))
+
+    measures = {names.LOGME: (logme_score, True), names.HSCORE: (hscore_score, True)}
     if target.source_probs is not None:
+        source_probs = target.source_probs
         entropy = label_entropy(labels)
-        value, spread = resampled(leep, target.source_probs, labels)
-        if math.isfinite(value):
-            scores["leep"] = Score(value, _finite_or_none(spread), _share_of_entropy(value, entropy),
-                                   detail=(f"LEEP: mean log-likelihood of the labels predicted through the source "
-                                           f"classifier's soft outputs (-{entropy:.2f} = no information, "
-                                           f"0 = perfect)."))
-        value, spread = resampled(nce, target.source_probs.argmax(axis=1), labels)
-        if math.isfinite(value):
-            scores["nce"] = Score(value, _finite_or_none(spread), _share_of_entropy(value, entropy),
-                                  detail=(f"NCE: minus the entropy of the labels given the source classifier's top "
-                                          f"class (-{entropy:.2f} = independent, 0 = determines the label)."))
-    return scores
+
+        def leep_score() -> Score | None:
+            value, spread = resampled(leep, source_probs, labels)
+            if not math.isfinite(value):
+                return None
+            return Score(value, _finite_or_none(spread), _share_of_entropy(value, entropy),
+                         detail=(f"LEEP: mean log-likelihood of the labels predicted through the source "
+                                 f"classifier's soft outputs (-{entropy:.2f} = no information, 0 = perfect)."))
+
+        def nce_score() -> Score | None:
+            value, spread = resampled(nce, source_probs.argmax(axis=1), labels)
+            if not math.isfinite(value):
+                return None
+            return Score(value, _finite_or_none(spread), _share_of_entropy(value, entropy),
+                         detail=(f"NCE: minus the entropy of the labels given the source classifier's top "
+                                 f"class (-{entropy:.2f} = independent, 0 = determines the label)."))
+
+        measures[names.LEEP] = (leep_score, True)
+        measures[names.NCE] = (nce_score, True)
+    return _each_alone(measures)
 
 
 def _cox_snell_r2(log_likelihood_gain_per_sample: float) -> float:
@@ -226,12 +278,12 @@ def stage_shift_scores(stage_shift: tuple[StageShift, ...]) -> dict[str, Score]:
     stages = [s for s in stage_shift if math.isfinite(s.value)]
     if not stages:
         return {}
-    scores = {"bn_shift": _shift_score(stages, "all")}
+    measures = {names.BN_SHIFT: (lambda: _shift_score(stages, "all"), False)}
     if len(stages) >= 2:
         half = len(stages) // 2
-        scores["bn_shift_early"] = _shift_score(stages[:half], "the early (input-side)")
-        scores["bn_shift_late"] = _shift_score(stages[half:], "the late (output-side)")
-    return scores
+        measures[names.BN_SHIFT_EARLY] = (lambda: _shift_score(stages[:half], "the early (input-side)"), False)
+        measures[names.BN_SHIFT_LATE] = (lambda: _shift_score(stages[half:], "the late (output-side)"), False)
+    return _each_alone(measures)
 
 
 def _shift_score(stages: list[StageShift], which: str) -> Score:
@@ -260,20 +312,22 @@ def source_distance_scores(features: np.ndarray, source_sample: np.ndarray | Non
         return {}
     target = np.asarray(features, dtype=np.float64)
     settings = dict(n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS)
-    scores: dict[str, Score] = {}
-    distance, spread = bootstrap_two_sample(frechet_distance, target, source, **settings)
-    if math.isfinite(distance):
+
+    def frechet_score() -> Score | None:
+        distance, spread = bootstrap_two_sample(frechet_distance, target, source, **settings)
+        if not math.isfinite(distance):
+            return None
         scale = frechet_scale(target, source)
         normalised = float(np.clip(1.0 - distance / scale, 0.0, 1.0)) if scale > 0 else 1.0
-        scores["frechet_to_source"] = Score(
-            distance, _finite_or_none(spread), normalised, higher_is_better=False,
-            detail=(f"Frechet distance between Gaussians fitted to target and source-sample embeddings "
-                    f"({len(target)} vs {len(source)} images)."))
-    scores.update(_mmd_score(target, source, seed=seed))
-    return scores
+        return Score(distance, _finite_or_none(spread), normalised, higher_is_better=False,
+                     detail=(f"Frechet distance between Gaussians fitted to target and source-sample embeddings "
+                             f"({len(target)} vs {len(source)} images)."))
+
+    return _each_alone({names.FRECHET_TO_SOURCE: (frechet_score, False),
+                        names.MMD_TO_SOURCE: (lambda: _mmd_score(target, source, seed=seed), False)})
 
 
-def _mmd_score(target: np.ndarray, source: np.ndarray, *, seed: int) -> dict[str, Score]:
+def _mmd_score(target: np.ndarray, source: np.ndarray, *, seed: int) -> Score | None:
     """MMD on at most MMD_MAX_ROWS rows per side; one pooled kernel matrix serves every bootstrap resample."""
     rng = np.random.default_rng(seed)
     target, source = (x if len(x) <= MMD_MAX_ROWS else x[rng.choice(len(x), MMD_MAX_ROWS, replace=False)]
@@ -292,11 +346,11 @@ def _mmd_score(target: np.ndarray, source: np.ndarray, *, seed: int) -> dict[str
     _, spread = bootstrap_two_sample(lambda a, b: means(a, b).mmd2, np.arange(len(target)), np.arange(len(source)),
                                      n=BOOTSTRAP_RESAMPLES, seed=seed, max_rows=BOOTSTRAP_MAX_ROWS)
     if not math.isfinite(full.mmd2):
-        return {}
-    return {"mmd_to_source": Score(
+        return None
+    return Score(
         full.mmd2, _finite_or_none(spread), full.similarity, higher_is_better=False,
         detail=(f"Unbiased squared MMD between target and source-sample embeddings (Gaussian kernel, "
-                f"median-distance width {bandwidth:.3g}, {len(target)} vs {len(source)} images)."))}
+                f"median-distance width {bandwidth:.3g}, {len(target)} vs {len(source)} images)."))
 
 
 def _finite_or_none(value: float) -> float | None:

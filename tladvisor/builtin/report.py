@@ -1,69 +1,17 @@
-"""Built-in plugin: write ``analysis.json`` and the HTML report of a run, and the runs index above it.
-
-``rerender`` is the library side of ``tladvisor report DIR``: a report is rendered from analysis.json
-alone, so it can be redrawn after an upgrade without the dataset or the models.
-"""
+"""Built-in plugin: write ``analysis.json`` and the HTML report of a run, and the runs index above it
+(the work lives in :mod:`tladvisor.report.writer`)."""
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Iterable
 from pathlib import Path
 
 from tladvisor import hookimpl
-from tladvisor.errors import OutputError
 from tladvisor.records import AnalysisRun, ReportSection
-from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, build_analysis, load_analysis
-from tladvisor.report.atomic import write_text_atomic
-from tladvisor.report.html import render_report
-from tladvisor.report.runs_index import INDEX_FILENAME, is_runs_index, write_runs_index
+from tladvisor.report.writer import rerender, write_run
 
-log = logging.getLogger(__name__)
+__all__ = ["rerender", "write_report"]  # rerender: kept importable from here for callers before the move
 
 
 @hookimpl
 def write_report(run: AnalysisRun, out_dir: Path, sections: list[ReportSection]) -> list[Path]:
-    out_dir = _ensure_folder(Path(out_dir))
-    analysis_path = write_text_atomic(out_dir / ANALYSIS_FILENAME, analysis_json_chunks(build_analysis(run)))
-    # Render from what was stored, not from the records: `tladvisor report` then redraws the same page.
-    stored = json.loads(analysis_path.read_text(encoding="utf-8"))
-    report_path = write_text_atomic(out_dir / INDEX_FILENAME, render_report(stored, sections or ()))
-    # The runs index goes in the output folder the user chose (--out), holding one folder per run.
-    runs_folder = Path(run.options.out_dir).resolve()
-    _update_runs_index(out_dir, create=out_dir.resolve().parent == runs_folder)
-    return [analysis_path, report_path]
-
-
-def rerender(run_dir: str | Path, sections: Iterable[ReportSection] = ()) -> Path:
-    """Re-render ``run_dir/index.html`` from ``run_dir/analysis.json``; return the report's path."""
-    run_dir = Path(run_dir)
-    analysis = load_analysis(run_dir / ANALYSIS_FILENAME)
-    report_path = write_text_atomic(run_dir / INDEX_FILENAME, render_report(analysis, sections))
-    _update_runs_index(run_dir, create=False)
-    return report_path
-
-
-def _ensure_folder(folder: Path) -> Path:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create output folder {folder}: {error.strerror or error}; "
-                          "choose another output folder (--out)") from None
-    return folder
-
-
-def _update_runs_index(run_dir: Path, create: bool) -> None:
-    """Refresh the runs index in the folder above ``run_dir``.
-
-    Created only in the run's own output folder; elsewhere (a run written straight into a home folder,
-    say) only a runs index tladvisor wrote before is replaced, never someone else's index.html.
-    """
-    folder = run_dir.resolve().parent
-    existing = folder / INDEX_FILENAME
-    if folder == run_dir.resolve() or not (is_runs_index(existing) or (create and not existing.exists())):
-        return
-    try:  # the run's own files are what matters; a read-only parent folder only costs the listing
-        write_runs_index(folder)
-    except OutputError as error:
-        log.warning("runs index not updated: %s", error)
+    return write_run(run, out_dir, sections or ())

@@ -1,15 +1,24 @@
-"""Built-in plugin: the Optuna search space and the tuner (the work lives in :mod:`tladvisor.tuning`)."""
+"""Built-in plugin: the strategies, the Optuna search space and the tuner (the work lives in
+:mod:`tladvisor.strategies` and :mod:`tladvisor.tuning`)."""
 
 from __future__ import annotations
 
 from tladvisor import hookimpl
+from tladvisor.strategies import BUILT_IN_STRATEGIES
 from tladvisor.tuning.search import suggest_params
 
 
 @hookimpl(trylast=True)
-def search_space(trial, recommendation, backbones, options):
-    """Backbone, strategy (incl. lp_ft), freeze depth, learning rates, weight decay and epochs."""
-    return suggest_params(trial, recommendation, backbones, options)
+def register_strategies(register):
+    """The built-in strategies: feature extraction, partial freeze, full fine-tune, from scratch, LP-FT."""
+    for strategy in BUILT_IN_STRATEGIES.values():
+        register(strategy)
+
+
+@hookimpl(trylast=True)
+def search_space(trial, recommendation, backbones, options, strategies=None):
+    """Backbone, strategy (every registered one), freeze depth, learning rates, weight decay and epochs."""
+    return suggest_params(trial, recommendation, backbones, options, strategies=strategies)
 
 
 @hookimpl(trylast=True)
@@ -20,3 +29,11 @@ def tune(dataset, recommendation, backbones, options, host=None):
     from tladvisor.tuning.study import Tuner  # torch training code: imported only when tuning runs
 
     return Tuner(options, host=host).run(dataset, recommendation, backbones)
+
+
+@hookimpl(trylast=True)
+def tuning_so_far(options, connect, host=None):
+    """The built-in tuner's study as it is now (for the report of an interrupted run), or None."""
+    from tladvisor.tuning.study.result import study_so_far
+
+    return study_so_far(options, connect=connect)

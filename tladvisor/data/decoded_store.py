@@ -31,6 +31,7 @@ from torch.utils.data import Dataset as TorchDataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from tladvisor.atomic import follow_umask
 from tladvisor.data.images import open_rgb
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,7 @@ def building(stores: Sequence[DecodedImages], paths: Sequence[Path], num_workers
             fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-decoded-", suffix=".npy")
             os.close(fd)
             names.append(name)
+            follow_umask(name)  # mkstemp makes it private; other users' runs may share the cache
             side = store.geometry.side
             arrays.append(np.lib.format.open_memmap(name, mode="w+", dtype=np.uint8, shape=(len(paths), side, side, 3)))
             _allocate(name)

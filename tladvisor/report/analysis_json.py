@@ -25,7 +25,8 @@ Schema 1 (non-finite numbers are ``null``)::
                            warnings, epochs},
     tuning null | {study_name, storage, requested_trials, trials [{number, state, value, params,
                    duration_s, reason, learning_curve}], best (a trial) | null, best_model_dir, device,
-                   param_importances {param: importance}, best_by_strategy {strategy: trial number}}
+                   param_importances {param: importance}, best_by_strategy {strategy: trial number}},
+    strategies {name: {description, pretrained, freeze, colour, plugin}} (every registered strategy)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any
 from tladvisor.errors import OutputError
 from tladvisor.records import AnalysisRun, Dataset, DatasetProfile, to_jsonable
 from tladvisor.redact import redact_passwords
+from tladvisor.strategies import BUILT_IN_STRATEGIES, describe_strategies
 
 SCHEMA_VERSION = 1
 EXAMPLES_PER_CLASS = 6
@@ -66,6 +68,7 @@ def build_analysis(run: AnalysisRun) -> dict[str, Any]:
         "backbones": [_backbone(measurement) for measurement in run.measurements],
         "recommendation": to_jsonable(run.recommendation),
         "tuning": to_jsonable(run.tuning),
+        "strategies": to_jsonable(run.strategies or describe_strategies(BUILT_IN_STRATEGIES)),
     }
     return analysis
 

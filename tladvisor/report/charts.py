@@ -7,15 +7,18 @@ viewBox units; the SVG scales down to narrow screens and prints crisply.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup
+
+from tladvisor.recommend import scenario_strategy
 
 from tladvisor.report.svg import (
     GRID, INK, MUTED, STRATEGY_COLOURS, LinearScale, LogScale, colour, element, finite, fmt, legend,
     legend_height, line, nice_max, num, polyline, rect, shorten, svg, text, tooltip, x_axis, y_axis,
 )
+from tladvisor.strategies import NEUTRAL_COLOUR
 
 ACCENT = "#3b6fb6"
 SOFT = "#9fb7dd"
@@ -215,11 +218,11 @@ def scenario_map(points: Sequence[dict], label: str, *, small_per_class: float, 
     x_scale = LogScale(low, high, left, right)
     y_scale = LinearScale(0, 1, bottom, top)
     split_x, split_y = x_scale(small_per_class), y_scale(similarity_threshold)
-    regions = [  # (x0, y0, x1, y1, strategy, caption) in pixels: the classic quadrants
-        (left, top, split_x, split_y, "feature_extraction", "small · similar"),
-        (split_x, top, right, split_y, "full_finetune", "large · similar"),
-        (left, split_y, split_x, bottom, "partial_freeze", "small · different"),
-        (split_x, split_y, right, bottom, "from_scratch", "large · different"),
+    regions = [  # (x0, y0, x1, y1, strategy, caption) in pixels: the rule's quadrants (recommend.SCENARIOS)
+        (left, top, split_x, split_y, scenario_strategy(small=True, similar=True), "small · similar"),
+        (split_x, top, right, split_y, scenario_strategy(small=False, similar=True), "large · similar"),
+        (left, split_y, split_x, bottom, scenario_strategy(small=True, similar=False), "small · different"),
+        (split_x, split_y, right, bottom, scenario_strategy(small=False, similar=False), "large · different"),
     ]
     parts = []
     for x0, y0, x1, y1, strategy, caption in regions:
@@ -264,11 +267,12 @@ def fmt_count(value: float) -> str:
 # --- tuning -----------------------------------------------------------------------------------------
 
 
-def history_chart(trials: Sequence[dict], label: str, *, width: int = 520, height: int = 260) -> Markup:
+def history_chart(trials: Sequence[dict], label: str, *, width: int = 520, height: int = 260,
+                  strategy_colours: Mapping[str, str] = STRATEGY_COLOURS) -> Markup:
     """Objective per trial (complete: dots, pruned: rings, failed: crosses at the bottom) and the running best."""
     if not trials:
         return Markup("")
-    keys = [(name.replace("_", " "), fill) for name, fill in STRATEGY_COLOURS.items()
+    keys = [(name.replace("_", " "), fill) for name, fill in strategy_colours.items()
             if any(t.get("strategy") == name for t in trials)] + [("running best", INK, "line")]
     left, right, bottom = 52, width - 14, height - 40
     top = 16 + legend_height(keys, right - left)
@@ -299,7 +303,7 @@ def history_chart(trials: Sequence[dict], label: str, *, width: int = 520, heigh
             title += f" ({trial['reason']})"
         if state == "COMPLETE" and finite(value):
             parts.append(tooltip("circle", title, cx=float(x), cy=float(y_scale(value)), r=4.5,
-                                 fill=STRATEGY_COLOURS.get(trial.get("strategy"), "#6b7280")))
+                                 fill=strategy_colours.get(trial.get("strategy"), NEUTRAL_COLOUR)))
         elif state == "PRUNED":
             y = y_scale(value) if finite(value) else bottom - 6
             parts.append(tooltip("circle", title, cx=float(x), cy=float(y), r=4.5, fill="white",

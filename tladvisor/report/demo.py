@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tladvisor import __version__
+from tladvisor.recommend import SMALL_PER_CLASS
 from tladvisor.records import (
     AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, DatasetProfile, PluginFailure, Recommendation,
     Sample, Score, SkippedFile, StageShift, TrialRecord, TuningResult,
@@ -90,7 +91,7 @@ def demo_run(folder: str | Path, *, run_id: str = "demo", classes=DEMO_CLASSES, 
         backbone="resnet18", strategy="partial_freeze", freeze_depth=2, n_stages=5,
         learning_rates={"head": 1e-3, "backbone": 1e-4, "layer_decay": 0.7}, confidence=0.72,
         rationale=(
-            f"Small dataset: median {per_class:g} images per class, below the 100 per class where fine-tuning "
+            f"Small dataset: median {per_class:g} images per class, below the {SMALL_PER_CLASS} per class where fine-tuning "
             "every layer starts to pay off.",
             "resnet18 is the most similar backbone (0.64 ± 0.05 against 0.38 ± 0.09 for efficientnet_b0).",
             "The shift grows with depth (stem 0.08 → layer4 0.92): keep the first 2 stages frozen, retrain the rest.",
@@ -98,7 +99,7 @@ def demo_run(folder: str | Path, *, run_id: str = "demo", classes=DEMO_CLASSES, 
         ),
         ranking=({"backbone": "resnet18", "score": 0.71, "similarity": 0.64, "knn_accuracy": 0.86},
                  {"backbone": "efficientnet_b0", "score": 0.41, "similarity": 0.38, "knn_accuracy": 0.47}),
-        size={"samples_per_class": per_class, "small_per_class": 100, "similarity_threshold": 0.5,
+        size={"samples_per_class": per_class, "small_per_class": SMALL_PER_CLASS, "similarity_threshold": 0.5,
               "assessment": "small"},
         warnings=("Only 4 images in class 'triangle': its accuracy will be noisy.",),
         epochs=12,
@@ -205,12 +206,12 @@ def _tuning(folder: Path, run_id: str) -> TuningResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tladvisor.builtin.report import write_report
+    from tladvisor.report.writer import write_run
 
     argv = sys.argv[1:] if argv is None else argv
     folder = Path(argv[0] if argv else "demo-report")
     run = demo_run(folder)
-    for path in write_report(run=run, out_dir=run.out_dir, sections=[]):
+    for path in write_run(run, run.out_dir):
         print(path)
     return 0
 

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from tladvisor import __version__
 from tladvisor.records import ReportSection
-from tladvisor.report import view
+from tladvisor.report import tuning_view, view
 from tladvisor.report.analysis_json import SCHEMA_VERSION
 
 BUILTIN_SECTIONS: tuple[tuple[str, str, int, Callable[[dict], object]], ...] = (
@@ -25,7 +25,7 @@ BUILTIN_SECTIONS: tuple[tuple[str, str, int, Callable[[dict], object]], ...] = (
     ("dataset", "Dataset", 20, view.dataset_view),
     ("similarity", "Similarity and transferability", 30, view.similarity_view),
     ("scenarios", "Four-scenario map", 40, view.scenario_view),
-    ("tuning", "Tuning", 50, view.tuning_view),
+    ("tuning", "Tuning", 50, tuning_view.tuning_view),
     ("reproduce", "Reproduce", 60, view.reproduce_view),
 )
 OPTIONAL_SECTIONS = {"tuning"}  # left out entirely when there is nothing to show

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from tladvisor.strategies import strategy_colours
+
 FONT_SIZE = 11
 MUTED = "#6b7280"
 GRID = "#e5e7eb"
@@ -22,12 +24,8 @@ PALETTE = ("#3b6fb6", "#e8833a", "#3a9e6f", "#c8475b", "#8a63b8", "#2aa3b8", "#c
            "#6b7a8f", "#8c5a3c")
 """Categorical colours (classes, series); the eleventh class reuses the first colour."""
 
-STRATEGY_COLOURS = {
-    "feature_extraction": "#3b6fb6",
-    "partial_freeze": "#3a9e6f",
-    "full_finetune": "#e8833a",
-    "from_scratch": "#c8475b",
-}
+STRATEGY_COLOURS = strategy_colours()
+"""The built-in strategies' colours (a run's own, plugins' included, are in analysis.json ``strategies``)."""
 
 
 def colour(index: int) -> str:

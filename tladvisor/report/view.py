@@ -15,23 +15,30 @@ from markupsafe import Markup
 
 from tladvisor.report import charts
 from tladvisor.report.charts import Bar
-from tladvisor.report.svg import STRATEGY_COLOURS, colour, finite, fmt
+from tladvisor.recommend import SMALL_PER_CLASS, scenario_strategy
+from tladvisor.report.svg import STRATEGY_COLOURS, finite, fmt
 from tladvisor.report.thumbnails import class_thumbnails
+from tladvisor.similarity import SIMILARITY_THRESHOLD
+from tladvisor.strategies import NEUTRAL_COLOUR
+from tladvisor import measure_names as names
 
-DEFAULT_SMALL_PER_CLASS = 100
-DEFAULT_SIMILARITY_THRESHOLD = 0.5
+# Thresholds drawn when an analysis.json does not say which ones its advice used: the rule's own.
+DEFAULT_SMALL_PER_CLASS = SMALL_PER_CLASS
+DEFAULT_SIMILARITY_THRESHOLD = SIMILARITY_THRESHOLD
 MAX_TABLE_ROWS = 200
 MAX_LABELLED_CLASSES = 40
-PARAM_ORDER = ("backbone", "strategy", "freeze_depth", "lr_head", "lr_backbone", "layer_decay", "weight_decay",
-               "epochs")
 RANDOM_MARKERS = ("_random", "random_", " (random)", "_random_init")
-# The classic map, as drawn by charts.scenario_map: (small?, similar?) -> strategy.
-SCENARIO_PRIOR = {(True, True): "feature_extraction", (False, True): "full_finetune",
-                  (True, False): "partial_freeze", (False, False): "from_scratch"}
 
 
 def strategy_label(strategy: str | None) -> str:
     return (strategy or "—").replace("_", " ")
+
+
+def strategy_colours(analysis: dict) -> dict[str, str]:
+    """Each strategy's colour: the built-ins', then what the run's registry stored (plugins' strategies)."""
+    stored = analysis.get("strategies") if isinstance(analysis.get("strategies"), dict) else {}
+    return {**STRATEGY_COLOURS, **{str(name): entry["colour"] for name, entry in stored.items()
+                                   if isinstance(entry, dict) and isinstance(entry.get("colour"), str)}}
 
 
 # --- verdict ----------------------------------------------------------------------------------------
@@ -50,7 +57,7 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
             "backbone": recommendation.get("backbone"),
             "strategy": recommendation.get("strategy"),
             "strategy_label": strategy_label(recommendation.get("strategy")),
-            "strategy_colour": STRATEGY_COLOURS.get(recommendation.get("strategy"), "#6b7280"),
+            "strategy_colour": strategy_colours(analysis).get(recommendation.get("strategy"), NEUTRAL_COLOUR),
             "freeze_depth": depth,
             "n_stages": n_stages,
             "freeze_text": f"{depth} of {n_stages} stages frozen",
@@ -271,10 +278,10 @@ def probe_pairs(scores: dict[str, dict]) -> list[tuple[str, dict, dict]]:
 def _probe_chart(backbone: dict) -> Markup:
     scores = backbone.get("scores") or {}
     pairs = probe_pairs(scores)
-    probe, gain = scores.get("linear_probe_accuracy"), scores.get("pretraining_gain")
+    probe, gain = scores.get(names.LINEAR_PROBE_ACCURACY), scores.get(names.PRETRAINING_GAIN)
     if not pairs and probe and gain and finite(probe.get("value")) and finite(gain.get("value")):
         # Only the gain was recorded: the random-init accuracy is the probe minus that gain.
-        pairs = [("linear_probe_accuracy", probe, {"value": probe["value"] - gain["value"], "spread": gain.get("spread")})]
+        pairs = [(names.LINEAR_PROBE_ACCURACY, probe, {"value": probe["value"] - gain["value"], "spread": gain.get("spread")})]
     groups = [(base.replace("_", " "), [("pretrained", pre.get("value"), pre.get("spread")),
                                         ("random init", rnd.get("value"), rnd.get("spread"))])
               for base, pre, rnd in pairs]
@@ -345,7 +352,7 @@ def scenario_view(analysis: dict) -> dict[str, Any] | None:
               for b in backbones]
     anchor = next((p for p in points if p["highlight"]), points[0])
     similarity = anchor["similarity"]
-    prior = SCENARIO_PRIOR[(per_class < small, finite(similarity) and similarity >= threshold)]
+    prior = scenario_strategy(small=per_class < small, similar=finite(similarity) and similarity >= threshold)
     return {
         "chart": charts.scenario_map(points, "Four-scenario map: samples per class against similarity",
                                      small_per_class=small, similarity_threshold=threshold),
@@ -372,100 +379,6 @@ def _samples_per_class(analysis: dict, size: dict) -> float | None:
     if dataset.get("n_classes"):
         return dataset.get("n_samples", 0) / dataset["n_classes"]
     return None
-
-
-# --- tuning -----------------------------------------------------------------------------------------
-
-
-def tuning_view(analysis: dict) -> dict[str, Any] | None:
-    tuning = analysis.get("tuning")
-    if not tuning:
-        return None
-    trials = [dict(trial, strategy=(trial.get("params") or {}).get("strategy"), params=trial.get("params") or {})
-              for trial in tuning.get("trials") or ()]
-    by_number = {trial["number"]: trial for trial in trials}
-    importances = sorted((tuning.get("param_importances") or {}).items(), key=lambda item: -(item[1] or 0))
-    states = {}
-    for trial in trials:
-        states[trial.get("state")] = states.get(trial.get("state"), 0) + 1
-    curves, curve_rows = [], []
-    for strategy, number in (tuning.get("best_by_strategy") or {}).items():
-        trial = by_number.get(number)
-        if not trial or not trial.get("learning_curve"):
-            continue
-        curve = trial["learning_curve"]
-        curves.append((f"{strategy_label(strategy)} (trial {number})", STRATEGY_COLOURS.get(strategy, colour(len(curves))),
-                       curve))
-        start, slope, asymptote = curve_summary(curve)
-        curve_rows.append({"strategy": strategy_label(strategy), "trial": number, "start": fmt(start),
-                           "slope": fmt(slope), "asymptote": fmt(asymptote), "epochs": len(curve)})
-    best = tuning.get("best")
-    return {
-        "study_name": tuning.get("study_name"),
-        "storage": tuning.get("storage"),
-        "device": tuning.get("device"),
-        "requested": tuning.get("requested_trials"),
-        "states": sorted(states.items(), key=lambda item: str(item[0])),
-        "best": best and {"number": best.get("number"), "value": fmt(best.get("value")),
-                          "params": _params_text(best.get("params") or {})},
-        "best_model_dir": tuning.get("best_model_dir"),
-        "history_chart": charts.history_chart(trials, "Optimisation history: accuracy per trial and running best"),
-        "importance_chart": charts.bar_chart([Bar(name, value) for name, value in importances],
-                                             "Parameter importances", axis_label="importance"),
-        "parallel_chart": charts.parallel_coordinates(trials, _varying_params(trials),
-                                                      "Parallel coordinates of the completed trials"),
-        "curves_chart": charts.line_chart(curves, "Validation accuracy per epoch, best trial of each strategy",
-                                          x_label="epoch", y_label="validation accuracy"),
-        "curve_rows": curve_rows,
-        "param_columns": (columns := _param_columns(trials)),
-        "trials": [_trial_row(trial, best, columns) for trial in sorted(trials, key=lambda t: t["number"])],
-    }
-
-
-def curve_summary(curve) -> tuple[float | None, float | None, float | None]:
-    """(start, slope, asymptote) of a learning curve.
-
-    start: accuracy after the first epoch; slope: mean gain per epoch over the first three epochs (how
-    fast it learns); asymptote: mean of the last three epochs (where it levels off).
-    """
-    values = [v for v in curve if finite(v)]
-    if not values:
-        return None, None, None
-    span = min(3, len(values) - 1)
-    slope = (values[span] - values[0]) / span if span else None
-    tail = values[-3:]
-    return values[0], slope, sum(tail) / len(tail)
-
-
-def _ordered_params(trials: list[dict]) -> list[str]:
-    keys = list(dict.fromkeys(k for t in trials for k in t["params"]))
-    return sorted(keys, key=lambda k: (PARAM_ORDER.index(k) if k in PARAM_ORDER else len(PARAM_ORDER), k))
-
-
-def _param_columns(trials: list[dict]) -> list[str]:
-    """Trial-table columns: every parameter but the two shown in their own columns."""
-    return [k for k in _ordered_params(trials) if k not in ("strategy", "backbone")]
-
-
-def _varying_params(trials: list[dict]) -> list[str]:
-    keys = _ordered_params(trials)
-    done = [t for t in trials if finite(t.get("value"))]
-    return [k for k in keys if len({repr(t["params"].get(k)) for t in done}) > 1]
-
-
-def _params_text(params: dict) -> str:
-    return ", ".join(f"{name}={fmt(value) if isinstance(value, float) else value}" for name, value in params.items())
-
-
-def _trial_row(trial: dict, best: dict | None, columns: list[str]) -> dict[str, Any]:
-    params = trial["params"]
-    return {"number": trial.get("number"), "state": trial.get("state"), "strategy": strategy_label(trial.get("strategy")),
-            "backbone": params.get("backbone", "—"),
-            "params": [(fmt(params.get(k)) if k in params else "—", params.get(k) if finite(params.get(k)) else None)
-                       for k in columns],
-            "value": fmt(trial.get("value")), "value_sort": trial.get("value") if finite(trial.get("value")) else None,
-            "duration": fmt(trial.get("duration_s")), "duration_sort": trial.get("duration_s"),
-            "reason": trial.get("reason") or "", "best": bool(best) and trial.get("number") == best.get("number")}
 
 
 # --- reproduce --------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from tladvisor import __version__
+from tladvisor.atomic import follow_umask
 from tladvisor.backbones import BackboneSpec, Preprocessing
 
 MODEL_FILE = "model.safetensors"
@@ -78,6 +79,7 @@ def save_model(model_dir: Path, model: nn.Module, config: dict[str, Any]) -> Pat
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, allow_nan=False))
         for name in (MODEL_FILE, CONFIG_FILE):
             _fsync_file(staging / name)
+        follow_umask(staging)  # mkdtemp made it private; the model is an output like the report
         previous = _previous(model_dir)
         shutil.rmtree(previous, ignore_errors=True)
         if model_dir.exists():

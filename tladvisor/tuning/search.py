@@ -8,14 +8,14 @@ the chosen backbone's stages; conditional parameters are only drawn where they m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.records import AnalysisOptions, Recommendation
-from tladvisor.tuning.strategies import GRADUAL_UNFREEZE_STRATEGIES, TUNING_STRATEGIES
+from tladvisor.strategies import BUILT_IN_STRATEGIES, FREEZE_ALL, FREEZE_CHOSEN, Strategy, strategy_named
 
 LR_HEAD = (1e-4, 1e-1)
 LR_BACKBONE = (1e-5, 1e-2)
@@ -24,7 +24,8 @@ WEIGHT_DECAY = (1e-6, 1e-2)
 DEFAULT_WEIGHT_DECAY = 1e-4  # the recommended trial's: the recommendation does not choose one
 EPOCHS_CPU = (3, 12)  # a CPU budget: few epochs per trial, more trials
 EPOCHS_CUDA = (5, 30)
-LAYER_DECAY_STRATEGIES = ("partial_freeze", "full_finetune", "lp_ft")  # those that fine-tune pretrained stages
+# The built-ins that draw a layer decay (those that fine-tune pretrained stages); a Strategy says so itself.
+LAYER_DECAY_STRATEGIES = tuple(name for name, s in BUILT_IN_STRATEGIES.items() if s.layer_decay)
 
 
 def backbone_choices(backbones: Sequence[BackboneSpec]) -> list[str]:
@@ -47,49 +48,61 @@ def epoch_range(options: AnalysisOptions, recommendation: Recommendation | None 
     return max(1, low), high
 
 
-def neutral_params(strategy: str) -> dict[str, Any]:
+def _plan(strategy: str | Strategy, strategies: Mapping[str, Strategy] | None = None) -> Strategy:
+    return strategy if isinstance(strategy, Strategy) else strategy_named(strategy, strategies)
+
+
+def neutral_params(strategy: str | Strategy, strategies: Mapping[str, Strategy] | None = None) -> dict[str, Any]:
     """Values a strategy's unused parameters take: what the training actually does with them."""
+    plan = _plan(strategy, strategies)
     values: dict[str, Any] = {}
-    if strategy == "feature_extraction":
+    if not plan.trains_backbone:
         values["lr_backbone"] = 0.0  # the backbone never moves
-    if strategy not in LAYER_DECAY_STRATEGIES:
+    if not plan.layer_decay:
         values["layer_decay"] = 1.0
-    if strategy not in GRADUAL_UNFREEZE_STRATEGIES:
+    if not plan.gradual_unfreeze:
         values["gradual_unfreeze"] = False
     return values
 
 
-def resolved_freeze_depth(strategy: str, drawn: int | None, spec: BackboneSpec) -> int:
-    if strategy == "feature_extraction":
+def resolved_freeze_depth(strategy: str | Strategy, drawn: int | None, spec: BackboneSpec,
+                          strategies: Mapping[str, Strategy] | None = None) -> int:
+    plan = _plan(strategy, strategies)
+    if plan.freeze == FREEZE_ALL:
         return spec.n_stages
-    if strategy == "partial_freeze":
+    if plan.freeze == FREEZE_CHOSEN:
         return min(max(1, int(drawn if drawn is not None else 1)), max(1, spec.n_stages - 1))
     return 0
 
 
 def suggest_params(trial, recommendation: Recommendation, backbones: Sequence[BackboneSpec],
-                   options: AnalysisOptions) -> dict[str, Any]:
-    """One trial's parameters, drawn from ``trial`` (the built-in ``search_space`` hook)."""
+                   options: AnalysisOptions, strategies: Mapping[str, Strategy] | None = None) -> dict[str, Any]:
+    """One trial's parameters, drawn from ``trial`` (the built-in ``search_space`` hook).
+
+    ``strategies``: the registry to draw from (default: the built-ins), in registration order.
+    """
+    strategies = BUILT_IN_STRATEGIES if strategies is None else strategies
     by_name = {spec.name: spec for spec in backbones}
     backbone = trial.suggest_categorical("backbone", backbone_choices(backbones))
-    strategy = trial.suggest_categorical("strategy", list(TUNING_STRATEGIES))
+    strategy = trial.suggest_categorical("strategy", list(strategies))
+    plan = strategies[strategy]
     spec = by_name[backbone]
     params: dict[str, Any] = {"backbone": backbone, "strategy": strategy}
 
     drawn_depth = None
-    if strategy == "partial_freeze":
+    if plan.freeze == FREEZE_CHOSEN:
         drawn_depth = trial.suggest_int("freeze_depth", *freeze_depth_range(backbones))
-    params["freeze_depth"] = resolved_freeze_depth(strategy, drawn_depth, spec)
+    params["freeze_depth"] = resolved_freeze_depth(plan, drawn_depth, spec)
     params["lr_head"] = trial.suggest_float("lr_head", *LR_HEAD, log=True)
-    if strategy != "feature_extraction":
+    if plan.trains_backbone:
         params["lr_backbone"] = trial.suggest_float("lr_backbone", *LR_BACKBONE, log=True)
-    if strategy in LAYER_DECAY_STRATEGIES:
+    if plan.layer_decay:
         params["layer_decay"] = trial.suggest_float("layer_decay", *LAYER_DECAY)
     params["weight_decay"] = trial.suggest_float("weight_decay", *WEIGHT_DECAY, log=True)
     params["epochs"] = trial.suggest_int("epochs", *epoch_range(options, recommendation))
-    if strategy in GRADUAL_UNFREEZE_STRATEGIES:
+    if plan.gradual_unfreeze:
         params["gradual_unfreeze"] = trial.suggest_categorical("gradual_unfreeze", [False, True])
-    params.update(neutral_params(strategy))
+    params.update(neutral_params(plan))
     return params
 
 
@@ -100,7 +113,8 @@ def _clip(value: float, bounds: tuple[float, float]) -> float:
     return type(low)(min(max(value, low), high))
 
 
-def recommendation_params(recommendation: Recommendation, backbones: Sequence[BackboneSpec]) -> dict[str, Any]:
+def recommendation_params(recommendation: Recommendation, backbones: Sequence[BackboneSpec],
+                          strategies: Mapping[str, Strategy] | None = None) -> dict[str, Any]:
     """The recommendation as fixed trial parameters (enqueued as the study's first trial).
 
     Only parameters the search space will draw for that strategy are fixed, within its ranges; a
@@ -109,20 +123,23 @@ def recommendation_params(recommendation: Recommendation, backbones: Sequence[Ba
     params: dict[str, Any] = {}
     if recommendation.backbone in backbone_choices(backbones):
         params["backbone"] = recommendation.backbone
+    strategies = BUILT_IN_STRATEGIES if strategies is None else strategies
     strategy = recommendation.strategy
-    if strategy in TUNING_STRATEGIES:
+    plan = strategies.get(strategy)
+    if plan is not None:
         params["strategy"] = strategy
     rates = recommendation.learning_rates
-    if strategy == "partial_freeze":
+    if plan is not None and plan.freeze == FREEZE_CHOSEN:
         params["freeze_depth"] = int(_clip(recommendation.freeze_depth, freeze_depth_range(backbones)))
     if "head" in rates:
         params["lr_head"] = _clip(rates["head"], LR_HEAD)
-    if strategy != "feature_extraction" and "backbone" in rates:
+    # A strategy outside the registry is left to the sampler, its rates fixed as a backbone-training one's.
+    if (plan is None or plan.trains_backbone) and "backbone" in rates:
         params["lr_backbone"] = _clip(rates["backbone"], LR_BACKBONE)
-    if strategy in LAYER_DECAY_STRATEGIES and "layer_decay" in rates:
+    if plan is not None and plan.layer_decay and "layer_decay" in rates:
         params["layer_decay"] = _clip(rates["layer_decay"], LAYER_DECAY)
     params["weight_decay"] = DEFAULT_WEIGHT_DECAY
     params["epochs"] = int(recommendation.epochs)
-    if strategy in GRADUAL_UNFREEZE_STRATEGIES:
+    if plan is not None and plan.gradual_unfreeze:
         params["gradual_unfreeze"] = False
     return params

@@ -1,28 +1,25 @@
-"""What each transfer strategy trains: which stages are frozen, and each parameter group's learning rate.
+"""What a transfer strategy trains, applied to a network: frozen stages, trainable parameters, and each
+parameter group's learning rate.
 
-Strategies (stages counted stem first, as in :class:`tladvisor.backbones.BackboneSpec`):
-
-- ``feature_extraction``: every stage frozen; only a new linear head is trained (on cached features).
-- ``partial_freeze``: the first ``freeze_depth`` stages frozen (weights and BatchNorm statistics).
-- ``full_finetune``: every stage trains, with layer-wise learning-rate decay towards the stem.
-- ``from_scratch``: randomly initialised backbone, everything trains at one rate.
-- ``lp_ft``: linear probe first, then fine-tune everything from that head (Kumar et al., 2022: a random
-  head's large early gradients distort pretrained features; starting from a probed head does not).
+The strategies themselves are records (:class:`tladvisor.strategies.Strategy`, stages counted stem first,
+as in :class:`tladvisor.backbones.BackboneSpec`): the built-ins are feature extraction, partial freeze,
+full fine-tune, from scratch and LP-FT; plugins add theirs with ``register_strategies``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from torch import nn
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.modeling import freeze_stages, head_module, member_parameters, replace_head, resolve_member
-from tladvisor.records import STRATEGIES
+from tladvisor.strategies import BUILT_IN_STRATEGIES, FREEZE_ALL, FREEZE_CHOSEN, Strategy, strategy_named
 
-TUNING_STRATEGIES: tuple[str, ...] = (*STRATEGIES, "lp_ft")
-GRADUAL_UNFREEZE_STRATEGIES = ("partial_freeze", "full_finetune", "lp_ft")  # those that fine-tune pretrained stages
+TUNING_STRATEGIES: tuple[str, ...] = tuple(BUILT_IN_STRATEGIES)  # the built-ins; a run's are host.strategies()
+GRADUAL_UNFREEZE_STRATEGIES = tuple(name for name, s in BUILT_IN_STRATEGIES.items() if s.gradual_unfreeze)
 
 
 @dataclass(frozen=True)
@@ -43,37 +40,62 @@ class TrialConfig:
     patience: int = 3  # epochs without a better validation accuracy before stopping
     warmup_fraction: float = 0.1  # share of the optimiser steps spent on the linear warm-up
     image_size: int | None = None
+    # The strategy's record: looked up among the built-ins when not given (``from_params(strategies=...)``).
+    plan: Strategy | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.strategy not in TUNING_STRATEGIES:
-            raise ValueError(f"unknown strategy '{self.strategy}'; expected one of {', '.join(TUNING_STRATEGIES)}")
+        if self.plan is None or self.plan.name != self.strategy:  # e.g. replace(config, strategy=...)
+            object.__setattr__(self, "plan", strategy_named(self.strategy))
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], **settings: Any) -> TrialConfig:
-        """Keep the known keys of a search-space dict (plugins may add their own); ``settings`` win."""
-        known = {f.name for f in fields(cls)}
+    def from_params(cls, params: dict[str, Any], *, strategies: Mapping[str, Strategy] | None = None,
+                    **settings: Any) -> TrialConfig:
+        """Keep the known keys of a search-space dict (plugins may add their own); ``settings`` win.
+
+        ``strategies``: the registry the strategy's name is looked up in (default: the built-ins).
+        """
+        known = {f.name for f in fields(cls)} - {"plan"}
         values = {k: v for k, v in params.items() if k in known}
         values.update(settings)
+        if "strategy" in values:
+            values["plan"] = strategy_named(values["strategy"], strategies)
         return cls(**values)
 
 
-def frozen_depth(strategy: str, freeze_depth: int, n_stages: int) -> int:
+def frozen_depth(strategy: str | Strategy, freeze_depth: int, n_stages: int) -> int:
     """How many leading stages a strategy keeps frozen while training the network."""
-    if strategy == "feature_extraction":
+    plan = strategy if isinstance(strategy, Strategy) else strategy_named(strategy)
+    if plan.freeze == FREEZE_ALL:
         return n_stages
-    if strategy == "partial_freeze":
+    if plan.freeze == FREEZE_CHOSEN:
         return max(0, min(int(freeze_depth), n_stages))
     return 0
 
 
 def build_model(spec: BackboneSpec, config: TrialConfig, n_classes: int) -> nn.Module:
-    """The backbone (pretrained unless from scratch) with a new head, its leading stages frozen."""
-    model = spec.build(config.strategy != "from_scratch")
+    """The backbone (pretrained unless the strategy starts from scratch) with a new head, its leading stages
+    frozen, and in the stages that train only the parameters the strategy trains."""
+    model = spec.build(config.plan.pretrained)
     replace_head(model, spec, n_classes)
-    freeze_stages(model, spec, frozen_depth(config.strategy, config.freeze_depth, spec.n_stages))
+    freeze_stages(model, spec, frozen_depth(config.plan, config.freeze_depth, spec.n_stages))
+    if config.plan.trains is not None:
+        kept = trainable(model, spec, config.plan)
+        head = head_module(model, spec)
+        head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+        for param in model.parameters():
+            if id(param) not in kept and id(param) not in head_ids:
+                param.requires_grad_(False)
     return model
+
+
+def trainable(model: nn.Module, spec: BackboneSpec, plan: Strategy) -> set[int]:
+    """``id`` of every backbone parameter the strategy's ``trains`` filter keeps (all of them without one)."""
+    head = head_module(model, spec)
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    return {id(p) for name, p in model.named_parameters()
+            if id(p) not in head_ids and (plan.trains is None or plan.trains(name))}
 
 
 def stage_learning_rates(spec: BackboneSpec, config: TrialConfig) -> list[float]:
@@ -83,7 +105,7 @@ def stage_learning_rates(spec: BackboneSpec, config: TrialConfig) -> list[float]
     is nothing to keep: one rate for all.
     """
     n = spec.n_stages
-    decay = 1.0 if config.strategy == "from_scratch" else config.layer_decay
+    decay = config.layer_decay if config.plan.pretrained else 1.0
     return [config.lr_backbone * decay ** (n - 1 - index) for index in range(n)]
 
 
@@ -95,8 +117,9 @@ def parameter_groups(model: nn.Module, spec: BackboneSpec, config: TrialConfig,
     shrinking them towards zero only shifts activations. Parameters owned by no stage and not the
     head (a spec that forgot one) train at ``lr_backbone`` rather than silently staying put.
     """
-    frozen = frozen_depth(config.strategy, config.freeze_depth, spec.n_stages)
+    frozen = frozen_depth(config.plan, config.freeze_depth, spec.n_stages)
     head = head_module(model, spec)
+    kept = trainable(model, spec, config.plan) if config.plan.trains is not None else None
     named: list[tuple[str, float, list[nn.Parameter]]] = []
     if head is not None:
         named.append(("head", config.lr_head if head_lr is None else head_lr, list(head.parameters())))
@@ -112,6 +135,8 @@ def parameter_groups(model: nn.Module, spec: BackboneSpec, config: TrialConfig,
 
     groups = []
     for name, lr, params in named:
+        if kept is not None and name != "head":  # a parameter filter (BitFit): the rest stays as it is
+            params = [p for p in params if id(p) in kept]
         decayed = [p for p in params if p.ndim > 1]
         plain = [p for p in params if p.ndim <= 1]
         if decayed:
@@ -121,9 +146,11 @@ def parameter_groups(model: nn.Module, spec: BackboneSpec, config: TrialConfig,
     return groups
 
 
-def set_stage_trainable(model: nn.Module, spec: BackboneSpec, index: int, trainable: bool) -> None:
+def set_stage_trainable(model: nn.Module, spec: BackboneSpec, index: int, trains: bool,
+                        kept: set[int] | None = None) -> None:
+    """Stage ``index`` trains or not; with ``kept`` (see :func:`trainable`) only those parameters train."""
     for param in member_parameters(model, spec.stages[index].members):
-        param.requires_grad_(trainable)
+        param.requires_grad_(trains and (kept is None or id(param) in kept))
 
 
 def train_mode(model: nn.Module, spec: BackboneSpec, n_frozen_or_waiting: int) -> None:

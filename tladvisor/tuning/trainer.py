@@ -27,6 +27,7 @@ from tladvisor.tuning.strategies import (
     TrialConfig,
     build_model,
     frozen_depth,
+    trainable,
     gradual_unfreeze_depth,
     parameter_groups,
     set_stage_trainable,
@@ -176,7 +177,8 @@ def train_network(model: nn.Module, spec: BackboneSpec, config: TrialConfig, dat
                   head_lr: float | None = None, augment: bool = True) -> FitResult:
     """Fine-tune ``model`` on images: frozen stages stay fixed (BatchNorm included), the rest trains."""
     n_stages = spec.n_stages
-    frozen = frozen_depth(config.strategy, config.freeze_depth, n_stages)
+    frozen = frozen_depth(config.plan, config.freeze_depth, n_stages)
+    kept = trainable(model, spec, config.plan) if config.plan.trains is not None else None
     model = devices.prepare_model(model, device)
     optimizer = make_optimizer(parameter_groups(model, spec, config, head_lr=head_lr))
     train_loader = data.train_loader(spec, config.batch_size, seed, augment=augment)
@@ -188,7 +190,7 @@ def train_network(model: nn.Module, spec: BackboneSpec, config: TrialConfig, dat
     def run_epoch(epoch: int) -> None:
         waiting = gradual_unfreeze_depth(epoch, frozen, n_stages) if config.gradual_unfreeze else frozen
         for index in range(n_stages):
-            set_stage_trainable(model, spec, index, index >= waiting)
+            set_stage_trainable(model, spec, index, index >= waiting, kept)
         train_mode(model, spec, waiting)
         trained_norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
         for images, labels in train_loader:
@@ -210,7 +212,7 @@ def _train_once(spec: BackboneSpec, config: TrialConfig, data: TuningData, devic
                 seed: int, on_epoch: EpochCallback | None) -> TrainedModel:
     torch.manual_seed(seed)
     extras: dict[str, Any] = {}
-    if config.strategy == "feature_extraction":
+    if config.plan.head_only:
         # Only the head is trained, so only the head is built; the backbone joins it when the model is kept.
         head = nn.Linear(spec.feature_dim, data.n_classes)
         result = train_head_on_features(head, data.features(spec), config, device, seed, on_epoch)
@@ -218,7 +220,7 @@ def _train_once(spec: BackboneSpec, config: TrialConfig, data: TuningData, devic
         return TrainedModel(result.accuracy, result.learning_curve, result.best_epoch, config.batch_size,
                             result.stopped_early, lambda: attach_head(spec, config, data.n_classes, head))
     model = build_model(spec, config, data.n_classes)
-    if config.strategy == "lp_ft":
+    if config.plan.probe_first:
         head = head_module(model, spec)
         probe = train_head_on_features(head, data.features(spec), config, device, seed, on_epoch=None)
         extras["probe_accuracy"] = probe.accuracy

@@ -24,8 +24,9 @@ import optuna
 
 from tladvisor.errors import DatasetError, OutputError, TLAdvisorError
 from tladvisor.records import Dataset, TuningResult, to_jsonable
-from tladvisor.tuning.study import (StudyDescription, Tuner, dataset_fingerprint, display_url, file_lock,
-                                    open_storage, read_description, tuning_result, worker_label)
+from tladvisor.atomic import file_lock, write_text_atomic
+from tladvisor.tuning.study import (StudyDescription, Tuner, dataset_fingerprint, display_url, open_storage,
+                                    read_description, tuning_result, worker_label)
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def _usable_run_dir(run_dir: Path | None) -> Path | None:
     return Path(run_dir)
 
 
-def run_worker(storage: str, study_name: str, *, host=None, trials: int | None = None, plugins_dir=None,
+def run_worker(storage: str, study_name: str, *, host, trials: int | None = None, plugins_dir=None,
                data: str | Path | None = None, run_dir: str | Path | None = None, device: str | None = None,
                wait: float = 0.0) -> WorkerResult:
     """Join the study ``study_name`` in ``storage`` and run its trials until its budget is met.
@@ -99,8 +100,8 @@ def run_worker(storage: str, study_name: str, *, host=None, trials: int | None =
     storage: the URL given to ``analyze --storage`` (``postgresql://user:password@host:5432/db``,
         ``sqlite:///abs/path/study.db``, or a journal file path).
     study_name: the ``--study`` name (``analyze`` prints it; by default the run name).
-    host: the PluginHost to use (the CLI's); a fresh one from ``plugins_dir`` (or
-        ``$TLADVISOR_PLUGINS_DIR``) when None. The study's backbones must be registered here too.
+    host: the caller's PluginHost (the CLI's; ``PluginHost(plugins_dir)`` from Python): the worker
+        builds none of its own. The study's backbones must be registered here too.
     trials: at most this many trials from this worker (None: until the study holds its budget).
     data: the dataset's location on this machine, when it is not at the path ``analyze`` read it from;
         it must be the same data (checked against a fingerprint of paths, labels and contents).
@@ -122,10 +123,6 @@ def run_worker(storage: str, study_name: str, *, host=None, trials: int | None =
         out.print(f"{result.worker} ran trials {list(result.trials_run)}; ...")
     """
     description = load_description(storage, study_name, wait=wait)
-    if host is None:
-        from tladvisor.plugins import PluginHost
-
-        host = PluginHost(plugins_dir)
     stored = description.options
     cache_dir = stored.cache_dir if stored.cache_dir is not None and Path(stored.cache_dir).is_dir() else None
     options = replace(stored, storage=storage, study_name=study_name, plugins_dir=plugins_dir,
@@ -135,7 +132,7 @@ def run_worker(storage: str, study_name: str, *, host=None, trials: int | None =
     if not Path(options.source).exists():
         hint = "pass --data PATH where it is mounted here" if data is None else "check --data"
         raise DatasetError(f"{options.source}: no such file or folder on this machine (the study's data); {hint}")
-    dataset = host.call_first("load_dataset", source=Path(options.source), options=options)
+    dataset = host.call("load_dataset", source=Path(options.source), options=options)
     if dataset is None:
         raise DatasetError(f"{options.source}: no loader could read it")
     _check_same_data(dataset, description, study_name)
@@ -144,7 +141,7 @@ def run_worker(storage: str, study_name: str, *, host=None, trials: int | None =
     tuner = Tuner(options, host=host, heartbeat_interval=description.heartbeat_interval,
                   grace_period=description.grace_period, max_trials=trials)
     result = tuner.run(dataset, description.recommendation, backbones, join=True)
-    report = refresh_report(options.run_dir, result) if options.run_dir is not None else None
+    report = refresh_report(options.run_dir, result, host=host) if options.run_dir is not None else None
     return WorkerResult(worker=worker_label(tuner.identity), trials_run=tuple(tuner.trials_run), tuning=result,
                         report=report)
 
@@ -162,15 +159,15 @@ def load_tuning_result(storage: str, study_name: str, *, run_dir: str | Path | N
                          model_dir=Path(run_dir) / "best_model" if run_dir is not None else None)
 
 
-def refresh_report(run_dir: str | Path, tuning: TuningResult) -> Path | None:
+def refresh_report(run_dir: str | Path, tuning: TuningResult, *, host=None) -> Path | None:
     """Put ``tuning`` into ``run_dir/analysis.json`` and re-render the report; None when there is no report yet.
 
     The rest of analysis.json (dataset, measures, advice) is kept as ``analyze`` wrote it, except that a
-    password in ``options.storage`` is masked.
+    password in ``options.storage`` is masked. Plugin report sections come from ``host``'s plugins
+    (a fresh PluginHost when None), built from the stored analysis as at the first render.
     """
-    from tladvisor.builtin.report import rerender
     from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, load_analysis
-    from tladvisor.report.atomic import write_text_atomic
+    from tladvisor.report.writer import rerender
 
     run_dir = Path(run_dir)
     if not (run_dir / ANALYSIS_FILENAME).is_file():
@@ -182,4 +179,4 @@ def refresh_report(run_dir: str | Path, tuning: TuningResult) -> Path | None:
         if isinstance(options, dict) and isinstance(options.get("storage"), str):
             options["storage"] = display_url(options["storage"])  # the database password stays out of reports
         write_text_atomic(run_dir / ANALYSIS_FILENAME, analysis_json_chunks(analysis))
-        return rerender(run_dir)
+        return rerender(run_dir, host=host)

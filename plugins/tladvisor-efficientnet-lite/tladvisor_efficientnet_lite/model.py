@@ -1,4 +1,9 @@
-"""EfficientNet-Lite0, written so its module names match the lukemelas-style state_dict keys.
+"""EfficientNet-Lite0/1/2, written so module names match the lukemelas-style state_dict keys.
+
+One architecture, scaled by width and depth as in TF's ``efficientnet_lite_builder``: channels are
+multiplied by the width coefficient and rounded to a multiple of 8 (never more than 10% down), repeats
+are multiplied by the depth coefficient and rounded up, except that Lite keeps the stem (32), the head
+(1280) and the repeats of the first and last block groups unscaled.
 
 Lite differs from EfficientNet-B0 in ways that matter for loading TF-trained weights:
 no squeeze-excitation, ReLU6 instead of swish, stem (32) and head (1280) not scaled, and TensorFlow
@@ -10,7 +15,7 @@ BatchNorm uses TF's eps 1e-3 and momentum 0.99 (PyTorch momentum 0.01).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +30,7 @@ N_CLASSES = 1000
 
 @dataclass(frozen=True)
 class BlockGroup:
-    """One row of the EfficientNet-B0 block table (Lite0 uses it unscaled)."""
+    """One row of the EfficientNet-B0 block table (Lite0 uses it unscaled; Lite1/2 scale it)."""
 
     repeats: int
     kernel: int
@@ -43,6 +48,34 @@ B0_BLOCK_GROUPS: tuple[BlockGroup, ...] = (
     BlockGroup(4, 5, 2, 6, 192),
     BlockGroup(1, 3, 1, 6, 320),
 )
+
+
+CHANNEL_DIVISOR = 8
+
+
+def round_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """TF's round_filters: scale, round to the nearest multiple of ``divisor``, never below 90%."""
+    if width == 1.0:
+        return channels
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def round_repeats(repeats: int, depth: float) -> int:
+    """TF's round_repeats: scale and round up."""
+    return int(math.ceil(depth * repeats))
+
+
+def scaled_block_groups(width: float, depth: float,
+                        groups: tuple[BlockGroup, ...] = B0_BLOCK_GROUPS) -> tuple[BlockGroup, ...]:
+    """The B0 table scaled for one Lite variant; the first and last groups keep their repeats (Lite)."""
+    last = len(groups) - 1
+    return tuple(
+        replace(group,
+                repeats=group.repeats if index in (0, last) else round_repeats(group.repeats, depth),
+                out_channels=round_channels(group.out_channels, width))
+        for index, group in enumerate(groups))
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -184,5 +217,11 @@ class EfficientNetLite(nn.Module):
         return self._fc(self._dropout(self.forward_features(x)))
 
 
+def efficientnet_lite(width: float = 1.0, depth: float = 1.0, dropout: float = 0.2,
+                      n_classes: int = N_CLASSES) -> EfficientNetLite:
+    """One Lite variant from its scaling coefficients (Lite0: 1.0/1.0, Lite1: 1.0/1.1, Lite2: 1.1/1.2)."""
+    return EfficientNetLite(scaled_block_groups(width, depth), n_classes=n_classes, dropout=dropout)
+
+
 def efficientnet_lite0(n_classes: int = N_CLASSES) -> EfficientNetLite:
-    return EfficientNetLite(B0_BLOCK_GROUPS, n_classes=n_classes)
+    return efficientnet_lite(n_classes=n_classes)

@@ -1,0 +1,81 @@
+"""A run's files: ``analysis.json``, the HTML report, and the runs index in the folder above.
+
+:func:`write_run` is what the built-in ``write_report`` plugin does; :func:`rerender` is the library side
+of ``tladvisor report DIR`` and of a tuning worker's refresh: a report is rendered from analysis.json
+alone, so it can be redrawn after an upgrade without the dataset or the models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from tladvisor.atomic import write_text_atomic
+from tladvisor.errors import OutputError
+from tladvisor.records import AnalysisRun, ReportSection
+from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, build_analysis, load_analysis
+from tladvisor.report.html import render_report
+from tladvisor.report.sections import collect_sections
+from tladvisor.report.runs_index import INDEX_FILENAME, is_runs_index, write_runs_index
+
+log = logging.getLogger(__name__)
+
+
+def write_run(run: AnalysisRun, out_dir: Path, sections: Iterable[ReportSection] = ()) -> list[Path]:
+    """Write ``analysis.json`` and ``index.html`` of ``run`` into ``out_dir``, and the runs index above it."""
+    out_dir = _ensure_folder(Path(out_dir))
+    analysis_path = write_text_atomic(out_dir / ANALYSIS_FILENAME, analysis_json_chunks(build_analysis(run)))
+    # Render from what was stored, not from the records: `tladvisor report` then redraws the same page.
+    stored = json.loads(analysis_path.read_text(encoding="utf-8"))
+    report_path = write_text_atomic(out_dir / INDEX_FILENAME, render_report(stored, sections or ()))
+    # The runs index goes in the output folder the user chose (--out), holding one folder per run.
+    runs_folder = Path(run.options.out_dir).resolve()
+    _update_runs_index(out_dir, create=out_dir.resolve().parent == runs_folder)
+    return [analysis_path, report_path]
+
+
+def rerender(run_dir: str | Path, sections: Iterable[ReportSection] | None = None, *, host=None) -> Path:
+    """Re-render ``run_dir/index.html`` from ``run_dir/analysis.json``; return the report's path.
+
+    ``sections``: the plugin sections to show; by default collected from ``host``'s ``report_sections``
+    plugins (a fresh :class:`~tladvisor.plugins.PluginHost` when none is given) over the stored analysis,
+    as the first render did.
+    """
+    run_dir = Path(run_dir)
+    analysis = load_analysis(run_dir / ANALYSIS_FILENAME)
+    if sections is None:
+        if host is None:
+            from tladvisor.plugins import PluginHost
+
+            host = PluginHost()
+        sections = collect_sections(host, analysis)
+    report_path = write_text_atomic(run_dir / INDEX_FILENAME, render_report(analysis, sections))
+    _update_runs_index(run_dir, create=False)
+    return report_path
+
+
+def _ensure_folder(folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create output folder {folder}: {error.strerror or error}; "
+                          "choose another output folder (--out)") from None
+    return folder
+
+
+def _update_runs_index(run_dir: Path, create: bool) -> None:
+    """Refresh the runs index in the folder above ``run_dir``.
+
+    Created only in the run's own output folder; elsewhere (a run written straight into a home folder,
+    say) only a runs index tladvisor wrote before is replaced, never someone else's index.html.
+    """
+    folder = run_dir.resolve().parent
+    existing = folder / INDEX_FILENAME
+    if folder == run_dir.resolve() or not (is_runs_index(existing) or (create and not existing.exists())):
+        return
+    try:  # the run's own files are what matters; a read-only parent folder only costs the listing
+        write_runs_index(folder)
+    except OutputError as error:
+        log.warning("runs index not updated: %s", error)

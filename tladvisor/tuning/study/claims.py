@@ -1,0 +1,94 @@
+"""The budget, global and exact: which trials hold a place in it, and claiming a place for this process.
+
+A *claim* is a trial that is COMPLETE, PRUNED, RUNNING or WAITING. Before asking, a worker checks that
+the claims leave room; after asking it keeps its trial only if fewer than ``budget`` claims have a
+smaller trial number, else it closes the trial at once as FAIL with the user attribute ``not_run`` (it
+never trained; the report leaves it out). Storages number trials in creation order under a lock, and a
+claim only ever leaves (by failing), so two workers racing for the last slot agree on who won.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from tladvisor.backbones import BackboneSpec
+from tladvisor.records import Recommendation
+from tladvisor.tuning.search import recommendation_params
+from tladvisor.tuning.study.liveness import PROCESS
+from tladvisor.tuning.study.optuna_access import forget_cached_trials, storage_of, study_id, trial_id
+
+log = logging.getLogger(__name__)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+CLAIMS = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+"""Trials that hold a place in the budget: finished ones, and those running or queued to run."""
+
+NOT_RUN = "not_run"  # user attr: the trial lost the race for the last slots and never trained
+
+
+def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
+                           backbones: Sequence[BackboneSpec], strategies=None) -> None:
+    """The recommendation is the first trial; enqueued again only if it never ran to an end.
+
+    ``strategies``: the run's strategy registry (default: the built-ins)."""
+    params = recommendation_params(recommendation, backbones, strategies)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.system_attrs.get("fixed_params") == params and trial.state != TrialState.FAIL:
+            return
+    study.enqueue_trial(params, user_attrs={"source": "recommendation"})
+
+
+def ask(study: optuna.Study, identity: dict[str, Any]) -> optuna.Trial:
+    """``study.ask()``, except the trial carries ``identity`` (this process's) from the moment it is RUNNING,
+    so no other worker can mistake it for an orphan (rule 3 of :func:`~.recovery.settle_interrupted`)."""
+    storage, study_number = storage_of(study), study_id(study)
+    forget_cached_trials(study)  # what ask() does: the sampler sees the latest trials
+    for waiting in storage.get_all_trials(study_number, deepcopy=False, states=(TrialState.WAITING,)):
+        try:  # identity first: whoever wins the pop below, the trial names a live process
+            storage.set_trial_system_attr(trial_id(waiting), PROCESS, identity)
+            if storage.set_trial_state_values(trial_id(waiting), state=TrialState.RUNNING):
+                claimed = trial_id(waiting)
+                storage.set_trial_system_attr(claimed, PROCESS, identity)
+                break
+        except UpdateFinishedTrialError:
+            continue
+    else:
+        template = optuna.trial.create_trial(state=TrialState.RUNNING, system_attrs={PROCESS: identity})
+        claimed = storage.create_new_trial(study_number, template_trial=template)
+    return optuna.Trial(study, claimed)
+
+
+def refusal(study: optuna.Study, trial: optuna.Trial, budget: int) -> str | None:
+    """Why ``trial`` may not run (it came after the budget was claimed, or repeats a queued trial)."""
+    everything = study.get_trials(deepcopy=False)
+    earlier = [t for t in everything if t.number < trial.number and t.state in CLAIMS]
+    if budget and len(earlier) >= budget:
+        return f"the budget of {budget} trials was claimed by other workers first"
+    fixed = next((t.system_attrs.get("fixed_params") for t in everything if t.number == trial.number), None)
+    if fixed is not None:
+        twin = next((t for t in earlier if t.system_attrs.get("fixed_params") == fixed), None)
+        if twin is not None:
+            return f"queued twice: trial {twin.number} runs these parameters"
+    return None
+
+
+def claim(study: optuna.Study, budget: int, identity: dict[str, Any]) -> optuna.Trial | None:
+    """A trial this process may run, or None when the ask lost the race for the last places."""
+    trial = ask(study, identity)
+    why_not = refusal(study, trial, budget)
+    if why_not is None:
+        return trial
+    storage = storage_of(study)
+    try:
+        storage.set_trial_user_attr(trial_id(trial), NOT_RUN, why_not)
+        storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        pass
+    log.info("trial %d not run: %s", trial.number, why_not)
+    return None

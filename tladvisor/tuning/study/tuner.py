@@ -1,0 +1,224 @@
+"""The :class:`Tuner`: the search loop that opens (or joins) a study, claims trials within its budget and
+runs them until the study holds its budget of finished trials, counting every worker's."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from tladvisor.backbones import BackboneSpec
+from tladvisor.device import describe, pick_device
+from tladvisor.errors import TLAdvisorError
+from tladvisor.plugins import strategy_registry
+from tladvisor.records import AnalysisOptions, Dataset, Recommendation, TuningResult
+from tladvisor.tuning.data import TuningData
+from tladvisor.tuning.strategies import TrialConfig
+from tladvisor.tuning.study import claims, description, recovery, trial_run
+from tladvisor.tuning.study.best_model import BestModel, model_dir_of
+from tladvisor.tuning.study.claims import CLAIMS, FINISHED
+from tladvisor.tuning.study.optuna_access import storage_of
+from tladvisor.tuning.study.liveness import (GRACE_PERIOD, HEARTBEAT_INTERVAL, PROCESS, process_identity,
+                                             worker_label)
+from tladvisor.tuning.study.result import tuning_result
+from tladvisor.tuning.study.storage import (DEFAULT_STUDY_NAME, display_url, heartbeat_enabled, make_pruner,
+                                            make_sampler, open_storage, storage_url)
+from tladvisor.tuning.trainer import TrainedModel
+
+log = logging.getLogger(__name__)
+
+MAX_POLL_INTERVAL = 5.0  # seconds a worker waits between looks while the last trials run elsewhere
+
+
+class Tuner:
+    """Runs (or continues, or joins) the study described by ``options``; ``run`` returns a TuningResult.
+
+    ``host`` is the run's PluginHost, whose ``search_space`` hook draws each trial. ``max_failures``
+    caps the FAIL trials of one run (default: ``max(5, budget)``); ``patience`` is the early-stopping
+    patience in epochs. ``heartbeat_interval`` and ``grace_period`` (seconds) are stored in a study
+    this Tuner describes, so every worker judges the others by the same clock; ``poll_interval`` is
+    how often a worker with nothing to run looks again (default: the heartbeat interval, at most 5 s).
+    ``max_trials`` caps the trials this process runs (None: until the study's budget is met).
+    """
+
+    def __init__(self, options: AnalysisOptions, *, host, patience: int = 3, max_failures: int | None = None,
+                 heartbeat_interval: int | None = HEARTBEAT_INTERVAL, grace_period: int | None = GRACE_PERIOD,
+                 poll_interval: float | None = None, max_trials: int | None = None):
+        self.options = options
+        self.host = host
+        self.patience = patience
+        self.max_failures = max_failures
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.poll_interval = poll_interval
+        self.max_trials = max_trials
+        self.best_model = BestModel(self.model_dir)
+        self.identity = process_identity()
+        self.trials_run: list[int] = []  # numbers of the trials this process trained (any final state)
+
+    # --- the study -------------------------------------------------------------------------------------
+
+    def open_study(self, *, sampler_offset: int = 0) -> optuna.Study:
+        url = storage_url(self.options)
+        storage = open_storage(url, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period)
+        study = optuna.create_study(storage=storage, study_name=self.options.study_name or DEFAULT_STUDY_NAME,
+                                    direction="maximize", load_if_exists=True, pruner=make_pruner())
+        study.sampler = make_sampler(self.options.seed + sampler_offset, len(study.get_trials(deepcopy=False)),
+                                     self.options.trials)
+        return study
+
+    @property
+    def model_dir(self) -> Path | None:
+        return model_dir_of(self.options)
+
+    def describe(self, study: optuna.Study, dataset: Dataset, recommendation: Recommendation,
+                 backbones: Sequence[BackboneSpec]) -> None:
+        """Store in the study what a worker needs to join it (options with the budget, advice, data)."""
+        description.describe_study(study, self.options, dataset, recommendation, backbones,
+                                   heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period)
+
+    def budget(self, study: optuna.Study) -> int:
+        """The study's budget as stored now (a later ``analyze --trials N`` may raise it), else the options'."""
+        return description.stored_budget(study, self.options)
+
+    def settle_interrupted(self, study: optuna.Study) -> None:
+        """Close the RUNNING trials of workers that are gone (see :func:`.recovery.settle_interrupted`)."""
+        recovery.settle_interrupted(study, model_dir=self.model_dir, heartbeat_interval=self.heartbeat_interval,
+                                    grace_period=self.grace_period)
+
+    def enqueue_recommendation(self, study: optuna.Study, recommendation: Recommendation,
+                               backbones: Sequence[BackboneSpec]) -> None:
+        """The recommendation is the first trial; enqueued again only if it never ran to an end."""
+        claims.enqueue_recommendation(study, recommendation, backbones, strategy_registry(self.host))
+
+    def _ask(self, study: optuna.Study) -> optuna.Trial:
+        return claims.ask(study, self.identity)
+
+    def _claim(self, study: optuna.Study, budget: int) -> optuna.Trial | None:
+        """A trial this process may run, or None when the ask lost the race for the last places."""
+        return claims.claim(study, budget, self.identity)
+
+    # --- one trial -------------------------------------------------------------------------------------
+
+    def run_trial(self, study: optuna.Study, trial: optuna.Trial, data: TuningData, recommendation: Recommendation,
+                  by_name: dict[str, BackboneSpec], device: torch.device) -> TrialState | None:
+        """Run and record one trial (see :func:`.trial_run.run_trial`); None when its result was dropped."""
+        self.trials_run.append(trial.number)
+        return trial_run.run_trial(study, trial, data, recommendation, by_name, device, host=self.host,
+                                   options=self.options, patience=self.patience, identity=self.identity,
+                                   heartbeat_interval=self.heartbeat_interval, save_if_best=self._save_if_best)
+
+    def _save_if_best(self, study: optuna.Study, trial: optuna.Trial, spec: BackboneSpec, config: TrialConfig,
+                      data: TuningData, trained: TrainedModel, params: dict[str, Any]) -> bool:
+        saved = self.best_model.save_if_best(study, trial, spec, config, data, trained, params,
+                                             image_size=self.options.image_size)
+        if saved:
+            trial.set_user_attr("model_saved_by", worker_label(self.identity))
+        return saved
+
+    # --- the whole search ------------------------------------------------------------------------------
+
+    def start(self, dataset: Dataset, recommendation: Recommendation, backbones: Sequence[BackboneSpec], *,
+              join: bool = False) -> optuna.Study:
+        """Open the study and make it ready for workers; no trial runs yet.
+
+        ``join=False`` (``tladvisor analyze``): create or continue the study, store its description
+        (:meth:`describe`) and enqueue the recommendation. ``join=True`` (``tladvisor worker``): open a
+        study another process described, without changing what it stores.
+        """
+        if not backbones:
+            raise TLAdvisorError("no backbone to tune; check --backbones and `tladvisor backbones`")
+        # A joining worker draws from its own random stream: workers started together must not propose
+        # the same start-up points.
+        offset = zlib.crc32(worker_label(self.identity).encode()) % 1_000_003 if join else 0
+        study = self.open_study(sampler_offset=offset)
+        description.check_same_backbones(study, backbones)
+        if not join:
+            self.describe(study, dataset, recommendation, backbones)
+        self.settle_interrupted(study)
+        if not join:
+            self.enqueue_recommendation(study, recommendation, backbones)
+        return study
+
+    def run(self, dataset: Dataset, recommendation: Recommendation, backbones: Sequence[BackboneSpec], *,
+            join: bool = False) -> TuningResult:
+        """Tune until the study holds its budget of finished trials (every worker's count); return the
+        whole study's result. ``join`` as in :meth:`start`."""
+        device = pick_device(self.options.device)
+        study = self.start(dataset, recommendation, backbones, join=join)
+        data = TuningData(dataset, self.options, device)
+        by_name = {spec.name: spec for spec in backbones}
+
+        self.best_model.reset_bar(study.study_name)
+        self._search(study, data, recommendation, by_name, device)
+        return self.result(study, device)
+
+    def _wait_time(self) -> float:
+        if self.poll_interval is not None:
+            return self.poll_interval
+        return min(MAX_POLL_INTERVAL, float(self.heartbeat_interval or MAX_POLL_INTERVAL))
+
+    def _can_wait_for(self, study: optuna.Study, running: list[FrozenTrial]) -> bool:
+        """Whether a lost worker among those running would be noticed from here (else waiting may never end)."""
+        if heartbeat_enabled(storage_of(study)):
+            return True
+        me = self.identity
+        return all(isinstance(t.system_attrs.get(PROCESS), dict)
+                   and all(t.system_attrs[PROCESS].get(k) == me[k] for k in ("host", "boot", "pidns"))
+                   for t in running)
+
+    def _search(self, study: optuna.Study, data: TuningData, recommendation: Recommendation,
+                by_name: dict[str, BackboneSpec], device: torch.device) -> None:
+        options = self.options
+        deadline = time.monotonic() + options.timeout if options.timeout else None
+        failures = 0
+        while True:
+            self.settle_interrupted(study)
+            budget = self.budget(study)
+            max_failures = self.max_failures if self.max_failures is not None else max(5, budget)
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(t.state in FINISHED for t in trials)
+            if budget and finished >= budget:
+                break
+            if not budget and deadline is None:
+                break  # no budget at all: nothing to run
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if failures >= max_failures:
+                log.warning("stopping the search after %d failed trials in this run", failures)
+                break
+            if self.max_trials is not None and len(self.trials_run) >= self.max_trials:
+                break
+            claimed = sum(t.state in CLAIMS for t in trials)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            if budget and claimed >= budget and not waiting:
+                # Every place is taken by running trials: stay, to retry any whose worker is lost.
+                running = [t for t in trials if t.state == TrialState.RUNNING]
+                if not self._can_wait_for(study, running):
+                    log.info("the last %d trials run on other machines; leaving them to their workers", len(running))
+                    break
+                pause = self._wait_time()
+                if deadline is not None:
+                    pause = max(0.0, min(pause, deadline - time.monotonic()))
+                time.sleep(pause)
+                continue
+            trial = self._claim(study, budget)
+            if trial is None:
+                continue
+            if self.run_trial(study, trial, data, recommendation, by_name, device) == TrialState.FAIL:
+                failures += 1
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+    def result(self, study: optuna.Study, device: torch.device) -> TuningResult:
+        return tuning_result(study, storage=display_url(storage_url(self.options)),
+                             requested_trials=self.budget(study), device=describe(device), model_dir=self.model_dir)
