@@ -74,3 +74,21 @@ def test_backbones_of_two_resolutions_share_one_decode(analyze, tmp_path, decode
     assert sorted(decodes) == sorted(data.rglob("*.png"))  # not once per backbone
     stores = sorted(p.name.split("-")[1] for p in (tmp_path / "cache").glob("decoded-*.npy"))
     assert len(stores) == 2 and len(set(stores)) == 2  # tiny_cnn at 32 px, tiny_fixed at its own 24 px
+
+
+def test_training_batches_come_even_when_the_cache_cannot_hold_the_store(tmp_path):
+    import torch
+
+    from tladvisor.testing import tiny_backbone_spec
+    from tladvisor.tuning.data import TuningData
+
+    from helpers import dataset_from_folder
+
+    dataset = dataset_from_folder(write_image_folder(tmp_path / "data", n_classes=2, per_class=5))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    options = AnalysisOptions(source=dataset.root, cache_dir=blocker / "cache", image_size=32, val_fraction=0.4)
+    data = TuningData(dataset, options, torch.device("cpu"))
+    images, labels = next(iter(data.train_loader(tiny_backbone_spec(), 4, seed=0)))
+    assert images.shape == (4, 3, 32, 32) and len(labels) == 4
+    assert sum(len(y) for _, y in data.val_loader(tiny_backbone_spec(), 3)) == len(data.val_idx)

@@ -8,6 +8,8 @@ backbone of the same resolution, reads batches from it and augments them as tens
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ from tladvisor.embed import default_cache_dir, extract_features
 from tladvisor.errors import DatasetError
 from tladvisor.records import AnalysisOptions, Dataset
 from tladvisor.transforms import StoredBatches
+
+log = logging.getLogger(__name__)
 
 
 def split_train_val(dataset: Dataset, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +54,7 @@ class TuningData:
         self.cache_dir: Path = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
         self._features: dict[tuple[str, int | None], FeatureSplit] = {}
         self._stores: dict[Geometry, DecodedImages] = {}
+        self._scratch: tempfile.TemporaryDirectory | None = None  # stores when the cache cannot hold them
         self._stored = np.unique(np.concatenate([self.train_idx, self.val_idx]))  # sorted dataset indices
         self.train_rows = np.searchsorted(self._stored, self.train_idx)
         self.val_rows = np.searchsorted(self._stored, self.val_idx)
@@ -87,7 +92,14 @@ class TuningData:
         geometry = Geometry.of(spec.preprocessing_at(self.options.image_size))
         if geometry not in self._stores:
             samples = [self.dataset.samples[i] for i in self._stored]
-            self._stores.update(open_sample_stores(samples, [geometry], self.cache_dir, self.options.num_workers))
+            try:
+                stores = open_sample_stores(samples, [geometry], self.cache_dir, self.options.num_workers)
+            except OSError as error:  # a full or unwritable cache costs time, not the run: a private folder
+                log.warning("decoded images not stored in %s: %s", self.cache_dir, error.strerror or error)
+                if self._scratch is None:
+                    self._scratch = tempfile.TemporaryDirectory(prefix="tladvisor-decoded-")
+                stores = open_sample_stores(samples, [geometry], Path(self._scratch.name), self.options.num_workers)
+            self._stores.update(stores)
         return self._stores[geometry]
 
     def _labels(self, indices: np.ndarray) -> list[int]:
