@@ -94,15 +94,21 @@ def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dic
             if score is not None and score.value is not None and math.isfinite(score.value):
                 values[key] = score.value if score.higher_is_better else -score.value
         values[RANK_SCORE] = rank_score(measurement)
-        accuracies = {}
+        accuracies, by_rate = {}, {}
         for strategy in STRATEGIES:
             rates = LEARNING_RATES[strategy]
-            config = TrialConfig(backbone=name, strategy=strategy, lr_head=rates["head"],
-                                 lr_backbone=rates["backbone"], layer_decay=rates["layer_decay"],
-                                 epochs=args.epochs, patience=args.epochs, batch_size=args.batch_size,
-                                 image_size=args.image_size)
-            accuracies[strategy] = float(train_trial(spec, config, data, torch.device("cpu"), seed=seed).accuracy)
-        rows[name] = {"measures": values, "accuracy": accuracies, "tuned_accuracy": max(accuracies.values()),
+            # Several rates per strategy, early stopping on a flat curve: no backbone loses for its rates or
+            # for a budget cut short (the issue #13 rule for fair ground truth, applied to backbones).
+            for multiplier in args.lr_multipliers:
+                config = TrialConfig(backbone=name, strategy=strategy, lr_head=rates["head"] * multiplier,
+                                     lr_backbone=rates["backbone"] * multiplier, layer_decay=rates["layer_decay"],
+                                     epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
+                                     image_size=args.image_size)
+                trained = train_trial(spec, config, data, torch.device("cpu"), seed=seed)
+                by_rate[f"{strategy}@x{multiplier:g}"] = {"accuracy": float(trained.accuracy),
+                                                          "curve": [float(v) for v in trained.learning_curve]}
+            accuracies[strategy] = max(v["accuracy"] for k, v in by_rate.items() if k.startswith(strategy + "@"))
+        rows[name] = {"measures": values, "accuracy": accuracies, "by_rate": by_rate, "tuned_accuracy": max(accuracies.values()),
                       "measure_s": round(measured_s, 2), "seconds": round(time.perf_counter() - started, 2)}
         print(f"  {task.name} seed {seed} {name}: tuned {rows[name]['tuned_accuracy']:.3f} "
               f"({', '.join(f'{s} {a:.3f}' for s, a in accuracies.items())}), "
@@ -142,12 +148,16 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS))
     parser.add_argument("--backbones", nargs="+", default=list(LITE))
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=6, help="epochs of each training run (short on purpose)")
+    parser.add_argument("--epochs", type=int, default=20, help="epoch cap of each training run")
+    parser.add_argument("--patience", type=int, default=5, help="stop after this many epochs without a better val")
+    parser.add_argument("--lr-multipliers", type=float, nargs="+", default=[0.3, 1.0, 3.0],
+                        help="each strategy trains at the product's starting rates times each of these")
     parser.add_argument("--image-size", type=int, default=64, help="one input size for every backbone")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-samples", type=int, default=2000)
     parser.add_argument("--train-per-class", type=int, help="override the task's training images per class")
     parser.add_argument("--val-per-class", type=int, help="override the task's validation images per class")
+    parser.add_argument("--resume", action="store_true", help="keep finished units from an earlier run")
     parser.add_argument("--work", default="/tmp/tladvisor-backbone-ranking")
     parser.add_argument("--out", type=Path, default=HERE.parent / "reports" / "benchmarks" / "backbone_ranking.json")
     args = parser.parse_args()
@@ -157,7 +167,22 @@ def main() -> None:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
     started = time.perf_counter()
-    units = [run_task(task, seed, tuple(args.backbones), args) for seed in range(args.seeds) for task in args.tasks]
+    # One JSON per finished unit beside --out, so an interrupted run keeps its work and --resume goes on.
+    unit_dir = args.out.with_suffix(".units")
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    units = []
+    for seed in range(args.seeds):
+        for task in args.tasks:
+            path = unit_dir / f"{task}-seed{seed}.json"
+            if args.resume and path.exists():
+                units.append(json.loads(path.read_text()))
+                print(f"  {task} seed {seed}: kept from {path}", flush=True)
+                continue
+            unit = run_task(task, seed, tuple(args.backbones), args)
+            partial = path.with_suffix(".tmp")
+            partial.write_text(json.dumps(unit, indent=2, allow_nan=True))
+            partial.replace(path)
+            units.append(unit)
     print_table(units)
     print(f"\n{time.perf_counter() - started:.0f} s wall in all; load {os.getloadavg()[0]:.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
