@@ -27,7 +27,7 @@ from tladvisor import __version__, interrupts, progress
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
-from tladvisor.embed import default_cache_dir, extract_features, feature_key, stratified_cap
+from tladvisor.embed import decode_images, default_cache_dir, extract_features, feature_key, stratified_cap
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost, one_line
 from tladvisor.report.sections import collect_sections, stored_analysis
@@ -113,19 +113,35 @@ class Advisor:
         """The images :meth:`measure` embeds: all of them, or a stratified sample of ``--max-samples``."""
         return stratified_cap(dataset.labels, options.max_samples, options.seed)
 
-    def measure(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> BackboneMeasurement:
-        """Embed (unless the measurement is cached), then measure; the embedding's time goes to ``embed``."""
+    def _cache_paths(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> tuple[Path, Path]:
+        """Where ``spec``'s measurement and its features on this data are cached."""
         indices = self.measured_indices(dataset, options)
-        source_sample = _source_sample_paths(options.source_sample)
         cache_dir = Path(options.cache_dir or default_cache_dir())
         plugins = [(p.name, p.version) for hook in measurement_cache.MEASURING_HOOKS
                    for p in self.host.implementers(hook)]
         versions = {p.name: p.version for p in self.host.plugins()}
         plugins.append((spec.plugin, versions.get(spec.plugin, "unversioned")))  # the backbone's own plugin
-        key = measurement_cache.measurement_key(
-            feature_key(spec, dataset, indices, image_size=options.image_size, with_random=True,
-                        source_sample=source_sample, seed=options.seed), plugins, options.seed)
-        cache_path = cache_dir / f"{spec.name}-{key}.measurement.json"
+        features = feature_key(spec, dataset, indices, image_size=options.image_size, with_random=True,
+                               source_sample=_source_sample_paths(options.source_sample), seed=options.seed)
+        key = measurement_cache.measurement_key(features, plugins, options.seed)
+        return cache_dir / f"{spec.name}-{key}.measurement.json", cache_dir / f"{spec.name}-{features}.npz"
+
+    def decode_once(self, backbones: list[BackboneSpec], dataset: Dataset, options: AnalysisOptions) -> None:
+        """One decoding pass serves every resolution still to measure (see :func:`embed.decode_images`);
+        its seconds count as embedding."""
+        started = time.perf_counter()
+        pending = [spec for spec in backbones if not any(p.is_file() for p in self._cache_paths(spec, dataset, options))]
+        decode_images(dataset, self.measured_indices(dataset, options),
+                      [spec.preprocessing_at(options.image_size) for spec in pending],
+                      Path(options.cache_dir or default_cache_dir()), options.num_workers)
+        self.embed_seconds += time.perf_counter() - started
+
+    def measure(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> BackboneMeasurement:
+        """Embed (unless the measurement is cached), then measure; the embedding's time goes to ``embed``."""
+        indices = self.measured_indices(dataset, options)
+        source_sample = _source_sample_paths(options.source_sample)
+        cache_dir = Path(options.cache_dir or default_cache_dir())
+        cache_path, _features_path = self._cache_paths(spec, dataset, options)
         cached = measurement_cache.read(cache_path)
         if cached is not None:
             return cached
@@ -230,6 +246,7 @@ class Advisor:
 
         measurements = so_far.measurements
         started, self.embed_seconds = time.perf_counter(), 0.0
+        self.decode_once(backbones, dataset, options)
         for spec in backbones:
             so_far.stage = f"measuring {spec.name}"
             self.progress(f"measuring {spec.name}")

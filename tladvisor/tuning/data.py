@@ -1,22 +1,28 @@
 """The data every trial of one tuning run shares: the train/validation split, cached features, loaders.
 
 The split is made once per run (deterministic from the seed), so every trial, and every re-run that
-continues the study, is scored on the same validation images.
+continues the study, is scored on the same validation images. Images are decoded once into a store
+(:mod:`tladvisor.data.decoded_store`) beside the feature cache; every epoch of every trial, and every
+backbone of the same resolution, reads batches from it and augments them as tensors on the device.
 """
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from tladvisor.backbones import BackboneSpec
+from tladvisor.data.decoded_store import DecodedImages, Geometry, open_sample_stores
 from tladvisor.embed import default_cache_dir, extract_features
 from tladvisor.errors import DatasetError
 from tladvisor.records import AnalysisOptions, Dataset
-from tladvisor.transforms import ImageFiles, eval_transform, train_transform
+from tladvisor.transforms import StoredBatches
+
+log = logging.getLogger(__name__)
 
 
 def split_train_val(dataset: Dataset, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +53,11 @@ class TuningData:
         self.train_idx, self.val_idx = split_train_val(dataset, options.val_fraction, options.seed)
         self.cache_dir: Path = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
         self._features: dict[tuple[str, int | None], FeatureSplit] = {}
+        self._stores: dict[Geometry, DecodedImages] = {}
+        self._scratch: tempfile.TemporaryDirectory | None = None  # stores when the cache cannot hold them
+        self._stored = np.unique(np.concatenate([self.train_idx, self.val_idx]))  # sorted dataset indices
+        self.train_rows = np.searchsorted(self._stored, self.train_idx)
+        self.val_rows = np.searchsorted(self._stored, self.val_idx)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -72,23 +83,38 @@ class TuningData:
                                                features[n_train:], labels[n_train:])
         return self._features[key]
 
-    def _images(self, indices: np.ndarray) -> tuple[list[Path], list[int]]:
-        samples = [self.dataset.samples[i] for i in indices]
-        return [s.path for s in samples], [s.label for s in samples]
+    def store(self, spec: BackboneSpec) -> DecodedImages:
+        """The run's images decoded at ``spec``'s geometry (built on first use, shared).
 
-    def train_loader(self, spec: BackboneSpec, batch_size: int, seed: int, augment: bool = True) -> DataLoader:
-        pre = spec.preprocessing_at(self.options.image_size)
-        paths, labels = self._images(self.train_idx)
-        transform = train_transform(pre) if augment else eval_transform(pre)
-        generator = torch.Generator().manual_seed(seed)
+        Keyed on the images in dataset order, so it is the store measuring used when every image was
+        measured; :attr:`train_rows` and :attr:`val_rows` say where the split's images sit in it.
+        """
+        geometry = Geometry.of(spec.preprocessing_at(self.options.image_size))
+        if geometry not in self._stores:
+            samples = [self.dataset.samples[i] for i in self._stored]
+            try:
+                stores = open_sample_stores(samples, [geometry], self.cache_dir, self.options.num_workers)
+            except OSError as error:  # a full or unwritable cache costs time, not the run: a private folder
+                log.warning("decoded images not stored in %s: %s", self.cache_dir, error.strerror or error)
+                if self._scratch is None:
+                    self._scratch = tempfile.TemporaryDirectory(prefix="tladvisor-decoded-")
+                stores = open_sample_stores(samples, [geometry], Path(self._scratch.name), self.options.num_workers)
+            self._stores.update(stores)
+        return self._stores[geometry]
+
+    def _labels(self, indices: np.ndarray) -> list[int]:
+        return [self.dataset.samples[i].label for i in indices]
+
+    def train_loader(self, spec: BackboneSpec, batch_size: int, seed: int, augment: bool = True) -> StoredBatches:
+        """Shuffled training batches (a fresh order each pass, fixed by ``seed``), augmented unless told not."""
+        n_train = len(self.train_idx)
         # A last batch of one image breaks BatchNorm in training mode; drop it.
-        drop_last = len(paths) % batch_size == 1 and len(paths) > 1
-        return DataLoader(ImageFiles(paths, labels, transform), batch_size=batch_size, shuffle=True,
-                          generator=generator, drop_last=drop_last, num_workers=self.options.num_workers,
-                          pin_memory=self.device.type == "cuda")
+        drop_last = n_train % batch_size == 1 and n_train > 1
+        return StoredBatches(self.store(spec), self.train_rows, self._labels(self.train_idx),
+                             spec.preprocessing_at(self.options.image_size), batch_size, self.device,
+                             augment=augment, shuffle=True, generator=torch.Generator().manual_seed(seed),
+                             drop_last=drop_last)
 
-    def val_loader(self, spec: BackboneSpec, batch_size: int) -> DataLoader:
-        pre = spec.preprocessing_at(self.options.image_size)
-        paths, labels = self._images(self.val_idx)
-        return DataLoader(ImageFiles(paths, labels, eval_transform(pre)), batch_size=batch_size, shuffle=False,
-                          num_workers=self.options.num_workers, pin_memory=self.device.type == "cuda")
+    def val_loader(self, spec: BackboneSpec, batch_size: int) -> StoredBatches:
+        return StoredBatches(self.store(spec), self.val_rows, self._labels(self.val_idx),
+                             spec.preprocessing_at(self.options.image_size), batch_size, self.device)
