@@ -253,7 +253,8 @@ class Advisor:
             self.progress(f"tuning: {options.trials} trials")
             tuned = [self.host.backbone(m.backbone) for m in measurements]
             so_far.tuning = timed("tune", self.host.call, "tune", dataset=dataset, recommendation=recommendation,
-                                  backbones=tuned, options=options, host=self.host)
+                                  backbones=tuned, options=options, host=self.host,
+                                  join=False, max_trials=None, on_trial=None)  # a worker joins (tuning/worker.py)
         return so_far.analysis_run(self.host.failures)
 
     def _keep_what_exists(self, so_far: _SoFar, signal_name: str) -> str:
