@@ -369,12 +369,12 @@ def tune(dataset, recommendation, backbones, options{extra}):
 def test_hook_tune_is_how_a_worker_tunes_so_a_plugin_tuner_runs_on_workers_too(host, options, tmp_path):
     _, study = started(host, options)  # what analyze leaves: the described study, the advice queued
 
-    def worker_with(name, extra="", body="pass"):
+    def worker_with(name, extra="", body="pass", **host_kwargs):
         (tmp_path / name).mkdir()
         (tmp_path / name / "tiny.py").write_text(TINY_PLUGIN)
         (tmp_path / name / "own_tuner.py").write_text(OWN_TUNER.format(extra=extra, body=body))
-        return run_worker(options.storage, "shapes", host=PluginHost(tmp_path / name, load_entry_points=False),
-                          trials=2)
+        return run_worker(options.storage, "shapes", trials=2,
+                          host=PluginHost(tmp_path / name, load_entry_points=False, **host_kwargs))
 
     # A tuner plugin written before workers had arguments of their own is called by workers too.
     result = worker_with("plain")
@@ -384,6 +384,9 @@ def test_hook_tune_is_how_a_worker_tunes_so_a_plugin_tuner_runs_on_workers_too(h
                          body='on_trial(7); said += f" join={join} max={max_trials}"')
     assert result.tuning.study_name.endswith("study shapes join=True max=2") and result.trials_run == (7,)
     assert [t.state for t in study.get_trials()] == [TrialState.WAITING]  # the built-in tuner never ran
+    with pytest.raises(TLAdvisorError, match=r"^tuning did not run on this worker: no tune plugin joined study "
+                                             r"'shapes' \(plugin 'own_tuner' failed in tune: RuntimeError: boom\)$"):
+        worker_with("broken", body='raise RuntimeError("boom")', default_plugins=("tladvisor.builtin.datasets",))
 
 
 def test_the_built_in_tuner_joins_with_the_study_s_heartbeat_and_this_worker_s_cap(host, options):

@@ -137,8 +137,8 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
                        options=options, host=host, join=True, max_trials=trials, on_trial=trials_run.append)
     if result is None:
         failed = "; ".join(f"plugin '{f.plugin}' failed in {f.hook}: {f.error}" for f in host.failures[failures_before:])
-        raise TLAdvisorError(f"no tuner joined study '{study_name}'" + (f" ({failed})" if failed else
-                                                                          " (every tune plugin returned None)"))
+        raise TLAdvisorError(f"tuning did not run on this worker: no tune plugin joined study '{study_name}'"
+                             + (f" ({failed})" if failed else ""))
     report = refresh_report(options.run_dir, result, host=host) if options.run_dir is not None else None
     return WorkerResult(worker=worker_label(process_identity()), trials_run=tuple(trials_run), tuning=result,
                         report=report)
