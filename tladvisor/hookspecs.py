@@ -193,10 +193,9 @@ def tune(dataset: Dataset, recommendation: Recommendation, backbones: list[Backb
     process, ``worker --trials``; None: until the study's budget is met), ``on_trial`` (a callable or
     ``None``: call it with each trial's number as this process starts training it; the worker prints
     them). For a worker, ``recommendation`` and the backbones come from the study's description, and
-    ``options`` are the stored ones with this machine's data path, run folder and device; the worker
-    reads that description as the built-in tuner stores it
-    (:func:`tladvisor.tuning.study.description.describe_study`),
-    so a plugin tuner meant for workers keeps it too (or wraps :class:`tladvisor.tuning.study.Tuner`).
+    ``options`` are the stored ones with this machine's data path, run folder and device. The worker
+    reads that description as the built-in tuner stores it (:func:`tladvisor.tuning.study.description.
+    describe_study`), so a plugin tuner meant for workers stores it too (or wraps ``Tuner``).
     A plugin that names none of these is called by workers as well and should continue the study.
     Return the whole study's result (every worker's trials).
     """
