@@ -295,8 +295,8 @@ def run_cli(tmp_path: Path, plugins: Path, written: Written, case: Path, capsys)
         assert (analysis_path.parent / "index.html").is_file()
     else:
         CASES["refused"] += 1
-        REASONS.append(captured.err.strip()[:150])
-        lines = [line for line in captured.err.splitlines() if line.strip()]
+        lines = [line for line in captured.err.splitlines() if line.strip() and not line.startswith("[")]  # progress
+        REASONS.append("\n".join(lines).strip()[:150])
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, captured.err)
         assert not list(out.rglob("analysis.json")) if out.exists() else True
 

@@ -120,3 +120,24 @@ def test_building_without_weights_needs_no_cache(empty_torch_home: Path, downloa
     model = zoo_backbones()["mobilenet_v3_large"].build(False)
     assert isinstance(model, torch.nn.Module)
     assert downloads == [] and not os.path.exists(empty_torch_home)
+
+
+def test_the_weights_table_matches_torchvision_and_registering_does_not_import_it() -> None:
+    import subprocess
+    import sys
+
+    from tladvisor.builtin.torchvision_zoo import IMAGENET_MEAN, IMAGENET_STD, WEIGHTS
+
+    for name, entry in WEIGHTS.items():
+        weights = entry.load()
+        transforms = weights.transforms()
+        assert (weights.url, int(transforms.crop_size[0]), int(transforms.resize_size[0]),
+                transforms.interpolation.value, weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]) == \
+            (entry.url, entry.input_size, entry.resize_size, entry.interpolation, entry.top1), name
+        assert (tuple(transforms.mean), tuple(transforms.std)) == (IMAGENET_MEAN, IMAGENET_STD)
+        assert callable(getattr(torchvision.models, entry.constructor))
+    # listing backbones leaves torchvision.models unimported (a second and more of `tladvisor backbones`)
+    code = ("import sys; from tladvisor.plugins import PluginHost; "
+            "PluginHost(load_entry_points=False).backbones(); print('torchvision.models' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

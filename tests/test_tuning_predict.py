@@ -6,13 +6,13 @@ import json
 import pytest
 import torch
 
-from tladvisor.errors import BackboneError, DatasetError, UnsafeFileError
+from tladvisor.errors import BackboneError, UnsafeFileError
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.testing import tiny_backbone_spec
 from tladvisor.tuning import model_io
 from tladvisor.tuning.data import split_train_val
-from tladvisor.tuning.predict import load_model, predict
+from tladvisor.tuning.predict import load_model, predict, predict_all
 from tladvisor.tuning.study import Tuner
 
 
@@ -110,7 +110,9 @@ def test_predict_names_an_unreadable_image(shapes, tmp_path):
     options, _ = tuned(shapes, tmp_path, "feature_extraction")
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
-    with pytest.raises(DatasetError, match=r"broken.png: cannot read image"):
-        predict(options.run_dir / "best_model", [broken], device="cpu", host=TinyHost())
-    with pytest.raises(DatasetError, match=r"missing.png: no such image file"):
-        predict(options.run_dir / "best_model", [tmp_path / "missing.png"], device="cpu", host=TinyHost())
+    result = predict_all(options.run_dir / "best_model", [broken, tmp_path / "missing.png"], device="cpu",
+                         host=TinyHost())
+    assert result.rows == []
+    reasons = {s["path"]: s["reason"] for s in result.skipped}
+    assert reasons[str(broken)].startswith("cannot read image")
+    assert reasons[str(tmp_path / "missing.png")] == "no such file or folder"

@@ -23,17 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from tladvisor import __version__, interrupts
+from tladvisor import __version__, interrupts, progress
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
 from tladvisor.embed import default_cache_dir, extract_features, feature_key, stratified_cap
-from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError
+from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost, one_line
 from tladvisor.report.sections import collect_sections, stored_analysis
 from tladvisor.strategies import describe_strategies
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
-                               PluginFailure, Score)
+                               PluginFailure, Score, TuningResult)
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,19 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def run_name_for(options: AnalysisOptions) -> str:
     """A stable name from the data and the options that change results, so a re-run continues."""
+    from tladvisor.data.naming import data_name
+
     source = Path(options.source).resolve()
+    manifest_options = tuple(str(v) for v in (options.path_column, options.label_column, options.image_root)
+                             if v is not None)  # only when given, so earlier runs keep their names
     key = "|".join(str(v) for v in (source, sorted(options.backbones), options.image_size, options.seed,
-                                     options.max_samples, options.val_fraction))
+                                     options.max_samples, options.val_fraction, *manifest_options))
+    if options.class_weights != "none":  # another loss, another study (the default keeps earlier names)
+        key += f"|class_weights={options.class_weights}"
     # The name is a folder name: characters a file system or a terminal may refuse (a non-UTF-8 byte,
     # a control character) become "_", and a very long name is cut (255 bytes is the usual limit).
-    stem = re.sub(r"[^\w.\- ]", "_", source.stem).strip()[:RUN_NAME_STEM_CHARACTERS] or "data"
+    name = data_name(source, options.image_root)
+    stem = re.sub(r"[^\w.\- ]", "_", name).strip()[:RUN_NAME_STEM_CHARACTERS] or "data"
     return f"{stem}-{hashlib.sha256(key.encode(errors='surrogateescape')).hexdigest()[:8]}"
 
 
@@ -228,6 +235,11 @@ class Advisor:
             self.progress(f"measuring {spec.name}")
             try:
                 measurements.append(self.measure(spec, dataset, options))
+                done = measurements[-1]
+                progress.current().line(f"measured {spec.name}: {done.n_measured} images at {done.image_size} px, "
+                                        + ("from the cache" if done.from_cache else f"{done.seconds:.1f} s"))
+            except WeightsUnavailableError as error:  # go on with the others; say which was left out and why
+                so_far.left_out[spec.name] = " ".join(str(error).split())
             except (BackboneError, DatasetError):
                 raise
             except Exception as error:  # one backbone failing must not lose the others' results
@@ -236,6 +248,8 @@ class Advisor:
         # their times are told apart: "embed" is the forward passes (or the feature cache), "measure" the rest.
         timings["embed"] = round(self.embed_seconds, 3)
         timings["measure"] = round(time.perf_counter() - started - self.embed_seconds, 3)
+        if not measurements and len(so_far.left_out) == len(backbones):
+            raise WeightsUnavailableError("no backbone has its weights: " + "; ".join(so_far.left_out.values()))
         if not measurements:
             raise TLAdvisorError("every backbone failed to measure: " +
                                  "; ".join(f.error for f in self.host.failures[-len(backbones):]))
@@ -250,11 +264,13 @@ class Advisor:
             if recommendation is None:
                 raise TLAdvisorError("no recommendation to start tuning from (a recommend plugin failed)")
             so_far.stage = "tuning"
-            self.progress(f"tuning: {options.trials} trials")
+            self.progress(f"tuning: {tuning_budget_text(options)}")
             tuned = [self.host.backbone(m.backbone) for m in measurements]
             so_far.tuning = timed("tune", self.host.call, "tune", dataset=dataset, recommendation=recommendation,
                                   backbones=tuned, options=options, host=self.host,
                                   join=False, max_trials=None, on_trial=None)  # a worker joins (tuning/worker.py)
+        else:
+            so_far.tuning = earlier_tuning(options, self.host)
         return so_far.analysis_run(self.host.failures)
 
     def _keep_what_exists(self, so_far: _SoFar, signal_name: str) -> str:
@@ -323,6 +339,7 @@ class _SoFar:
         self.recommendation = None
         self.tuning = None
         self.strategies: dict = {}  # the registry as analysis.json stores it
+        self.left_out: dict[str, str] = {}  # backbones not measured: their weights could not be had
 
     def analysis_run(self, failures: list[PluginFailure]) -> AnalysisRun:
         options = self.options
@@ -330,7 +347,7 @@ class _SoFar:
             run_id=options.run_name, out_dir=Path(options.run_dir), options=options, dataset=self.dataset,
             profile=self.profile, measurements=tuple(self.measurements), recommendation=self.recommendation,
             tuning=self.tuning, plugin_failures=tuple(failures), environment=dict(self.environment),
-            timings=dict(self.timings), strategies=dict(self.strategies))
+            timings=dict(self.timings), strategies=dict(self.strategies), backbones_left_out=dict(self.left_out))
 
 
 def _with_message(error: TLAdvisorError, message: str) -> TLAdvisorError:
@@ -344,6 +361,27 @@ def _with_message(error: TLAdvisorError, message: str) -> TLAdvisorError:
 
 def _tuning_requested(options: AnalysisOptions) -> bool:
     return options.trials > 0 or bool(options.timeout)
+
+
+def tuning_budget_text(options: AnalysisOptions) -> str:
+    """``5 trials``, ``5 trials or 60 s, whichever ends first``, ``as many trials as fit in 60 s``."""
+    trials = f"{options.trials} trial{'' if options.trials == 1 else 's'}"
+    if options.timeout and options.trials:
+        return f"{trials} or {options.timeout:g} s, whichever ends first"
+    if options.timeout:
+        return f"as many trials as fit in {options.timeout:g} s"
+    return trials
+
+
+def earlier_tuning(options: AnalysisOptions, host) -> TuningResult | None:
+    """An advice-only re-run keeps the tuning its run folder already holds (read without ``connect``:
+    advice alone never waits on a database server)."""
+    tuning = host.call_first("tuning_so_far", options=options, connect=False, host=host)
+    if tuning is None or not tuning.trials:
+        return None
+    return replace(tuning, stop_reason=(
+        f"not tuned in this run (advice only): these {len(tuning.trials)} trials are from an earlier run of this "
+        "folder; the same command with --trials N (N above the finished trials) or --timeout S continues them"))
 
 
 def _counted(n: int, noun: str) -> str:

@@ -79,6 +79,7 @@ class BackboneSpec:
     weights_available: Callable[[], bool] = _never_available
     description: str = ""
     plugin: str = ""  # filled in by the registry: which plugin registered it
+    weights_url: str = ""  # where the weights can be downloaded from, when they come from a URL
 
     @property
     def n_stages(self) -> int:
@@ -106,6 +107,7 @@ class BackboneSpec:
             "head": self.head,
             "weights_id": self.weights_id,
             "weights_location": self.weights_location,
+            "weights_url": self.weights_url,
             "weights_available": bool(self.weights_available()),
             "description": self.description,
         }

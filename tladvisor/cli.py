@@ -16,9 +16,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tladvisor import __version__
+from tladvisor import __version__, progress
 from tladvisor.errors import TLAdvisorError
-from tladvisor import measure_names as names
 
 # A pipe or CI log has no width; 80 columns would truncate backbone names and paths.
 out = Console(width=None if sys.stdout.isatty() else 120)
@@ -51,28 +50,44 @@ class Context:
 @click.pass_context
 def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool, threads: int | None) -> None:
     """tladvisor: which backbone and which transfer strategy for your data, measured and tuned."""
-    if debug:
-        os.environ["TLADVISOR_DEBUG"] = "1"
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     from tladvisor.threads import configure_threads
 
     try:
         configure_threads(threads)
     except ValueError as error:  # a bad TLADVISOR_THREADS / OMP_NUM_THREADS
         raise click.UsageError(str(error)) from None
-    ctx.obj = Context(plugins_dir, debug)
+    ctx.obj = Context(plugins_dir, False)
+    _turn_on_debug(ctx, None, debug)
+
+
+def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:
+    """``--debug`` before or after the command: tracebacks (through the environment) and debug logging."""
+    if debug:
+        os.environ["TLADVISOR_DEBUG"] = "1"
+        logging.getLogger().setLevel(logging.DEBUG)
+        if isinstance(ctx.obj, Context):
+            ctx.obj.debug = True
 
 
 @cli.command()
 @click.argument("data", type=click.Path(path_type=Path))
+@click.option("--path-column", help="Manifest column holding the image paths (default: path, file, image...).")
+@click.option("--label-column", help="Manifest column holding the labels (default: label, class, target...).")
+@click.option("--image-root", type=click.Path(path_type=Path),
+              help="Folder the manifest's paths resolve against and may not leave (default: the manifest's folder).")
 @click.option("--backbone", "-b", "backbones", multiple=True,
               help="Backbone to measure (repeatable). Default: every backbone with weights available offline.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
               help="Reports folder; the run is written to OUT/<run-name>/.")
 @click.option("--run-name", help="Name of the run folder (default: derived from the data and options).")
 @click.option("--trials", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Optuna trials to run after the advice (0: advice only).")
-@click.option("--timeout", type=click.FloatRange(min=0), help="Start no new trial after this many seconds.")
+              help="Optuna trials to run after the advice (0 and no --timeout: advice only).")
+@click.option("--timeout", type=click.FloatRange(min=0),
+              help="Wall-clock budget for tuning in seconds: the trial running at the deadline is stopped and "
+                   "kept as pruned. Alone: tune until it runs out; with --trials: whichever ends first.")
+@click.option("--class-weights", type=click.Choice(["none", "balanced"]), default="none", show_default=True,
+              help="Weight the training loss by class (balanced: inverse class frequency) for imbalanced data.")
 @click.option("--image-size", type=click.IntRange(min=16), help="Measure and train at this input size (px).")
 @click.option("--max-samples", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Images measured per backbone (a stratified sample).")
@@ -92,8 +107,9 @@ def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool, threads: int 
 @click.option("--study", "study_name", help="Optuna study name (default: the run name).")
 @click.option("--source-sample", type=click.Path(path_type=Path),
               help="Folder of images from the backbones' source domain, for embedding distances.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output (the summary and errors still print).")
 @click.pass_obj
-def analyze(obj: Context, data: Path, **kwargs) -> None:
+def analyze(obj: Context, data: Path, quiet: bool, **kwargs) -> None:
     """Profile DATA, measure each backbone, recommend a strategy (and tune with --trials N)."""
     from tladvisor.advisor import Advisor
     from tladvisor.records import AnalysisOptions
@@ -104,41 +120,11 @@ def analyze(obj: Context, data: Path, **kwargs) -> None:
 
         optuna.logging.set_verbosity(optuna.logging.INFO if obj.debug else optuna.logging.WARNING)
     options = AnalysisOptions(source=data, plugins_dir=obj.plugins_dir, **kwargs)
-    with err.status("starting") as status:
-        run = Advisor(options, host=obj.host, progress=lambda message: status.update(message)).run()
-    print_summary(run)
+    with progress.for_console(err, quiet=quiet) as reporter:
+        run = Advisor(options, host=obj.host, progress=reporter.stage).run()
+    from tladvisor.cli_summary import print_summary
 
-
-def print_summary(run) -> None:
-    rec = run.recommendation
-    table = Table(title="Backbones", show_lines=False)
-    table.add_column("backbone", no_wrap=True)
-    for column in ("similarity", "linear probe", "pretraining gain", "LogME", "measured in"):
-        table.add_column(column, justify="right")
-    def fmt(m, name, digits=3):
-        score = m.scores.get(name)
-        return "-" if score is None else f"{score.value:.{digits}f}"
-
-    for m in run.measurements:
-        sim = m.similarity
-        table.add_row(m.backbone, f"{sim.value:.2f} ± {sim.spread or 0:.2f}", fmt(m, names.LINEAR_PROBE_ACCURACY),
-                      fmt(m, names.PRETRAINING_GAIN), fmt(m, names.LOGME),
-                      "cache" if m.from_cache else f"{m.seconds:.1f} s")
-    out.print(table)
-    if rec is not None:
-        out.print(f"[bold]Recommendation:[/] {rec.backbone}: {rec.strategy} "
-                  f"(freeze {rec.freeze_depth} of {rec.n_stages} stages), "
-                  f"lr head {rec.learning_rates.get('head', 0):.0e}, "
-                  f"backbone {rec.learning_rates.get('backbone', 0):.0e}, confidence {rec.confidence:.2f}")
-        for sentence in rec.rationale:
-            out.print(f"  - {sentence}", markup=False, highlight=False)
-    if run.tuning is not None and run.tuning.best is not None:
-        best = run.tuning.best
-        out.print(f"[bold]Best trial:[/] #{best.number} val accuracy {best.value:.3f} "
-                  f"{best.params.get('backbone')} {best.params.get('strategy')}; model in {run.tuning.best_model_dir}")
-    for failure in run.plugin_failures:
-        err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
-    out.print(f"Report: {run.out_dir / 'index.html'}", markup=False)
+    print_summary(run, out, err)
 
 
 @cli.command()
@@ -199,12 +185,21 @@ def backbones(obj: Context, as_json: bool) -> None:
         for column in ("input px", "features", "stages"):
             table.add_column(column, justify="right")
         table.add_column("weights offline")
+        missing = []
         for spec in specs.values():
+            available = spec.weights_available()
+            if not available:
+                missing.append(spec)
             table.add_row(spec.name, spec.plugin, str(spec.preprocessing.input_size), str(spec.feature_dim),
-                          str(spec.n_stages), "yes" if spec.weights_available() else "no")
+                          str(spec.n_stages), "yes" if available else "no (see below)")
         out.print(table)
         for plugin, names in on_demand:
             out.print(f"Plugin '{plugin}' also builds backbones by name: {names}", markup=False, highlight=False)
+        for spec in missing:  # how to get each missing file: where it goes and where it comes from
+            source = f"download {spec.weights_url} to " if spec.weights_url else "place the weights at "
+            out.print(f"{spec.name}: weights not available offline; {source}{spec.weights_location or '(unknown path)'}"
+                      + (" (or run once online)" if spec.weights_url else ""), markup=False, highlight=False,
+                      soft_wrap=True)
     for failure in obj.host.failures:
         err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
 
@@ -225,18 +220,29 @@ def report(obj: Context, run_dir: Path) -> None:
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--device", default="auto", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="Output: aligned columns, CSV (path,label,probability) or JSON with the skipped files.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.pass_obj
-def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str, as_json: bool) -> None:
-    """Classify IMAGES with a model saved by a tuning run (MODEL_DIR = <run>/best_model)."""
-    from tladvisor.tuning.predict import predict as run_predict
+def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str, fmt: str, as_json: bool) -> None:
+    """Classify IMAGES (files or folders, searched recursively) with a tuning run's best model.
 
-    results = run_predict(model_dir, list(images), device=device, host=obj.host)
-    if as_json:
-        click.echo(json.dumps(results, indent=2))
-        return
-    for row in results:
-        click.echo(f"{row['path']}\t{row['label']}\t{row['probability']:.4f}")
+    MODEL_DIR is the run folder or its best_model folder. Unreadable files are skipped and listed.
+    """
+    from tladvisor.cli_predict import render, skipped_lines
+    from tladvisor.errors import DatasetError
+    from tladvisor.tuning.predict import predict_all
+
+    predictions = predict_all(model_dir, list(images), device=device, host=obj.host)
+    fmt = "json" if as_json else fmt
+    text = render(predictions, fmt)
+    if text:
+        click.echo(text)
+    if fmt != "json":
+        for line in skipped_lines(predictions):
+            err.print(line, markup=False, highlight=False, soft_wrap=True)
+    if not predictions.rows:
+        raise DatasetError(f"no image could be predicted ({len(predictions.skipped)} skipped)")
 
 
 @cli.command()
@@ -262,7 +268,8 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_d
     from tladvisor.tuning.worker import run_worker
 
     optuna.logging.set_verbosity(optuna.logging.INFO if obj.debug else optuna.logging.WARNING)
-    with err.status(f"worker: study {study_name}"):
+    with progress.for_console(err) as reporter:
+        reporter.stage(f"worker: study {study_name}")
         result = run_worker(storage, study_name, host=obj.host, plugins_dir=obj.plugins_dir, data=data,
                             run_dir=run_dir, trials=trials, device=device, wait=wait)
     tuning = result.tuning
@@ -273,6 +280,11 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_d
         out.print(f"Best trial: #{tuning.best.number} val accuracy {tuning.best.value:.3f}", markup=False)
     if result.report is not None:
         out.print(f"Report: {result.report}", markup=False, highlight=False)
+
+
+for _command in cli.commands.values():  # every command takes --debug after its name too
+    _command.params.append(click.Option(["--debug"], is_flag=True, expose_value=False, callback=_turn_on_debug,
+                                        help="Show tracebacks and debug logging."))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tladvisor import device as devices
+from tladvisor import progress
 from tladvisor.atomic import write_atomic
 from tladvisor.backbones import BackboneSpec, Preprocessing
 from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader, recalibrate_batchnorm
@@ -151,7 +152,8 @@ def stage_shifts(spec: BackboneSpec, layer_shift: dict[str, float]) -> tuple[Sta
 
 
 def _forward_all(model: nn.Module, spec: BackboneSpec, loader: DataLoader, device: torch.device,
-                 with_bn_stats: bool) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
+                 with_bn_stats: bool, counter: progress.Counter | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
     model = devices.prepare_model(model, device).eval()
     reader = EmbeddingReader(model, spec)
     stats = BatchNormStatistics(model) if with_bn_stats else None
@@ -163,6 +165,8 @@ def _forward_all(model: nn.Module, spec: BackboneSpec, loader: DataLoader, devic
                 features.append(embedding.float().cpu().numpy())
                 if logits is not None:
                     probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+                if counter is not None:
+                    counter.advance(len(images))
     finally:
         reader.close()
         if stats:
@@ -200,8 +204,12 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
             return cached
 
     started = time.perf_counter()
+    # Images through the network: the target (pretrained, then random copy) and the source sample.
+    passes = len(samples) * (2 if with_random else 1) + len(source_sample)
+    counter = progress.current().counter(f"embedding with {spec.name}", passes)
     loader = _loader([s.path for s in samples], labels, pre, batch_size, num_workers)
-    features, probs, layer_shift = _forward_all(spec.build(True), spec, loader, device, with_bn_stats=True)
+    features, probs, layer_shift = _forward_all(spec.build(True), spec, loader, device, with_bn_stats=True,
+                                                counter=counter)
     random_features = None
     if with_random:
         with torch.random.fork_rng(devices=[]):  # the caller's random stream stays as it was
@@ -211,11 +219,13 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
         subset = np.random.default_rng(seed).permutation(len(samples))[:RECALIBRATION_IMAGES]
         recalibrate_batchnorm(random_model, _loader([samples[i].path for i in subset], labels[subset], pre,
                                                     batch_size, num_workers), device)
-        random_features, _, _ = _forward_all(random_model, spec, loader, device, with_bn_stats=False)
+        random_features, _, _ = _forward_all(random_model, spec, loader, device, with_bn_stats=False,
+                                             counter=counter)
     source_features = None
     if source_sample:
         source_loader = _loader(list(source_sample), [0] * len(source_sample), pre, batch_size, num_workers)
-        source_features, _, _ = _forward_all(spec.build(True), spec, source_loader, device, with_bn_stats=False)
+        source_features, _, _ = _forward_all(spec.build(True), spec, source_loader, device, with_bn_stats=False,
+                                             counter=counter)
     result = FeatureSet(
         backbone=spec.name, image_size=pre.input_size, features=features, labels=labels,
         sample_indices=indices, source_probs=probs, random_features=random_features,

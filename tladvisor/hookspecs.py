@@ -179,9 +179,12 @@ def tune(dataset: Dataset, recommendation: Recommendation, backbones: list[Backb
     """Run the hyper-parameter search and keep the best model.
 
     Arguments: ``dataset`` (``Dataset``), ``recommendation``, ``backbones`` (list of
-    ``BackboneSpec``), ``options`` (``AnalysisOptions``; ``options.trials`` is the budget), ``host``
-    (the :class:`tladvisor.plugins.PluginHost` of the run, to call ``search_space`` through).
-    Return a :class:`tladvisor.records.TuningResult`, or ``None`` to let the next tuner run.
+    ``BackboneSpec``), ``options`` (``AnalysisOptions``; the budget is ``options.trials`` finished
+    trials and/or ``options.timeout`` wall-clock seconds, whichever ends first; either alone is the whole
+    budget), ``host`` (the :class:`tladvisor.plugins.PluginHost` of the run, to call ``search_space``
+    through). Progress goes to :func:`tladvisor.progress.current`. Return a
+    :class:`tladvisor.records.TuningResult` (``stop_reason`` says why the search stopped), or ``None``
+    to let the next tuner run.
     firstresult.
 
     Arguments (appended), for ``tladvisor worker`` (:func:`tladvisor.tuning.worker.run_worker`), which
@@ -203,7 +206,8 @@ def tune(dataset: Dataset, recommendation: Recommendation, backbones: list[Backb
 
 @hookspec(firstresult=True)
 def tuning_so_far(options, connect, host):
-    """The study's trials as they are now, for the report of a run stopped (SIGINT/SIGTERM) before ``tune`` returned.
+    """The study's trials as they are now, for the report of a run stopped (SIGINT/SIGTERM) before ``tune`` returned,
+    and of an advice-only re-run (``connect`` False), which keeps the tuning its run folder holds.
 
     Arguments: ``options`` (``AnalysisOptions``: ``storage``, ``study_name`` and ``run_dir`` as ``tune``
     got them), ``connect`` (``bool``: False when the run stopped before tuning began; then read only a

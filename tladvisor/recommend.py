@@ -59,6 +59,25 @@ def is_small(samples_per_class: float, small_per_class: float = SMALL_PER_CLASS)
 def is_similar(similarity: float, threshold: float = SIMILARITY_THRESHOLD) -> bool:
     return math.isfinite(similarity) and similarity >= threshold
 
+# How many validation images it takes to tell two strategies apart. A validation accuracy measured on n
+# images has the binomial standard error SE = sqrt(p (1 - p) / n), largest at p = 0.5. Two accuracies
+# that differ by DELTA are told apart at about 95 % when DELTA >= 1.96 * sqrt(2) * SE (the difference of
+# two such estimates), i.e. when n >= 2 * 1.96**2 * p (1 - p) / DELTA**2 = 1.92 / DELTA**2 at p = 0.5.
+# For DELTA = 0.10 (ten accuracy points, the size of the strategy gaps in docs/benchmarks.md) that is
+# 193 images; fewer, and the tuner's "best" trial may be noise.
+DISTINGUISH_ACCURACY_GAP = 0.10
+Z_95 = 1.96
+
+
+def validation_images_needed(gap: float = DISTINGUISH_ACCURACY_GAP, accuracy: float = 0.5) -> int:
+    """Validation images needed to tell apart two accuracies ``gap`` apart (see the formula above)."""
+    return math.ceil(2 * Z_95 ** 2 * accuracy * (1 - accuracy) / gap ** 2)
+
+
+def smallest_gap_told_apart(n_val: int, accuracy: float = 0.5) -> float:
+    """The accuracy difference a validation set of ``n_val`` images can tell apart (same formula)."""
+    return Z_95 * math.sqrt(2 * accuracy * (1 - accuracy) / max(n_val, 1))
+
 
 def rank_score(m: BackboneMeasurement) -> float:
     """How well a backbone's frozen features fit the task: probes first, LogME to break ties."""
@@ -193,6 +212,15 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
         reasons.append(f"Distances to your source sample: {measured}; {role}.")
     rates = dict(LEARNING_RATES[strategy])
     confidence = _confidence(per_class, similarity, best.similarity.spread, overrides)
+    n_val = profile.split_counts.get("val")
+    needed = validation_images_needed()
+    if n_val is not None and n_val < needed:
+        # SE grows as 1/sqrt(n): the confidence shrinks by the same factor the resolution is short by
+        confidence = round(max(confidence * math.sqrt(n_val / needed), 0.05), 3)
+        warnings.append(f"Validation set too small to tell strategies apart: {n_val} images resolve only "
+                        f"accuracy differences of {smallest_gap_told_apart(n_val):.2f} or more; telling apart "
+                        f"{DISTINGUISH_ACCURACY_GAP:.2f} takes about {needed} validation images "
+                        f"(binomial standard error at accuracy 0.5); confidence lowered to {confidence:.2f}.")
     size = {"samples_per_class": per_class, "small_per_class": SMALL_PER_CLASS,
             "similarity": similarity, "similarity_threshold": SIMILARITY_THRESHOLD, "small": small,
             "similar": similar}

@@ -48,6 +48,10 @@ class AnalysisOptions:
     run_dir: Path | None = None  # filled in by the Advisor: out_dir / run name (stable across re-runs)
     num_workers: int = 0  # DataLoader worker processes
     max_image_pixels: int | None = 89_478_485  # decompression-bomb cap per image (PIL's default); None: PIL's own limit only
+    path_column: str | None = None  # manifest column of image paths (None: the first usual name)
+    label_column: str | None = None  # manifest column of labels (None: the first usual name)
+    image_root: Path | None = None  # manifest paths resolve against it and stay inside it (None: manifest's folder)
+    class_weights: str = "none"  # "balanced": the training loss weights each class by its inverse frequency
 
 
 # --- load -------------------------------------------------------------------------------------------
@@ -199,6 +203,7 @@ class TrialRecord:
     duration_s: float | None = None
     reason: str | None = None  # why it failed or was pruned
     learning_curve: tuple[float, ...] = ()  # validation accuracy per epoch
+    metrics: dict[str, float] = field(default_factory=dict)  # balanced_accuracy, macro_f1 at the best epoch
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,8 @@ class TuningResult:
     device: str = "cpu"
     param_importances: dict[str, float] = field(default_factory=dict)
     best_by_strategy: dict[str, int] = field(default_factory=dict)  # strategy -> best trial number
+    stop_reason: str | None = None  # why tuning stopped, and how to continue
+    versus_advice: dict[str, Any] | None = None  # the advised trial against the best one (results.versus_advice)
 
 
 # --- report -----------------------------------------------------------------------------------------
@@ -248,6 +255,7 @@ class AnalysisRun:
     # The strategy registry as analysis.json stores it (tladvisor.strategies.describe_strategies):
     # name -> {description, pretrained, freeze, colour, plugin}; empty: the built-ins.
     strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backbones_left_out: dict[str, str] = field(default_factory=dict)  # name -> why (weights unavailable)
 
 
 # --- JSON -------------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from tladvisor.data.sources import load_source
 def load_dataset(source, options):
     """Folders and manifests; anything else is a one-line DatasetError (this is the last loader)."""
     max_pixels = getattr(options, "max_image_pixels", DEFAULT_MAX_PIXELS)
-    return load_source(Path(source), max_pixels=max_pixels)
+    return load_source(Path(source), max_pixels=max_pixels, path_column=getattr(options, "path_column", None),
+                       label_column=getattr(options, "label_column", None),
+                       image_root=getattr(options, "image_root", None))
 
 
 @hookimpl(trylast=True)

@@ -23,7 +23,8 @@ def search_space(trial, recommendation, backbones, options, strategies=None):
 
 @hookimpl(trylast=True)
 def tune(dataset, recommendation, backbones, options, host=None, join=False, max_trials=None, on_trial=None):
-    """Continue (or start) the study in ``options.storage`` until it holds ``options.trials`` finished trials."""
+    """Continue (or start) the study in ``options.storage`` until it holds ``options.trials`` finished trials
+    or ``options.timeout`` seconds have passed, whichever comes first (either alone is the whole budget)."""
     if not join and options.trials <= 0 and not options.timeout:
         return None
     from tladvisor.tuning.study import Tuner  # torch training code: imported only when tuning runs

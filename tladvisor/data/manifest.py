@@ -1,8 +1,10 @@
 """CSV or Parquet manifests: one row per image, with a path column, a label column, maybe a split.
 
-Relative paths resolve against the manifest's folder, and no path may leave that folder (no
-``..``, no absolute path elsewhere, no symlink pointing out): a manifest is data, possibly from
-someone else, and must not make tladvisor read arbitrary files. Such a row stops the load with
+Relative paths resolve against the manifest's folder, or against an image root when one is given
+(``--image-root``); no path may leave that folder (no ``..`` out of it, no absolute path elsewhere,
+no symlink pointing out): a manifest is data, possibly from someone else, and must not make
+tladvisor read arbitrary files. With an image root, a path written relative to the manifest
+(``../images/x.png`` from ``manifests/``) is found too, as long as it lands inside the root. Such a row stops the load with
 :class:`UnsafeFileError`. Rows without a label, repeated rows and unknown split names are skipped
 with a reason instead.
 """
@@ -12,13 +14,15 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from tladvisor.data.assemble import Candidate, build_dataset
 from tladvisor.data.images import DEFAULT_MAX_PIXELS
 from tladvisor.errors import DatasetError, UnsafeFileError
 from tladvisor.records import Dataset, SkippedFile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 PATH_COLUMNS = ("path", "filepath", "file_path", "file", "image", "image_path", "filename", "file_name")
@@ -36,6 +40,8 @@ def is_manifest(source: Path) -> bool:
 
 
 def read_table(manifest: Path) -> pd.DataFrame:
+    import pandas as pd  # here, not at the top: every command loads this module, few read a manifest
+
     try:
         if manifest.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(manifest)
@@ -55,6 +61,8 @@ def find_column(columns, wanted: tuple[str, ...]) -> str | None:
 
 def cell_text(value) -> str:
     """A cell as text: '' for missing, '3' (not '3.0') for integral numbers."""
+    import pandas as pd  # already imported by read_table: a dictionary look-up
+
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -62,23 +70,33 @@ def cell_text(value) -> str:
     return str(value).strip()
 
 
-def safe_resolve(manifest: Path, root: Path, row: str, raw: str) -> Path:
-    """Resolve a manifest path against ``root``; refuse anything that lands outside it."""
+def safe_resolve(manifest: Path, root: Path, row: str, raw: str, image_root: bool = False) -> Path:
+    """Resolve a manifest path against ``root``; refuse anything that lands outside it.
+
+    With ``image_root``, a relative path that is not a file under the root but is one when read
+    against the manifest's own folder (and still inside the root) resolves there."""
     given = Path(raw)
     resolved = (given if given.is_absolute() else root / given).resolve()
+    if image_root and not given.is_absolute() and not (resolved.is_relative_to(root) and resolved.exists()):
+        beside_manifest = (manifest.parent / given).resolve()
+        if beside_manifest.is_relative_to(root) and beside_manifest.exists():
+            resolved = beside_manifest
     if not resolved.is_relative_to(root):
+        where = "the image root" if image_root else "the manifest's folder"
+        fix = ("" if image_root else " or pass --image-root DIR")
         raise UnsafeFileError(
-            f"manifest {manifest} {row}: path '{raw}' resolves outside the manifest's folder {root} "
-            f"(to {resolved}); keep images under that folder and list them by relative path")
+            f"manifest {manifest} {row}: path '{raw}' resolves outside {where} {root} "
+            f"(to {resolved}); keep images under that folder and list them by relative path{fix}")
     return resolved
 
 
 class _Rows:
     """Turns manifest rows into candidates, collecting what is skipped and why."""
 
-    def __init__(self, manifest: Path, row_name):
+    def __init__(self, manifest: Path, row_name, image_root: Path | None = None):
         self.manifest = manifest
-        self.root = manifest.parent.resolve()
+        self.image_root = image_root is not None
+        self.root = (image_root if image_root is not None else manifest.parent).resolve()
         self.row_name = row_name
         self.candidates: list[Candidate] = []
         self.skipped: list[SkippedFile] = []
@@ -90,7 +108,7 @@ class _Rows:
             self.skipped.append(SkippedFile(f"{self.manifest} {row}", f"{row}: no path"))
             return
         try:
-            path = safe_resolve(self.manifest, self.root, row, raw_path)
+            path = safe_resolve(self.manifest, self.root, row, raw_path, self.image_root)
         except (RuntimeError, OSError) as error:  # a symlink loop, a name too long: no file to read
             reason = "symlink loop" if "loop" in str(error).lower() or "symbolic links" in str(error) else error
             self.skipped.append(SkippedFile(f"{self.manifest} {row}", f"{row}: path '{raw_path}' cannot be "
@@ -135,21 +153,40 @@ def _normalise_splits(candidates: list[Candidate], notes: list[str]) -> list[Can
     return candidates
 
 
-def load_manifest(manifest: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Dataset:
-    """Load a dataset listed in a CSV/TSV/Parquet manifest; every image is validated."""
+def named_column(manifest: Path, columns, option: str, name: str) -> str:
+    """The column the user named (exact, else ignoring case and spaces); an error listing the columns."""
+    found = name if name in columns else find_column(columns, (name.strip().lower(),))
+    if found is None:
+        raise DatasetError(f"manifest {manifest} has no column '{name}' ({option}); its columns: "
+                           f"{', '.join(map(str, columns))}")
+    return found
+
+
+def load_manifest(manifest: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, path_column: str | None = None,
+                  label_column: str | None = None, image_root: Path | None = None) -> Dataset:
+    """Load a dataset listed in a CSV/TSV/Parquet manifest; every image is validated.
+
+    ``path_column`` / ``label_column`` name the columns (default: the first usual name found);
+    ``image_root`` is the folder relative paths resolve against and may not leave (default: the
+    manifest's folder)."""
     manifest = Path(manifest)
+    if image_root is not None and not Path(image_root).is_dir():
+        raise DatasetError(f"--image-root {image_root}: not a folder")
     table = read_table(manifest)
-    path_column = find_column(table.columns, PATH_COLUMNS)
-    label_column = find_column(table.columns, LABEL_COLUMNS)
+    path_column = (named_column(manifest, table.columns, "--path-column", path_column) if path_column
+                   else find_column(table.columns, PATH_COLUMNS))
+    label_column = (named_column(manifest, table.columns, "--label-column", label_column) if label_column
+                    else find_column(table.columns, LABEL_COLUMNS))
     split_column = find_column(table.columns, SPLIT_COLUMNS)
     for kind, column, names in (("path", path_column, PATH_COLUMNS), ("label", label_column, LABEL_COLUMNS)):
         if column is None:
             raise DatasetError(
                 f"manifest {manifest} has no {kind} column (columns: {', '.join(map(str, table.columns))}); "
-                f"name one of: {', '.join(names)}")
+                f"name one of: {', '.join(names)}, or pass --{kind}-column NAME")
 
     is_csv = manifest.suffix.lower() in (".csv", ".tsv")
-    rows = _Rows(manifest, (lambda i: f"row {i + 1} (line {i + 2})") if is_csv else (lambda i: f"row {i + 1}"))
+    rows = _Rows(manifest, (lambda i: f"row {i + 1} (line {i + 2})") if is_csv else (lambda i: f"row {i + 1}"),
+                 image_root)
     paths = table[path_column].tolist()
     labels = table[label_column].tolist()
     splits = table[split_column].tolist() if split_column is not None else [None] * len(table)

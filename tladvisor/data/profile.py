@@ -101,7 +101,8 @@ def profile_dataset(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 
         big = max(counts, key=counts.get)
         small = min(counts, key=counts.get)
         warnings_.append(f"classes are imbalanced: '{big}' has {imbalance:.1f}x the images of '{small}' "
-                         f"({largest} vs {smallest}); consider class weights or resampling")
+                         f"({largest} vs {smallest}); tune with --class-weights balanced (or resample), and read "
+                         "balanced accuracy beside accuracy")
     tiny = sorted((name for name, c in counts.items() if c < TINY_CLASS_SAMPLES), key=counts.get)
     if tiny:
         warnings_.append(f"{counted(len(tiny), 'class has', 'classes have')} fewer than {TINY_CLASS_SAMPLES} images, "

@@ -15,11 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from tladvisor.measures._inputs import as_feature_matrix, check_same_rows, encode_labels
 
@@ -91,6 +86,13 @@ def linear_probe_cv(features: np.ndarray, labels: np.ndarray, *, folds: int = DE
     the convergence warning is silenced.
     """
 
+    # scikit-learn is imported where it is used: `tladvisor plugins` / `backbones` load this module
+    # and must not pay its import (about a second)
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
         model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=LINEAR_PROBE_MAX_ITER, tol=1e-3))
         with warnings.catch_warnings():
@@ -132,6 +134,8 @@ def stratified_splits(codes: np.ndarray, *, folds: int = DEFAULT_FOLDS,
     Singleton classes are left out. With the smallest remaining class below ``folds`` the fold
     count drops to its size (at least 2) and the split is repeated so about ``folds`` fits still run.
     """
+    from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold  # lazily: see linear_probe_cv
+
     counts = np.bincount(codes)
     used = np.flatnonzero(counts[codes] >= 2)
     kept_classes = int(np.sum(counts >= 2))

@@ -9,7 +9,7 @@ Schema 1 (non-finite numbers are ``null``)::
 
     schema_version, run_id, created (ISO 8601), out_dir, options {AnalysisOptions fields},
     environment {versions {package: version}, device, command, seed, platform, ...}, timings {stage: s},
-    plugin_failures [{plugin, hook, error}],
+    plugin_failures [{plugin, hook, error}], backbones_left_out {name: reason},
     dataset null | {root, source_format, notes, n_samples, n_classes, classes, class_counts {class: n},
                     skipped [{path, reason}], examples {class: [up to 6 paths]},
                     profile null | {samples_per_class_min, samples_per_class_median, imbalance_ratio,
@@ -23,9 +23,12 @@ Schema 1 (non-finite numbers are ``null``)::
                            layer_decay}, confidence, rationale [sentence], ranking [{backbone, score, ...}],
                            size {samples_per_class, small_per_class, similarity_threshold, ...},
                            warnings, epochs},
-    tuning null | {study_name, storage, requested_trials, trials [{number, state, value, params,
-                   duration_s, reason, learning_curve}], best (a trial) | null, best_model_dir, device,
-                   param_importances {param: importance}, best_by_strategy {strategy: trial number}},
+    tuning null | {study_name, storage, requested_trials (0: no trial cap, --timeout alone),
+                   trials [{number, state, value, params, duration_s, reason, learning_curve,
+                   metrics {balanced_accuracy, macro_f1}}], best (a trial) | null, best_model_dir, device,
+                   param_importances {param: importance}, best_by_strategy {strategy: trial number},
+                   stop_reason, versus_advice null | {advice_trial, advice_state, advice_value, advice_params,
+                   best_trial, best_value, best_params, beats_advice, gain, summary}}
     strategies {name: {description, pretrained, freeze, colour, plugin}} (every registered strategy)
 """
 
@@ -64,6 +67,7 @@ def build_analysis(run: AnalysisRun) -> dict[str, Any]:
         "environment": _environment(run),
         "timings": to_jsonable(run.timings),
         "plugin_failures": [to_jsonable(failure) for failure in run.plugin_failures],
+        "backbones_left_out": dict(run.backbones_left_out),
         "dataset": _dataset(run.dataset, run.profile),
         "backbones": [_backbone(measurement) for measurement in run.measurements],
         "recommendation": to_jsonable(run.recommendation),

@@ -47,7 +47,7 @@ def fmt(value, digits: int = 3) -> str:
         return "—"
     if value != 0 and abs(value) < 1e-2:
         return f"{value:.1e}"
-    if abs(value) >= 1e5:
+    if abs(value) >= 10 ** digits - 0.5:  # 1,250 rather than 1.25e+03 (a pixel size, a count)
         return f"{value:,.0f}"
     return f"{value:.{digits}g}"
 

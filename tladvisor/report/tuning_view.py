@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tladvisor.report import charts
+from tladvisor.report import charts, glossary, tuning_notes
 from tladvisor.report.charts import Bar
 from tladvisor.report.svg import colour, finite, fmt
-from tladvisor.report.view import strategy_colours, strategy_label
+from tladvisor.report.view import accuracy_text, strategy_colours, strategy_label
 
 PARAM_ORDER = ("backbone", "strategy", "freeze_depth", "lr_head", "lr_backbone", "layer_decay", "weight_decay",
                "epochs")
@@ -44,13 +44,18 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         curve_rows.append({"strategy": strategy_label(strategy), "trial": number, "start": fmt(start),
                            "slope": fmt(slope), "asymptote": fmt(asymptote), "epochs": len(curve)})
     best = tuning.get("best")
+    metrics = tuning_notes.metric_columns(analysis, trials)
     return {
         "study_name": tuning.get("study_name"),
         "storage": tuning.get("storage"),
         "device": tuning.get("device"),
         "requested": tuning.get("requested_trials"),
+        "budget_text": tuning_notes.budget_text(len(trials), tuning.get("requested_trials"),
+                                                (analysis.get("options") or {}).get("timeout")),
+        "stop_reason": tuning.get("stop_reason"),
+        "metric_columns": [(name, label) for name, label in tuning_notes.METRIC_LABELS if name in metrics],
         "states": sorted(states.items(), key=lambda item: str(item[0])),
-        "best": best and {"number": best.get("number"), "value": fmt(best.get("value")),
+        "best": best and {"number": best.get("number"), "value": accuracy_text(best.get("value")),
                           "params": _params_text(best.get("params") or {})},
         "best_model_dir": tuning.get("best_model_dir"),
         "history_chart": charts.history_chart(trials, "Optimisation history: accuracy per trial and running best",
@@ -62,8 +67,13 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         "curves_chart": charts.line_chart(curves, "Validation accuracy per epoch, best trial of each strategy",
                                           x_label="epoch", y_label="validation accuracy"),
         "curve_rows": curve_rows,
+        "curves_title": ("transfer against scratch" if "from_scratch" in (tuning.get("best_by_strategy") or {})
+                         else "best trial of each strategy"),
+        "glossary": glossary.entries(t.get("strategy") for t in trials),
         "param_columns": (columns := _param_columns(trials)),
-        "trials": [_trial_row(trial, best, columns) for trial in sorted(trials, key=lambda t: t["number"])],
+        "trials": [dict(_trial_row(trial, best, columns),
+                        metrics=[fmt((trial.get("metrics") or {}).get(name)) for name in metrics])
+                   for trial in sorted(trials, key=lambda t: t["number"])],
     }
 
 
@@ -105,9 +115,10 @@ def _params_text(params: dict) -> str:
 def _trial_row(trial: dict, best: dict | None, columns: list[str]) -> dict[str, Any]:
     params = trial["params"]
     return {"number": trial.get("number"), "state": trial.get("state"), "strategy": strategy_label(trial.get("strategy")),
+            "strategy_meaning": glossary.explain(trial.get("strategy")),
             "backbone": params.get("backbone", "—"),
             "params": [(fmt(params.get(k)) if k in params else "—", params.get(k) if finite(params.get(k)) else None)
                        for k in columns],
-            "value": fmt(trial.get("value")), "value_sort": trial.get("value") if finite(trial.get("value")) else None,
+            "value": accuracy_text(trial.get("value")), "value_sort": trial.get("value") if finite(trial.get("value")) else None,
             "duration": fmt(trial.get("duration_s")), "duration_sort": trial.get("duration_s"),
             "reason": trial.get("reason") or "", "best": bool(best) and trial.get("number") == best.get("number")}

@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from tladvisor.report import charts
+from tladvisor.report import charts, glossary
 from tladvisor.report.charts import Bar
 from tladvisor.recommend import SMALL_PER_CLASS, scenario_strategy
 from tladvisor.report.svg import STRATEGY_COLOURS, finite, fmt
@@ -41,6 +41,11 @@ def strategy_colours(analysis: dict) -> dict[str, str]:
                                    if isinstance(entry, dict) and isinstance(entry.get("colour"), str)}}
 
 
+def accuracy_text(value) -> str:
+    """An accuracy with three decimals, always (1.000, not 1)."""
+    return f"{value:.3f}" if finite(value) else "—"
+
+
 # --- verdict ----------------------------------------------------------------------------------------
 
 
@@ -57,12 +62,14 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
             "backbone": recommendation.get("backbone"),
             "strategy": recommendation.get("strategy"),
             "strategy_label": strategy_label(recommendation.get("strategy")),
+            "strategy_meaning": glossary.explain(recommendation.get("strategy")),
             "strategy_colour": strategy_colours(analysis).get(recommendation.get("strategy"), NEUTRAL_COLOUR),
             "freeze_depth": depth,
             "n_stages": n_stages,
             "freeze_text": f"{depth} of {n_stages} stages frozen",
             "stage_strip": charts.stage_strip(stage_names, depth, f"{depth} of {n_stages} stages frozen"),
-            "learning_rates": [(name.replace("_", " "), fmt(value)) for name, value in rates.items()],
+            "learning_rates": [(name.replace("_", " "), "frozen" if name == "backbone" and value == 0 else fmt(value))
+                               for name, value in rates.items()],
             "confidence": fmt(confidence, 2),
             "confidence_percent": round(100 * confidence) if finite(confidence) else None,
             "confidence_word": _confidence_word(confidence),
@@ -71,8 +78,10 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
         }
     best = (analysis.get("tuning") or {}).get("best")
     if best and finite(best.get("value")):
-        view["best_trial"] = {"number": best.get("number"), "value": fmt(best["value"]),
+        view["best_trial"] = {"number": best.get("number"), "value": accuracy_text(best["value"]),
                               "strategy": strategy_label((best.get("params") or {}).get("strategy"))}
+    versus = (analysis.get("tuning") or {}).get("versus_advice")
+    view["versus_advice"] = versus if versus and versus.get("summary") else None
     return view
 
 
@@ -105,6 +114,8 @@ def collect_warnings(analysis: dict) -> list[dict[str, str]]:
     for failure in analysis.get("plugin_failures") or ():
         add("plugin failure", f"Plugin '{failure.get('plugin')}' failed in {failure.get('hook')}: "
                               f"{failure.get('error')}. Results from the other plugins still stand.")
+    for name, reason in (analysis.get("backbones_left_out") or {}).items():
+        add("backbone left out", f"{name} was not measured: {reason}")
     for message in (analysis.get("recommendation") or {}).get("warnings") or ():
         add("recommendation", message)
     for measured in analysis.get("backbones") or ():

@@ -1,5 +1,9 @@
 """Load a model saved by a tuning run and classify images with it (``tladvisor predict``).
 
+What it is given may be image files, folders (searched recursively for image extensions) and, as the
+model, a ``best_model`` folder or the run folder holding one. It predicts what it can: a missing or
+unreadable image is skipped with its reason, never the end of the batch.
+
 The network is rebuilt from its backbone plugin (random init, no pretrained download needed), given a
 new head and loaded from ``model.safetensors``; nothing else is ever loaded. Images go through the
 saved evaluation preprocessing, the same code path that scored the validation images.
@@ -21,8 +25,8 @@ from torch.utils.data import Dataset as TorchDataset
 
 from tladvisor import device as devices
 from tladvisor.backbones import BackboneSpec, Preprocessing
-from tladvisor.data.images import open_rgb
-from tladvisor.errors import DatasetError, TLAdvisorError, UnsafeFileError
+from tladvisor.data.images import looks_like_image, open_rgb
+from tladvisor.errors import TLAdvisorError, UnsafeFileError
 from tladvisor.modeling import replace_head
 from tladvisor.tuning.inference import predict_probabilities
 from tladvisor.tuning.model_io import CONFIG_FILE, MODEL_FILE, read_config
@@ -43,11 +47,50 @@ def _refuse_other_checkpoints(model_dir: Path) -> None:
     raise UnsafeFileError(f"{model_dir}: no {MODEL_FILE}{hint}; point at a best_model folder written by tladvisor")
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """``rows``: ``{"path", "label", "probability"}`` per image predicted; ``skipped``: ``{"path", "reason"}``."""
+
+    rows: list[dict[str, Any]]
+    skipped: list[dict[str, str]]
+
+
+def model_folder(path: str | Path) -> Path:
+    """The ``best_model`` folder to load: ``path`` itself, or ``path/best_model`` for a run folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise TLAdvisorError(f"{path}: not a folder; pass a run folder or its best_model folder")
+    if (path / MODEL_FILE).exists() or not (path / "analysis.json").is_file() and not (path / "best_model").is_dir():
+        return path
+    if (path / "best_model").is_dir():
+        return path / "best_model"
+    raise TLAdvisorError(f"{path}: this run has no best_model (it ran no tuning trial); "
+                         "run `tladvisor analyze DATA --trials N` to train one")
+
+
+def collect_images(inputs: Sequence[str | Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    """Image files named or found in folders (recursively, sorted, hidden files left out), and what was
+    given but is not an image to read."""
+    found: list[Path] = []
+    skipped: list[dict[str, str]] = []
+    for given in map(Path, inputs):
+        if given.is_dir():
+            images = sorted(p for p in given.rglob("*") if looks_like_image(p) and p.is_file())
+            if not images:
+                skipped.append({"path": str(given), "reason": "folder holds no image file"})
+            found.extend(images)
+        elif given.is_file():
+            found.append(given)
+        else:
+            skipped.append({"path": str(given), "reason": "no such file or folder"})
+    return found, skipped
+
+
 def load_model(model_dir: str | Path, host=None) -> LoadedModel:
-    """Rebuild the saved model: ``backbone.build(False)`` + new head + the safetensors state_dict."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise TLAdvisorError(f"{model_dir}: not a folder; pass the best_model folder of a tuning run")
+    """Rebuild the saved model: ``backbone.build(False)`` + new head + the safetensors state_dict.
+
+    ``model_dir`` is a ``best_model`` folder or a run folder that holds one."""
+    model_dir = model_folder(model_dir)
     if not (model_dir / MODEL_FILE).is_file():
         _refuse_other_checkpoints(model_dir)
     config = read_config(model_dir)
@@ -105,38 +148,49 @@ def _checked_config(config: Any, path: Path) -> Preprocessing:
 
 
 class _Images(TorchDataset):
-    """Images for prediction; an unreadable file is a one-line error naming it."""
+    """Images for prediction; an unreadable file gives a blank input and its reason in ``errors``."""
 
-    def __init__(self, paths: Sequence[Path], transform):
-        self.paths, self.transform = list(paths), transform
+    def __init__(self, paths: Sequence[Path], transform, input_size: int):
+        self.paths, self.transform, self.input_size = list(paths), transform, input_size
         self.labels = [0] * len(self.paths)
+        self.errors: dict[int, str] = {}  # index -> why it could not be read (filled while loading)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        path = self.paths[index]
         try:
-            image = open_rgb(path)
+            return self.transform(open_rgb(self.paths[index])), 0
         except Exception as error:  # PIL raises many types for broken files
-            raise DatasetError(f"{path}: cannot read image ({type(error).__name__}: {error})") from None
-        return self.transform(image), 0
+            self.errors[index] = f"cannot read image ({type(error).__name__}: {' '.join(str(error).split())})"
+            return torch.zeros(3, self.input_size, self.input_size), 0
+
+
+def predict_all(model_dir: str | Path, inputs: Sequence[str | Path], *, device: str = "auto",
+                batch_size: int = 32, host=None) -> Predictions:
+    """Classify every image in ``inputs`` (files and folders); list what could not be read."""
+    from tladvisor.transforms import eval_transform
+
+    loaded = load_model(model_dir, host=host)
+    paths, skipped = collect_images(inputs)
+    target = devices.pick_device(device)
+    model = devices.prepare_model(loaded.model, target)
+    images = _Images(paths, eval_transform(loaded.preprocessing), loaded.preprocessing.input_size)
+    # num_workers=0: the errors are recorded in this process's dataset object
+    probabilities = predict_probabilities(model, DataLoader(images, batch_size=batch_size, shuffle=False), target)
+    best = probabilities.argmax(1) if len(paths) else torch.empty(0, dtype=torch.long)
+    rows = []
+    for row, (path, index) in enumerate(zip(paths, best.tolist())):
+        if row in images.errors:
+            skipped.append({"path": str(path), "reason": images.errors[row]})
+        else:
+            rows.append({"path": str(path), "label": loaded.classes[int(index)],
+                         "probability": float(probabilities[row, index])})
+    return Predictions(rows, skipped)
 
 
 def predict(model_dir: str | Path, paths: Sequence[str | Path], *, device: str = "auto", batch_size: int = 32,
             host=None) -> list[dict[str, Any]]:
-    """Classify each image: ``[{"path", "label", "probability"}]`` in the order given."""
-    from tladvisor.transforms import eval_transform
-
-    loaded = load_model(model_dir, host=host)
-    paths = [Path(p) for p in paths]
-    for path in paths:
-        if not path.is_file():
-            raise DatasetError(f"{path}: no such image file")
-    target = devices.pick_device(device)
-    model = devices.prepare_model(loaded.model, target)
-    loader = DataLoader(_Images(paths, eval_transform(loaded.preprocessing)), batch_size=batch_size, shuffle=False)
-    probabilities = predict_probabilities(model, loader, target)
-    best = probabilities.argmax(1) if len(paths) else torch.empty(0, dtype=torch.long)
-    return [{"path": str(path), "label": loaded.classes[int(index)], "probability": float(probabilities[row, index])}
-            for row, (path, index) in enumerate(zip(paths, best.tolist()))]
+    """Classify each readable image: ``[{"path", "label", "probability"}]`` in the order given
+    (:func:`predict_all` also says what was skipped)."""
+    return predict_all(model_dir, paths, device=device, batch_size=batch_size, host=host).rows

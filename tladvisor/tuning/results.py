@@ -9,11 +9,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tladvisor.records import TrialRecord
+from tladvisor.records import TrialRecord, TuningResult
+from tladvisor.tuning.imbalance import METRICS
 
 log = logging.getLogger(__name__)
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # below this the importance estimate is noise
+NOT_RUN = "not_run"  # user attr of a trial that lost the race for the last slots and never trained
 
 
 def trial_params(trial: FrozenTrial) -> dict[str, Any]:
@@ -33,6 +35,8 @@ def trial_record(trial: FrozenTrial) -> TrialRecord:
         duration_s=None if duration is None else float(duration),
         reason=trial.user_attrs.get("reason"),
         learning_curve=learning_curve(trial),
+        metrics={name: float(trial.user_attrs[name]) for name in METRICS
+                 if isinstance(trial.user_attrs.get(name), (int, float))},
     )
 
 
@@ -75,3 +79,68 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
         log.info("parameter importances not computed: %s", error)
         return {}
     return {name: float(value) for name, value in importances.items()}
+
+
+def config_label(params: dict[str, Any]) -> str:
+    """``partial_freeze@4`` (the freeze depth only where the strategy has one), with the backbone."""
+    strategy = str(params.get("strategy", "?"))
+    label = f"{strategy}@{params.get('freeze_depth')}" if strategy == "partial_freeze" else strategy
+    return f"{params['backbone']} {label}" if params.get("backbone") else label
+
+
+def versus_advice(trials: list[FrozenTrial]) -> dict[str, Any] | None:
+    """The advised config's trial against the best trial: did the search find something better?
+
+    ``None`` when no trial was the advice (a study started outside ``analyze``). The advice's trial is
+    the first COMPLETE trial enqueued from the recommendation (``source``); ``beats_advice`` is None while
+    it has not completed, else whether the best trial's accuracy is strictly higher.
+    """
+    advised = [t for t in trials if t.user_attrs.get("source") == "recommendation" and NOT_RUN not in t.user_attrs]
+    if not advised:
+        return None
+    complete = [t for t in advised if t.state == TrialState.COMPLETE and t.value is not None]
+    advice = complete[0] if complete else advised[-1]
+    best = best_complete(trials)
+    view: dict[str, Any] = {
+        "advice_trial": advice.number, "advice_state": advice.state.name,
+        "advice_value": advice.value if advice in complete else None,
+        "advice_params": trial_params(advice),
+        "best_trial": best.number if best else None, "best_value": best.value if best else None,
+        "best_params": trial_params(best) if best else None,
+        "beats_advice": None, "gain": None,
+    }
+    n = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    if advice not in complete:
+        found = (f"; the best so far is trial {best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
+                 if best else "")
+        how = ("stopped by the --timeout deadline; the next run tries it again"
+               if advice.user_attrs.get("stopped_by") == "timeout" else advice.state.name.lower())
+        view["summary"] = (f"The advised config (trial {advice.number}) did not finish ({how}), so tuning cannot "
+                           f"say yet whether the search beat it{found}.")
+        return view
+    view["beats_advice"] = best is not None and best.number != advice.number and best.value > advice.value
+    if view["beats_advice"]:
+        view["gain"] = round(best.value - advice.value, 6)
+        view["summary"] = (f"Tuning beat the advice: trial {best.number} ({config_label(trial_params(best))}) reached "
+                           f"validation accuracy {best.value:.3f} against {advice.value:.3f} for the advised config "
+                           f"(trial {advice.number}, {config_label(trial_params(advice))}), "
+                           f"{100 * (best.value - advice.value):+.1f} points.")
+    else:
+        view["gain"] = 0.0
+        others = max(0, n - 1)
+        rivals = ("no other trial has finished yet" if others == 0 else "the one other finished trial did not beat it"
+                  if others == 1 else f"none of the other {others} finished trials beat it")
+        view["summary"] = (f"The advice held: the advised config (trial {advice.number}, "
+                           f"{config_label(trial_params(advice))}) reached validation accuracy {advice.value:.3f} "
+                           f"and {rivals}.")
+    return view
+
+
+def summary_lines(result: TuningResult) -> list[str]:
+    """What the terminal says after tuning: the advice against the best trial, and why tuning stopped."""
+    lines = []
+    if result.versus_advice and result.versus_advice.get("summary"):
+        lines.append(result.versus_advice["summary"])
+    if result.stop_reason:
+        lines.append(f"Tuning stopped: {result.stop_reason}.")
+    return lines

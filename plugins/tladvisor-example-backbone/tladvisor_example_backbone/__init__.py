@@ -12,7 +12,6 @@ import pickle
 from pathlib import Path
 
 import torch
-import torchvision
 from safetensors.torch import load_file
 from torch import nn
 
@@ -50,6 +49,8 @@ def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 def make_spec(path: Path) -> BackboneSpec:
     def build(pretrained: bool) -> nn.Module:
+        import torchvision  # here, not at the top: listing backbones (`tladvisor backbones`) needs no model
+
         # The contract: a classifier over the source classes; tladvisor swaps the head for the target's.
         model = torchvision.models.resnet18(num_classes=SOURCE_CLASSES)
         if pretrained:

@@ -32,14 +32,19 @@ CLAIMS = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState
 NOT_RUN = "not_run"  # user attr: the trial lost the race for the last slots and never trained
 
 
+STOPPED_BY = "stopped_by"  # user attr: "timeout" for a trial the --timeout deadline stopped
+
+
 def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
                            backbones: Sequence[BackboneSpec], strategies=None) -> None:
-    """The recommendation is the first trial; enqueued again only if it never ran to an end.
+    """The recommendation is the first trial; enqueued again only if it never ran to an end (failed, or
+    stopped by the ``--timeout`` deadline: without its own result the advice cannot be compared).
 
     ``strategies``: the run's strategy registry (default: the built-ins)."""
     params = recommendation_params(recommendation, backbones, strategies)
     for trial in study.get_trials(deepcopy=False):
-        if trial.system_attrs.get("fixed_params") == params and trial.state != TrialState.FAIL:
+        cut_short = trial.state == TrialState.FAIL or trial.user_attrs.get(STOPPED_BY) == "timeout"
+        if trial.system_attrs.get("fixed_params") == params and not cut_short:
             return
     study.enqueue_trial(params, user_attrs={"source": "recommendation"})
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def tuning_result(study: optuna.Study, *, storage: str, requested_trials: int, device: str,
-                  model_dir: Path | None) -> TuningResult:
+                  model_dir: Path | None, stop_reason: str | None = None) -> TuningResult:
     """The study as the report shows it. Trials that never ran (``not_run``) are left out."""
     trials = [t for t in study.get_trials(deepcopy=False) if NOT_RUN not in t.user_attrs]
     best = results.best_complete(trials)
@@ -38,6 +38,8 @@ def tuning_result(study: optuna.Study, *, storage: str, requested_trials: int, d
         device=device,
         param_importances=results.param_importances(study),
         best_by_strategy=results.best_by_strategy(trials),
+        stop_reason=stop_reason,
+        versus_advice=results.versus_advice(trials),
     )
 
 

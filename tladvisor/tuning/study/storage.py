@@ -174,11 +174,12 @@ def heartbeat_enabled(storage: Any) -> bool:
 
 def make_pruner() -> optuna.pruners.BasePruner:
     # Median rather than Hyperband: Hyperband's brackets pay off over many trials of one fixed
-    # length, while a CPU budget here is tens of trials whose lengths (``epochs``) vary. A trial is
-    # stopped when its best accuracy so far is below the median of the finished trials at the same
-    # epoch; judging starts once two trials have finished, and not before the third epoch, as the
-    # first epochs are learning-rate warm-up for every trial.
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
+    # length, while a CPU budget here is tens of trials whose lengths (``epochs``) vary. The median is
+    # taken within the trial's own strategy (fine-tuning starts slower than a frozen head and ends
+    # higher; pooled, the fast starters pruned it), judging from the third epoch, after warm-up.
+    from tladvisor.tuning.pruning import StrategyMedianPruner
+
+    return StrategyMedianPruner()
 
 
 def make_sampler(seed: int, n_existing: int, budget: int) -> optuna.samplers.TPESampler:

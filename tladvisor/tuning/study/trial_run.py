@@ -1,7 +1,8 @@
 """One trial, from drawing its parameters to recording its final state (and saving its model when best).
 
 A worker that comes back after its trial was closed by another one (presumed lost) finds the trial
-finished and drops its result: nothing is counted twice.
+finished and drops its result: nothing is counted twice. A trial still running at the ``--timeout``
+deadline is stopped within a batch and recorded PRUNED with the epochs it finished (``stopped_by``).
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ from tladvisor.device import describe
 from tladvisor.plugins import one_line
 from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.tuning.data import TuningData
+from tladvisor.tuning import results
+from tladvisor.tuning.pruning import StrategyMedianPruner, trial_strategy
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study.best_model import Superseded
+from tladvisor.tuning.study.claims import FINISHED, STOPPED_BY
 from tladvisor.tuning.study.liveness import WORKER, Heartbeat, worker_label
 from tladvisor.tuning.study.optuna_access import storage_of, trial_id
 from tladvisor.tuning.study.recovery import close_interrupted
 from tladvisor.plugins import strategy_registry
 from tladvisor.tuning.study.storage import heartbeat_enabled
-from tladvisor.tuning.trainer import TrainedModel, TrialFailed, train_trial
+from tladvisor.tuning.study.trial_progress import TrialProgress
+from tladvisor.tuning.trainer import DeadlineReached, TrainedModel, TrialFailed, train_trial
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +62,34 @@ def record_success(trial: optuna.Trial, trained: TrainedModel) -> None:
         trial.set_user_attr(key, value)
 
 
+def prune_reason(study: optuna.Study, trial: optuna.Trial, epoch: int, curve: list[float]) -> str:
+    """Why the pruner stopped the trial, with the bar it missed and whose median that was."""
+    bar, peers = None, "finished trials"
+    if isinstance(study.pruner, StrategyMedianPruner):
+        frozen = storage_of(study).get_trial(trial_id(trial))
+        bar = study.pruner.bar(study, frozen)
+        if trial_strategy(frozen):
+            peers = f"finished {trial_strategy(frozen)} trials"
+    median = f" ({bar:.3f})" if bar is not None else ""
+    return f"pruned at epoch {epoch + 1}: best val accuracy {max(curve):.3f} is below the median{median} of {peers}"
+
+
+def _finished_count(study: optuna.Study) -> int:
+    return sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+
+
 def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recommendation: Recommendation,
               by_name: dict[str, BackboneSpec], device: torch.device, *, host, options: AnalysisOptions,
               patience: int, identity: dict[str, Any], heartbeat_interval: int | None,
-              save_if_best: SaveIfBest) -> TrialState | None:
+              save_if_best: SaveIfBest, deadline: float | None = None,
+              progress_view: TrialProgress | None = None) -> TrialState | None:
     """Run and record one trial (``save_if_best`` keeps its model when it beats the saved one); return its
-    final state, or None when another worker closed the trial meanwhile (this result is then dropped)."""
+    final state, or None when another worker closed the trial meanwhile (this result is then dropped).
+    ``deadline`` (``time.monotonic()``) stops it mid-epoch; ``progress_view`` says how it goes."""
     started = time.perf_counter()
     curve: list[float] = []
     reported: set[int] = set()
+    finished_before = _finished_count(study) if progress_view is not None else 0
 
     def on_epoch(epoch: int, value: float) -> None:
         del curve[epoch:]  # an out-of-memory retry starts again at epoch 0
@@ -76,13 +100,15 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
                 trial.report(value, epoch)
             except UpdateFinishedTrialError:
                 raise Superseded() from None
+        if progress_view is not None:
+            progress_view.epoch(epoch, value)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {epoch + 1}: best val accuracy {max(curve):.3f} "
-                                     "is below the median of finished trials")
+            raise optuna.TrialPruned(prune_reason(study, trial, epoch, curve))
 
     def finish(state: TrialState, reason: str | None = None, value: float | None = None) -> TrialState | None:
+        seconds = time.perf_counter() - started
         try:
-            trial.set_user_attr("duration", round(time.perf_counter() - started, 3))
+            trial.set_user_attr("duration", round(seconds, 3))
             trial.set_user_attr("learning_curve", list(curve))
             if reason:
                 trial.set_user_attr("reason", reason)
@@ -91,6 +117,12 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
             return superseded()
         if stored.state != state or (value is not None and stored.value != value):
             return superseded()
+        if progress_view is not None:
+            everything = study.get_trials(deepcopy=False)
+            best = results.best_complete(everything)
+            progress_view.finished(state.name, value=value, curve=list(curve), best=best.value if best else None,
+                                   seconds=seconds, reason=reason, metrics=dict(stored.user_attrs),
+                                   finished_now=sum(t.state in FINISHED for t in everything))
         return state
 
     def superseded() -> None:
@@ -112,7 +144,11 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
                                              batch_size=options.batch_size, patience=patience,
                                              image_size=options.image_size)
             spec = by_name[config.backbone]
-            trained = train_trial(spec, config, data, device, seed=options.seed + trial.number, on_epoch=on_epoch)
+            if progress_view is not None:
+                progress_view.started(finished_before, params)
+            limit = {} if deadline is None else {"deadline": deadline}
+            trained = train_trial(spec, config, data, device, seed=options.seed + trial.number, on_epoch=on_epoch,
+                                  **limit)
             curve[:] = trained.learning_curve
             record_success(trial, trained)
             with interrupts.deferred():  # trained: a stop signal waits until the result is kept
@@ -123,6 +159,11 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
             return superseded()
         except optuna.TrialPruned as pruned:
             return finish(TrialState.PRUNED, str(pruned) or "pruned")
+        except DeadlineReached as stopped:
+            trial.set_user_attr(STOPPED_BY, "timeout")
+            kept = f"its {len(curve)} finished epochs kept" if curve else "no epoch had finished"
+            return finish(TrialState.PRUNED, f"stopped by the --timeout deadline during epoch {stopped.epoch + 1} "
+                                             f"({kept})")
         except TrialFailed as failed:
             return finish(TrialState.FAIL, str(failed))
         except Exception as error:  # failures are data: record why, keep searching

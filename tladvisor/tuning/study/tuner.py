@@ -1,5 +1,11 @@
 """The :class:`Tuner`: the search loop that opens (or joins) a study, claims trials within its budget and
-runs them until the study holds its budget of finished trials, counting every worker's."""
+runs them until the study holds its budget of finished trials, counting every worker's.
+
+The budget is ``--trials`` (finished trials), ``--timeout`` (wall-clock seconds from the start of the
+search; the trial running at the deadline is stopped and kept as pruned with its curve so far), or both,
+whichever ends first; ``--timeout`` alone runs as many trials as fit. Why the search stopped, and how to
+continue, is :attr:`Tuner.stop_reason` and the result's ``stop_reason``.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from tladvisor.errors import TLAdvisorError
 from tladvisor.plugins import strategy_registry
 from tladvisor.records import AnalysisOptions, Dataset, Recommendation, TuningResult
 from tladvisor.tuning.data import TuningData
+from tladvisor.tuning.imbalance import unbalanced
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study import claims, description, recovery, trial_run
 from tladvisor.tuning.study.best_model import BestModel, model_dir_of
@@ -32,6 +39,7 @@ from tladvisor.tuning.study.liveness import (GRACE_PERIOD, HEARTBEAT_INTERVAL, P
 from tladvisor.tuning.study.result import tuning_result
 from tladvisor.tuning.study.storage import (DEFAULT_STUDY_NAME, display_url, heartbeat_enabled, make_pruner,
                                             make_sampler, open_storage, storage_url)
+from tladvisor.tuning.study.trial_progress import TrialProgress
 from tladvisor.tuning.trainer import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -67,6 +75,9 @@ class Tuner:
         self.best_model = BestModel(self.model_dir)
         self.identity = process_identity()
         self.trials_run: list[int] = []  # numbers of the trials this process trained (any final state)
+        self.stop_reason: str | None = None  # why the last search stopped, and how to continue
+        self.deadline: float | None = None  # time.monotonic() at which --timeout ends the search
+        self.progress_view: TrialProgress | None = None
 
     # --- the study -------------------------------------------------------------------------------------
 
@@ -132,7 +143,8 @@ class Tuner:
             self.on_trial(trial.number)
         return trial_run.run_trial(study, trial, data, recommendation, by_name, device, host=self.host,
                                    options=self.options, patience=self.patience, identity=self.identity,
-                                   heartbeat_interval=self.heartbeat_interval, save_if_best=self._save_if_best)
+                                   heartbeat_interval=self.heartbeat_interval, save_if_best=self._save_if_best,
+                                   deadline=self.deadline, progress_view=self.progress_view)
 
     def _save_if_best(self, study: optuna.Study, trial: optuna.Trial, spec: BackboneSpec, config: TrialConfig,
                       data: TuningData, trained: TrainedModel, params: dict[str, Any]) -> bool:
@@ -196,24 +208,38 @@ class Tuner:
     def _search(self, study: optuna.Study, data: TuningData, recommendation: Recommendation,
                 by_name: dict[str, BackboneSpec], device: torch.device) -> None:
         options = self.options
-        deadline = time.monotonic() + options.timeout if options.timeout else None
+        deadline = self.deadline = time.monotonic() + options.timeout if options.timeout else None
+        val_counts = [int(c) for c in torch.bincount(torch.as_tensor(data.dataset.labels[data.val_idx]))]
+        self.progress_view = TrialProgress(budget=self.budget(study), deadline=deadline,
+                                           several_backbones=len(by_name) > 1, show_metrics=unbalanced(val_counts))
         failures = 0
         while True:
             self.settle_interrupted(study)
             budget = self.budget(study)
+            self.progress_view.budget = budget
             max_failures = self.max_failures if self.max_failures is not None else max(5, budget)
             trials = study.get_trials(deepcopy=False)
             finished = sum(t.state in FINISHED for t in trials)
             if budget and finished >= budget:
+                self.stop_reason = (f"the budget of {budget} finished trials is met; a larger --trials continues "
+                                    "the same study")
                 break
             if not budget and deadline is None:
-                break  # no budget at all: nothing to run
+                self.stop_reason = "no budget: neither --trials nor --timeout was given"
+                break
             if deadline is not None and time.monotonic() >= deadline:
+                so_far = (f"{finished} of {budget} trials" if budget else
+                          f"{finished} trial{'' if finished == 1 else 's'}")
+                self.stop_reason = (f"the --timeout of {options.timeout:g} s ran out: {so_far} finished in the study "
+                                    f"({len(self.trials_run)} run now); the same command continues it")
                 break
             if failures >= max_failures:
                 log.warning("stopping the search after %d failed trials in this run", failures)
+                self.stop_reason = (f"stopped after {failures} failed trials in this run (their reasons are in the "
+                                    "trial table); once the cause is fixed the same command continues the study")
                 break
             if self.max_trials is not None and len(self.trials_run) >= self.max_trials:
+                self.stop_reason = f"this process ran the {self.max_trials} trials it was allowed"
                 break
             claimed = sum(t.state in CLAIMS for t in trials)
             waiting = sum(t.state == TrialState.WAITING for t in trials)
@@ -222,6 +248,8 @@ class Tuner:
                 running = [t for t in trials if t.state == TrialState.RUNNING]
                 if not self._can_wait_for(study, running):
                     log.info("the last %d trials run on other machines; leaving them to their workers", len(running))
+                    self.stop_reason = (f"the last {len(running)} trials of the budget run on other machines; "
+                                        "their workers finish them")
                     break
                 pause = self._wait_time()
                 if deadline is not None:
@@ -239,4 +267,5 @@ class Tuner:
 
     def result(self, study: optuna.Study, device: torch.device) -> TuningResult:
         return tuning_result(study, storage=display_url(storage_url(self.options)),
-                             requested_trials=self.budget(study), device=describe(device), model_dir=self.model_dir)
+                             requested_trials=self.budget(study), device=describe(device), model_dir=self.model_dir,
+                             stop_reason=self.stop_reason)

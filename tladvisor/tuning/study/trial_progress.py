@@ -1,0 +1,89 @@
+"""What the tuning says while it runs: the epoch of the running trial, one line per finished trial, an ETA.
+
+``trial 3/5 partial_freeze@4 val 0.912 (best 0.930) 41 s; about 1 min 20 s left``. Trials are counted as
+the budget counts them (finished ones, every worker's); the ETA is the mean duration of the trials this
+process finished times the trials left, capped by the ``--timeout`` deadline, and is said only where it
+can be known (a budget of trials, or a deadline).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tladvisor import progress
+from tladvisor.tuning.imbalance import METRICS
+from tladvisor.tuning.results import config_label
+
+
+class TrialProgress:
+    """Feeds :func:`tladvisor.progress.current` with one search's trials."""
+
+    def __init__(self, *, budget: int, deadline: float | None, several_backbones: bool, show_metrics: bool,
+                 clock=time.monotonic):
+        self.budget, self.deadline, self.clock = budget, deadline, clock
+        self.several_backbones, self.show_metrics = several_backbones, show_metrics
+        self.durations: list[float] = []
+        self.ordinal = 0
+        self.label = ""
+        self.epochs = 0
+        self.trial_started = clock()
+
+    def _counted(self) -> str:
+        return f"trial {self.ordinal}/{self.budget}" if self.budget else f"trial {self.ordinal}"
+
+    def started(self, finished_before: int, params: dict[str, Any]) -> None:
+        self.ordinal = finished_before + 1
+        self.trial_started = self.clock()
+        self.label = config_label(params if self.several_backbones else {k: v for k, v in params.items()
+                                                                        if k != "backbone"})
+        self.epochs = int(params.get("epochs") or 0)
+        epochs = f", up to {self.epochs} epochs" if self.epochs else ""
+        progress.current().stage(f"{self._counted()} {self.label}: training{epochs}")
+
+    def epoch(self, epoch: int, value: float) -> None:
+        of = f"/{self.epochs}" if self.epochs else ""
+        progress.current().status(f"{self._counted()} {self.label}: epoch {epoch + 1}{of} val {value:.3f}"
+                                  + self._left(finished=self.ordinal - 1, running=True))
+
+    def finished(self, state: str, *, value: float | None, curve: list[float], best: float | None,
+                 seconds: float, reason: str | None, metrics: dict[str, float], finished_now: int) -> None:
+        self.durations.append(seconds)
+        best_text = f" (best {best:.3f})" if best is not None else ""
+        if state == "COMPLETE" and value is not None:
+            what = f"val {value:.3f}" + self._metrics(metrics) + best_text
+        elif state == "PRUNED":
+            reached = f", val {max(curve):.3f}" if curve else ""
+            what = f"{_short(reason) or 'pruned'}{reached}{best_text}"
+        else:
+            what = f"failed: {reason or 'no reason recorded'}"
+        progress.current().line(f"{self._counted()} {self.label} {what} {progress.duration_text(seconds)}"
+                                + self._left(finished=finished_now, running=False))
+
+    def _metrics(self, metrics: dict[str, float]) -> str:
+        if not self.show_metrics:
+            return ""
+        names = {"balanced_accuracy": "balanced", "macro_f1": "macro-F1"}
+        return "".join(f", {names[name]} {metrics[name]:.3f}" for name in METRICS if name in metrics)
+
+    def _left(self, *, finished: int, running: bool) -> str:
+        """``; about 3 min left``: the budget's trials at this run's mean pace (a running trial counts for at
+        least what it has taken so far), capped by the deadline."""
+        estimates = []
+        if self.budget and (self.durations or running):
+            elapsed = self.clock() - self.trial_started if running else 0.0
+            pace = sum(self.durations) / len(self.durations) if self.durations else elapsed
+            pace = max(pace, elapsed)
+            after = max(0, self.budget - finished - (1 if running else 0))
+            if pace > 0:
+                estimates.append((pace - elapsed if running else 0.0) + after * pace)
+        if self.deadline is not None:
+            estimates.append(max(0.0, self.deadline - self.clock()))
+        if not estimates or min(estimates) < 1 or (not running and self.budget and finished >= self.budget):
+            return ""
+        return f"; about {progress.duration_text(min(estimates))} left"
+
+
+def _short(reason: str | None) -> str:
+    """The pruning reason up to its colon: ``pruned at epoch 3``."""
+    return (reason or "").split(":", 1)[0]
