@@ -353,6 +353,67 @@ def test_a_worker_reads_the_data_at_another_mount_point_but_refuses_other_data(h
     assert rebuilt.device == result.tuning.device
 
 
+OWN_TUNER = """
+from tladvisor import hookimpl
+from tladvisor.records import TuningResult
+
+@hookimpl(tryfirst=True)
+def tune(dataset, recommendation, backbones, options{extra}):
+    said = (f"{{[b.name for b in backbones]}} {{recommendation.strategy}} {{len(dataset.samples)}} images, "
+            f"study {{options.study_name}}")
+    {body}
+    return TuningResult(study_name=said, storage=options.storage, requested_trials=options.trials, trials=(), best=None)
+"""
+
+
+def test_hook_tune_is_how_a_worker_tunes_so_a_plugin_tuner_runs_on_workers_too(host, options, tmp_path):
+    _, study = started(host, options)  # what analyze leaves: the described study, the advice queued
+
+    def worker_with(name, extra="", body="pass", **host_kwargs):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "tiny.py").write_text(TINY_PLUGIN)
+        (tmp_path / name / "own_tuner.py").write_text(OWN_TUNER.format(extra=extra, body=body))
+        return run_worker(options.storage, "shapes", trials=2,
+                          host=PluginHost(tmp_path / name, load_entry_points=False, **host_kwargs))
+
+    # A tuner plugin written before workers had arguments of their own is called by workers too.
+    result = worker_with("plain")
+    assert result.tuning.study_name == "['tiny_cnn'] partial_freeze 30 images, study shapes"
+    assert result.trials_run == () and result.tuning.requested_trials == 3
+    result = worker_with("joining", extra=", join, max_trials, on_trial",
+                         body='on_trial(7); said += f" join={join} max={max_trials}"')
+    assert result.tuning.study_name.endswith("study shapes join=True max=2") and result.trials_run == (7,)
+    assert [t.state for t in study.get_trials()] == [TrialState.WAITING]  # the built-in tuner never ran
+    with pytest.raises(TLAdvisorError, match=r"^tuning did not run on this worker: no tune plugin joined study "
+                                             r"'shapes' \(plugin 'own_tuner' failed in tune: RuntimeError: boom\)$"):
+        worker_with("broken", body='raise RuntimeError("boom")', default_plugins=("tladvisor.builtin.datasets",))
+
+
+def test_the_built_in_tuner_joins_with_the_study_s_heartbeat_and_this_worker_s_cap(host, options):
+    _, study = started(host, options, heartbeat_interval=7, grace_period=21)
+    joining = Tuner.joining(replace(options, trials=99), host=host)
+    assert (joining.heartbeat_interval, joining.grace_period) == (7, 21)
+    result = run_worker(options.storage, "shapes", host=host, trials=1)
+    assert result.trials_run == (0,)  # the queued advice, then this worker's cap of one trial
+    assert [(t.number, t.state) for t in result.tuning.trials] == [(0, "COMPLETE")]
+    assert study.get_trials()[0].params["strategy"] == RECOMMENDATION.strategy
+    with pytest.raises(TLAdvisorError, match=r"^no study 'other' in sqlite:///.*study.db to join$"):
+        Tuner.joining(replace(options, study_name="other"), host=host)
+
+
+def test_hook_tuning_so_far_reads_a_journal_study_and_never_creates_a_missing_one(host, options, tmp_path):
+    journal = replace(options, storage=str(tmp_path / "run" / "study.journal"), trials=1)
+    tuner, _ = started(host, journal)
+    tuner.run(loaded(host, journal), RECOMMENDATION, [tiny_backbone_spec()])
+    so_far = host.call_first("tuning_so_far", options=journal, connect=True, host=host)
+    assert so_far is not None and [t.state for t in so_far.trials] == ["COMPLETE"]  # the same opening as workers'
+    assert so_far.storage == journal.storage
+    assert host.call_first("tuning_so_far", options=replace(journal, study_name="other"), connect=True) is None
+    missing = replace(journal, storage=str(tmp_path / "nowhere" / "study.journal"))
+    assert host.call_first("tuning_so_far", options=missing, connect=True) is None
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_an_unreachable_storage_is_one_line_naming_host_and_port_without_the_password():
     with pytest.raises(TLAdvisorError) as caught:
         open_storage("postgresql://tuner:s3cret@127.0.0.1:1/studies")

@@ -284,7 +284,8 @@ class Advisor:
             self.progress(f"tuning: {tuning_budget_text(options)}")
             tuned = [self.host.backbone(m.backbone) for m in measurements]
             so_far.tuning = timed("tune", self.host.call, "tune", dataset=dataset, recommendation=recommendation,
-                                  backbones=tuned, options=options, host=self.host)
+                                  backbones=tuned, options=options, host=self.host,
+                                  join=False, max_trials=None, on_trial=None)  # a worker joins (tuning/worker.py)
         else:
             so_far.tuning = earlier_tuning(options, self.host)
         return so_far.analysis_run(self.host.failures)

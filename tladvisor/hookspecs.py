@@ -174,7 +174,8 @@ def search_space(trial: optuna.Trial, recommendation: Recommendation, backbones:
 
 @hookspec(firstresult=True)
 def tune(dataset: Dataset, recommendation: Recommendation, backbones: list[BackboneSpec], options: AnalysisOptions,
-         host: PluginHost) -> TuningResult | None:
+         host: PluginHost, join: bool, max_trials: int | None,
+         on_trial: Callable[[int], None] | None) -> TuningResult | None:
     """Run the hyper-parameter search and keep the best model.
 
     Arguments: ``dataset`` (``Dataset``), ``recommendation``, ``backbones`` (list of
@@ -185,6 +186,21 @@ def tune(dataset: Dataset, recommendation: Recommendation, backbones: list[Backb
     :class:`tladvisor.records.TuningResult` (``stop_reason`` says why the search stopped), or ``None``
     to let the next tuner run.
     firstresult.
+
+    Arguments (appended), for ``tladvisor worker`` (:func:`tladvisor.tuning.worker.run_worker`), which
+    tunes through this same hook as ``analyze`` does. One hook, not a second one for workers: a plugin
+    that replaces the tuner then replaces it on every worker too, and cannot be half-replaced.
+    ``join`` (``bool``: True from a worker: join the study ``options.storage``/``options.study_name`` that
+    ``analyze`` started and described, and change nothing it stores; False or absent from ``analyze``:
+    start or continue it), ``max_trials`` (``int`` or ``None``: at most this many trials from this
+    process, ``worker --trials``; None: until the study's budget is met), ``on_trial`` (a callable or
+    ``None``: call it with each trial's number as this process starts training it; the worker prints
+    them). For a worker, ``recommendation`` and the backbones come from the study's description, and
+    ``options`` are the stored ones with this machine's data path, run folder and device. The worker
+    reads that description as the built-in tuner stores it (:func:`tladvisor.tuning.study.description.
+    describe_study`), so a plugin tuner meant for workers stores it too (or wraps ``Tuner``).
+    A plugin that names none of these is called by workers as well and should continue the study.
+    Return the whole study's result (every worker's trials).
     """
 
 

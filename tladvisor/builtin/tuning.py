@@ -22,14 +22,17 @@ def search_space(trial, recommendation, backbones, options, strategies=None):
 
 
 @hookimpl(trylast=True)
-def tune(dataset, recommendation, backbones, options, host=None):
+def tune(dataset, recommendation, backbones, options, host=None, join=False, max_trials=None, on_trial=None):
     """Continue (or start) the study in ``options.storage`` until it holds ``options.trials`` finished trials
     or ``options.timeout`` seconds have passed, whichever comes first (either alone is the whole budget)."""
-    if options.trials <= 0 and not options.timeout:
+    if not join and options.trials <= 0 and not options.timeout:
         return None
     from tladvisor.tuning.study import Tuner  # torch training code: imported only when tuning runs
 
-    return Tuner(options, host=host).run(dataset, recommendation, backbones)
+    # join (tladvisor worker): take part in the study analyze described, with its heartbeat settings.
+    make = Tuner.joining if join else Tuner
+    return make(options, host=host, max_trials=max_trials, on_trial=on_trial).run(dataset, recommendation, backbones,
+                                                                                  join=join)
 
 
 @hookimpl(trylast=True)

@@ -5,8 +5,9 @@ and stores in it everything a worker needs (options, recommendation, backbone na
 the data, heartbeat settings: see :mod:`tladvisor.tuning.study`). On any machine that reaches the
 storage and reads the data, at the same path or at ``data=`` when it is mounted elsewhere,
 :func:`run_worker` joins the study and runs trials until it holds N finished trials, counting every
-worker's. The budget, the retries of trials whose worker died and the best model are shared through
-the storage and the run folder; docs/scale-out.md shows the commands.
+worker's. It tunes through the ``tune`` hook, as ``analyze`` does, with ``join=True``: a plugin that
+replaces the tuner runs on the workers too. The budget, the retries of trials whose worker died and
+the best model are shared through the storage and the run folder; docs/scale-out.md shows the commands.
 
 Storages: ``postgresql://USER:PASSWORD@HOST:PORT/DB`` for several machines (heartbeats tell a lost
 worker within the grace period); for several processes on one machine the run's own SQLite file
@@ -20,13 +21,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import optuna
-
 from tladvisor.errors import DatasetError, OutputError, TLAdvisorError
 from tladvisor.records import Dataset, TuningResult, to_jsonable
 from tladvisor.atomic import file_lock, write_text_atomic
-from tladvisor.tuning.study import (StudyDescription, Tuner, dataset_fingerprint, display_url, open_storage,
+from tladvisor.tuning.study import (StudyDescription, dataset_fingerprint, display_url, process_identity,
                                     read_description, tuning_result, worker_label)
+from tladvisor.tuning.study.storage import load_existing_study
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +44,11 @@ class WorkerResult:
     report: Path | None  # the report re-rendered from the storage, when the run folder is reachable
 
 
-def _load_study(storage: str, study_name: str) -> optuna.Study | None:
-    file = storage if "://" not in storage else storage[len("sqlite:///"):] if storage.startswith("sqlite:///") else None
-    if file and file != ":memory:" and not Path(file).expanduser().is_file():
-        return None  # opening would create an empty one
-    try:
-        return optuna.load_study(study_name=study_name, storage=open_storage(storage))
-    except KeyError:
-        return None
-
-
 def load_description(storage: str, study_name: str, *, wait: float = 0.0) -> StudyDescription:
     """What ``tladvisor analyze`` stored in the study; waits up to ``wait`` seconds for it to appear."""
     deadline = time.monotonic() + wait
     while True:
-        study = _load_study(storage, study_name)
+        study = load_existing_study(storage, study_name)
         if study is not None and (study.user_attrs or time.monotonic() >= deadline):
             return read_description(study)
         if time.monotonic() >= deadline:
@@ -110,11 +100,13 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
     device: ``cpu``, ``cuda``, ``cuda:N``; default: the one the study was started with (``auto``).
     wait: seconds to wait for the study to be created (workers launched together with ``analyze``).
 
-    Stops when the study holds its budget of finished (COMPLETE + PRUNED) trials, counting every
+    Tunes through the ``tune`` hook with ``join=True``, ``max_trials=trials`` and ``on_trial`` (which
+    collects ``trials_run``), like ``analyze`` but joining; the built-in tuner (the ``Tuner``) then
+    stops when the study holds its budget of finished (COMPLETE + PRUNED) trials, counting every
     worker's; while the last trials run elsewhere it waits, so it can retry one whose worker dies.
     Returns a :class:`WorkerResult`; re-renders the run's report from the storage when the run folder
-    holds one. User errors (unreachable storage, unknown study, other data, unknown backbone) raise a
-    one-line :class:`~tladvisor.errors.TLAdvisorError`.
+    holds one. User errors (unreachable storage, unknown study, other data, unknown backbone) and a
+    ``tune`` that returned nothing (its plugin failed) raise a one-line :class:`~tladvisor.errors.TLAdvisorError`.
 
     The CLI command is a thin layer over this::
 
@@ -138,17 +130,23 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
     _check_same_data(dataset, description, study_name)
     backbones = [host.backbone(name) for name in description.backbones]
 
-    tuner = Tuner(options, host=host, heartbeat_interval=description.heartbeat_interval,
-                  grace_period=description.grace_period, max_trials=trials)
-    result = tuner.run(dataset, description.recommendation, backbones, join=True)
+    # The same hook as analyze tunes through (join=True): a plugin that replaces the tuner runs here too.
+    trials_run: list[int] = []
+    failures_before = len(host.failures)
+    result = host.call("tune", dataset=dataset, recommendation=description.recommendation, backbones=backbones,
+                       options=options, host=host, join=True, max_trials=trials, on_trial=trials_run.append)
+    if result is None:
+        failed = "; ".join(f"plugin '{f.plugin}' failed in {f.hook}: {f.error}" for f in host.failures[failures_before:])
+        raise TLAdvisorError(f"tuning did not run on this worker: no tune plugin joined study '{study_name}'"
+                             + (f" ({failed})" if failed else ""))
     report = refresh_report(options.run_dir, result, host=host) if options.run_dir is not None else None
-    return WorkerResult(worker=worker_label(tuner.identity), trials_run=tuple(tuner.trials_run), tuning=result,
+    return WorkerResult(worker=worker_label(process_identity()), trials_run=tuple(trials_run), tuning=result,
                         report=report)
 
 
 def load_tuning_result(storage: str, study_name: str, *, run_dir: str | Path | None = None) -> TuningResult:
     """The study's TuningResult built from the storage alone (any machine, any time, workers running or not)."""
-    study = _load_study(storage, study_name)
+    study = load_existing_study(storage, study_name)
     if study is None:
         raise TLAdvisorError(f"no study '{study_name}' in {display_url(storage)}")
     description = read_description(study)

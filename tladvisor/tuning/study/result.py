@@ -14,7 +14,7 @@ from tladvisor.tuning import results
 from tladvisor.tuning.study.best_model import model_dir_of, saved_config
 from tladvisor.tuning.study.claims import NOT_RUN
 from tladvisor.tuning.study.description import stored_budget
-from tladvisor.tuning.study.storage import display_url, storage_url
+from tladvisor.tuning.study.storage import display_url, load_existing_study, storage_url
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +50,15 @@ def study_so_far(options: AnalysisOptions, *, connect: bool) -> TuningResult | N
     database server just to fill in its report.
     """
     url = options.storage
-    if not url:
-        return None
-    if url.startswith("sqlite:///"):
-        if not Path(url[len("sqlite:///"):]).is_file():
-            return None
-    elif not connect:
+    if not url or not (connect or url.startswith("sqlite:///")):
         return None
     try:
-        study = optuna.load_study(study_name=options.study_name, storage=url)
+        study = load_existing_study(url, options.study_name)
+        if study is None:
+            return None
         return tuning_result(study, storage=display_url(storage_url(options)),
                              requested_trials=stored_budget(study, options),
                              device=describe(pick_device(options.device)), model_dir=model_dir_of(options))
-    except Exception as error:  # no study yet, or the storage went away: the report goes without it
-        log.warning("tuning results not read from %s: %s", url, one_line(error))
+    except Exception as error:  # the storage went away: the report goes without it
+        log.warning("tuning results not read from %s: %s", display_url(url), one_line(error))
         return None

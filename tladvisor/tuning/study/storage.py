@@ -155,6 +155,19 @@ def open_storage(url: str | None, *, heartbeat_interval: int | None = None,
                              "and database name in --storage") from None
 
 
+def load_existing_study(url: str, study_name: str) -> optuna.Study | None:
+    """The study ``study_name`` in ``url`` as it is, or None when there is none; never creates one (nor the
+    SQLite or journal file that opening a missing one would leave behind). Storage errors are one line,
+    as in :func:`open_storage`."""
+    file = url if is_journal_path(url) else url[len("sqlite:///"):] if url.startswith("sqlite:///") else None
+    if file and file != ":memory:" and not Path(file).expanduser().is_file():
+        return None
+    try:
+        return optuna.load_study(study_name=study_name, storage=open_storage(url))
+    except KeyError:  # Optuna's "no such study"
+        return None
+
+
 def heartbeat_enabled(storage: Any) -> bool:
     return callable(getattr(storage, "get_heartbeat_interval", None)) and storage.get_heartbeat_interval() is not None
 

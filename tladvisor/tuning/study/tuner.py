@@ -13,7 +13,7 @@ import gc
 import logging
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tladvisor.tuning.study import claims, description, recovery, trial_run
 from tladvisor.tuning.study.best_model import BestModel, model_dir_of
 from tladvisor.tuning.study.claims import CLAIMS, FINISHED
 from tladvisor.tuning.study.optuna_access import storage_of
+from tladvisor.tuning.study.storage import load_existing_study
 from tladvisor.tuning.study.liveness import (GRACE_PERIOD, HEARTBEAT_INTERVAL, PROCESS, process_identity,
                                              worker_label)
 from tladvisor.tuning.study.result import tuning_result
@@ -54,12 +55,14 @@ class Tuner:
     patience in epochs. ``heartbeat_interval`` and ``grace_period`` (seconds) are stored in a study
     this Tuner describes, so every worker judges the others by the same clock; ``poll_interval`` is
     how often a worker with nothing to run looks again (default: the heartbeat interval, at most 5 s).
-    ``max_trials`` caps the trials this process runs (None: until the study's budget is met).
+    ``max_trials`` caps the trials this process runs (None: until the study's budget is met);
+    ``on_trial`` is called with each trial's number as this process starts training it.
     """
 
     def __init__(self, options: AnalysisOptions, *, host, patience: int = 3, max_failures: int | None = None,
                  heartbeat_interval: int | None = HEARTBEAT_INTERVAL, grace_period: int | None = GRACE_PERIOD,
-                 poll_interval: float | None = None, max_trials: int | None = None):
+                 poll_interval: float | None = None, max_trials: int | None = None,
+                 on_trial: Callable[[int], None] | None = None):
         self.options = options
         self.host = host
         self.patience = patience
@@ -68,6 +71,7 @@ class Tuner:
         self.grace_period = grace_period
         self.poll_interval = poll_interval
         self.max_trials = max_trials
+        self.on_trial = on_trial
         self.best_model = BestModel(self.model_dir)
         self.identity = process_identity()
         self.trials_run: list[int] = []  # numbers of the trials this process trained (any final state)
@@ -85,6 +89,18 @@ class Tuner:
         study.sampler = make_sampler(self.options.seed + sampler_offset, len(study.get_trials(deepcopy=False)),
                                      self.options.trials)
         return study
+
+    @classmethod
+    def joining(cls, options: AnalysisOptions, *, host, **kwargs) -> Tuner:
+        """A Tuner for a worker joining the study ``options`` names (``run(..., join=True)``): it judges the
+        other workers by the heartbeat settings stored in the study, not by its own defaults."""
+        url = storage_url(options)
+        study = load_existing_study(url, options.study_name or DEFAULT_STUDY_NAME) if url else None
+        if study is None:
+            raise TLAdvisorError(f"no study '{options.study_name}' in {display_url(url)} to join")
+        stored = description.read_description(study)
+        return cls(options, host=host, heartbeat_interval=stored.heartbeat_interval,
+                   grace_period=stored.grace_period, **kwargs)
 
     @property
     def model_dir(self) -> Path | None:
@@ -123,6 +139,8 @@ class Tuner:
                   by_name: dict[str, BackboneSpec], device: torch.device) -> TrialState | None:
         """Run and record one trial (see :func:`.trial_run.run_trial`); None when its result was dropped."""
         self.trials_run.append(trial.number)
+        if self.on_trial is not None:
+            self.on_trial(trial.number)
         return trial_run.run_trial(study, trial, data, recommendation, by_name, device, host=self.host,
                                    options=self.options, patience=self.patience, identity=self.identity,
                                    heartbeat_interval=self.heartbeat_interval, save_if_best=self._save_if_best,
