@@ -55,6 +55,8 @@ def run_name_for(options: AnalysisOptions) -> str:
                                      options.max_samples, options.val_fraction, *manifest_options))
     if options.class_weights != "none":  # another loss, another study (the default keeps earlier names)
         key += f"|class_weights={options.class_weights}"
+    if str(options.cv_folds) != "auto":  # other trial scoring, another study
+        key += f"|cv_folds={options.cv_folds}"
     # The name is a folder name: characters a file system or a terminal may refuse (a non-UTF-8 byte,
     # a control character) become "_", and a very long name is cut (255 bytes is the usual limit).
     name = data_name(source, options.image_root)

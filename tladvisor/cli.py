@@ -70,6 +70,16 @@ def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:
             ctx.obj.debug = True
 
 
+def _cv_folds(value: str) -> str:
+    """``--cv-folds``: "auto" or a whole number >= 1, kept as text in the options."""
+    from tladvisor.tuning.folds import parse_cv_folds
+
+    try:
+        folds = parse_cv_folds(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not 'auto' or a whole number >= 1") from None
+    return "auto" if folds is None else str(folds)
+
 @cli.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--path-column", help="Manifest column holding the image paths (default: path, file, image...).")
@@ -88,6 +98,9 @@ def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:
                    "kept as pruned. Alone: tune until it runs out; with --trials: whichever ends first.")
 @click.option("--class-weights", type=click.Choice(["none", "balanced"]), default="none", show_default=True,
               help="Weight the training loss by class (balanced: inverse class frequency) for imbalanced data.")
+@click.option("--cv-folds", default="auto", show_default=True, callback=lambda _c, _p, v: _cv_folds(v),
+              help="Score each trial on K cross-validation folds: auto (3 folds when the validation split is too "
+                   "small to tell strategies apart and train+val holds at most 1,000 images), 1 (one split), or K.")
 @click.option("--image-size", type=click.IntRange(min=16), help="Measure and train at this input size (px).")
 @click.option("--max-samples", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Images measured per backbone (a stratified sample).")
@@ -277,7 +290,10 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_d
     out.print(f"{result.worker} ran trials {list(result.trials_run)}; study '{tuning.study_name}' holds "
               f"{finished}/{tuning.requested_trials} finished trials", markup=False, highlight=False)
     if tuning.best is not None:
-        out.print(f"Best trial: #{tuning.best.number} val accuracy {tuning.best.value:.3f}", markup=False)
+        from tladvisor.tuning.folds import accuracy_text
+
+        out.print(f"Best trial: #{tuning.best.number} val accuracy {accuracy_text(tuning.best.value, tuning.best.folds)}",
+                  markup=False)
     if result.report is not None:
         out.print(f"Report: {result.report}", markup=False, highlight=False)
 

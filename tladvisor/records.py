@@ -52,6 +52,7 @@ class AnalysisOptions:
     label_column: str | None = None  # manifest column of labels (None: the first usual name)
     image_root: Path | None = None  # manifest paths resolve against it and stay inside it (None: manifest's folder)
     class_weights: str = "none"  # "balanced": the training loss weights each class by its inverse frequency
+    cv_folds: str = "auto"  # trials scored on K cross-validation folds: "auto" (small data), "1" (off), or K
 
 
 # --- load -------------------------------------------------------------------------------------------
@@ -204,6 +205,7 @@ class TrialRecord:
     reason: str | None = None  # why it failed or was pruned
     learning_curve: tuple[float, ...] = ()  # validation accuracy per epoch
     metrics: dict[str, float] = field(default_factory=dict)  # balanced_accuracy, macro_f1 at the best epoch
+    folds: dict[str, Any] | None = None  # cross-validated trials: k, accuracies, mean, spread, images, curves
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,7 @@ class TuningResult:
     best_by_strategy: dict[str, int] = field(default_factory=dict)  # strategy -> best trial number
     stop_reason: str | None = None  # why tuning stopped, and how to continue
     versus_advice: dict[str, Any] | None = None  # the advised trial against the best one (results.versus_advice)
+    cross_validation: dict[str, Any] | None = None  # folds (1: single split), images, reason (tuning.folds)
 
 
 # --- report -----------------------------------------------------------------------------------------

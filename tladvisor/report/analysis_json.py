@@ -25,10 +25,12 @@ Schema 1 (non-finite numbers are ``null``)::
                            warnings, epochs},
     tuning null | {study_name, storage, requested_trials (0: no trial cap, --timeout alone),
                    trials [{number, state, value, params, duration_s, reason, learning_curve,
-                   metrics {balanced_accuracy, macro_f1}}], best (a trial) | null, best_model_dir, device,
+                   metrics {balanced_accuracy, macro_f1}, folds null | {k, accuracies, mean, spread, images,
+                   curves, best_epochs}}], best (a trial) | null, best_model_dir, device,
                    param_importances {param: importance}, best_by_strategy {strategy: trial number},
                    stop_reason, versus_advice null | {advice_trial, advice_state, advice_value, advice_params,
-                   best_trial, best_value, best_params, beats_advice, gain, summary}}
+                   best_trial, best_value, best_params, beats_advice, gain, summary},
+                   cross_validation null | {folds, images, reason}}
     strategies {name: {description, pretrained, freeze, colour, plugin}} (every registered strategy)
 """
 

@@ -55,7 +55,8 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         "stop_reason": tuning.get("stop_reason"),
         "metric_columns": [(name, label) for name, label in tuning_notes.METRIC_LABELS if name in metrics],
         "states": sorted(states.items(), key=lambda item: str(item[0])),
-        "best": best and {"number": best.get("number"), "value": accuracy_text(best.get("value")),
+        "scoring": scoring_text(tuning.get("cross_validation")),
+        "best": best and {"number": best.get("number"), "value": trial_accuracy_text(best),
                           "params": _params_text(best.get("params") or {})},
         "best_model_dir": tuning.get("best_model_dir"),
         "history_chart": charts.history_chart(trials, "Optimisation history: accuracy per trial and running best",
@@ -75,6 +76,28 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
                         metrics=[fmt((trial.get("metrics") or {}).get(name)) for name in metrics])
                    for trial in sorted(trials, key=lambda t: t["number"])],
     }
+
+
+def trial_accuracy_text(trial: dict, long: bool = True) -> str:
+    """``0.833 ± 0.050 over 3 folds of 12 images`` for a cross-validated trial (``long``; else without the
+    "over ..." part), the bare accuracy otherwise."""
+    value, folds = trial.get("value"), trial.get("folds")
+    if not finite(value) or not isinstance(folds, dict) or not folds.get("k"):
+        return accuracy_text(value)
+    spread = folds.get("spread") if finite(folds.get("spread")) else 0.0
+    over = f" over {folds['k']} folds of {folds.get('images')} images" if long else ""
+    return f"{accuracy_text(value)} ± {spread:.3f}{over}"
+
+
+def scoring_text(cross_validation: dict | None) -> str | None:
+    """How the trials were scored, and why: cross-validation folds or one validation split."""
+    if not isinstance(cross_validation, dict):
+        return None
+    folds = cross_validation.get("folds") or 1
+    how = (f"mean validation accuracy over {folds} cross-validation folds of {cross_validation.get('images')} images"
+           if folds > 1 else f"validation accuracy on one split of {cross_validation.get('images')} images")
+    reason = cross_validation.get("reason")
+    return f"{how} ({reason})" if reason else how
 
 
 def curve_summary(curve) -> tuple[float | None, float | None, float | None]:
@@ -119,6 +142,7 @@ def _trial_row(trial: dict, best: dict | None, columns: list[str]) -> dict[str, 
             "backbone": params.get("backbone", "—"),
             "params": [(fmt(params.get(k)) if k in params else "—", params.get(k) if finite(params.get(k)) else None)
                        for k in columns],
-            "value": accuracy_text(trial.get("value")), "value_sort": trial.get("value") if finite(trial.get("value")) else None,
+            "value": trial_accuracy_text(trial, long=False),
+            "value_sort": trial.get("value") if finite(trial.get("value")) else None,
             "duration": fmt(trial.get("duration_s")), "duration_sort": trial.get("duration_s"),
             "reason": trial.get("reason") or "", "best": bool(best) and trial.get("number") == best.get("number")}

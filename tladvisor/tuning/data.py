@@ -1,13 +1,16 @@
 """The data every trial of one tuning run shares: the train/validation split, cached features, loaders.
 
 The split is made once per run (deterministic from the seed), so every trial, and every re-run that
-continues the study, is scored on the same validation images. Images are decoded once into a store
+continues the study, is scored on the same validation images. For small data the trials are scored on
+cross-validation folds instead (:mod:`tladvisor.tuning.folds`); :meth:`TuningData.fold_views` gives them.
+Images are decoded once into a store
 (:mod:`tladvisor.data.decoded_store`) beside the feature cache; every epoch of every trial, and every
 backbone of the same resolution, reads batches from it and augments them as tensors on the device.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 from pathlib import Path
@@ -21,6 +24,7 @@ from tladvisor.embed import default_cache_dir, extract_features
 from tladvisor.errors import DatasetError
 from tladvisor.records import AnalysisOptions, Dataset
 from tladvisor.transforms import StoredBatches
+from tladvisor.tuning.folds import FoldPlan, make_folds, wanted_folds
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +56,33 @@ class TuningData:
         self.device = device
         self.train_idx, self.val_idx = split_train_val(dataset, options.val_fraction, options.seed)
         self.cache_dir: Path = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
-        self._features: dict[tuple[str, int | None], FeatureSplit] = {}
         self._stores: dict[Geometry, DecodedImages] = {}
         self._scratch: tempfile.TemporaryDirectory | None = None  # stores when the cache cannot hold them
         self._stored = np.unique(np.concatenate([self.train_idx, self.val_idx]))  # sorted dataset indices
+        self._pool_features: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._set_split(self.train_idx, self.val_idx)
+        k, self.cv_reason = wanted_folds(dataset, len(self._stored), len(self.val_idx),
+                                         getattr(options, "cv_folds", "auto"))
+        self.fold_plan: FoldPlan | None = (make_folds(dataset, self._stored, k, options.seed, self.cv_reason)
+                                           if k > 1 else None)
+
+    def _set_split(self, train_idx: np.ndarray, val_idx: np.ndarray) -> None:
+        self.train_idx, self.val_idx = train_idx, val_idx
         self.train_rows = np.searchsorted(self._stored, self.train_idx)
         self.val_rows = np.searchsorted(self._stored, self.val_idx)
+        self._features: dict[tuple[str, int | None], FeatureSplit] = {}
+
+    def fold_views(self) -> list[TuningData]:
+        """One view per cross-validation fold (empty without CV): the same images, stores and cached
+        features, with the fold's train/validation split in place of the run's."""
+        if self.fold_plan is None:
+            return []
+        views = []
+        for train_idx, val_idx in zip(self.fold_plan.train, self.fold_plan.val):
+            view = copy.copy(self)
+            view._set_split(train_idx, val_idx)
+            views.append(view)
+        return views
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -70,17 +95,17 @@ class TuningData:
     def features(self, spec: BackboneSpec) -> FeatureSplit:
         """Train/val embeddings from :func:`tladvisor.embed.extract_features` (disk cache, then memory)."""
         key = (spec.name, self.options.image_size)
-        if key not in self._features:
-            indices = np.concatenate([self.train_idx, self.val_idx])
-            fs = extract_features(spec, self.dataset, indices, image_size=self.options.image_size,
+        if key not in self._pool_features:  # every image once, in dataset order; shared by the fold views
+            fs = extract_features(spec, self.dataset, self._stored, image_size=self.options.image_size,
                                   device=self.device, batch_size=self.options.batch_size,
                                   cache_dir=self.cache_dir, with_random=False,
                                   num_workers=self.options.num_workers)
-            features = torch.from_numpy(np.ascontiguousarray(fs.features, dtype=np.float32))
-            labels = torch.from_numpy(fs.labels.astype(np.int64))
-            n_train = len(self.train_idx)
-            self._features[key] = FeatureSplit(features[:n_train], labels[:n_train],
-                                               features[n_train:], labels[n_train:])
+            self._pool_features[key] = (torch.from_numpy(np.ascontiguousarray(fs.features, dtype=np.float32)),
+                                        torch.from_numpy(fs.labels.astype(np.int64)))
+        if key not in self._features:
+            features, labels = self._pool_features[key]
+            train, val = torch.from_numpy(self.train_rows), torch.from_numpy(self.val_rows)
+            self._features[key] = FeatureSplit(features[train], labels[train], features[val], labels[val])
         return self._features[key]
 
     def store(self, spec: BackboneSpec) -> DecodedImages:

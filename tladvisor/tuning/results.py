@@ -37,6 +37,7 @@ def trial_record(trial: FrozenTrial) -> TrialRecord:
         learning_curve=learning_curve(trial),
         metrics={name: float(trial.user_attrs[name]) for name in METRICS
                  if isinstance(trial.user_attrs.get(name), (int, float))},
+        folds=trial.user_attrs.get("folds") if isinstance(trial.user_attrs.get("folds"), dict) else None,
     )
 
 

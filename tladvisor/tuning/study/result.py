@@ -13,6 +13,7 @@ from tladvisor.records import AnalysisOptions, TuningResult
 from tladvisor.tuning import results
 from tladvisor.tuning.study.best_model import model_dir_of, saved_config
 from tladvisor.tuning.study.claims import NOT_RUN
+from tladvisor.tuning.folds import CROSS_VALIDATION
 from tladvisor.tuning.study.description import stored_budget
 from tladvisor.tuning.study.storage import display_url, load_existing_study, storage_url
 
@@ -40,6 +41,7 @@ def tuning_result(study: optuna.Study, *, storage: str, requested_trials: int, d
         best_by_strategy=results.best_by_strategy(trials),
         stop_reason=stop_reason,
         versus_advice=results.versus_advice(trials),
+        cross_validation=study.user_attrs.get(CROSS_VALIDATION),
     )
 
 

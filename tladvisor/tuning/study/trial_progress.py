@@ -2,7 +2,8 @@
 
 ``trial 3/5 partial_freeze@4 val 0.912 (best 0.930) 41 s; about 1 min 20 s left``. Trials are counted as
 the budget counts them (finished ones, every worker's); the ETA is the mean duration of the trials this
-process finished times the trials left, capped by the ``--timeout`` deadline, and is said only where it
+process finished times the trials left (a cross-validated trial trains once per fold, so its duration
+counts every fold), capped by the ``--timeout`` deadline, and is said only where it
 can be known (a budget of trials, or a deadline).
 """
 
@@ -28,6 +29,7 @@ class TrialProgress:
         self.label = ""
         self.epochs = 0
         self.trial_started = clock()
+        self.folds, self.fold_now = 1, 0  # a cross-validated trial trains once per fold
 
     def _counted(self) -> str:
         return f"trial {self.ordinal}/{self.budget}" if self.budget else f"trial {self.ordinal}"
@@ -43,15 +45,25 @@ class TrialProgress:
 
     def epoch(self, epoch: int, value: float) -> None:
         of = f"/{self.epochs}" if self.epochs else ""
-        progress.current().status(f"{self._counted()} {self.label}: epoch {epoch + 1}{of} val {value:.3f}"
+        fold = f" fold 1/{self.folds}" if self.folds > 1 else ""
+        progress.current().status(f"{self._counted()} {self.label}:{fold} epoch {epoch + 1}{of} val {value:.3f}"
                                   + self._left(finished=self.ordinal - 1, running=True))
+
+    def fold(self, fold: int, folds: int) -> None:
+        """A cross-validated trial starts training fold ``fold`` (0-based) of ``folds``."""
+        self.folds, self.fold_now = folds, fold
+        if fold > 0:
+            progress.current().status(f"{self._counted()} {self.label}: fold {fold + 1}/{folds}"
+                                      + self._left(finished=self.ordinal - 1, running=True))
 
     def finished(self, state: str, *, value: float | None, curve: list[float], best: float | None,
                  seconds: float, reason: str | None, metrics: dict[str, float], finished_now: int) -> None:
         self.durations.append(seconds)
         best_text = f" (best {best:.3f})" if best is not None else ""
         if state == "COMPLETE" and value is not None:
-            what = f"val {value:.3f}" + self._metrics(metrics) + best_text
+            folds = metrics.get("folds") if isinstance(metrics.get("folds"), dict) else None
+            spread = f" ± {folds['spread']:.3f} over {folds['k']} folds" if folds and folds.get("k") else ""
+            what = f"val {value:.3f}{spread}" + self._metrics(metrics) + best_text
         elif state == "PRUNED":
             reached = f", val {max(curve):.3f}" if curve else ""
             what = f"{_short(reason) or 'pruned'}{reached}{best_text}"
@@ -72,7 +84,9 @@ class TrialProgress:
         estimates = []
         if self.budget and (self.durations or running):
             elapsed = self.clock() - self.trial_started if running else 0.0
-            pace = sum(self.durations) / len(self.durations) if self.durations else elapsed
+            # Before any trial finished, a cross-validated one's pace is its first fold's times the folds.
+            first = elapsed * self.folds / (self.fold_now + 1) if running and self.folds > 1 else elapsed
+            pace = sum(self.durations) / len(self.durations) if self.durations else first
             pace = max(pace, elapsed)
             after = max(0, self.budget - finished - (1 if running else 0))
             if pace > 0:

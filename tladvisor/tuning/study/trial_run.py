@@ -24,6 +24,7 @@ from tladvisor.plugins import one_line
 from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning import results
+from tladvisor.tuning.cross_validation import train_cross_validated
 from tladvisor.tuning.pruning import StrategyMedianPruner, trial_strategy
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study.best_model import Superseded
@@ -147,8 +148,13 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
             if progress_view is not None:
                 progress_view.started(finished_before, params)
             limit = {} if deadline is None else {"deadline": deadline}
-            trained = train_trial(spec, config, data, device, seed=options.seed + trial.number, on_epoch=on_epoch,
-                                  **limit)
+            if data.fold_plan is not None:  # small data: scored on K folds, fold 0's curve is reported live
+                on_fold = progress_view.fold if progress_view is not None else None
+                trained = train_cross_validated(spec, config, data, device, seed=options.seed + trial.number,
+                                                on_epoch=on_epoch, on_fold=on_fold, train=train_trial, **limit)
+            else:
+                trained = train_trial(spec, config, data, device, seed=options.seed + trial.number,
+                                      on_epoch=on_epoch, **limit)
             curve[:] = trained.learning_curve
             record_success(trial, trained)
             with interrupts.deferred():  # trained: a stop signal waits until the result is kept

@@ -41,6 +41,7 @@ from tladvisor.tuning.study.storage import (DEFAULT_STUDY_NAME, display_url, hea
                                             make_sampler, open_storage, storage_url)
 from tladvisor.tuning.study.trial_progress import TrialProgress
 from tladvisor.tuning.trainer import TrainedModel
+from tladvisor.tuning.folds import CROSS_VALIDATION, cv_description
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,13 @@ class Tuner:
         device = pick_device(self.options.device)
         study = self.start(dataset, recommendation, backbones, join=join)
         data = TuningData(dataset, self.options, device)
+        scoring = cv_description(data.fold_plan, data.cv_reason, len(data.val_idx))
+        before = study.user_attrs.get(CROSS_VALIDATION)
+        if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) and (before or {}).get("folds", 1) != scoring["folds"]:
+            log.warning("study %s holds trials scored %s; new trials are scored on %s",
+                        study.study_name, f"on {before['folds']} folds" if before else "on one validation split",
+                        f"{scoring['folds']} folds" if scoring["folds"] > 1 else "one validation split")
+        study.set_user_attr(CROSS_VALIDATION, scoring)
         by_name = {spec.name: spec for spec in backbones}
 
         self.best_model.reset_bar(study.study_name)
