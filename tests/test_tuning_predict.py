@@ -11,7 +11,7 @@ from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.testing import tiny_backbone_spec
 from tladvisor.tuning import model_io
-from tladvisor.tuning.data import split_train_val
+from tladvisor.tuning.data import TuningData, split_train_val
 from tladvisor.tuning.predict import load_model, predict, predict_all
 from tladvisor.tuning.study import Tuner
 
@@ -25,9 +25,10 @@ class TinyHost:
         return tiny_backbone_spec()
 
 
-def tuned(shapes, tmp_path, strategy: str, **rates):
+def tuned(shapes, tmp_path, strategy: str, cv_folds: str = "1", **rates):
     options = AnalysisOptions(source=shapes.root, run_dir=tmp_path / "run", cache_dir=tmp_path / "cache",
-                              val_fraction=0.25, batch_size=16, trials=1, study_name=strategy, device="cpu")
+                              val_fraction=0.25, batch_size=16, trials=1, study_name=strategy, device="cpu",
+                              cv_folds=cv_folds)
     recommendation = Recommendation(
         backbone="tiny_cnn", strategy=strategy, freeze_depth=1, n_stages=3,
         learning_rates={"head": 0.05, "backbone": 3e-3, "layer_decay": 0.8, **rates}, confidence=0.5,
@@ -52,6 +53,23 @@ def test_predict_on_the_validation_images_reproduces_the_stored_accuracy(shapes,
     correct = sum(r["label"] == shapes.classes[s.label] for r, s in zip(rows, val))
     assert correct / len(val) == config["val_accuracy"]
     assert all(1 / 3 <= r["probability"] <= 1 for r in rows)
+
+
+def test_a_cross_validated_trial_keeps_fold_0s_model_and_says_what_it_validated_on(shapes, tmp_path):
+    options, result = tuned(shapes, tmp_path, "feature_extraction", cv_folds="3")
+    model_dir = options.run_dir / "best_model"
+    config = json.loads((model_dir / "config.json").read_text())
+    folds = result.best.folds
+    assert config["val_accuracy"] == result.best.value == pytest.approx(sum(folds["accuracies"]) / 3)
+    cv = config["cross_validation"]
+    assert (cv["folds"], cv["kept_fold"], cv["kept_fold_val_accuracy"]) == (3, 0, folds["accuracies"][0])
+
+    data = TuningData(shapes, options, torch.device("cpu"))
+    val = [shapes.samples[i] for i in data.fold_plan.val[0]]
+    assert cv["kept_fold_val_images"] == len(val)
+    rows = predict(model_dir, [s.path for s in val], device="cpu", batch_size=4, host=TinyHost())
+    correct = sum(r["label"] == shapes.classes[s.label] for r, s in zip(rows, val))
+    assert correct / len(val) == pytest.approx(cv["kept_fold_val_accuracy"])
 
 
 def test_the_saved_state_dict_is_the_whole_model_with_the_new_head(shapes, tmp_path):

@@ -86,6 +86,11 @@ class BestModel:
                 spec, preprocessing, strategy=config.strategy, classes=data.classes, val_accuracy=trained.accuracy,
                 trial_number=trial.number, study_name=study.study_name, params=params,
                 learning_curve=trained.learning_curve)
+            folds = trained.extras.get("folds")
+            if folds and data.fold_plan is not None:  # the kept model is fold 0's: say what it was validated on
+                model_config["cross_validation"] = {
+                    "folds": folds["k"], "kept_fold": 0, "kept_fold_val_accuracy": folds["accuracies"][0],
+                    "kept_fold_val_images": int(len(data.fold_plan.val[0])), "images": folds["images"]}
             model_io.save_model(self.model_dir, trained.model, model_config)
             self.best_saved = trained.accuracy
         return True
