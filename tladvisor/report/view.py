@@ -78,7 +78,9 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
         }
     best = (analysis.get("tuning") or {}).get("best")
     if best and finite(best.get("value")):
-        view["best_trial"] = {"number": best.get("number"), "value": accuracy_text(best["value"]),
+        from tladvisor.report.tuning_view import trial_accuracy_text  # "± spread over K folds" when CV ran
+
+        view["best_trial"] = {"number": best.get("number"), "value": trial_accuracy_text(best),
                               "strategy": strategy_label((best.get("params") or {}).get("strategy"))}
     versus = (analysis.get("tuning") or {}).get("versus_advice")
     view["versus_advice"] = versus if versus and versus.get("summary") else None
