@@ -56,7 +56,7 @@ def wanted_folds(dataset: Dataset, n_pool: int, n_val: int, option: object) -> t
     if asked == 1:
         return 1, "--cv-folds 1: one train/validation split"
     if has_predefined_split(dataset):
-        return 1, "the dataset has its own validation split, which is kept (no cross-validation)"
+        return 1, "the dataset has its own validation split, which is kept: no cross-validation"
     if asked is not None:
         return asked, f"--cv-folds {asked}"
     needed = validation_images_needed()
