@@ -62,7 +62,7 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
             "backbone": recommendation.get("backbone"),
             "strategy": recommendation.get("strategy"),
             "strategy_label": strategy_label(recommendation.get("strategy")),
-            "strategy_meaning": glossary.explain(recommendation.get("strategy")),
+            "strategy_meaning": glossary.explain(recommendation.get("strategy"), analysis.get("strategies")),
             "strategy_colour": strategy_colours(analysis).get(recommendation.get("strategy"), NEUTRAL_COLOUR),
             "freeze_depth": depth,
             "n_stages": n_stages,
