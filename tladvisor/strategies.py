@@ -101,7 +101,7 @@ _BUILT_IN = (
     Strategy(LP_FT, "linear probe, then fine-tune (LP-FT, Kumar et al. 2022): the head is first trained on the "
                     "frozen backbone, then everything is fine-tuned from that head, so a random head does not "
                     "distort the pretrained features early on; tried by the tuner, never the advice itself",
-             layer_decay=True, gradual_unfreeze=True, probe_first=True),
+             layer_decay=True, gradual_unfreeze=True, probe_first=True, colour="#8a63b8"),
 )
 BUILT_IN_STRATEGIES: Mapping[str, Strategy] = MappingProxyType(
     {strategy.name: strategy for strategy in _BUILT_IN})
