@@ -353,6 +353,26 @@ def test_a_worker_reads_the_data_at_another_mount_point_but_refuses_other_data(h
     assert rebuilt.device == result.tuning.device
 
 
+def test_a_worker_takes_the_image_root_of_a_manifest_at_another_mount_point(host, options, tmp_path):
+    images = shutil.copytree(options.source, tmp_path / "images")  # removed below: not the shared folder
+    manifest = tmp_path / "lists" / "train.csv"
+    manifest.parent.mkdir()
+    rows = [f"{p.relative_to(images).as_posix()},{p.parent.name}" for p in sorted(images.rglob("*.png"))]
+    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    options = replace(options, source=manifest, image_root=images, trials=1)
+    tuner, study = started(host, options)
+    assert read_description(study).options.image_root == images.resolve()  # a Path again, not a str
+    tuner.run(loaded(host, options), RECOMMENDATION, [tiny_backbone_spec()])
+
+    moved = shutil.copytree(images, tmp_path / "images-elsewhere")
+    shutil.rmtree(images)  # gone from the path analyze read: only --image-root finds them
+    with pytest.raises(DatasetError, match=r"no such folder on this machine \(the study's image root\); "
+                                           r"pass --image-root DIR"):
+        run_worker(options.storage, "shapes", host=host)
+    result = run_worker(options.storage, "shapes", host=host, image_root=moved)
+    assert result.trials_run == () and len(result.tuning.trials) == 1
+
+
 def test_an_unreachable_storage_is_one_line_naming_host_and_port_without_the_password():
     with pytest.raises(TLAdvisorError) as caught:
         open_storage("postgresql://tuner:s3cret@127.0.0.1:1/studies")

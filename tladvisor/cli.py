@@ -252,6 +252,9 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
 @click.option("--study", "study_name", required=True, help="The study name (analyze --study; by default the run name).")
 @click.option("--data", type=click.Path(path_type=Path),
               help="The dataset on this machine, if it is not at the path analyze read it from.")
+@click.option("--image-root", type=click.Path(path_type=Path),
+              help="The manifest's image folder on this machine (analyze --image-root), if it is not at the path "
+                   "analyze read it from.")
 @click.option("--run-dir", type=click.Path(path_type=Path),
               help="Where to keep the best model and report, if the analyze run's folder is not reachable here.")
 @click.option("--trials", type=click.IntRange(min=1), help="At most this many trials from this worker "
@@ -260,8 +263,8 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
 @click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Seconds to wait for the study to be created.")
 @click.pass_obj
-def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_dir: Path | None,
-           trials: int | None, device: str | None, wait: float) -> None:
+def worker(obj: Context, storage: str, study_name: str, data: Path | None, image_root: Path | None,
+           run_dir: Path | None, trials: int | None, device: str | None, wait: float) -> None:
     """Join a tuning study started by `analyze --storage URL --study NAME`; run trials until its budget is met."""
     import optuna
 
@@ -271,7 +274,7 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_d
     with progress.for_console(err) as reporter:
         reporter.stage(f"worker: study {study_name}")
         result = run_worker(storage, study_name, host=obj.host, plugins_dir=obj.plugins_dir, data=data,
-                            run_dir=run_dir, trials=trials, device=device, wait=wait)
+                            image_root=image_root, run_dir=run_dir, trials=trials, device=device, wait=wait)
     tuning = result.tuning
     finished = sum(t.state in ("COMPLETE", "PRUNED") for t in tuning.trials)
     out.print(f"{result.worker} ran trials {list(result.trials_run)}; study '{tuning.study_name}' holds "

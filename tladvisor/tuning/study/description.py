@@ -28,7 +28,7 @@ ATTR_HEARTBEAT = "heartbeat"
 STUDY_FORMAT = 1
 
 
-_PATH_OPTIONS = ("source", "out_dir", "cache_dir", "source_sample", "plugins_dir", "run_dir")
+_PATH_OPTIONS = ("source", "out_dir", "cache_dir", "source_sample", "plugins_dir", "run_dir", "image_root")
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
