@@ -229,6 +229,7 @@ class Advisor:
         backbones = self.select_backbones(options)
 
         measurements = so_far.measurements
+        failures_before = len(self.host.failures)  # the measure failures are the ones after this
         started, self.embed_seconds = time.perf_counter(), 0.0
         for spec in backbones:
             so_far.stage = f"measuring {spec.name}"
@@ -252,7 +253,7 @@ class Advisor:
             raise WeightsUnavailableError("no backbone has its weights: " + "; ".join(so_far.left_out.values()))
         if not measurements:
             raise TLAdvisorError("every backbone failed to measure: " +
-                                 "; ".join(f.error for f in self.host.failures[-len(backbones):]))
+                                 "; ".join(f.error for f in self.host.failures[failures_before:]))
 
         so_far.stage = "recommending"
         self.progress("recommending")
