@@ -306,15 +306,19 @@ class Advisor:
         except OSError as error:
             raise OutputError(f"cannot create output folder {run.out_dir}: {error.strerror or error}; "
                               "choose another output folder (--out)") from None
-        sections = collect_sections(self.host, stored_analysis(run), run)
         before = len(self.host.failures)
+        run = replace(run, plugin_failures=tuple(self.host.failures))
+        sections = collect_sections(self.host, stored_analysis(run), run)
         written = self._write_reports(replace(run, plugin_failures=tuple(self.host.failures)), sections)
-        failed = len(self.host.failures) - before
-        if failed:
-            # The writer of analysis.json froze the failure list before another writer failed: write
-            # once more so analysis.json and the report name it (writers replace their files atomically).
-            written = self._write_reports(replace(run, plugin_failures=tuple(self.host.failures)), sections)
-            del self.host.failures[before + failed:]  # the same failures again: already recorded
+        final = len(self.host.failures)
+        if final > before:
+            # A section plugin or a writer failed after the sections and analysis.json were built from the
+            # list without it: build both once more from the final list, so analysis.json and the report
+            # name it and the first render equals a re-render (writers replace their files atomically).
+            run = replace(run, plugin_failures=tuple(self.host.failures))
+            sections = collect_sections(self.host, stored_analysis(run), run)
+            written = self._write_reports(run, sections)
+            del self.host.failures[final:]  # the same failures again: already recorded
         if not written:
             raise OutputError(f"no report was written to {run.out_dir}"
                               + _failures_note(self.host.failures[before:], ("write_report",)))
