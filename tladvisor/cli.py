@@ -18,6 +18,7 @@ from rich.table import Table
 
 from tladvisor import __version__, progress
 from tladvisor.errors import TLAdvisorError
+from tladvisor.text import printable
 
 # A pipe or CI log has no width; 80 columns would truncate backbone names and paths.
 out = Console(width=None if sys.stdout.isatty() else 120)
@@ -297,8 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         # One line, whatever the message holds (a plugin's multi-line error, a file name that is not
         # UTF-8, which Python holds as lone surrogates and a strict stream cannot encode).
         text = " ".join(str(text).split())
-        err.print(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
     try:
         with stop_on_signals():  # SIGINT/SIGTERM: close the trial, write what exists, exit 130/143

@@ -9,14 +9,9 @@ from rich.table import Table
 from tladvisor.data.assemble import skip_summary
 from tladvisor import measure_names as names
 from tladvisor.records import AnalysisRun
+from tladvisor.text import printable
 
 GREYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
-
-
-def printable(text: str) -> str:
-    """Text any terminal encoding takes: a file or class name that is not UTF-8 (held by Python as lone
-    surrogates) is shown with backslash escapes instead of failing the print."""
-    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _count(n: int, noun: str) -> str:
