@@ -117,3 +117,12 @@ def test_debug_after_the_command(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("TLADVISOR_DEBUG", raising=False)
     logging.getLogger().setLevel(logging.WARNING)
     assert main(["examples", "--debug"]) == 0
+
+
+def test_the_summary_says_frozen_from_the_strategy_record_or_a_zero_rate():
+    from tladvisor.cli_summary import learning_rate_text
+
+    rates = {"head": 3e-3, "backbone": 1e-3}
+    assert learning_rate_text(rates, {"freeze": "all"}) == "lr head 3e-03, backbone frozen"  # a plugin's linear probe
+    assert learning_rate_text(rates, {"freeze": "none"}) == "lr head 3e-03, backbone 1e-03"
+    assert learning_rate_text({"head": 3e-3, "backbone": 0.0}) == "lr head 3e-03, backbone frozen"

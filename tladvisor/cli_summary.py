@@ -9,6 +9,7 @@ from rich.table import Table
 from tladvisor.data.assemble import skip_summary
 from tladvisor import measure_names as names
 from tladvisor.records import AnalysisRun
+from tladvisor.strategies import FREEZE_ALL
 from tladvisor.text import printable
 
 GREYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -18,10 +19,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def learning_rate_text(rates: dict, strategy: str) -> str:
-    """``lr head 3e-03, backbone frozen`` (a backbone with rate 0 is not trained: say so)."""
+def learning_rate_text(rates: dict, strategy: dict | None = None) -> str:
+    """``lr head 3e-03, backbone frozen``: a backbone with rate 0, or under a strategy that freezes every
+    stage (``strategy``: its entry in the run's registry, ``AnalysisRun.strategies``), is not trained."""
     backbone = rates.get("backbone", 0)
-    frozen = strategy == "feature_extraction" or not backbone
+    frozen = not backbone or (strategy or {}).get("freeze") == FREEZE_ALL
     return f"lr head {rates.get('head', 0):.0e}, backbone {'frozen' if frozen else f'{backbone:.0e}'}"
 
 
@@ -75,7 +77,7 @@ def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
     if rec is not None:
         out.print(f"[bold]Recommendation:[/] {rec.backbone}: {rec.strategy} "
                   f"(freeze {rec.freeze_depth} of {rec.n_stages} stages), "
-                  f"{learning_rate_text(rec.learning_rates, rec.strategy)}, confidence {rec.confidence:.2f}")
+                  f"{learning_rate_text(rec.learning_rates, run.strategies.get(rec.strategy))}, confidence {rec.confidence:.2f}")
         for sentence in rec.rationale:
             out.print(printable(f"  - {sentence}"), markup=False, highlight=False)
     if run.tuning is not None and run.tuning.best is not None:
