@@ -6,13 +6,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from tladvisor.data.assemble import skip_summary
 from tladvisor import measure_names as names
 from tladvisor.records import AnalysisRun
 from tladvisor.strategies import FREEZE_ALL
 from tladvisor.text import printable
-
-GREYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
 def _count(n: int, noun: str) -> str:
@@ -28,33 +25,12 @@ def learning_rate_text(rates: dict, strategy: dict | None = None) -> str:
 
 
 def run_warnings(run: AnalysisRun) -> list[str]:
-    """Every warning of the run, one line each, duplicates dropped, in the order a reader needs them.
+    """The report's warnings (:func:`tladvisor.report.view.collect_warnings` of what analysis.json holds),
+    one line each, less the plugin failures: those go to stderr, one line each, as they always did."""
+    from tladvisor.report.sections import stored_analysis
+    from tladvisor.report.view import collect_warnings
 
-    Plugin failures are not among them: they go to stderr, one line each, as they always did."""
-    lines: list[str] = []
-    rec, profile, dataset = run.recommendation, run.profile, run.dataset
-    for name, reason in run.backbones_left_out.items():
-        lines.append(f"backbone {name} left out: {reason}")
-    if dataset is not None and dataset.skipped and not any("files skipped" in w for w in (profile.warnings
-                                                                                          if profile else ())):
-        lines.append(f"{_count(len(dataset.skipped), 'file')} skipped ({skip_summary(dataset.skipped)}); "
-                     "the list with reasons is in the report")
-    if profile is not None and profile.modes:
-        grey = sum(n for mode, n in profile.modes.items() if mode in GREYSCALE_MODES)
-        if grey:
-            share = grey / max(profile.n_samples, 1)
-            lines.append(f"{share:.0%} of the images ({grey:,} of {profile.n_samples:,}) are greyscale, "
-                         "fed to the backbones as 3 equal RGB channels")
-    if dataset is not None:
-        for m in run.measurements:
-            if m.n_measured < len(dataset.samples):
-                lines.append(f"measured {m.n_measured:,} of {len(dataset.samples):,} images per backbone "
-                             "(a stratified sample; --max-samples raises it)")
-                break
-    lines.extend(rec.warnings if rec is not None else (profile.warnings if profile is not None else ()))
-    for m in run.measurements:
-        lines.extend(m.warnings)
-    return list(dict.fromkeys(lines))
+    return [item["text"] for item in collect_warnings(stored_analysis(run)) if item["kind"] != "plugin failure"]
 
 
 def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
