@@ -26,10 +26,22 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class Context:
-    def __init__(self, plugins_dir: Path | None, debug: bool):
+    def __init__(self, plugins_dir: Path | None, debug: bool, threads: int | None = None):
         self.plugins_dir = plugins_dir
         self.debug = debug
+        self.threads = threads
         self._host = None
+
+    def computing(self) -> None:
+        """Take this process's share of the CPU threads (``--threads``), registered with the other tladvisor
+        processes: only the commands that compute (analyze, worker, predict) call it, so a listing command
+        neither imports torch nor counts as a neighbour."""
+        from tladvisor.threads import configure_threads
+
+        try:
+            configure_threads(self.threads)
+        except ValueError as error:  # a bad TLADVISOR_THREADS / OMP_NUM_THREADS
+            raise click.UsageError(str(error)) from None
 
     @property
     def host(self):
@@ -46,19 +58,13 @@ class Context:
               help="Folder of *.py plugins to load (also TLADVISOR_PLUGINS_DIR).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for this process (also TLADVISOR_THREADS; default: this machine's cores "
-                   "divided by the tladvisor processes running on it).")
+              help="CPU threads for analyze, worker and predict (also TLADVISOR_THREADS; default: this "
+                   "machine's cores divided by the tladvisor processes computing on it).")
 @click.pass_context
 def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool, threads: int | None) -> None:
     """tladvisor: which backbone and which transfer strategy for your data, measured and tuned."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    from tladvisor.threads import configure_threads
-
-    try:
-        configure_threads(threads)
-    except ValueError as error:  # a bad TLADVISOR_THREADS / OMP_NUM_THREADS
-        raise click.UsageError(str(error)) from None
-    ctx.obj = Context(plugins_dir, False)
+    ctx.obj = Context(plugins_dir, False, threads)
     _turn_on_debug(ctx, None, debug)
 
 
@@ -112,6 +118,7 @@ def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:
 @click.pass_obj
 def analyze(obj: Context, data: Path, quiet: bool, **kwargs) -> None:
     """Profile DATA, measure each backbone, recommend a strategy (and tune with --trials N)."""
+    obj.computing()
     from tladvisor.advisor import Advisor
     from tladvisor.records import AnalysisOptions
 
@@ -230,6 +237,7 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
 
     MODEL_DIR is the run folder or its best_model folder. Unreadable files are skipped and listed.
     """
+    obj.computing()
     from tladvisor.cli_predict import render, skipped_lines
     from tladvisor.errors import DatasetError
     from tladvisor.tuning.predict import predict_all
@@ -267,6 +275,7 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
 def worker(obj: Context, storage: str, study_name: str, data: Path | None, image_root: Path | None,
            run_dir: Path | None, trials: int | None, device: str | None, wait: float) -> None:
     """Join a tuning study started by `analyze --storage URL --study NAME`; run trials until its budget is met."""
+    obj.computing()
     import optuna
 
     from tladvisor.tuning.worker import run_worker
