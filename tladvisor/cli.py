@@ -109,7 +109,9 @@ def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Image-decoding worker processes.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Feature cache (default ~/.cache/tladvisor).")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Feature and measurement cache (default: $TLADVISOR_CACHE, else $XDG_CACHE_HOME/tladvisor/"
+                   "features, ~/.cache/tladvisor/features without XDG_CACHE_HOME).")
 @click.option("--storage", help="Optuna storage URL (default: SQLite in the run folder).")
 @click.option("--study", "study_name", help="Optuna study name (default: the run name).")
 @click.option("--source-sample", type=click.Path(path_type=Path),
