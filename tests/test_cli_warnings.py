@@ -44,7 +44,7 @@ def test_a_backbone_without_weights_is_left_out_and_the_others_go_on(tmp_path, w
     data = write_image_folder(tmp_path / "data", n_classes=2, per_class=8)
     assert analyze_tiny(plugins, data, tmp_path, "--backbone", "no_weights_a") == 0
     out = capsys.readouterr().out
-    assert "backbone no_weights_a left out: no_weights_a: pretrained weights are not in the cache" in out
+    assert "no_weights_a was not measured: no_weights_a: pretrained weights are not in the cache" in out
     analysis = json.loads((tmp_path / "reports" / "run" / "analysis.json").read_text())
     assert [b["name"] for b in analysis["backbones"]] == ["tiny_cnn"]
     assert list(analysis["backbones_left_out"]) == ["no_weights_a"]
@@ -86,6 +86,13 @@ def test_the_run_ends_with_a_block_of_the_reports_warnings(tmp_path, write_plugi
     assert "measured 29 of 73 images per backbone" in block
     assert "classes are imbalanced: 'class_0' has 11.0x the images of 'rare'" in block
     assert "Validation set too small to tell strategies apart" in block
+    # the same list as the report's verdict shows, in the same order
+    from tladvisor.report.view import collect_warnings
+
+    analysis = json.loads((tmp_path / "reports" / "run" / "analysis.json").read_text())
+    shown = [line[len("  ! "):] for line in block.splitlines() if line.startswith("  ! ")]
+    assert shown == [w["text"] for w in collect_warnings(analysis)]
+    assert any("greyscale" in line for line in shown) and any(line.startswith("measured 29 of 73") for line in shown)
 
 
 def test_tiny_data_warns_of_the_validation_size_and_lowers_the_confidence(tmp_path, write_plugin, capsys):
@@ -118,3 +125,12 @@ def test_debug_after_the_command(tmp_path, monkeypatch, capsys):
     # the next command (it did, and made later in-process runs print tracebacks)
     assert "TLADVISOR_DEBUG" not in os.environ and logging.getLogger().level != logging.DEBUG
     assert main(["examples", "--debug"]) == 0
+
+
+def test_the_summary_says_frozen_from_the_strategy_record_or_a_zero_rate():
+    from tladvisor.cli_summary import learning_rate_text
+
+    rates = {"head": 3e-3, "backbone": 1e-3}
+    assert learning_rate_text(rates, {"freeze": "all"}) == "lr head 3e-03, backbone frozen"  # a plugin's linear probe
+    assert learning_rate_text(rates, {"freeze": "none"}) == "lr head 3e-03, backbone 1e-03"
+    assert learning_rate_text({"head": 3e-3, "backbone": 0.0}) == "lr head 3e-03, backbone frozen"

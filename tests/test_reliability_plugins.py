@@ -126,6 +126,22 @@ def test_the_backbone_that_cannot_be_built_fails_the_measure_stage_by_name(data,
     assert "plugin 'tiny_plugin' failed in measure" in line
 
 
+def test_every_backbone_failed_names_only_the_measure_failures_when_some_were_left_out(data, tmp_path, write_plugin,
+                                                                                      capsys):
+    write_plugin("boom", raising_plugin("profile_dataset"))  # an earlier failure, not a measuring one
+    plugins = write_plugin("tiny_plugin", TINY_PLUGIN.replace(
+        "register(tiny_backbone_spec())",
+        "from dataclasses import replace\n"
+        "    from tladvisor.errors import WeightsUnavailableError\n"
+        "    def no_weights(pretrained):\n"
+        "        raise WeightsUnavailableError('no weights offline for no_weights')\n"
+        "    register(replace(tiny_backbone_spec(), build=lambda pretrained: 1 / 0))\n"
+        "    register(replace(tiny_backbone_spec(), name='no_weights', build=no_weights))"))
+    assert analyze(plugins, data, tmp_path, "--backbone", "no_weights") == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert line.startswith("error: every backbone failed to measure: ZeroDivisionError: division by zero (plugin"), line
+
+
 def test_the_built_in_tuner_failing_is_an_error_after_the_advice_is_written(data, tmp_path, write_plugin, capsys,
                                                                              monkeypatch):
     from tladvisor.tuning import study

@@ -194,3 +194,41 @@ def test_hook_report_sections_survive_a_rerender_and_a_worker_refresh(tmp_path: 
                                                         default_plugins=("tladvisor.builtin.report",)))
     refreshed = report_path.read_text()
     assert "<li>a&lt;b</li>" in refreshed and "<p>2 trials noted</p>" in refreshed  # from the refreshed analysis
+
+
+def test_the_first_render_sections_see_the_failures_analysis_json_holds(tmp_path: Path, write_plugin) -> None:
+    from click.testing import CliRunner
+
+    from tladvisor.advisor import Advisor
+    from tladvisor.cli import cli
+
+    write_plugin("broken_notes", '''
+        from tladvisor import hookimpl
+
+        @hookimpl
+        def report_sections(run):
+            raise RuntimeError("no notes today")
+        ''')
+    folder = write_plugin("failure_notes", '''
+        from markupsafe import escape
+        from tladvisor import hookimpl
+        from tladvisor.records import ReportSection
+
+        @hookimpl
+        def report_sections(analysis):
+            seen = ", ".join(f["plugin"] for f in analysis.get("plugin_failures") or ())
+            return [ReportSection("failure-notes", "Failures", f"<p>failures seen: {escape(seen)}.</p>")]
+        ''')
+    host = PluginHost(folder, load_entry_points=False, default_plugins=("tladvisor.builtin.report",))
+    run = demo_run(tmp_path, classes=("a", "b", "c"))
+    Advisor(run.options, host=host).write(run)
+    report_path = run.out_dir / "index.html"
+    first = report_path.read_text()
+    assert "<p>failures seen: broken_notes.</p>" in first  # as analysis.json lists them
+    assert [f.plugin for f in host.failures] == ["broken_notes"]  # recorded once
+    stored = json.loads((run.out_dir / "analysis.json").read_text())
+    assert [f["plugin"] for f in stored["plugin_failures"]] == ["broken_notes"]
+
+    result = CliRunner().invoke(cli, ["--plugins-dir", str(folder), "report", str(run.out_dir)])
+    assert result.exit_code == 0, result.output
+    assert report_path.read_text() == first  # a re-render sees the same list

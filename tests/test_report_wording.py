@@ -59,3 +59,22 @@ def test_a_backbone_left_out_is_a_warning_of_the_report():
     data = {**analysis({}), "backbones_left_out": {"resnet18": "weights not in the cache at /c/r.pth"}}
     assert {"kind": "backbone left out", "text": "resnet18 was not measured: weights not in the cache at /c/r.pth"} \
         in verdict_view(data)["warnings"]
+
+
+def test_a_plugin_strategy_is_explained_from_the_stored_registry():
+    data = analysis({"feature_extraction": 0})
+    bitfit = {"number": 2, "state": "COMPLETE", "value": 0.9, "duration_s": 2.0, "learning_curve": [0.9],
+              "params": {"backbone": "tiny", "strategy": "bitfit", "lr_head": 3e-3}, "reason": None}
+    data["tuning"]["trials"].append(bitfit)
+    data["strategies"] = {"feature_extraction": {"description": "heads only, as stored", "colour": None},
+                          "bitfit": {"description": "only biases (and the head) train", "colour": "#123456"}}
+    view = tuning_view(data)
+    assert dict(view["glossary"])["bitfit"] == "only biases (and the head) train"
+    assert dict(view["glossary"])["feature extraction"] == "heads only, as stored"  # the run's own words
+    assert dict(view["glossary"])["lp ft"].startswith("linear probe, then fine-tune")  # not stored: the built-in's
+    row = next(row for row in view["trials"] if row["number"] == 2)
+    assert row["strategy_meaning"] == "only biases (and the head) train"
+    html = render_report(data)
+    assert 'title="only biases (and the head) train"' in html
+    data["recommendation"]["strategy"] = "bitfit"
+    assert verdict_view(data)["recommendation"]["strategy_meaning"] == "only biases (and the head) train"

@@ -414,6 +414,61 @@ def test_hook_tuning_so_far_reads_a_journal_study_and_never_creates_a_missing_on
     assert not (tmp_path / "nowhere").exists()
 
 
+def test_a_worker_takes_the_image_root_of_a_manifest_at_another_mount_point(host, options, tmp_path):
+    images = shutil.copytree(options.source, tmp_path / "images")  # removed below: not the shared folder
+    manifest = tmp_path / "lists" / "train.csv"
+    manifest.parent.mkdir()
+    rows = [f"{p.relative_to(images).as_posix()},{p.parent.name}" for p in sorted(images.rglob("*.png"))]
+    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    options = replace(options, source=manifest, image_root=images, trials=1)
+    tuner, study = started(host, options)
+    assert read_description(study).options.image_root == images.resolve()  # a Path again, not a str
+    tuner.run(loaded(host, options), RECOMMENDATION, [tiny_backbone_spec()])
+
+    moved = shutil.copytree(images, tmp_path / "images-elsewhere")
+    shutil.rmtree(images)  # gone from the path analyze read: only --image-root finds them
+    with pytest.raises(DatasetError, match=r"no such folder on this machine \(the study's image root\); "
+                                           r"pass --image-root DIR"):
+        run_worker(options.storage, "shapes", host=host)
+    result = run_worker(options.storage, "shapes", host=host, image_root=moved)
+    assert result.trials_run == () and len(result.tuning.trials) == 1
+
+
+BITFIT_PLUGIN = """
+from tladvisor import hookimpl
+from tladvisor.strategies import Strategy
+
+@hookimpl
+def register_strategies(register):
+    register(Strategy("bitfit", "only biases train", trains=lambda name: name.endswith(".bias")))
+"""
+
+
+def test_other_strategies_than_the_study_is_searched_over_are_one_line_before_any_trial(host, options, tmp_path):
+    from optuna.distributions import CategoricalDistribution
+
+    from tladvisor.strategies import BUILT_IN_STRATEGIES
+
+    (tmp_path / "plugins" / "bitfit.py").write_text(BITFIT_PLUGIN)
+    with_bitfit = PluginHost(tmp_path / "plugins", load_entry_points=False)
+    _, study = started(with_bitfit, options)
+    assert read_description(study).strategies == (*BUILT_IN_STRATEGIES, "bitfit")
+    with pytest.raises(TLAdvisorError, match=r"^study 'shapes' was searched over other strategies than this process "
+                                             r"has \(missing here: bitfit .*\); use a new --study"):
+        Tuner(options, host=host).start(loaded(host, options), RECOMMENDATION, [tiny_backbone_spec()], join=True)
+    assert len(study.get_trials(deepcopy=False)) == 1  # only the queued recommendation: no trial burnt
+
+    # a study started without the plugin, whose trials drew from the built-ins, and the plugin added since
+    other = replace(options, study_name="plain")
+    _, plain = started(host, other)
+    plain.set_user_attr("strategies", None)  # as a study from before the list was stored: its trials tell
+    plain.add_trial(optuna.trial.create_trial(
+        state=TrialState.FAIL, params={"strategy": "lp_ft"},
+        distributions={"strategy": CategoricalDistribution(list(BUILT_IN_STRATEGIES))}))
+    with pytest.raises(TLAdvisorError, match=r"\(not in the study: bitfit\); use a new --study"):
+        started(with_bitfit, other)
+
+
 def test_an_unreachable_storage_is_one_line_naming_host_and_port_without_the_password():
     with pytest.raises(TLAdvisorError) as caught:
         open_storage("postgresql://tuner:s3cret@127.0.0.1:1/studies")

@@ -134,3 +134,14 @@ def test_a_trial_config_follows_its_strategy_name() -> None:
     with pytest.raises(ValueError, match="unknown strategy 'bitfit'"):  # a plugin's needs its record
         TrialConfig(backbone="tiny_cnn", strategy="bitfit")
     assert TrialConfig(backbone="tiny_cnn", strategy="bitfit", plan=BITFIT).plan is BITFIT
+
+
+def test_every_built_in_has_its_own_colour_on_the_history_legend() -> None:
+    from tladvisor.report.charts import history_chart
+    from tladvisor.strategies import strategy_colours
+
+    colours = strategy_colours()
+    assert set(colours) == set(BUILT_IN_STRATEGIES)  # lp_ft included: not drawn in the neutral grey
+    assert len(set(colours.values())) == len(colours)
+    trials = [{"number": 0, "state": "COMPLETE", "value": 0.5, "strategy": "lp_ft", "params": {"strategy": "lp_ft"}}]
+    assert "lp ft" in str(history_chart(trials, "history"))

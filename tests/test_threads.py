@@ -81,7 +81,7 @@ def test_a_bad_thread_variable_is_one_line_and_exit_2(monkeypatch, capsys):
 
     monkeypatch.setattr(threads, "_PLAN", None)
     monkeypatch.setenv("TLADVISOR_THREADS", "0")
-    assert main(["backbones"]) == 2
+    assert main(["analyze", "no-such-data"]) == 2  # checked before the data: the first thing a computing command does
     assert "TLADVISOR_THREADS must be a whole number of at least 1" in capsys.readouterr().err
 
 
@@ -125,9 +125,23 @@ def test_the_cli_applies_threads_before_the_command(monkeypatch, tmp_path):
         monkeypatch.setenv(name, "1")  # restored after the test: the plan writes them
     before = torch.get_num_threads()
     try:
-        assert main(["--threads", "3", "examples"]) == 0  # a command that loads no plugin
+        assert main(["--threads", "3", "examples"]) == 0  # a listing command: no share taken, not registered
+        assert threads._PLAN is None and list(tmp_path.glob("*.lock")) == []
+        assert main(["--threads", "3", "predict", str(tmp_path / "no-model"), "x.png"]) == 2  # a computing one
         assert threads._PLAN.source == "--threads" and torch.get_num_threads() == 3
         assert os.environ["OMP_NUM_THREADS"] == "3"
         assert [p.name for p in tmp_path.glob("*.lock")] == [f"{os.getpid()}.lock"]  # registered
     finally:
         torch.set_num_threads(before)
+
+
+def test_listing_commands_take_no_thread_share_and_stay_out_of_the_registry(monkeypatch, tmp_path, capsys):
+    from tladvisor.cli import main
+
+    monkeypatch.setattr(threads, "_PLAN", None)
+    monkeypatch.setenv("TLADVISOR_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("TLADVISOR_THREADS", "0")  # would be refused by a computing command
+    for command in (["plugins"], ["backbones"], ["report", str(tmp_path / "no-run")], ["examples"]):
+        main(command)
+        assert "TLADVISOR_THREADS" not in capsys.readouterr().err, command
+        assert threads._PLAN is None and list(tmp_path.glob("*.lock")) == [], command

@@ -9,11 +9,8 @@ isolates failures per backbone, and keeps the run folder stable so re-running a 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +28,7 @@ from tladvisor.embed import decode_images, default_cache_dir, extract_features, 
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost, one_line
 from tladvisor.report.sections import collect_sections, stored_analysis
+from tladvisor.run_folder import check_output_folder, check_storage, run_name_for
 from tladvisor.strategies import describe_strategies
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
                                PluginFailure, Score, TuningResult)
@@ -39,29 +37,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-RUN_NAME_STEM_CHARACTERS = 60
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-def run_name_for(options: AnalysisOptions) -> str:
-    """A stable name from the data and the options that change results, so a re-run continues."""
-    from tladvisor.data.naming import data_name
-
-    source = Path(options.source).resolve()
-    manifest_options = tuple(str(v) for v in (options.path_column, options.label_column, options.image_root)
-                             if v is not None)  # only when given, so earlier runs keep their names
-    key = "|".join(str(v) for v in (source, sorted(options.backbones), options.image_size, options.seed,
-                                     options.max_samples, options.val_fraction, *manifest_options))
-    if options.class_weights != "none":  # another loss, another study (the default keeps earlier names)
-        key += f"|class_weights={options.class_weights}"
-    if str(options.cv_folds) != "auto":  # other trial scoring, another study
-        key += f"|cv_folds={options.cv_folds}"
-    # The name is a folder name: characters a file system or a terminal may refuse (a non-UTF-8 byte,
-    # a control character) become "_", and a very long name is cut (255 bytes is the usual limit).
-    name = data_name(source, options.image_root)
-    stem = re.sub(r"[^\w.\- ]", "_", name).strip()[:RUN_NAME_STEM_CHARACTERS] or "data"
-    return f"{stem}-{hashlib.sha256(key.encode(errors='surrogateescape')).hexdigest()[:8]}"
 
 
 def embedding_2d(features: np.ndarray, labels: np.ndarray, limit: int = 400, seed: int = 0):
@@ -247,6 +223,7 @@ class Advisor:
         backbones = self.select_backbones(options)
 
         measurements = so_far.measurements
+        failures_before = len(self.host.failures)  # the measure failures are the ones after this
         started, self.embed_seconds = time.perf_counter(), 0.0
         self.decode_once(backbones, dataset, options)
         for spec in backbones:
@@ -271,7 +248,7 @@ class Advisor:
             raise WeightsUnavailableError("no backbone has its weights: " + "; ".join(so_far.left_out.values()))
         if not measurements:
             raise TLAdvisorError("every backbone failed to measure: " +
-                                 "; ".join(f.error for f in self.host.failures[-len(backbones):]))
+                                 "; ".join(f.error for f in self.host.failures[failures_before:]))
 
         so_far.stage = "recommending"
         self.progress("recommending")
@@ -325,15 +302,19 @@ class Advisor:
         except OSError as error:
             raise OutputError(f"cannot create output folder {run.out_dir}: {error.strerror or error}; "
                               "choose another output folder (--out)") from None
-        sections = collect_sections(self.host, stored_analysis(run), run)
         before = len(self.host.failures)
+        run = replace(run, plugin_failures=tuple(self.host.failures))
+        sections = collect_sections(self.host, stored_analysis(run), run)
         written = self._write_reports(replace(run, plugin_failures=tuple(self.host.failures)), sections)
-        failed = len(self.host.failures) - before
-        if failed:
-            # The writer of analysis.json froze the failure list before another writer failed: write
-            # once more so analysis.json and the report name it (writers replace their files atomically).
-            written = self._write_reports(replace(run, plugin_failures=tuple(self.host.failures)), sections)
-            del self.host.failures[before + failed:]  # the same failures again: already recorded
+        final = len(self.host.failures)
+        if final > before:
+            # A section plugin or a writer failed after the sections and analysis.json were built from the
+            # list without it: build both once more from the final list, so analysis.json and the report
+            # name it and the first render equals a re-render (writers replace their files atomically).
+            run = replace(run, plugin_failures=tuple(self.host.failures))
+            sections = collect_sections(self.host, stored_analysis(run), run)
+            written = self._write_reports(run, sections)
+            del self.host.failures[final:]  # the same failures again: already recorded
         if not written:
             raise OutputError(f"no report was written to {run.out_dir}"
                               + _failures_note(self.host.failures[before:], ("write_report",)))
@@ -417,48 +398,6 @@ def _failures_note(failures, hooks: tuple[str, ...] | None = None) -> str:
     if not named:
         return ""
     return " (" + "; ".join(f"plugin '{f.plugin}' failed in {f.hook}: {f.error}" for f in named) + ")"
-
-
-def check_output_folder(run_dir: Path, what: str = "the run folder",
-                        fix: str = "choose another output folder (--out)") -> None:
-    """Refuse an output folder that cannot be created or written, before any work is done.
-
-    Nothing is created here: the nearest existing folder on the way is checked instead, so a run that
-    fails later on bad data leaves no empty run folder behind.
-    """
-    existing = Path(run_dir)
-    while not existing.exists() and existing != existing.parent:
-        if existing.is_symlink():  # a dangling link on the way: mkdir would fail on it
-            break
-        existing = existing.parent
-    problem = None
-    if not existing.exists() or not existing.is_dir():
-        problem = f"{existing} is not a folder"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        problem = f"{existing} is not writable"
-    if problem:
-        raise OutputError(f"cannot create {what} {run_dir}: {problem}; {fix}")
-
-
-def check_storage(url: str) -> None:
-    """A one-line error for a storage the tuner could not use (bad scheme, no driver, unreachable server,
-    a file in a folder that cannot be created), before minutes of measuring rather than after."""
-    from tladvisor.tuning import study
-
-    if study.is_journal_path(url) or url.startswith("sqlite:///"):
-        database = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
-        if database in ("", ":memory:") or database.startswith("file:"):
-            return
-        path = Path(database).expanduser()
-        if path.is_dir():
-            raise TLAdvisorError(f"--storage {study.display_url(url)}: {path} is a folder, not a database file")
-        check_output_folder(path.parent, what="the --storage folder",
-                            fix="choose another --storage path")
-        return
-    storage = study.open_storage(url)  # a server: connect once now (one-line TLAdvisorError if it cannot)
-    engine = getattr(storage, "engine", None)
-    if engine is not None:
-        engine.dispose()
 
 
 def _source_sample_paths(folder: Path | None) -> list[Path]:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from tladvisor import __version__, progress
 from tladvisor.errors import TLAdvisorError
+from tladvisor.text import printable
 
 # A pipe or CI log has no width; 80 columns would truncate backbone names and paths.
 out = Console(width=None if sys.stdout.isatty() else 120)
@@ -25,10 +26,22 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class Context:
-    def __init__(self, plugins_dir: Path | None, debug: bool):
+    def __init__(self, plugins_dir: Path | None, debug: bool, threads: int | None = None):
         self.plugins_dir = plugins_dir
         self.debug = debug
+        self.threads = threads
         self._host = None
+
+    def computing(self) -> None:
+        """Take this process's share of the CPU threads (``--threads``), registered with the other tladvisor
+        processes: only the commands that compute (analyze, worker, predict) call it, so a listing command
+        neither imports torch nor counts as a neighbour."""
+        from tladvisor.threads import configure_threads
+
+        try:
+            configure_threads(self.threads)
+        except ValueError as error:  # a bad TLADVISOR_THREADS / OMP_NUM_THREADS
+            raise click.UsageError(str(error)) from None
 
     @property
     def host(self):
@@ -45,19 +58,13 @@ class Context:
               help="Folder of *.py plugins to load (also TLADVISOR_PLUGINS_DIR).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for this process (also TLADVISOR_THREADS; default: this machine's cores "
-                   "divided by the tladvisor processes running on it).")
+              help="CPU threads for analyze, worker and predict (also TLADVISOR_THREADS; default: this "
+                   "machine's cores divided by the tladvisor processes computing on it).")
 @click.pass_context
 def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool, threads: int | None) -> None:
     """tladvisor: which backbone and which transfer strategy for your data, measured and tuned."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    from tladvisor.threads import configure_threads
-
-    try:
-        configure_threads(threads)
-    except ValueError as error:  # a bad TLADVISOR_THREADS / OMP_NUM_THREADS
-        raise click.UsageError(str(error)) from None
-    ctx.obj = Context(plugins_dir, False)
+    ctx.obj = Context(plugins_dir, False, threads)
     _turn_on_debug(ctx, None, debug)
 
 
@@ -115,7 +122,9 @@ def _cv_folds(value: str) -> str:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Image-decoding worker processes.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Feature cache (default ~/.cache/tladvisor).")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Feature and measurement cache (default: $TLADVISOR_CACHE, else $XDG_CACHE_HOME/tladvisor/"
+                   "features, ~/.cache/tladvisor/features without XDG_CACHE_HOME).")
 @click.option("--storage", help="Optuna storage URL (default: SQLite in the run folder).")
 @click.option("--study", "study_name", help="Optuna study name (default: the run name).")
 @click.option("--source-sample", type=click.Path(path_type=Path),
@@ -124,6 +133,7 @@ def _cv_folds(value: str) -> str:
 @click.pass_obj
 def analyze(obj: Context, data: Path, quiet: bool, **kwargs) -> None:
     """Profile DATA, measure each backbone, recommend a strategy (and tune with --trials N)."""
+    obj.computing()
     from tladvisor.advisor import Advisor
     from tladvisor.records import AnalysisOptions
 
@@ -242,6 +252,7 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
 
     MODEL_DIR is the run folder or its best_model folder. Unreadable files are skipped and listed.
     """
+    obj.computing()
     from tladvisor.cli_predict import render, skipped_lines
     from tladvisor.errors import DatasetError
     from tladvisor.tuning.predict import predict_all
@@ -265,6 +276,9 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
 @click.option("--study", "study_name", required=True, help="The study name (analyze --study; by default the run name).")
 @click.option("--data", type=click.Path(path_type=Path),
               help="The dataset on this machine, if it is not at the path analyze read it from.")
+@click.option("--image-root", type=click.Path(path_type=Path),
+              help="The manifest's image folder on this machine (analyze --image-root), if it is not at the path "
+                   "analyze read it from.")
 @click.option("--run-dir", type=click.Path(path_type=Path),
               help="Where to keep the best model and report, if the analyze run's folder is not reachable here.")
 @click.option("--trials", type=click.IntRange(min=1), help="At most this many trials from this worker "
@@ -273,9 +287,10 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
 @click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Seconds to wait for the study to be created.")
 @click.pass_obj
-def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_dir: Path | None,
-           trials: int | None, device: str | None, wait: float) -> None:
+def worker(obj: Context, storage: str, study_name: str, data: Path | None, image_root: Path | None,
+           run_dir: Path | None, trials: int | None, device: str | None, wait: float) -> None:
     """Join a tuning study started by `analyze --storage URL --study NAME`; run trials until its budget is met."""
+    obj.computing()
     import optuna
 
     from tladvisor.tuning.worker import run_worker
@@ -284,7 +299,7 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, run_d
     with progress.for_console(err) as reporter:
         reporter.stage(f"worker: study {study_name}")
         result = run_worker(storage, study_name, host=obj.host, plugins_dir=obj.plugins_dir, data=data,
-                            run_dir=run_dir, trials=trials, device=device, wait=wait)
+                            image_root=image_root, run_dir=run_dir, trials=trials, device=device, wait=wait)
     tuning = result.tuning
     finished = sum(t.state in ("COMPLETE", "PRUNED") for t in tuning.trials)
     out.print(f"{result.worker} ran trials {list(result.trials_run)}; study '{tuning.study_name}' holds "
@@ -309,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         # One line, whatever the message holds (a plugin's multi-line error, a file name that is not
         # UTF-8, which Python holds as lone surrogates and a strict stream cannot encode).
         text = " ".join(str(text).split())
-        err.print(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(printable(text), markup=False, highlight=False, soft_wrap=True)
 
     # --debug sets process-wide state (an environment variable, the root logger's level); a caller that
     # runs main() in-process (tests, notebooks) gets its own back afterwards.

@@ -10,14 +10,10 @@ import csv
 import io
 import json
 
+from tladvisor.text import printable
 from tladvisor.tuning.predict import Predictions
 
 FORMATS = ("table", "csv", "json")
-
-
-def printable(text: str) -> str:
-    """A file name that is not UTF-8 (lone surrogates in Python) with backslash escapes, not a crash."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def render(predictions: Predictions, fmt: str) -> str:

@@ -6,58 +6,31 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from tladvisor.data.assemble import skip_summary
 from tladvisor import measure_names as names
 from tladvisor.records import AnalysisRun
-
-GREYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
-
-
-def printable(text: str) -> str:
-    """Text any terminal encoding takes: a file or class name that is not UTF-8 (held by Python as lone
-    surrogates) is shown with backslash escapes instead of failing the print."""
-    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+from tladvisor.strategies import FREEZE_ALL
+from tladvisor.text import printable
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def learning_rate_text(rates: dict, strategy: str) -> str:
-    """``lr head 3e-03, backbone frozen`` (a backbone with rate 0 is not trained: say so)."""
+def learning_rate_text(rates: dict, strategy: dict | None = None) -> str:
+    """``lr head 3e-03, backbone frozen``: a backbone with rate 0, or under a strategy that freezes every
+    stage (``strategy``: its entry in the run's registry, ``AnalysisRun.strategies``), is not trained."""
     backbone = rates.get("backbone", 0)
-    frozen = strategy == "feature_extraction" or not backbone
+    frozen = not backbone or (strategy or {}).get("freeze") == FREEZE_ALL
     return f"lr head {rates.get('head', 0):.0e}, backbone {'frozen' if frozen else f'{backbone:.0e}'}"
 
 
 def run_warnings(run: AnalysisRun) -> list[str]:
-    """Every warning of the run, one line each, duplicates dropped, in the order a reader needs them.
+    """The report's warnings (:func:`tladvisor.report.view.collect_warnings` of what analysis.json holds),
+    one line each, less the plugin failures: those go to stderr, one line each, as they always did."""
+    from tladvisor.report.sections import stored_analysis
+    from tladvisor.report.view import collect_warnings
 
-    Plugin failures are not among them: they go to stderr, one line each, as they always did."""
-    lines: list[str] = []
-    rec, profile, dataset = run.recommendation, run.profile, run.dataset
-    for name, reason in run.backbones_left_out.items():
-        lines.append(f"backbone {name} left out: {reason}")
-    if dataset is not None and dataset.skipped and not any("files skipped" in w for w in (profile.warnings
-                                                                                          if profile else ())):
-        lines.append(f"{_count(len(dataset.skipped), 'file')} skipped ({skip_summary(dataset.skipped)}); "
-                     "the list with reasons is in the report")
-    if profile is not None and profile.modes:
-        grey = sum(n for mode, n in profile.modes.items() if mode in GREYSCALE_MODES)
-        if grey:
-            share = grey / max(profile.n_samples, 1)
-            lines.append(f"{share:.0%} of the images ({grey:,} of {profile.n_samples:,}) are greyscale, "
-                         "fed to the backbones as 3 equal RGB channels")
-    if dataset is not None:
-        for m in run.measurements:
-            if m.n_measured < len(dataset.samples):
-                lines.append(f"measured {m.n_measured:,} of {len(dataset.samples):,} images per backbone "
-                             "(a stratified sample; --max-samples raises it)")
-                break
-    lines.extend(rec.warnings if rec is not None else (profile.warnings if profile is not None else ()))
-    for m in run.measurements:
-        lines.extend(m.warnings)
-    return list(dict.fromkeys(lines))
+    return [item["text"] for item in collect_warnings(stored_analysis(run)) if item["kind"] != "plugin failure"]
 
 
 def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
@@ -80,7 +53,7 @@ def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
     if rec is not None:
         out.print(f"[bold]Recommendation:[/] {rec.backbone}: {rec.strategy} "
                   f"(freeze {rec.freeze_depth} of {rec.n_stages} stages), "
-                  f"{learning_rate_text(rec.learning_rates, rec.strategy)}, confidence {rec.confidence:.2f}")
+                  f"{learning_rate_text(rec.learning_rates, run.strategies.get(rec.strategy))}, confidence {rec.confidence:.2f}")
         for sentence in rec.rationale:
             out.print(printable(f"  - {sentence}"), markup=False, highlight=False)
     if run.tuning is not None and run.tuning.best is not None:

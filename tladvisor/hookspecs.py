@@ -74,7 +74,7 @@ def register_backbones(register: Callable[[BackboneSpec], None]) -> None:
 
 
 @hookspec(firstresult=True)
-def resolve_backbone(name):
+def resolve_backbone(name: str) -> BackboneSpec | None:
     """Build the spec of a backbone asked for by a name no plugin registered (a model zoo too large to list).
 
     Arguments: ``name`` (``str``: what the user passed to ``--backbone``, or a measured backbone's
@@ -105,7 +105,7 @@ def measure_backbone(backbone: BackboneSpec, features: FeatureSet, dataset: Data
     both return is reported as a plugin error and the first one stands. A measure that cannot be
     computed (too few images, no source head) should be left out or returned as a ``Score`` whose
     ``detail`` says why, never raise for the others: an exception loses every score of that call.
-    Built-in measure names are constants in :mod:`tladvisor.measures.names`; check a new measure plugin
+    Built-in measure names are constants in :mod:`tladvisor.measure_names`; check a new measure plugin
     with :func:`tladvisor.testing.check_measure_plugin`.
     """
 
@@ -205,7 +205,7 @@ def tune(dataset: Dataset, recommendation: Recommendation, backbones: list[Backb
 
 
 @hookspec(firstresult=True)
-def tuning_so_far(options, connect, host):
+def tuning_so_far(options: AnalysisOptions, connect: bool, host: PluginHost) -> TuningResult | None:
     """The study's trials as they are now, for the report of a run stopped (SIGINT/SIGTERM) before ``tune`` returned,
     and of an advice-only re-run (``connect`` False), which keeps the tuning its run folder holds.
 

@@ -19,13 +19,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
+from tladvisor.text import printable
+
 LOG_INTERVAL = 10.0  # seconds between two count lines in a log (permanent lines are never held back)
-
-
-def printable(text: str) -> str:
-    """``text`` a strict UTF-8 stream accepts: a file name that is not UTF-8 (held by Python as lone
-    surrogates) is shown with backslash escapes instead of failing the run."""
-    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def duration_text(seconds: float) -> str:

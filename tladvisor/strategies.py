@@ -83,20 +83,25 @@ class Strategy:
 # calibration runs for partial freeze, full fine-tune and from scratch (1e-3/1e-3 and 3e-3/3e-3);
 # feature extraction's 3e-3 beat 9e-3 in 13 of 16 (docs/benchmarks.md).
 _BUILT_IN = (
-    Strategy(FEATURE_EXTRACTION, "every stage frozen; a new linear head trains (on cached features)",
+    Strategy(FEATURE_EXTRACTION, "every backbone stage frozen; only a new classification head is trained "
+                                 "(on cached features)",
              freeze=FREEZE_ALL, learning_rates={"head": 3e-3, "backbone": 0.0, "layer_decay": 1.0}, epochs=12,
              colour="#3b6fb6"),
-    Strategy(PARTIAL_FREEZE, "the first freeze_depth stages frozen (weights and BatchNorm statistics)",
+    Strategy(PARTIAL_FREEZE, "the first k stages frozen (generic features: weights and BatchNorm statistics), "
+                             "the later ones fine-tuned with the head",
              freeze=FREEZE_CHOSEN, learning_rates={"head": 3e-3, "backbone": 1e-3, "layer_decay": 0.8}, epochs=8,
              layer_decay=True, gradual_unfreeze=True, colour="#3a9e6f"),
-    Strategy(FULL_FINETUNE, "every stage trains, with layer-wise learning-rate decay towards the stem",
+    Strategy(FULL_FINETUNE, "every stage trained from the pretrained weights, earlier stages at lower learning "
+                            "rates (layer-wise decay)",
              learning_rates={"head": 3e-3, "backbone": 1e-3, "layer_decay": 0.7}, epochs=8,
              layer_decay=True, gradual_unfreeze=True, colour="#e8833a"),
-    Strategy(FROM_SCRATCH, "randomly initialised backbone; everything trains at one rate", pretrained=False,
+    Strategy(FROM_SCRATCH, "the same network from random weights: no transfer at all; everything trains at one "
+                           "rate", pretrained=False,
              learning_rates={"head": 3e-3, "backbone": 3e-3, "layer_decay": 1.0}, epochs=12, colour="#c8475b"),
-    # Kumar et al., 2022: a random head's large early gradients distort pretrained features; a probed one does not.
-    Strategy(LP_FT, "linear probe first, then fine-tune everything from that head", layer_decay=True,
-             gradual_unfreeze=True, probe_first=True),
+    Strategy(LP_FT, "linear probe, then fine-tune (LP-FT, Kumar et al. 2022): the head is first trained on the "
+                    "frozen backbone, then everything is fine-tuned from that head, so a random head does not "
+                    "distort the pretrained features early on; tried by the tuner, never the advice itself",
+             layer_decay=True, gradual_unfreeze=True, probe_first=True, colour="#8a63b8"),
 )
 BUILT_IN_STRATEGIES: Mapping[str, Strategy] = MappingProxyType(
     {strategy.name: strategy for strategy in _BUILT_IN})

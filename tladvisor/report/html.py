@@ -19,6 +19,7 @@ from tladvisor import __version__
 from tladvisor.records import ReportSection
 from tladvisor.report import tuning_view, view
 from tladvisor.report.analysis_json import SCHEMA_VERSION
+from tladvisor.text import printable
 
 BUILTIN_SECTIONS: tuple[tuple[str, str, int, Callable[[dict], object]], ...] = (
     ("verdict", "Verdict", 10, view.verdict_view),
@@ -66,16 +67,6 @@ def render_report(analysis: dict, sections: Iterable[ReportSection] = ()) -> str
         version=_version(analysis),
         schema_version=analysis.get("schema_version", SCHEMA_VERSION),
     ))
-
-
-def printable(text: str) -> str:
-    """``text`` with the bytes of non-UTF-8 file names (lone surrogates in Python) shown as ``\\xff``.
-
-    Such a name cannot be encoded as UTF-8; the page names the file as ``ls -b`` would instead.
-    """
-    if not any("\ud800" <= character <= "\udfff" for character in text):
-        return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def sort_script() -> str:

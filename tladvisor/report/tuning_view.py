@@ -70,9 +70,9 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         "curve_rows": curve_rows,
         "curves_title": ("transfer against scratch" if "from_scratch" in (tuning.get("best_by_strategy") or {})
                          else "best trial of each strategy"),
-        "glossary": glossary.entries(t.get("strategy") for t in trials),
+        "glossary": glossary.entries((t.get("strategy") for t in trials), analysis.get("strategies")),
         "param_columns": (columns := _param_columns(trials)),
-        "trials": [dict(_trial_row(trial, best, columns),
+        "trials": [dict(_trial_row(trial, best, columns, analysis.get("strategies")),
                         metrics=[fmt((trial.get("metrics") or {}).get(name)) for name in metrics])
                    for trial in sorted(trials, key=lambda t: t["number"])],
     }
@@ -135,10 +135,10 @@ def _params_text(params: dict) -> str:
     return ", ".join(f"{name}={fmt(value) if isinstance(value, float) else value}" for name, value in params.items())
 
 
-def _trial_row(trial: dict, best: dict | None, columns: list[str]) -> dict[str, Any]:
+def _trial_row(trial: dict, best: dict | None, columns: list[str], stored_strategies=None) -> dict[str, Any]:
     params = trial["params"]
     return {"number": trial.get("number"), "state": trial.get("state"), "strategy": strategy_label(trial.get("strategy")),
-            "strategy_meaning": glossary.explain(trial.get("strategy")),
+            "strategy_meaning": glossary.explain(trial.get("strategy"), stored_strategies),
             "backbone": params.get("backbone", "—"),
             "params": [(fmt(params.get(k)) if k in params else "—", params.get(k) if finite(params.get(k)) else None)
                        for k in columns],

@@ -8,11 +8,13 @@ give an empty part, never an error.
 from __future__ import annotations
 
 import shlex
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
 
+from tladvisor.data.wording import counted, reason_kind
 from tladvisor.report import charts, glossary
 from tladvisor.report.charts import Bar
 from tladvisor.recommend import SMALL_PER_CLASS, scenario_strategy
@@ -28,6 +30,7 @@ DEFAULT_SIMILARITY_THRESHOLD = SIMILARITY_THRESHOLD
 MAX_TABLE_ROWS = 200
 MAX_LABELLED_CLASSES = 40
 RANDOM_MARKERS = ("_random", "random_", " (random)", "_random_init")
+GREYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 
 
 def strategy_label(strategy: str | None) -> str:
@@ -62,7 +65,7 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
             "backbone": recommendation.get("backbone"),
             "strategy": recommendation.get("strategy"),
             "strategy_label": strategy_label(recommendation.get("strategy")),
-            "strategy_meaning": glossary.explain(recommendation.get("strategy")),
+            "strategy_meaning": glossary.explain(recommendation.get("strategy"), analysis.get("strategies")),
             "strategy_colour": strategy_colours(analysis).get(recommendation.get("strategy"), NEUTRAL_COLOUR),
             "freeze_depth": depth,
             "n_stages": n_stages,
@@ -102,7 +105,11 @@ def _stage_names(analysis: dict, backbone: str | None, n_stages: int) -> list[st
 
 
 def collect_warnings(analysis: dict) -> list[dict[str, str]]:
-    """Everything a reader must see before trusting the verdict, each once, with where it comes from."""
+    """Everything a reader must see before trusting the verdict, each once, with where it comes from.
+
+    The report's verdict shows them all; ``tladvisor analyze`` ends with the same list in the terminal
+    (less the plugin failures, which it prints to stderr as they happen).
+    """
     found: list[dict[str, str]] = []
 
     def add(kind: str, message: str) -> None:
@@ -137,7 +144,19 @@ def collect_warnings(analysis: dict) -> list[dict[str, str]]:
     # Imbalance warnings are the profiler's call (its threshold); they arrive with profile["warnings"].
     skipped = dataset.get("skipped") or ()
     if skipped and not any("skipped" in item["text"].lower() for item in found):
-        add("skipped files", f"{len(skipped)} file(s) were skipped and not analysed (reasons in the Dataset section).")
+        kinds = Counter(reason_kind(str(item.get("reason") or "")) for item in skipped if isinstance(item, dict))
+        summary = ", ".join(f"{kind} x{n}" for kind, n in kinds.most_common(3))
+        add("skipped files", f"{counted(len(skipped), 'file')} skipped ({summary}) and not analysed; the reasons "
+                             "are in the report's Dataset section.")
+    n_samples = dataset.get("n_samples") or 0
+    grey = sum(n for mode, n in (profile.get("modes") or {}).items() if mode in GREYSCALE_MODES and finite(n))
+    if grey and n_samples:
+        add("dataset", f"{grey / n_samples:.0%} of the images ({grey:,} of {n_samples:,}) are greyscale, "
+                       "fed to the backbones as 3 equal RGB channels.")
+    measured = [b.get("n_measured") for b in analysis.get("backbones") or () if finite(b.get("n_measured"))]
+    if measured and n_samples and min(measured) < n_samples:
+        add("sample", f"measured {min(measured):,} of {n_samples:,} images per backbone "
+                      "(a stratified sample; --max-samples raises it).")
     return found
 
 

@@ -24,8 +24,6 @@ WEIGHT_DECAY = (1e-6, 1e-2)
 DEFAULT_WEIGHT_DECAY = 1e-4  # the recommended trial's: the recommendation does not choose one
 EPOCHS_CPU = (3, 12)  # a CPU budget: few epochs per trial, more trials
 EPOCHS_CUDA = (5, 30)
-# The built-ins that draw a layer decay (those that fine-tune pretrained stages); a Strategy says so itself.
-LAYER_DECAY_STRATEGIES = tuple(name for name, s in BUILT_IN_STRATEGIES.items() if s.layer_decay)
 
 
 def backbone_choices(backbones: Sequence[BackboneSpec]) -> list[str]:

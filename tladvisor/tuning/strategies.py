@@ -16,10 +16,8 @@ from torch import nn
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.modeling import freeze_stages, head_module, member_parameters, replace_head, resolve_member
-from tladvisor.strategies import BUILT_IN_STRATEGIES, FREEZE_ALL, FREEZE_CHOSEN, Strategy, strategy_named
+from tladvisor.strategies import FREEZE_ALL, FREEZE_CHOSEN, Strategy, strategy_named
 
-TUNING_STRATEGIES: tuple[str, ...] = tuple(BUILT_IN_STRATEGIES)  # the built-ins; a run's are host.strategies()
-GRADUAL_UNFREEZE_STRATEGIES = tuple(name for name, s in BUILT_IN_STRATEGIES.items() if s.gradual_unfreeze)
 
 
 @dataclass(frozen=True)

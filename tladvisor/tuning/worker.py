@@ -84,7 +84,7 @@ def _usable_run_dir(run_dir: Path | None) -> Path | None:
 
 def run_worker(storage: str, study_name: str, *, host, trials: int | None = None, plugins_dir=None,
                data: str | Path | None = None, run_dir: str | Path | None = None, device: str | None = None,
-               wait: float = 0.0) -> WorkerResult:
+               wait: float = 0.0, image_root: str | Path | None = None) -> WorkerResult:
     """Join the study ``study_name`` in ``storage`` and run its trials until its budget is met.
 
     storage: the URL given to ``analyze --storage`` (``postgresql://user:password@host:5432/db``,
@@ -95,6 +95,8 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
     trials: at most this many trials from this worker (None: until the study holds its budget).
     data: the dataset's location on this machine, when it is not at the path ``analyze`` read it from;
         it must be the same data (checked against a fingerprint of paths, labels and contents).
+    image_root: the manifest's image folder on this machine (``analyze --image-root``), when it is not at
+        the path ``analyze`` read it from; replaced like ``data``.
     run_dir: where the best model and report are kept, when the analyze run's folder is not reachable
         at the same path (default: that folder, e.g. on a shared file system).
     device: ``cpu``, ``cuda``, ``cuda:N``; default: the one the study was started with (``auto``).
@@ -110,8 +112,8 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
 
     The CLI command is a thin layer over this::
 
-        result = run_worker(storage, study, host=obj.host, data=data, run_dir=run_dir, trials=trials,
-                            device=device, wait=wait)
+        result = run_worker(storage, study, host=obj.host, data=data, image_root=image_root, run_dir=run_dir,
+                            trials=trials, device=device, wait=wait)
         out.print(f"{result.worker} ran trials {list(result.trials_run)}; ...")
     """
     description = load_description(storage, study_name, wait=wait)
@@ -119,11 +121,16 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
     cache_dir = stored.cache_dir if stored.cache_dir is not None and Path(stored.cache_dir).is_dir() else None
     options = replace(stored, storage=storage, study_name=study_name, plugins_dir=plugins_dir,
                       source=Path(data) if data is not None else stored.source, cache_dir=cache_dir,
+                      image_root=Path(image_root) if image_root is not None else stored.image_root,
                       run_dir=_usable_run_dir(Path(run_dir) if run_dir is not None else stored.run_dir),
                       device=device or stored.device)
     if not Path(options.source).exists():
-        hint = "pass --data PATH where it is mounted here" if data is None else "check --data"
+        also = " (and --image-root DIR, its images)" if options.image_root is not None and image_root is None else ""
+        hint = f"pass --data PATH{also} where it is mounted here" if data is None else "check --data"
         raise DatasetError(f"{options.source}: no such file or folder on this machine (the study's data); {hint}")
+    if options.image_root is not None and not Path(options.image_root).is_dir():
+        hint = "pass --image-root DIR where it is mounted here" if image_root is None else "check --image-root"
+        raise DatasetError(f"{options.image_root}: no such folder on this machine (the study's image root); {hint}")
     dataset = host.call("load_dataset", source=Path(options.source), options=options)
     if dataset is None:
         raise DatasetError(f"{options.source}: no loader could read it")

@@ -25,10 +25,11 @@ ATTR_RECOMMENDATION = "recommendation"
 ATTR_BACKBONES = "backbones"
 ATTR_DATASET = "dataset"
 ATTR_HEARTBEAT = "heartbeat"
+ATTR_STRATEGIES = "strategies"
 STUDY_FORMAT = 1
 
 
-_PATH_OPTIONS = ("source", "out_dir", "cache_dir", "source_sample", "plugins_dir", "run_dir")
+_PATH_OPTIONS = ("source", "out_dir", "cache_dir", "source_sample", "plugins_dir", "run_dir", "image_root")
 
 
 def dataset_fingerprint(dataset: Dataset) -> str:
@@ -58,6 +59,7 @@ class StudyDescription:
     dataset: dict[str, Any]  # root, n_samples, n_classes, classes, fingerprint
     heartbeat_interval: int | None
     grace_period: int | None
+    strategies: tuple[str, ...] = ()  # the strategy registry's names, in the search space's order
 
     @property
     def budget(self) -> int:
@@ -98,13 +100,14 @@ def read_description(study: optuna.Study) -> StudyDescription:
         recommendation=recommendation_from_json(attrs[ATTR_RECOMMENDATION]),
         backbones=tuple(attrs.get(ATTR_BACKBONES) or ()),
         dataset=dict(attrs.get(ATTR_DATASET) or {}),
-        heartbeat_interval=heartbeat.get("interval"), grace_period=heartbeat.get("grace"))
+        heartbeat_interval=heartbeat.get("interval"), grace_period=heartbeat.get("grace"),
+        strategies=tuple(attrs.get(ATTR_STRATEGIES) or ()))
 
 
 
 def describe_study(study: optuna.Study, options: AnalysisOptions, dataset: Dataset, recommendation: Recommendation,
                    backbones: Sequence[BackboneSpec], *, heartbeat_interval: int | None,
-                   grace_period: int | None) -> None:
+                   grace_period: int | None, strategies: Sequence[str] = ()) -> None:
     """Store in the study what a worker needs to join it (options with the budget, advice, data)."""
     stored_options = to_jsonable(options)
     stored_options["storage"] = display_url(storage_url(options))  # never the password
@@ -121,6 +124,7 @@ def describe_study(study: optuna.Study, options: AnalysisOptions, dataset: Datas
                        "n_classes": len(dataset.classes), "classes": list(dataset.classes),
                        "fingerprint": dataset_fingerprint(dataset)},
         ATTR_HEARTBEAT: {"interval": heartbeat_interval, "grace": grace_period},
+        ATTR_STRATEGIES: list(strategies),
     }
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
@@ -144,3 +148,29 @@ def check_same_backbones(study: optuna.Study, backbones: Sequence[BackboneSpec])
             raise TLAdvisorError(
                 f"study '{study.study_name}' was searched over backbones {list(stored.choices)}, not {choices}; "
                 "use the same --backbones or another --study name")
+
+
+def check_same_strategies(study: optuna.Study, strategies: Sequence[str]) -> None:
+    """A one-line error when the study was searched over other strategies than ``strategies`` (the registry's
+    names, in order): Optuna would refuse every trial's ``strategy`` draw, each one a FAIL trial.
+
+    The study's list is the one its trials drew from, else the one ``analyze`` stored (a study none of whose
+    trials has drawn yet); a study that holds neither is not checked.
+    """
+    names = list(strategies)
+    stored = next((list(trial.distributions["strategy"].choices) for trial in study.get_trials(deepcopy=False)
+                   if "strategy" in trial.distributions), None)
+    if stored is None and isinstance(study.user_attrs.get(ATTR_STRATEGIES), list):
+        stored = list(study.user_attrs[ATTR_STRATEGIES])
+    if not stored or stored == names:
+        return
+    differences = []
+    missing = [name for name in stored if name not in names]
+    extra = [name for name in names if name not in stored]
+    if missing:
+        differences.append(f"missing here: {', '.join(missing)} (load the plugin that registers them)")
+    if extra:
+        differences.append(f"not in the study: {', '.join(extra)}")
+    raise TLAdvisorError(f"study '{study.study_name}' was searched over other strategies than this process has ("
+                         + ("; ".join(differences) or "the same ones in another order")
+                         + "); use a new --study to search these strategies")

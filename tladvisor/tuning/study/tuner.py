@@ -111,7 +111,8 @@ class Tuner:
                  backbones: Sequence[BackboneSpec]) -> None:
         """Store in the study what a worker needs to join it (options with the budget, advice, data)."""
         description.describe_study(study, self.options, dataset, recommendation, backbones,
-                                   heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period)
+                                   heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period,
+                                   strategies=list(strategy_registry(self.host)))
 
     def budget(self, study: optuna.Study) -> int:
         """The study's budget as stored now (a later ``analyze --trials N`` may raise it), else the options'."""
@@ -172,6 +173,7 @@ class Tuner:
         offset = zlib.crc32(worker_label(self.identity).encode()) % 1_000_003 if join else 0
         study = self.open_study(sampler_offset=offset)
         description.check_same_backbones(study, backbones)
+        description.check_same_strategies(study, list(strategy_registry(self.host)))
         if not join:
             self.describe(study, dataset, recommendation, backbones)
         self.settle_interrupted(study)
