@@ -154,3 +154,11 @@ def test_analyze_with_cv_folds_prints_and_reports_the_spread(write_plugin, tiny,
     for bad in ("0", "two"):
         assert analyze_tiny(plugins, tiny.root, tmp_path, "--cv-folds", bad) == 2
         assert "--cv-folds" in capsys.readouterr().err
+
+
+def test_a_chosen_fold_count_is_another_run_and_auto_keeps_the_earlier_names(tiny, tmp_path):
+    from tladvisor.run_folder import run_name_for
+
+    auto = options_for(tiny, tmp_path)
+    assert run_name_for(auto) == run_name_for(replace(auto, cv_folds="auto"))
+    assert len({run_name_for(replace(auto, cv_folds=k)) for k in ("auto", "1", "3")}) == 3
