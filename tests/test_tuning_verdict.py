@@ -47,6 +47,21 @@ def test_a_better_tuned_config_is_named_with_both_numbers():
                                   "partial_freeze@4), +1.8 points.")
 
 
+def test_a_gain_the_validation_set_cannot_resolve_is_not_called_a_win():
+    trials = study_of(trial(0.863, "partial_freeze", advice=True, freeze_depth=4), trial(0.867, "full_finetune"))
+    # 300 validation images resolve about 1.96 * sqrt(2 * 0.865 * 0.135 / 300) = 5.5 points at this accuracy
+    small = versus_advice(trials, {"folds": 3, "images": 300})
+    assert small["beats_advice"] is True and small["within_noise"] is True
+    assert abs(small["noise"] - 0.0547) < 1e-3
+    assert small["summary"].startswith("Tuning matched the advice within noise: trial 1 (resnet18 full_finetune) "
+                                       "reached validation accuracy 0.867 against 0.863")
+    assert small["summary"].endswith("less than the 5.5 points 300 validation images can tell apart.")
+    # the same gain on 100,000 images (0.3 points resolvable) is a win
+    large = versus_advice(trials, {"folds": 1, "images": 100_000})
+    assert large["within_noise"] is False and large["summary"].startswith("Tuning beat the advice: trial 1")
+    assert versus_advice(trials)["within_noise"] is False  # no scoring known: the plain comparison stands
+
+
 def test_the_advice_that_held_and_the_advice_that_never_finished_are_said_too():
     held = versus_advice(study_of(trial(0.93, "feature_extraction", advice=True), trial(0.93, "full_finetune"),
                                   trial(0.5, "full_finetune")))

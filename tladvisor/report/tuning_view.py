@@ -79,13 +79,13 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
 
 
 def trial_accuracy_text(trial: dict, long: bool = True) -> str:
-    """``0.833 ± 0.050 over 3 folds of 12 images`` for a cross-validated trial (``long``; else without the
+    """``0.833 ± 0.050 over 3 folds (12 images in all)`` for a cross-validated trial (``long``; else without the
     "over ..." part), the bare accuracy otherwise."""
     value, folds = trial.get("value"), trial.get("folds")
     if not finite(value) or not isinstance(folds, dict) or not folds.get("k"):
         return accuracy_text(value)
     spread = folds.get("spread") if finite(folds.get("spread")) else 0.0
-    over = f" over {folds['k']} folds of {folds.get('images')} images" if long else ""
+    over = f" over {folds['k']} folds ({folds.get('images')} images in all)" if long else ""
     return f"{accuracy_text(value)} ± {spread:.3f}{over}"
 
 
@@ -94,7 +94,8 @@ def scoring_text(cross_validation: dict | None) -> str | None:
     if not isinstance(cross_validation, dict):
         return None
     folds = cross_validation.get("folds") or 1
-    how = (f"mean validation accuracy over {folds} cross-validation folds of {cross_validation.get('images')} images"
+    how = (f"mean validation accuracy over {folds} cross-validation folds ({cross_validation.get('images')} images "
+           "in all, each validated once)"
            if folds > 1 else f"validation accuracy on one split of {cross_validation.get('images')} images")
     reason = cross_validation.get("reason")
     return f"{how} ({reason})" if reason else how

@@ -121,11 +121,11 @@ def fold_summary(accuracies: list[float], pool_size: int) -> dict[str, object]:
 
 
 def accuracy_text(value: float, folds: dict | None) -> str:
-    """``0.833 ± 0.050 over 3 folds of 12 images`` when the trial was cross-validated, else ``0.833``."""
+    """``0.833 ± 0.050 over 3 folds (12 images in all)`` when the trial was cross-validated, else ``0.833``."""
     if not folds or not folds.get("k"):
         return f"{value:.3f}"
     return (f"{value:.3f} ± {float(folds.get('spread') or 0.0):.3f} over {folds['k']} folds"
-            f" of {folds.get('images')} images")
+            f" ({folds.get('images')} images in all)")
 
 
 def cv_description(plan: FoldPlan | None, reason: str, n_val: int) -> dict[str, object]:

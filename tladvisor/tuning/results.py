@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tladvisor.records import TrialRecord, TuningResult
+from tladvisor.recommend import smallest_gap_told_apart
 from tladvisor.tuning.imbalance import METRICS
 
 log = logging.getLogger(__name__)
@@ -89,12 +90,15 @@ def config_label(params: dict[str, Any]) -> str:
     return f"{params['backbone']} {label}" if params.get("backbone") else label
 
 
-def versus_advice(trials: list[FrozenTrial]) -> dict[str, Any] | None:
+def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The advised config's trial against the best trial: did the search find something better?
 
     ``None`` when no trial was the advice (a study started outside ``analyze``). The advice's trial is
     the first COMPLETE trial enqueued from the recommendation (``source``); ``beats_advice`` is None while
-    it has not completed, else whether the best trial's accuracy is strictly higher.
+    it has not completed, else whether the best trial's accuracy is strictly higher. ``scoring`` (the
+    study's validation scoring: ``images`` validated) sets ``noise``, the accuracy gap those images can
+    tell apart (binomial, as in :func:`tladvisor.recommend.smallest_gap_told_apart`); a higher best
+    trial within it is ``within_noise`` and is not called a win.
     """
     advised = [t for t in trials if t.user_attrs.get("source") == "recommendation" and NOT_RUN not in t.user_attrs]
     if not advised:
@@ -108,7 +112,7 @@ def versus_advice(trials: list[FrozenTrial]) -> dict[str, Any] | None:
         "advice_params": trial_params(advice),
         "best_trial": best.number if best else None, "best_value": best.value if best else None,
         "best_params": trial_params(best) if best else None,
-        "beats_advice": None, "gain": None,
+        "beats_advice": None, "gain": None, "noise": None, "within_noise": None,
     }
     n = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     if advice not in complete:
@@ -121,12 +125,22 @@ def versus_advice(trials: list[FrozenTrial]) -> dict[str, Any] | None:
         return view
     view["beats_advice"] = best is not None and best.number != advice.number and best.value > advice.value
     scored = _folds_note(best if view["beats_advice"] else advice)
+    images = (scoring or {}).get("images")
+    if isinstance(images, int) and images > 0:
+        level = min(max((advice.value + (best.value if best is not None else advice.value)) / 2, 0.0), 1.0)
+        view["noise"] = round(smallest_gap_told_apart(images, accuracy=level), 6)
     if view["beats_advice"]:
-        view["gain"] = round(best.value - advice.value, 6)
-        view["summary"] = (f"Tuning beat the advice: trial {best.number} ({config_label(trial_params(best))}) reached "
-                           f"validation accuracy {best.value:.3f} against {advice.value:.3f} for the advised config "
-                           f"(trial {advice.number}, {config_label(trial_params(advice))}), "
-                           f"{100 * (best.value - advice.value):+.1f} points{scored}.")
+        gain = best.value - advice.value
+        view["gain"] = round(gain, 6)
+        view["within_noise"] = view["noise"] is not None and gain < view["noise"]
+        compared = (f"trial {best.number} ({config_label(trial_params(best))}) reached validation accuracy "
+                    f"{best.value:.3f} against {advice.value:.3f} for the advised config (trial {advice.number}, "
+                    f"{config_label(trial_params(advice))}), {100 * gain:+.1f} points{scored}")
+        if view["within_noise"]:
+            view["summary"] = (f"Tuning matched the advice within noise: {compared}, less than the "
+                               f"{100 * view['noise']:.1f} points {images} validation images can tell apart.")
+        else:
+            view["summary"] = f"Tuning beat the advice: {compared}."
     else:
         view["gain"] = 0.0
         others = max(0, n - 1)
@@ -139,11 +153,12 @@ def versus_advice(trials: list[FrozenTrial]) -> dict[str, Any] | None:
 
 
 def _folds_note(trial: FrozenTrial) -> str:
-    """`` (mean over 3 folds of 12 images, ± 0.144)`` for a cross-validated trial, else nothing."""
+    """`` (mean over 3 folds, 12 images validated in all, ± 0.144)`` for a cross-validated trial, else nothing."""
     folds = trial.user_attrs.get("folds")
     if not isinstance(folds, dict) or not folds.get("k"):
         return ""
-    return f" (mean over {folds['k']} folds of {folds.get('images')} images, ± {float(folds.get('spread') or 0):.3f})"
+    return (f" (mean over {folds['k']} folds, {folds.get('images')} images validated in all, "
+            f"± {float(folds.get('spread') or 0):.3f})")
 
 
 def summary_lines(result: TuningResult) -> list[str]:

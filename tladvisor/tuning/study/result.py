@@ -40,7 +40,7 @@ def tuning_result(study: optuna.Study, *, storage: str, requested_trials: int, d
         param_importances=results.param_importances(study),
         best_by_strategy=results.best_by_strategy(trials),
         stop_reason=stop_reason,
-        versus_advice=results.versus_advice(trials),
+        versus_advice=results.versus_advice(trials, study.user_attrs.get(CROSS_VALIDATION)),
         cross_validation=study.user_attrs.get(CROSS_VALIDATION),
     )
 
