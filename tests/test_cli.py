@@ -146,3 +146,13 @@ def test_worker_joins_the_study_of_an_analysis_and_fills_its_budget(plugins_dir,
     assert "holds 2/2 finished trials" in out  # the budget was already met: the worker runs none
     assert main(["--plugins-dir", str(plugins_dir), "worker", "--storage", storage, "--study", "nope"]) == 2
     assert "no study 'nope'" in capsys.readouterr().err
+
+
+def test_a_bad_option_is_one_error_line_naming_the_help_to_read(tmp_path, capsys):
+    for argv, expected in ((["analyze", str(tmp_path), "--cv-folds", "0"], "tladvisor analyze --help"),
+                           (["analyze", str(tmp_path), "--trials", "-1"], "tladvisor analyze --help"),
+                           (["--threads", "0", "plugins"], "tladvisor --help"),
+                           (["nosuch"], "tladvisor --help")):
+        assert main(argv) == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and f"(see `{expected}`)" in lines[0], (argv, lines)

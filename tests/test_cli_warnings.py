@@ -134,3 +134,18 @@ def test_the_summary_says_frozen_from_the_strategy_record_or_a_zero_rate():
     assert learning_rate_text(rates, {"freeze": "all"}) == "lr head 3e-03, backbone frozen"  # a plugin's linear probe
     assert learning_rate_text(rates, {"freeze": "none"}) == "lr head 3e-03, backbone 1e-03"
     assert learning_rate_text({"head": 3e-3, "backbone": 0.0}) == "lr head 3e-03, backbone frozen"
+
+
+def test_how_to_get_weights_reads_as_a_sentence_for_urls_paths_and_plugin_hints():
+    from types import SimpleNamespace
+
+    from tladvisor.cli import _how_to_get_weights
+
+    def spec(url="", location=""):
+        return SimpleNamespace(weights_url=url, weights_location=location)
+
+    assert _how_to_get_weights(spec("https://x/w.pth", "/c/w.pth")) == "download https://x/w.pth to /c/w.pth (or run once online)"
+    assert _how_to_get_weights(spec(location="/models/w.safetensors")) == "place the weights at /models/w.safetensors"
+    # a plugin's own hint (timm: "(not cached: fetch with `hf download ...`)") is said as it is, not as a path
+    hint = "(not cached: fetch with `hf download timm/x` (cache /h), or give a checkpoint (f(..., checkpoint=PATH)))"
+    assert _how_to_get_weights(spec(location=hint)) == hint[1:-1]

@@ -131,6 +131,9 @@ def test_the_cli_applies_threads_before_the_command(monkeypatch, tmp_path):
         assert threads._PLAN.source == "--threads" and torch.get_num_threads() == 3
         assert os.environ["OMP_NUM_THREADS"] == "3"
         assert [p.name for p in tmp_path.glob("*.lock")] == [f"{os.getpid()}.lock"]  # registered
+        monkeypatch.setattr(threads, "_PLAN", None)
+        assert main(["predict", str(tmp_path / "no-model"), "x.png", "--threads", "2"]) == 2  # after the command too
+        assert threads._PLAN.source == "--threads" and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 

@@ -219,12 +219,23 @@ def backbones(obj: Context, as_json: bool) -> None:
         for plugin, names in on_demand:
             out.print(f"Plugin '{plugin}' also builds backbones by name: {names}", markup=False, highlight=False)
         for spec in missing:  # how to get each missing file: where it goes and where it comes from
-            source = f"download {spec.weights_url} to " if spec.weights_url else "place the weights at "
-            out.print(f"{spec.name}: weights not available offline; {source}{spec.weights_location or '(unknown path)'}"
-                      + (" (or run once online)" if spec.weights_url else ""), markup=False, highlight=False,
-                      soft_wrap=True)
+            out.print(f"{spec.name}: weights not available offline; {_how_to_get_weights(spec)}",
+                      markup=False, highlight=False, soft_wrap=True)
     for failure in obj.host.failures:
         err.print(f"plugin '{failure.plugin}' failed in {failure.hook}: {failure.error}", markup=False)
+
+
+def _how_to_get_weights(spec) -> str:
+    """A download URL and the path it goes to, a path to place a file at, or the plugin's own hint
+    (``weights_location`` that is not a path, e.g. timm's "not cached: fetch with `hf download ...`")."""
+    location = spec.weights_location.strip()
+    if location.startswith("(") and location.endswith(")"):
+        location = location[1:-1]
+    if spec.weights_url:
+        return f"download {spec.weights_url} to {location or '(unknown path)'} (or run once online)"
+    if location and Path(location).is_absolute():
+        return f"place the weights at {location}"
+    return location or "the plugin says nothing of where its weights come from"
 
 
 @cli.command()
@@ -313,9 +324,19 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, image
         out.print(f"Report: {result.report}", markup=False, highlight=False)
 
 
+def _set_threads(ctx: click.Context, _param, threads: int | None) -> None:
+    """``--threads`` after a computing command's name, as well as before it."""
+    if threads is not None and isinstance(ctx.obj, Context):
+        ctx.obj.threads = threads
+
+
 for _command in cli.commands.values():  # every command takes --debug after its name too
     _command.params.append(click.Option(["--debug"], is_flag=True, expose_value=False, callback=_turn_on_debug,
                                         help="Show tracebacks and debug logging."))
+for _name in ("analyze", "worker", "predict"):  # and the commands that compute take --threads there too
+    cli.commands[_name].params.append(click.Option(
+        ["--threads"], type=click.IntRange(min=1), expose_value=False, callback=_set_threads,
+        help="CPU threads for this process (also before the command, or TLADVISOR_THREADS)."))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,6 +373,10 @@ def _main(argv: list[str] | None, say) -> int:
     except click.exceptions.Abort:
         say("interrupted")
         return 130
+    except click.UsageError as error:  # one line, like every other error; the usage is one --help away
+        where = error.ctx.command_path if error.ctx is not None else "tladvisor"
+        say(f"error: {error.format_message()} (see `{where} --help`)")
+        return error.exit_code
     except click.ClickException as error:
         error.show()
         return error.exit_code
