@@ -101,7 +101,8 @@ def test_analyze_with_output_redirected_prints_progress_lines_and_quiet_prints_n
     assert analyze_tiny(plugins_dir, data, tmp_path, "--trials", "2", "--batch-size", "8") == 0
     err = [line.split(" ", 1)[1] for line in capsys.readouterr().err.splitlines() if re.match(r"\[\d\d:\d\d:\d\d\] ", line)]
     assert "measuring tiny_cnn" in err
-    assert any(re.fullmatch(r"embedding with tiny_cnn: 60/60 images, [\d.]+ img/s", line) for line in err)
+    embedded = r"embedding with tiny_cnn and its random-init copy: 60/60 images, [\d.]+ img/s"
+    assert any(re.fullmatch(embedded, line) for line in err)
     assert any(line.startswith("measured tiny_cnn: 30 images at 32 px") for line in err)
     assert "tuning: 2 trials" in err
     trial_lines = [line for line in err if line.startswith("trial ") and ": training" not in line]

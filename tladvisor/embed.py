@@ -264,7 +264,8 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
     started = time.perf_counter()
     # Images through the network: the target (pretrained, then random copy) and the source sample.
     passes = len(samples) * (2 if with_random else 1) + len(source_sample)
-    counter = progress.current().counter(f"embedding with {spec.name}", passes)
+    what = f"embedding with {spec.name}" + (" and its random-init copy" if with_random else "")
+    counter = progress.current().counter(what, passes)
     # The store holds the images in dataset order, whatever order they are asked in: one store serves
     # measuring (every image, or a sorted sample) and tuning (train then validation images).
     in_store = np.unique(indices)
