@@ -162,3 +162,15 @@ def test_a_chosen_fold_count_is_another_run_and_auto_keeps_the_earlier_names(tin
     auto = options_for(tiny, tmp_path)
     assert run_name_for(auto) == run_name_for(replace(auto, cv_folds="auto"))
     assert len({run_name_for(replace(auto, cv_folds=k)) for k in ("auto", "1", "3")}) == 3
+
+
+def test_a_joining_worker_leaves_the_studys_scoring_as_stored(tiny, tmp_path):
+    from tladvisor.tuning.folds import CROSS_VALIDATION
+
+    options = options_for(tiny, tmp_path, trials=2)
+    study = Tuner(options, host=PluginHost(load_entry_points=False)).start(tiny, RECOMMENDATION,
+                                                                           [tiny_backbone_spec()])
+    study.set_user_attr(CROSS_VALIDATION, {"folds": 5, "images": 12, "reason": "stored by the describer"})
+    worker = Tuner.joining(options, host=PluginHost(load_entry_points=False), max_trials=0)
+    worker.run(tiny, RECOMMENDATION, [tiny_backbone_spec()], join=True)
+    assert study.user_attrs[CROSS_VALIDATION]["reason"] == "stored by the describer"

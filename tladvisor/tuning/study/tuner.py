@@ -194,7 +194,8 @@ class Tuner:
             log.warning("study %s holds trials scored %s; new trials are scored on %s",
                         study.study_name, f"on {before['folds']} folds" if before else "on one validation split",
                         f"{scoring['folds']} folds" if scoring["folds"] > 1 else "one validation split")
-        study.set_user_attr(CROSS_VALIDATION, scoring)
+        if not join:  # the study's describer says how its trials are scored; a worker changes nothing stored
+            study.set_user_attr(CROSS_VALIDATION, scoring)
         by_name = {spec.name: spec for spec in backbones}
 
         self.best_model.reset_bar(study.study_name)
