@@ -174,3 +174,25 @@ def test_a_joining_worker_leaves_the_studys_scoring_as_stored(tiny, tmp_path):
     worker = Tuner.joining(options, host=PluginHost(load_entry_points=False), max_trials=0)
     worker.run(tiny, RECOMMENDATION, [tiny_backbone_spec()], join=True)
     assert study.user_attrs[CROSS_VALIDATION]["reason"] == "stored by the describer"
+
+
+def test_a_deadline_during_a_later_fold_names_the_fold(tiny, tmp_path, monkeypatch):
+    from tladvisor.tuning.study import trial_run
+    from tladvisor.tuning.trainer import DeadlineReached
+
+    real, calls = trial_run.train_trial, []
+
+    def deadline_in_fold_two(spec, config, data, device, *, seed, **kwargs):
+        calls.append(seed)
+        if len(calls) == 2:  # the second training of the trial: fold 2, in its second epoch
+            raise DeadlineReached(1)
+        return real(spec, config, data, device, seed=seed, **kwargs)
+
+    monkeypatch.setattr(trial_run, "train_trial", deadline_in_fold_two)
+    result = Tuner(options_for(tiny, tmp_path, trials=1), host=PluginHost(load_entry_points=False)).run(
+        tiny, RECOMMENDATION, [tiny_backbone_spec()])
+    trial = result.trials[0]  # (no real deadline: the search goes on, as the cut trial fills no place)
+    assert trial.state == "PRUNED"
+    assert trial.reason == (f"stopped by the --timeout deadline during epoch 2 of fold 2 of 3 "
+                            f"(fold 1's {len(trial.learning_curve)} finished epochs kept)")
+    assert trial.learning_curve

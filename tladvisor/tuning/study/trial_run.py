@@ -75,6 +75,21 @@ def prune_reason(study: optuna.Study, trial: optuna.Trial, epoch: int, curve: li
     return f"pruned at epoch {epoch + 1}: best val accuracy {max(curve):.3f} is below the median{median} of {peers}"
 
 
+def deadline_reason(stopped: DeadlineReached, finished_epochs: int) -> str:
+    """Why the ``--timeout`` deadline pruned the trial: where it stopped (the fold too, under cross-validation)
+    and what was kept (the live curve, fold 1's under cross-validation)."""
+    where = f"epoch {stopped.epoch + 1}"
+    if stopped.folds is not None and stopped.fold is not None:
+        where += f" of fold {stopped.fold + 1} of {stopped.folds}"
+    if not finished_epochs:
+        kept = "no epoch had finished"
+    elif stopped.fold:  # a later fold: the curve kept is fold 1's
+        kept = f"fold 1's {finished_epochs} finished epochs kept"
+    else:
+        kept = f"its {finished_epochs} finished epochs kept"
+    return f"stopped by the --timeout deadline during {where} ({kept})"
+
+
 def _finished_count(study: optuna.Study) -> int:
     return sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
 
@@ -167,9 +182,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
             return finish(TrialState.PRUNED, str(pruned) or "pruned")
         except DeadlineReached as stopped:
             trial.set_user_attr(STOPPED_BY, "timeout")
-            kept = f"its {len(curve)} finished epochs kept" if curve else "no epoch had finished"
-            return finish(TrialState.PRUNED, f"stopped by the --timeout deadline during epoch {stopped.epoch + 1} "
-                                             f"({kept})")
+            return finish(TrialState.PRUNED, deadline_reason(stopped, len(curve)))
         except TrialFailed as failed:
             return finish(TrialState.FAIL, str(failed))
         except Exception as error:  # failures are data: record why, keep searching
