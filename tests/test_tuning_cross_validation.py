@@ -196,3 +196,17 @@ def test_a_deadline_during_a_later_fold_names_the_fold(tiny, tmp_path, monkeypat
     assert trial.reason == (f"stopped by the --timeout deadline during epoch 2 of fold 2 of 3 "
                             f"(fold 1's {len(trial.learning_curve)} finished epochs kept)")
     assert trial.learning_curve
+
+
+def test_a_private_store_folder_made_by_a_fold_view_outlives_the_view(tiny, tmp_path):
+    import gc
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # the cache cannot hold the store: a private folder holds it
+    data = TuningData(tiny, options_for(tiny, tmp_path, cache_dir=blocker / "cache", image_size=32), CPU)
+    views = data.fold_views()
+    store = views[1].store(tiny_backbone_spec())
+    del views
+    gc.collect()
+    assert data.store(tiny_backbone_spec()) is store and store.path.is_file()
+    assert len(store.rows([0, 11])) == 2
