@@ -269,6 +269,16 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
         raise DatasetError(f"no image could be predicted ({len(predictions.skipped)} skipped)")
 
 
+def worker_summary(result) -> str:
+    """The worker's last line: the trials it ran and the study's finished ones against its budget."""
+    from tladvisor.report.tuning_notes import budget_text
+
+    tuning = result.tuning
+    finished = sum(t.state in ("COMPLETE", "PRUNED") for t in tuning.trials)
+    return (f"{result.worker} ran trials {list(result.trials_run)}; study '{tuning.study_name}' has finished "
+            f"{budget_text(finished, tuning.requested_trials, result.timeout)}")
+
+
 @cli.command()
 @click.option("--storage", required=True,
               help="The study's storage, as given to analyze --storage: postgresql://USER@HOST:PORT/DB, "
@@ -301,9 +311,7 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, image
         result = run_worker(storage, study_name, host=obj.host, plugins_dir=obj.plugins_dir, data=data,
                             image_root=image_root, run_dir=run_dir, trials=trials, device=device, wait=wait)
     tuning = result.tuning
-    finished = sum(t.state in ("COMPLETE", "PRUNED") for t in tuning.trials)
-    out.print(f"{result.worker} ran trials {list(result.trials_run)}; study '{tuning.study_name}' holds "
-              f"{finished}/{tuning.requested_trials} finished trials", markup=False, highlight=False)
+    out.print(worker_summary(result), markup=False, highlight=False)
     if tuning.best is not None:
         from tladvisor.tuning.folds import accuracy_text
 
