@@ -43,7 +43,8 @@ workers), :mod:`.best_model` (the locked compare-and-save), :mod:`.trial_run` (o
 
 from tladvisor.atomic import file_lock
 from tladvisor.tuning.study.best_model import BestModel
-from tladvisor.tuning.study.claims import CLAIMS, FINISHED, NOT_RUN
+from tladvisor.tuning.results import NOT_RUN
+from tladvisor.tuning.study.claims import CLAIMS, FINISHED
 from tladvisor.tuning.study.description import (StudyDescription, dataset_fingerprint, options_from_json,
                                                 read_description, recommendation_from_json)
 from tladvisor.tuning.study.liveness import (GRACE_PERIOD, HEARTBEAT_INTERVAL, PROCESS, WORKER, Heartbeat,

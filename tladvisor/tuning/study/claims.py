@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.records import Recommendation
+from tladvisor.tuning.results import DEADLINE, NOT_RUN, STOPPED_BY
 from tladvisor.tuning.search import recommendation_params
 from tladvisor.tuning.study.liveness import PROCESS
 from tladvisor.tuning.study.optuna_access import forget_cached_trials, storage_of, study_id, trial_id
@@ -29,17 +30,12 @@ log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 CLAIMS = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-"""Trials that hold a place in the budget: finished ones, and those running or queued to run."""
-
-NOT_RUN = "not_run"  # user attr: the trial lost the race for the last slots and never trained
-
-
-STOPPED_BY = "stopped_by"  # user attr: "timeout" for a trial the --timeout deadline stopped
+"""Trials that hold a place in the budget (finished, running or queued to run) unless cut short."""
 
 
 def cut_short(trial: FrozenTrial) -> bool:
     """Whether the trial never ran to an end: it failed, or the ``--timeout`` deadline stopped it."""
-    return trial.state == TrialState.FAIL or trial.user_attrs.get(STOPPED_BY) == "timeout"
+    return trial.state == TrialState.FAIL or trial.user_attrs.get(STOPPED_BY) == DEADLINE
 
 
 def holds_place(trial: FrozenTrial) -> bool:

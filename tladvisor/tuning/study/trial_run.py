@@ -28,7 +28,8 @@ from tladvisor.tuning.cross_validation import train_cross_validated
 from tladvisor.tuning.pruning import StrategyMedianPruner, trial_strategy
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study.best_model import Superseded
-from tladvisor.tuning.study.claims import FINISHED, STOPPED_BY
+from tladvisor.tuning.results import DEADLINE, STOPPED_BY
+from tladvisor.tuning.study.claims import FINISHED
 from tladvisor.tuning.study.liveness import WORKER, Heartbeat, worker_label
 from tladvisor.tuning.study.optuna_access import storage_of, trial_id
 from tladvisor.tuning.study.recovery import close_interrupted
@@ -181,7 +182,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
         except optuna.TrialPruned as pruned:
             return finish(TrialState.PRUNED, str(pruned) or "pruned")
         except DeadlineReached as stopped:
-            trial.set_user_attr(STOPPED_BY, "timeout")
+            trial.set_user_attr(STOPPED_BY, DEADLINE)
             return finish(TrialState.PRUNED, deadline_reason(stopped, len(curve)))
         except TrialFailed as failed:
             return finish(TrialState.FAIL, str(failed))
