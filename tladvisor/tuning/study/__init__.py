@@ -2,8 +2,9 @@
 
 Re-running the same command continues the same study (``load_if_exists``) until it holds the requested
 number of finished trials (COMPLETE and PRUNED count; FAIL does not, up to a cap so a broken setup
-cannot loop, nor does a trial the ``--timeout`` deadline stopped). Finished trials are never repeated: the sampler is seeded with the seed plus the number
-of trials already stored, so a resumed run draws new points instead of replaying the first run's.
+cannot loop, nor does a trial the ``--timeout`` deadline stopped). Finished trials are never repeated:
+the sampler is seeded with the seed plus the number of trials already stored, so a resumed run draws
+new points instead of replaying the first run's.
 
 Many workers, one study (``tladvisor analyze`` plus any number of ``tladvisor worker``, see
 :mod:`tladvisor.tuning.worker` and docs/scale-out.md):

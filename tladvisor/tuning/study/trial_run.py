@@ -29,7 +29,7 @@ from tladvisor.tuning.pruning import StrategyMedianPruner, trial_strategy
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study.best_model import Superseded
 from tladvisor.tuning.results import DEADLINE, STOPPED_BY
-from tladvisor.tuning.study.claims import FINISHED
+from tladvisor.tuning.study.claims import fills_place
 from tladvisor.tuning.study.liveness import WORKER, Heartbeat, worker_label
 from tladvisor.tuning.study.optuna_access import storage_of, trial_id
 from tladvisor.tuning.study.recovery import close_interrupted
@@ -92,7 +92,8 @@ def deadline_reason(stopped: DeadlineReached, finished_epochs: int) -> str:
 
 
 def _finished_count(study: optuna.Study) -> int:
-    return sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+    """The budget's places filled: what "trial N/budget" and the time left count against."""
+    return sum(fills_place(t) for t in study.get_trials(deepcopy=False))
 
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recommendation: Recommendation,
@@ -139,7 +140,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
             best = results.best_complete(everything)
             progress_view.finished(state.name, value=value, curve=list(curve), best=best.value if best else None,
                                    seconds=seconds, reason=reason, metrics=dict(stored.user_attrs),
-                                   finished_now=sum(t.state in FINISHED for t in everything))
+                                   finished_now=sum(fills_place(t) for t in everything))
         return state
 
     def superseded() -> None:
