@@ -143,7 +143,7 @@ def test_worker_joins_the_study_of_an_analysis_and_fills_its_budget(plugins_dir,
     capsys.readouterr()
     assert main(["--plugins-dir", str(plugins_dir), "worker", "--storage", storage, "--study", "s1"]) == 0
     out = capsys.readouterr().out
-    assert "holds 2/2 finished trials" in out  # the budget was already met: the worker runs none
+    assert "study 's1' has finished 2 of 2 requested" in out  # the budget was already met: the worker runs none
     assert main(["--plugins-dir", str(plugins_dir), "worker", "--storage", storage, "--study", "nope"]) == 2
     assert "no study 'nope'" in capsys.readouterr().err
 
@@ -156,3 +156,15 @@ def test_a_bad_option_is_one_error_line_naming_the_help_to_read(tmp_path, capsys
         assert main(argv) == 2
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: ") and f"(see `{expected}`)" in lines[0], (argv, lines)
+
+
+def test_a_worker_of_a_timeout_only_study_says_no_trial_cap_not_of_0():
+    from types import SimpleNamespace
+
+    from tladvisor.cli import worker_summary
+
+    trials = [SimpleNamespace(state=state) for state in ("COMPLETE", "PRUNED", "PRUNED", "FAIL")]
+    tuning = SimpleNamespace(trials=trials, requested_trials=0, study_name="s1")
+    line = worker_summary(SimpleNamespace(worker="h:1", trials_run=(2, 3), tuning=tuning, timeout=20.0))
+    assert line == "h:1 ran trials [2, 3]; study 's1' has finished 3 trials (no trial cap; --timeout 20 s)"
+    assert "3/0" not in line

@@ -221,3 +221,38 @@ def test_two_builders_of_one_store_at_once_both_end_with_the_whole_store(images,
                               range(2)))
     assert torch.equal(built[0].rows(np.arange(6)), built[1].rows(np.arange(6)))
     assert [p.name for p in (tmp_path / "c").iterdir()] == [built[0].path.name]  # no temporary file left
+
+
+def test_a_full_disk_costs_the_store_not_the_features(tmp_path, monkeypatch):
+    import errno
+
+    from helpers import dataset_from_folder, write_image_folder
+
+    from tladvisor.embed import extract_features
+    from tladvisor.records import AnalysisOptions
+    from tladvisor.testing import tiny_backbone_spec
+    from tladvisor.tuning.data import TuningData
+
+    dataset = dataset_from_folder(write_image_folder(tmp_path / "data", n_classes=2, per_class=5))
+    spec = tiny_backbone_spec()
+    stored = extract_features(spec, dataset, image_size=32, batch_size=4, cache_dir=tmp_path / "room")
+
+    def full(name):
+        raise OSError(errno.ENOSPC, "No space left on device", name)
+
+    monkeypatch.setattr(decoded_store, "_allocate", full)
+    full_cache = tmp_path / "full"
+    per_file = extract_features(spec, dataset, image_size=32, batch_size=4, cache_dir=full_cache)
+    assert not per_file.from_cache and not list(full_cache.glob("decoded-*")) and not list(full_cache.glob(".tmp-*"))
+    np.testing.assert_allclose(per_file.features, stored.features, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(per_file.random_features, stored.random_features, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(per_file.source_probs, stored.source_probs, rtol=1e-5, atol=1e-6)
+    assert [s.stage for s in per_file.stage_shift] == [s.stage for s in stored.stage_shift]
+    np.testing.assert_allclose([s.value for s in per_file.stage_shift], [s.value for s in stored.stage_shift],
+                               rtol=1e-4)
+
+    # Tuning's frozen features too (they read every image once, in dataset order).
+    options = AnalysisOptions(source=dataset.root, cache_dir=tmp_path / "full-tuning", image_size=32,
+                              val_fraction=0.4, batch_size=4)
+    split = TuningData(dataset, options, CPU).features(spec)
+    assert split.train_x.shape[0] + split.val_x.shape[0] == len(dataset.samples)

@@ -162,3 +162,51 @@ def test_a_chosen_fold_count_is_another_run_and_auto_keeps_the_earlier_names(tin
     auto = options_for(tiny, tmp_path)
     assert run_name_for(auto) == run_name_for(replace(auto, cv_folds="auto"))
     assert len({run_name_for(replace(auto, cv_folds=k)) for k in ("auto", "1", "3")}) == 3
+
+
+def test_a_joining_worker_leaves_the_studys_scoring_as_stored(tiny, tmp_path):
+    from tladvisor.tuning.folds import CROSS_VALIDATION
+
+    options = options_for(tiny, tmp_path, trials=2)
+    study = Tuner(options, host=PluginHost(load_entry_points=False)).start(tiny, RECOMMENDATION,
+                                                                           [tiny_backbone_spec()])
+    study.set_user_attr(CROSS_VALIDATION, {"folds": 5, "images": 12, "reason": "stored by the describer"})
+    worker = Tuner.joining(options, host=PluginHost(load_entry_points=False), max_trials=0)
+    worker.run(tiny, RECOMMENDATION, [tiny_backbone_spec()], join=True)
+    assert study.user_attrs[CROSS_VALIDATION]["reason"] == "stored by the describer"
+
+
+def test_a_deadline_during_a_later_fold_names_the_fold(tiny, tmp_path, monkeypatch):
+    from tladvisor.tuning.study import trial_run
+    from tladvisor.tuning.trainer import DeadlineReached
+
+    real, calls = trial_run.train_trial, []
+
+    def deadline_in_fold_two(spec, config, data, device, *, seed, **kwargs):
+        calls.append(seed)
+        if len(calls) == 2:  # the second training of the trial: fold 2, in its second epoch
+            raise DeadlineReached(1)
+        return real(spec, config, data, device, seed=seed, **kwargs)
+
+    monkeypatch.setattr(trial_run, "train_trial", deadline_in_fold_two)
+    result = Tuner(options_for(tiny, tmp_path, trials=1), host=PluginHost(load_entry_points=False)).run(
+        tiny, RECOMMENDATION, [tiny_backbone_spec()])
+    trial = result.trials[0]  # (no real deadline: the search goes on, as the cut trial fills no place)
+    assert trial.state == "PRUNED"
+    assert trial.reason == (f"stopped by the --timeout deadline during epoch 2 of fold 2 of 3 "
+                            f"(fold 1's {len(trial.learning_curve)} finished epochs kept)")
+    assert trial.learning_curve
+
+
+def test_a_private_store_folder_made_by_a_fold_view_outlives_the_view(tiny, tmp_path):
+    import gc
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # the cache cannot hold the store: a private folder holds it
+    data = TuningData(tiny, options_for(tiny, tmp_path, cache_dir=blocker / "cache", image_size=32), CPU)
+    views = data.fold_views()
+    store = views[1].store(tiny_backbone_spec())
+    del views
+    gc.collect()
+    assert data.store(tiny_backbone_spec()) is store and store.path.is_file()
+    assert len(store.rows([0, 11])) == 2

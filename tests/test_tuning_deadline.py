@@ -26,7 +26,9 @@ from tladvisor.tuning.study import Tuner, tuner as tuner_module
 SLOW = Recommendation(backbone="tiny_cnn", strategy="full_finetune", freeze_depth=0, n_stages=3,
                       learning_rates={"head": 1e-2, "backbone": 1e-3, "layer_decay": 0.8}, confidence=0.5,
                       rationale=("test",), epochs=12)
-STOPPED = re.compile(r"stopped by the --timeout deadline during epoch (\d+) \(its (\d+) finished epochs kept\)")
+# (the shapes are few enough to be scored on cross-validation folds: the deadline falls in fold 1)
+STOPPED = re.compile(r"stopped by the --timeout deadline during epoch (\d+)(?: of fold 1 of \d+)? "
+                     r"\(its (\d+) finished epochs kept\)")
 
 
 @pytest.fixture
@@ -78,6 +80,23 @@ def test_the_deadline_stops_the_running_trial_and_keeps_its_curve(shapes, option
         shapes, SLOW, [tiny_backbone_spec()])
     waiting = [t for t in study.trials if t.state == TrialState.WAITING]
     assert [t.user_attrs.get("source") for t in waiting] == ["recommendation"]
+
+
+def test_a_rerun_runs_the_advice_the_deadline_cut_short_to_the_end(shapes, options, clock):
+    cut = replace(options, trials=1, timeout=5)
+    run(cut, shapes)
+    # The same command with room enough: the cut trial holds no --trials place and is no twin of the
+    # re-queued advice, which now runs (it was closed FAIL "queued twice" before, or left WAITING).
+    tuner, result = run(replace(cut, timeout=1000), shapes)
+    assert [t.state for t in result.trials] == ["PRUNED", "COMPLETE"]
+    stored = optuna.load_study(study_name="timed", storage=result.storage).trials
+    assert stored[1].user_attrs.get("source") == "recommendation"
+    assert stored[1].params == stored[0].params and "not_run" not in stored[1].user_attrs
+    assert result.stop_reason.startswith("the budget of 1 finished trials is met")
+    # Met now: a third run has nothing to redo.
+    study = Tuner(replace(cut, timeout=1000), host=PluginHost(load_entry_points=False)).start(
+        shapes, SLOW, [tiny_backbone_spec()])
+    assert not [t for t in study.trials if t.state == TrialState.WAITING]
 
 
 def test_timeout_alone_tunes_until_the_deadline_with_no_trial_cap(shapes, options, clock):

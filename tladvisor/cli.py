@@ -104,7 +104,8 @@ def _cv_folds(value: str) -> str:
               help="Wall-clock budget for tuning in seconds: the trial running at the deadline is stopped and "
                    "kept as pruned. Alone: tune until it runs out; with --trials: whichever ends first.")
 @click.option("--class-weights", type=click.Choice(["none", "balanced"]), default="none", show_default=True,
-              help="Weight the training loss by class (balanced: inverse class frequency) for imbalanced data.")
+              help="Weight the training loss by class (balanced: inverse class frequency) for imbalanced data. "
+                   "Trials are still ranked, pruned and kept on plain accuracy.")
 @click.option("--cv-folds", default="auto", show_default=True, callback=lambda _c, _p, v: _cv_folds(v),
               help="Score each trial on K cross-validation folds: auto (3 folds when the validation split is too "
                    "small to tell strategies apart and train+val holds at most 1,000 images), 1 (one split), or K.")
@@ -123,7 +124,8 @@ def _cv_folds(value: str) -> str:
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Image-decoding worker processes.")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
-              help="Feature and measurement cache (default: $TLADVISOR_CACHE, else $XDG_CACHE_HOME/tladvisor/"
+              help="Feature and measurement cache, which also holds the decoded-image stores (n images x side^2 "
+                   "x 3 bytes per resolution; default: $TLADVISOR_CACHE, else $XDG_CACHE_HOME/tladvisor/"
                    "features, ~/.cache/tladvisor/features without XDG_CACHE_HOME).")
 @click.option("--storage", help="Optuna storage URL (default: SQLite in the run folder).")
 @click.option("--study", "study_name", help="Optuna study name (default: the run name).")
@@ -280,6 +282,16 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
         raise DatasetError(f"no image could be predicted ({len(predictions.skipped)} skipped)")
 
 
+def worker_summary(result) -> str:
+    """The worker's last line: the trials it ran and the study's finished ones against its budget."""
+    from tladvisor.report.tuning_notes import budget_text
+
+    tuning = result.tuning
+    finished = sum(t.state in ("COMPLETE", "PRUNED") for t in tuning.trials)
+    return (f"{result.worker} ran trials {list(result.trials_run)}; study '{tuning.study_name}' has finished "
+            f"{budget_text(finished, tuning.requested_trials, result.timeout)}")
+
+
 @cli.command()
 @click.option("--storage", required=True,
               help="The study's storage, as given to analyze --storage: postgresql://USER@HOST:PORT/DB, "
@@ -312,9 +324,7 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, image
         result = run_worker(storage, study_name, host=obj.host, plugins_dir=obj.plugins_dir, data=data,
                             image_root=image_root, run_dir=run_dir, trials=trials, device=device, wait=wait)
     tuning = result.tuning
-    finished = sum(t.state in ("COMPLETE", "PRUNED") for t in tuning.trials)
-    out.print(f"{result.worker} ran trials {list(result.trials_run)}; study '{tuning.study_name}' holds "
-              f"{finished}/{tuning.requested_trials} finished trials", markup=False, highlight=False)
+    out.print(worker_summary(result), markup=False, highlight=False)
     if tuning.best is not None:
         from tladvisor.tuning.folds import accuracy_text
 

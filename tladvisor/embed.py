@@ -37,8 +37,8 @@ from tladvisor.atomic import write_atomic
 from tladvisor.backbones import BackboneSpec, Preprocessing
 from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader, recalibrate_batchnorm
 from tladvisor.records import Dataset, FeatureSet, StageShift
-from tladvisor.data.decoded_store import (DecodedImages, Geometry, building, is_built, open_sample_stores, open_stores,
-                                          sample_digests, stores_for)
+from tladvisor.data.decoded_store import (DecodedImages, Geometry, StoreNotWritten, building, is_built,
+                                          open_sample_stores, open_stores, sample_digests, stores_for)
 from tladvisor.transforms import ImageFiles, StoredBatches, eval_batch, eval_transform
 
 log = logging.getLogger(__name__)
@@ -239,6 +239,72 @@ def _decoding_pass(store: DecodedImages, paths: Sequence[Path], labels: np.ndarr
         start += len(rows)
 
 
+def _random_copy(spec: BackboneSpec, device: torch.device, seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream stays as it was
+        torch.manual_seed(seed)
+        return devices.prepare_model(spec.build(False), device)
+
+
+def _recalibration_subset(n: int, seed: int) -> np.ndarray:
+    # Images come in folder (class) order: the statistics come from a seeded random subset instead.
+    return np.random.default_rng(seed).permutation(n)[:RECALIBRATION_IMAGES]
+
+
+def _embed_stored(spec: BackboneSpec, dataset: Dataset, indices: np.ndarray, labels: np.ndarray,
+                  pre: Preprocessing, *, cache_dir: Path | None, batch_size: int, device: torch.device,
+                  with_random: bool, num_workers: int, seed: int, counter) -> tuple:
+    """Features, source probabilities, layer shifts and random features, the images read from a store."""
+    # The store holds the images in dataset order, whatever order they are asked in: one store serves
+    # measuring (every image, or a sorted sample) and tuning (train then validation images).
+    in_store = np.unique(indices)
+    with _store_folder(cache_dir) as folder:
+        store_samples = [dataset.samples[i] for i in in_store]
+        store = stores_for([s.path for s in store_samples], sample_digests(store_samples), [Geometry.of(pre)],
+                           folder)[Geometry.of(pre)]
+
+        def stored(positions: np.ndarray) -> StoredBatches:
+            return StoredBatches(store, np.searchsorted(in_store, indices[positions]), labels[positions], pre,
+                                 batch_size, device)
+
+        everything = np.arange(len(indices))
+        first_pass = stored(everything)
+        if not is_built(store):
+            if np.array_equal(in_store, indices):  # images in store order: embed them as they are decoded
+                first_pass = _decoding_pass(store, [s.path for s in store_samples], labels, pre, batch_size,
+                                            num_workers, device)
+            else:
+                open_stores([s.path for s in store_samples], sample_digests(store_samples), [Geometry.of(pre)],
+                            folder, num_workers, batch_size)
+        features, probs, layer_shift = _forward_all(spec.build(True), spec, first_pass, device, with_bn_stats=True,
+                                                    counter=counter)
+        random_features = None
+        if with_random:
+            random_model = _random_copy(spec, device, seed)
+            recalibrate_batchnorm(random_model, stored(_recalibration_subset(len(indices), seed)), device)
+            random_features, _, _ = _forward_all(random_model, spec, stored(everything), device, with_bn_stats=False,
+                                                 counter=counter)
+        store._array = None  # unmapped before a temporary folder goes
+    return features, probs, layer_shift, random_features
+
+
+def _embed_per_file(spec: BackboneSpec, paths: list[Path], labels: np.ndarray, pre: Preprocessing, *,
+                    batch_size: int, device: torch.device, with_random: bool, num_workers: int, seed: int,
+                    counter) -> tuple:
+    """:func:`_embed_stored` without a store: every pass decodes the image files again (slower, same pixels)."""
+    features, probs, layer_shift = _forward_all(spec.build(True), spec,
+                                                _loader(paths, labels, pre, batch_size, num_workers), device,
+                                                with_bn_stats=True, counter=counter)
+    random_features = None
+    if with_random:
+        random_model = _random_copy(spec, device, seed)
+        subset = _recalibration_subset(len(paths), seed)
+        recalibrate_batchnorm(random_model, _loader([paths[i] for i in subset], labels[subset], pre, batch_size,
+                                                    num_workers), device)
+        random_features, _, _ = _forward_all(random_model, spec, _loader(paths, labels, pre, batch_size, num_workers),
+                                             device, with_bn_stats=False, counter=counter)
+    return features, probs, layer_shift, random_features
+
+
 def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int] | None = None, *,
                      image_size: int | None = None, device: str | torch.device = "auto", batch_size: int = 64,
                      cache_dir: Path | None = None, with_random: bool = True,
@@ -266,40 +332,16 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
     passes = len(samples) * (2 if with_random else 1) + len(source_sample)
     what = f"embedding with {spec.name}" + (" and its random-init copy" if with_random else "")
     counter = progress.current().counter(what, passes)
-    # The store holds the images in dataset order, whatever order they are asked in: one store serves
-    # measuring (every image, or a sorted sample) and tuning (train then validation images).
-    in_store = np.unique(indices)
-    with _store_folder(cache_dir) as folder:
-        store_samples = [dataset.samples[i] for i in in_store]
-        store = stores_for([s.path for s in store_samples], sample_digests(store_samples), [Geometry.of(pre)],
-                           folder)[Geometry.of(pre)]
-
-        def stored(positions: np.ndarray) -> StoredBatches:
-            return StoredBatches(store, np.searchsorted(in_store, indices[positions]), labels[positions], pre,
-                                 batch_size, device)
-
-        everything = np.arange(len(samples))
-        first_pass = stored(everything)
-        if not is_built(store):
-            if np.array_equal(in_store, indices):  # images in store order: embed them as they are decoded
-                first_pass = _decoding_pass(store, [s.path for s in store_samples], labels, pre, batch_size,
-                                            num_workers, device)
-            else:
-                open_stores([s.path for s in store_samples], sample_digests(store_samples), [Geometry.of(pre)],
-                            folder, num_workers, batch_size)
-        features, probs, layer_shift = _forward_all(spec.build(True), spec, first_pass, device, with_bn_stats=True,
-                                                    counter=counter)
-        random_features = None
-        if with_random:
-            with torch.random.fork_rng(devices=[]):  # the caller's random stream stays as it was
-                torch.manual_seed(seed)
-                random_model = devices.prepare_model(spec.build(False), device)
-            # Images come in folder (class) order: the statistics come from a seeded random subset instead.
-            subset = np.random.default_rng(seed).permutation(len(samples))[:RECALIBRATION_IMAGES]
-            recalibrate_batchnorm(random_model, stored(subset), device)
-            random_features, _, _ = _forward_all(random_model, spec, stored(everything), device, with_bn_stats=False,
-                                                 counter=counter)
-        store._array = None  # unmapped before a temporary folder goes
+    try:
+        features, probs, layer_shift, random_features = _embed_stored(
+            spec, dataset, indices, labels, pre, cache_dir=cache_dir, batch_size=batch_size, device=device,
+            with_random=with_random, num_workers=num_workers, seed=seed, counter=counter)
+    except StoreNotWritten as error:  # a full disk costs time, not the measurement: decode file by file
+        log.warning("decoded images not stored (%s); %s decodes each image as it reads it",
+                    error.strerror or error, spec.name)
+        features, probs, layer_shift, random_features = _embed_per_file(
+            spec, [s.path for s in samples], labels, pre, batch_size=batch_size, device=device,
+            with_random=with_random, num_workers=num_workers, seed=seed, counter=counter)
     source_features = None
     if source_sample:
         source_loader = _loader(list(source_sample), [0] * len(source_sample), pre, batch_size, num_workers)

@@ -60,6 +60,21 @@ class Geometry:
         return f"{self.input_size}/{self.resize_size}/{self.interpolation}"
 
 
+class StoreNotWritten(OSError):
+    """The store's file could not be made or kept (a full disk, an unwritable folder): the images can still
+    be decoded file by file, without a store. The decoding of an image is never reported as this."""
+
+
+def _storing(step, *args):
+    """``step(*args)``, its OSError reported as :class:`StoreNotWritten`."""
+    try:
+        return step(*args)
+    except StoreNotWritten:
+        raise
+    except OSError as error:
+        raise StoreNotWritten(error.errno, error.strerror or str(error), error.filename) from error
+
+
 def decode(path: str | Path) -> Image.Image:
     """The one place a store decodes an image file (tests count calls to it)."""
     return open_rgb(path)
@@ -186,18 +201,10 @@ def building(stores: Sequence[DecodedImages], paths: Sequence[Path], num_workers
     renamed into place when the iteration ends, and nothing is left if it stops early or fails.
     """
     directory = stores[0].path.parent
-    directory.mkdir(parents=True, exist_ok=True)
+    _storing(lambda: directory.mkdir(parents=True, exist_ok=True))
     names: list[str] = []
     try:
-        arrays = []
-        for store in stores:
-            fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-decoded-", suffix=".npy")
-            os.close(fd)
-            names.append(name)
-            follow_umask(name)  # mkstemp makes it private; other users' runs may share the cache
-            side = store.geometry.side
-            arrays.append(np.lib.format.open_memmap(name, mode="w+", dtype=np.uint8, shape=(len(paths), side, side, 3)))
-            _allocate(name)
+        arrays = [_storing(_new_array, store, len(paths), names) for store in stores]
         loader = DataLoader(_Decoding(paths, [s.geometry for s in stores]), batch_size=batch_size,
                             num_workers=num_workers, shuffle=False)
         start = 0
@@ -206,18 +213,35 @@ def building(stores: Sequence[DecodedImages], paths: Sequence[Path], num_workers
                 array[start:start + len(block)] = block.numpy()
             start += len(batch[0])
             yield tuple(batch)
-        for array in arrays:
-            array.flush()
-        arrays.clear()  # unmapped before the files are moved
-        for name, store in zip(names, stores):
-            with open(name, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(name, store.path)  # atomic: readers see no store or the whole one
-            store._array = None
-        names.clear()
+        _storing(_keep, arrays, names, stores)
     finally:
         for name in names:
             Path(name).unlink(missing_ok=True)
+
+
+def _new_array(store: DecodedImages, n: int, names: list[str]) -> np.ndarray:
+    """A temporary file beside ``store`` (its name appended to ``names``), mapped and its blocks reserved."""
+    fd, name = tempfile.mkstemp(dir=store.path.parent, prefix=".tmp-decoded-", suffix=".npy")
+    os.close(fd)
+    names.append(name)
+    follow_umask(name)  # mkstemp makes it private; other users' runs may share the cache
+    side = store.geometry.side
+    array = np.lib.format.open_memmap(name, mode="w+", dtype=np.uint8, shape=(n, side, side, 3))
+    _allocate(name)
+    return array
+
+
+def _keep(arrays: list[np.ndarray], names: list[str], stores: Sequence[DecodedImages]) -> None:
+    """Flush the written arrays and rename their files into place (``names`` emptied once all are kept)."""
+    for array in arrays:
+        array.flush()
+    arrays.clear()  # unmapped before the files are moved
+    for name, store in zip(names, stores):
+        with open(name, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(name, store.path)  # atomic: readers see no store or the whole one
+        store._array = None
+    names.clear()
 
 
 def _allocate(name: str) -> None:

@@ -7,6 +7,7 @@ and keeps every class in training: a class with a single image cannot be validat
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,11 +51,13 @@ def _names(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _content_groups(dataset: Dataset) -> dict[int, list[list[int]]]:
-    """Per label, groups of sample indices that must stay together (identical content)."""
+def content_groups(dataset: Dataset, indices: Sequence[int] | None = None) -> dict[int, list[list[int]]]:
+    """Per label, groups of sample indices (of ``indices``, all when None) that must stay together
+    (identical content): the split keeps them on one side, cross-validation in one fold."""
     by_digest: dict[str, list[int]] = {}
     groups_by_label: dict[int, list[list[int]]] = defaultdict(list)
-    for index, sample in enumerate(dataset.samples):
+    for index in (range(len(dataset.samples)) if indices is None else [int(i) for i in indices]):
+        sample = dataset.samples[index]
         if sample.digest and sample.digest in by_digest:
             by_digest[sample.digest].append(index)
             continue
@@ -67,7 +70,7 @@ def _content_groups(dataset: Dataset) -> dict[int, list[list[int]]]:
 
 def _stratified(dataset: Dataset, val_fraction: float, seed: int) -> SplitPlan:
     rng = np.random.default_rng(seed)
-    groups_by_label = _content_groups(dataset)
+    groups_by_label = content_groups(dataset)
     train: list[int] = []
     val: list[int] = []
     unsplittable = []

@@ -18,7 +18,7 @@ from tladvisor.backbones import BackboneSpec
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.folds import fold_summary
 from tladvisor.tuning.strategies import TrialConfig
-from tladvisor.tuning.trainer import EpochCallback, TrainedModel, train_trial
+from tladvisor.tuning.trainer import DeadlineReached, EpochCallback, TrainedModel, train_trial
 
 FoldCallback = Callable[[int, int], None]
 """Called before each fold trains with (fold, number of folds), both counted from 0 / as a count."""
@@ -36,8 +36,12 @@ def train_cross_validated(spec: BackboneSpec, config: TrialConfig, data: TuningD
     for fold, view in enumerate(views):
         if on_fold is not None:
             on_fold(fold, len(views))
-        trained.append(train(spec, config, view, device, seed=seed,
-                                   on_epoch=on_epoch if fold == 0 else None, **limit))
+        try:
+            trained.append(train(spec, config, view, device, seed=seed,
+                                 on_epoch=on_epoch if fold == 0 else None, **limit))
+        except DeadlineReached as stopped:  # which fold it stopped, for the trial's reason
+            stopped.fold, stopped.folds = fold, len(views)
+            raise
     accuracies = [t.accuracy for t in trained]
     first = trained[0]
     extras = dict(first.extras)

@@ -57,7 +57,9 @@ class TuningData:
         self.train_idx, self.val_idx = split_train_val(dataset, options.val_fraction, options.seed)
         self.cache_dir: Path = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
         self._stores: dict[Geometry, DecodedImages] = {}
-        self._scratch: tempfile.TemporaryDirectory | None = None  # stores when the cache cannot hold them
+        # Stores when the cache cannot hold them: a holder shared with the fold views (like _stores), so the
+        # folder lives as long as any view whose _stores point into it, whichever view made it.
+        self._scratch: list[tempfile.TemporaryDirectory] = []
         self._stored = np.unique(np.concatenate([self.train_idx, self.val_idx]))  # sorted dataset indices
         self._pool_features: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor]] = {}
         self._set_split(self.train_idx, self.val_idx)
@@ -121,9 +123,10 @@ class TuningData:
                 stores = open_sample_stores(samples, [geometry], self.cache_dir, self.options.num_workers)
             except OSError as error:  # a full or unwritable cache costs time, not the run: a private folder
                 log.warning("decoded images not stored in %s: %s", self.cache_dir, error.strerror or error)
-                if self._scratch is None:
-                    self._scratch = tempfile.TemporaryDirectory(prefix="tladvisor-decoded-")
-                stores = open_sample_stores(samples, [geometry], Path(self._scratch.name), self.options.num_workers)
+                if not self._scratch:
+                    self._scratch.append(tempfile.TemporaryDirectory(prefix="tladvisor-decoded-"))
+                stores = open_sample_stores(samples, [geometry], Path(self._scratch[0].name),
+                                            self.options.num_workers)
             self._stores.update(stores)
         return self._stores[geometry]
 

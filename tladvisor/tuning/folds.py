@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tladvisor.data.split import content_groups
 from tladvisor.records import Dataset
 
 DEFAULT_CV_FOLDS = 3
@@ -71,27 +72,11 @@ def wanted_folds(dataset: Dataset, n_pool: int, n_val: int, option: object) -> t
                               f"the {n_pool} images instead")
 
 
-def _groups_by_label(dataset: Dataset, pool: np.ndarray) -> dict[int, list[list[int]]]:
-    """Per label, groups of pool indices that must share a fold (identical content, as the split keeps them)."""
-    by_digest: dict[str, list[int]] = {}
-    groups: dict[int, list[list[int]]] = {}
-    for index in pool.tolist():
-        sample = dataset.samples[index]
-        if sample.digest and sample.digest in by_digest:
-            by_digest[sample.digest].append(index)
-            continue
-        group = [index]
-        if sample.digest:
-            by_digest[sample.digest] = group
-        groups.setdefault(sample.label, []).append(group)
-    return groups
-
-
 def make_folds(dataset: Dataset, pool: np.ndarray, k: int, seed: int, note: str = "") -> FoldPlan | None:
     """K stratified folds of ``pool`` (dataset indices), fixed by ``seed``; None when fewer than 2 folds
     can be made. A class with a single distinct image stays in training, as the single split keeps it."""
     rng = np.random.default_rng(seed)
-    groups = _groups_by_label(dataset, np.asarray(pool, dtype=np.int64))
+    groups = content_groups(dataset, np.asarray(pool, dtype=np.int64))  # identical images share a fold
     k = min(k, max((len(g) for g in groups.values()), default=0))
     if k < 2:
         return None

@@ -16,7 +16,11 @@ from tladvisor.tuning.imbalance import METRICS
 log = logging.getLogger(__name__)
 
 MIN_TRIALS_FOR_IMPORTANCE = 4  # below this the importance estimate is noise
+# The trials' user attributes the study code writes and the report reads, named once here (this module
+# imports nothing of the study package, so both sides import them without a cycle).
 NOT_RUN = "not_run"  # user attr of a trial that lost the race for the last slots and never trained
+STOPPED_BY = "stopped_by"  # user attr: DEADLINE for a trial the --timeout deadline stopped
+DEADLINE = "timeout"
 
 
 def trial_params(trial: FrozenTrial) -> dict[str, Any]:
@@ -119,7 +123,7 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         found = (f"; the best so far is trial {best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
                  if best else "")
         how = ("stopped by the --timeout deadline; the next run tries it again"
-               if advice.user_attrs.get("stopped_by") == "timeout" else advice.state.name.lower())
+               if advice.user_attrs.get(STOPPED_BY) == DEADLINE else advice.state.name.lower())
         view["summary"] = (f"The advised config (trial {advice.number}) did not finish ({how}), so tuning cannot "
                            f"say yet whether the search beat it{found}.")
         return view

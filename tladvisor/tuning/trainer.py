@@ -54,11 +54,12 @@ class TrainingDiverged(TrialFailed):
 
 
 class DeadlineReached(Exception):
-    """The tuning's wall-clock budget ran out during ``epoch`` (0-based); finished epochs were reported."""
+    """The tuning's wall-clock budget ran out during ``epoch`` (0-based); finished epochs were reported.
+    Under cross-validation ``fold`` (0-based) of ``folds`` says which training it stopped (None otherwise)."""
 
-    def __init__(self, epoch: int):
+    def __init__(self, epoch: int, fold: int | None = None, folds: int | None = None):
         super().__init__(f"deadline reached during epoch {epoch + 1}")
-        self.epoch = epoch
+        self.epoch, self.fold, self.folds = epoch, fold, folds
 
 
 def check_deadline(deadline: float | None, epoch: int) -> None:

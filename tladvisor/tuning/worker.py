@@ -42,6 +42,7 @@ class WorkerResult:
     trials_run: tuple[int, ...]  # numbers of the trials this worker trained (any final state)
     tuning: TuningResult  # every worker's trials
     report: Path | None  # the report re-rendered from the storage, when the run folder is reachable
+    timeout: float | None = None  # the study's --timeout (seconds from this worker's own start), None without
 
 
 def load_description(storage: str, study_name: str, *, wait: float = 0.0) -> StudyDescription:
@@ -148,7 +149,7 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
                              + (f" ({failed})" if failed else ""))
     report = refresh_report(options.run_dir, result, host=host) if options.run_dir is not None else None
     return WorkerResult(worker=worker_label(process_identity()), trials_run=tuple(trials_run), tuning=result,
-                        report=report)
+                        report=report, timeout=options.timeout)
 
 
 def load_tuning_result(storage: str, study_name: str, *, run_dir: str | Path | None = None) -> TuningResult:

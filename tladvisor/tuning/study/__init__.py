@@ -2,8 +2,9 @@
 
 Re-running the same command continues the same study (``load_if_exists``) until it holds the requested
 number of finished trials (COMPLETE and PRUNED count; FAIL does not, up to a cap so a broken setup
-cannot loop). Finished trials are never repeated: the sampler is seeded with the seed plus the number
-of trials already stored, so a resumed run draws new points instead of replaying the first run's.
+cannot loop, nor does a trial the ``--timeout`` deadline stopped). Finished trials are never repeated:
+the sampler is seeded with the seed plus the number of trials already stored, so a resumed run draws
+new points instead of replaying the first run's.
 
 Many workers, one study (``tladvisor analyze`` plus any number of ``tladvisor worker``, see
 :mod:`tladvisor.tuning.worker` and docs/scale-out.md):
@@ -11,11 +12,12 @@ Many workers, one study (``tladvisor analyze`` plus any number of ``tladvisor wo
 * **What a worker needs** is stored in the study's ``user_attrs`` by the process that runs ``analyze``
   (:meth:`Tuner.describe`): the options, the recommendation, the backbone names, a fingerprint of the
   data and the heartbeat settings. ``options.trials`` there is the budget every worker reads live.
-* **The budget is global and exact.** A *claim* is a trial that is COMPLETE, PRUNED, RUNNING or WAITING.
+* **The budget is global and exact.** A *claim* is a trial that is COMPLETE, PRUNED, RUNNING or WAITING,
+  unless it was cut short (failed, or stopped by the deadline: :func:`.claims.cut_short`).
   Before asking, a worker checks that the claims leave room; after asking it keeps its trial only if
   fewer than ``budget`` claims have a smaller trial number, else it closes the trial at once as
   FAIL with the user attribute ``not_run`` (it never trained; the report leaves it out). Storages
-  number trials in creation order under a lock, and a claim only ever leaves (by failing), so a trial's
+  number trials in creation order under a lock, and a claim only ever leaves (by failing or by the deadline), so a trial's
   count of smaller-numbered claims can only fall: two workers racing for the last slot agree on who
   won, and the study can never hold more than ``budget`` finished trials. Workers whose slot is taken
   wait (poll) until the budget is met instead of leaving, so a trial of a worker that dies is still
@@ -43,7 +45,8 @@ workers), :mod:`.best_model` (the locked compare-and-save), :mod:`.trial_run` (o
 
 from tladvisor.atomic import file_lock
 from tladvisor.tuning.study.best_model import BestModel
-from tladvisor.tuning.study.claims import CLAIMS, FINISHED, NOT_RUN
+from tladvisor.tuning.results import NOT_RUN
+from tladvisor.tuning.study.claims import CLAIMS, FINISHED
 from tladvisor.tuning.study.description import (StudyDescription, dataset_fingerprint, options_from_json,
                                                 read_description, recommendation_from_json)
 from tladvisor.tuning.study.liveness import (GRACE_PERIOD, HEARTBEAT_INTERVAL, PROCESS, WORKER, Heartbeat,

@@ -1,10 +1,12 @@
 """The budget, global and exact: which trials hold a place in it, and claiming a place for this process.
 
-A *claim* is a trial that is COMPLETE, PRUNED, RUNNING or WAITING. Before asking, a worker checks that
+A *claim* is a trial that is COMPLETE, PRUNED, RUNNING or WAITING, unless it was *cut short*
+(:func:`cut_short`: failed, or stopped by the ``--timeout`` deadline; such a trial holds no place, and its
+parameters may be queued again). Before asking, a worker checks that
 the claims leave room; after asking it keeps its trial only if fewer than ``budget`` claims have a
 smaller trial number, else it closes the trial at once as FAIL with the user attribute ``not_run`` (it
 never trained; the report leaves it out). Storages number trials in creation order under a lock, and a
-claim only ever leaves (by failing), so two workers racing for the last slot agree on who won.
+claim only ever leaves (by failing or by the deadline), so two workers racing for the last slot agree on who won.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.records import Recommendation
+from tladvisor.tuning.results import DEADLINE, NOT_RUN, STOPPED_BY
 from tladvisor.tuning.search import recommendation_params
 from tladvisor.tuning.study.liveness import PROCESS
 from tladvisor.tuning.study.optuna_access import forget_cached_trials, storage_of, study_id, trial_id
@@ -27,12 +30,22 @@ log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 CLAIMS = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-"""Trials that hold a place in the budget: finished ones, and those running or queued to run."""
-
-NOT_RUN = "not_run"  # user attr: the trial lost the race for the last slots and never trained
+"""Trials that hold a place in the budget (finished, running or queued to run) unless cut short."""
 
 
-STOPPED_BY = "stopped_by"  # user attr: "timeout" for a trial the --timeout deadline stopped
+def cut_short(trial: FrozenTrial) -> bool:
+    """Whether the trial never ran to an end: it failed, or the ``--timeout`` deadline stopped it."""
+    return trial.state == TrialState.FAIL or trial.user_attrs.get(STOPPED_BY) == DEADLINE
+
+
+def holds_place(trial: FrozenTrial) -> bool:
+    """Whether the trial holds a place in the ``--trials`` budget (finished, running or queued, not cut short)."""
+    return trial.state in CLAIMS and not cut_short(trial)
+
+
+def fills_place(trial: FrozenTrial) -> bool:
+    """Whether the trial is a finished one of the ``--trials`` budget (COMPLETE or pruned, not cut short)."""
+    return trial.state in FINISHED and not cut_short(trial)
 
 
 def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
@@ -43,8 +56,7 @@ def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
     ``strategies``: the run's strategy registry (default: the built-ins)."""
     params = recommendation_params(recommendation, backbones, strategies)
     for trial in study.get_trials(deepcopy=False):
-        cut_short = trial.state == TrialState.FAIL or trial.user_attrs.get(STOPPED_BY) == "timeout"
-        if trial.system_attrs.get("fixed_params") == params and not cut_short:
+        if trial.system_attrs.get("fixed_params") == params and not cut_short(trial):
             return
     study.enqueue_trial(params, user_attrs={"source": "recommendation"})
 
@@ -70,9 +82,10 @@ def ask(study: optuna.Study, identity: dict[str, Any]) -> optuna.Trial:
 
 
 def refusal(study: optuna.Study, trial: optuna.Trial, budget: int) -> str | None:
-    """Why ``trial`` may not run (it came after the budget was claimed, or repeats a queued trial)."""
+    """Why ``trial`` may not run (it came after the budget was claimed, or repeats a queued trial; a trial
+    cut short, see :func:`cut_short`, neither holds a place nor counts as a twin)."""
     everything = study.get_trials(deepcopy=False)
-    earlier = [t for t in everything if t.number < trial.number and t.state in CLAIMS]
+    earlier = [t for t in everything if t.number < trial.number and holds_place(t)]
     if budget and len(earlier) >= budget:
         return f"the budget of {budget} trials was claimed by other workers first"
     fixed = next((t.system_attrs.get("fixed_params") for t in everything if t.number == trial.number), None)

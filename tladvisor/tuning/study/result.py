@@ -12,7 +12,7 @@ from tladvisor.plugins import one_line
 from tladvisor.records import AnalysisOptions, TuningResult
 from tladvisor.tuning import results
 from tladvisor.tuning.study.best_model import model_dir_of, saved_config
-from tladvisor.tuning.study.claims import NOT_RUN
+from tladvisor.tuning.results import NOT_RUN
 from tladvisor.tuning.folds import CROSS_VALIDATION
 from tladvisor.tuning.study.description import stored_budget
 from tladvisor.tuning.study.storage import display_url, load_existing_study, storage_url

@@ -28,7 +28,8 @@ from tladvisor.tuning.cross_validation import train_cross_validated
 from tladvisor.tuning.pruning import StrategyMedianPruner, trial_strategy
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study.best_model import Superseded
-from tladvisor.tuning.study.claims import FINISHED, STOPPED_BY
+from tladvisor.tuning.results import DEADLINE, STOPPED_BY
+from tladvisor.tuning.study.claims import fills_place
 from tladvisor.tuning.study.liveness import WORKER, Heartbeat, worker_label
 from tladvisor.tuning.study.optuna_access import storage_of, trial_id
 from tladvisor.tuning.study.recovery import close_interrupted
@@ -75,8 +76,24 @@ def prune_reason(study: optuna.Study, trial: optuna.Trial, epoch: int, curve: li
     return f"pruned at epoch {epoch + 1}: best val accuracy {max(curve):.3f} is below the median{median} of {peers}"
 
 
+def deadline_reason(stopped: DeadlineReached, finished_epochs: int) -> str:
+    """Why the ``--timeout`` deadline pruned the trial: where it stopped (the fold too, under cross-validation)
+    and what was kept (the live curve, fold 1's under cross-validation)."""
+    where = f"epoch {stopped.epoch + 1}"
+    if stopped.folds is not None and stopped.fold is not None:
+        where += f" of fold {stopped.fold + 1} of {stopped.folds}"
+    if not finished_epochs:
+        kept = "no epoch had finished"
+    elif stopped.fold:  # a later fold: the curve kept is fold 1's
+        kept = f"fold 1's {finished_epochs} finished epochs kept"
+    else:
+        kept = f"its {finished_epochs} finished epochs kept"
+    return f"stopped by the --timeout deadline during {where} ({kept})"
+
+
 def _finished_count(study: optuna.Study) -> int:
-    return sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+    """The budget's places filled: what "trial N/budget" and the time left count against."""
+    return sum(fills_place(t) for t in study.get_trials(deepcopy=False))
 
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recommendation: Recommendation,
@@ -123,7 +140,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
             best = results.best_complete(everything)
             progress_view.finished(state.name, value=value, curve=list(curve), best=best.value if best else None,
                                    seconds=seconds, reason=reason, metrics=dict(stored.user_attrs),
-                                   finished_now=sum(t.state in FINISHED for t in everything))
+                                   finished_now=sum(fills_place(t) for t in everything))
         return state
 
     def superseded() -> None:
@@ -166,10 +183,8 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
         except optuna.TrialPruned as pruned:
             return finish(TrialState.PRUNED, str(pruned) or "pruned")
         except DeadlineReached as stopped:
-            trial.set_user_attr(STOPPED_BY, "timeout")
-            kept = f"its {len(curve)} finished epochs kept" if curve else "no epoch had finished"
-            return finish(TrialState.PRUNED, f"stopped by the --timeout deadline during epoch {stopped.epoch + 1} "
-                                             f"({kept})")
+            trial.set_user_attr(STOPPED_BY, DEADLINE)
+            return finish(TrialState.PRUNED, deadline_reason(stopped, len(curve)))
         except TrialFailed as failed:
             return finish(TrialState.FAIL, str(failed))
         except Exception as error:  # failures are data: record why, keep searching

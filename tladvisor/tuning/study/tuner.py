@@ -31,7 +31,7 @@ from tladvisor.tuning.imbalance import unbalanced
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study import claims, description, recovery, trial_run
 from tladvisor.tuning.study.best_model import BestModel, model_dir_of
-from tladvisor.tuning.study.claims import CLAIMS, FINISHED
+from tladvisor.tuning.study.claims import FINISHED, fills_place, holds_place
 from tladvisor.tuning.study.optuna_access import storage_of
 from tladvisor.tuning.study.storage import load_existing_study
 from tladvisor.tuning.study.liveness import (GRACE_PERIOD, HEARTBEAT_INTERVAL, PROCESS, process_identity,
@@ -194,7 +194,8 @@ class Tuner:
             log.warning("study %s holds trials scored %s; new trials are scored on %s",
                         study.study_name, f"on {before['folds']} folds" if before else "on one validation split",
                         f"{scoring['folds']} folds" if scoring["folds"] > 1 else "one validation split")
-        study.set_user_attr(CROSS_VALIDATION, scoring)
+        if not join:  # the study's describer says how its trials are scored; a worker changes nothing stored
+            study.set_user_attr(CROSS_VALIDATION, scoring)
         by_name = {spec.name: spec for spec in backbones}
 
         self.best_model.reset_bar(study.study_name)
@@ -230,7 +231,7 @@ class Tuner:
             max_failures = self.max_failures if self.max_failures is not None else max(5, budget)
             trials = study.get_trials(deepcopy=False)
             finished = sum(t.state in FINISHED for t in trials)
-            if budget and finished >= budget:
+            if budget and sum(fills_place(t) for t in trials) >= budget:  # a trial the deadline cut fills none
                 self.stop_reason = (f"the budget of {budget} finished trials is met; a larger --trials continues "
                                     "the same study")
                 break
@@ -251,7 +252,7 @@ class Tuner:
             if self.max_trials is not None and len(self.trials_run) >= self.max_trials:
                 self.stop_reason = f"this process ran the {self.max_trials} trials it was allowed"
                 break
-            claimed = sum(t.state in CLAIMS for t in trials)
+            claimed = sum(holds_place(t) for t in trials)
             waiting = sum(t.state == TrialState.WAITING for t in trials)
             if budget and claimed >= budget and not waiting:
                 # Every place is taken by running trials: stay, to retry any whose worker is lost.
