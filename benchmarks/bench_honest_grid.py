@@ -253,10 +253,9 @@ def run_group(task_name: str, seed: int, units: list[tuple[str, float]], args_di
     return written
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[name] = str(args.threads)
+def start_run(args) -> tuple[list | None, dict[str, str]]:
+    """What every corpus benchmark does first: niceness, the device, the tasks this machine can build
+    and those it skips (named on stderr), the work folder. Tasks None when none can be built (said)."""
     if args.nice:
         os.nice(args.nice)
     if args.device == "auto":
@@ -264,15 +263,26 @@ def main(argv=None) -> int:
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     from corpus.registry import select
-    from grid_summary import summarise, write_summary
 
     tasks, skipped = select(args.tasks)
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
     if not tasks:
         print("error: no task can be built here", file=sys.stderr)
-        return 2
+        return None, skipped
     args.work = args.work or args.out / "work"
+    return tasks, skipped
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(args.threads)
+    tasks, skipped = start_run(args)
+    if tasks is None:
+        return 2
+    from grid_summary import summarise, write_summary
+
     groups = plan(args, tasks)
     print(f"honest grid: {len(tasks)} tasks x {args.seeds} seeds, {sum(len(u) for *_, u in groups)} training units, "
           f"cap {args.cap}, patience {args.patience}, {args.image_size} px, device {args.device}, "

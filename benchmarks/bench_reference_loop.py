@@ -32,6 +32,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_honest_grid import (  # noqa: E402
     CONFIGS,
+    start_run,
     held_out_loader,
     product_unit,
     rates_of,
@@ -193,21 +194,9 @@ def compare(units_dir: Path, key: str) -> list[dict[str, Any]]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.nice:
-        os.nice(args.nice)
-    if args.device == "auto":
-        import torch
-
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    from corpus.registry import select
-
-    tasks, skipped = select(args.tasks)
-    for name, reason in skipped.items():
-        print(f"skipped {name}: {reason}", file=sys.stderr)
-    if not tasks:
-        print("error: no task can be built here", file=sys.stderr)
+    tasks, _skipped = start_run(args)
+    if tasks is None:
         return 2
-    args.work = args.work or args.out / "work"
     import torch
 
     torch.set_num_threads(args.threads)
