@@ -47,3 +47,19 @@ def shapes(tmp_path_factory):
     from tladvisor.tuning.synthetic import write_shapes_dataset
 
     return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), n_classes=3, per_class=12, size=32)
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[Path]:
+    """Every image the decoded-image store decodes, in order (a counter for "decode once" tests)."""
+    from tladvisor.data import decoded_store
+
+    seen: list[Path] = []
+    original = decoded_store.decode
+
+    def counting(path):
+        seen.append(Path(path))
+        return original(path)
+
+    monkeypatch.setattr(decoded_store, "decode", counting)
+    return seen

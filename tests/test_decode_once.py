@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from tladvisor.advisor import Advisor
-from tladvisor.data import decoded_store
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions
 
@@ -26,18 +25,6 @@ def register_backbones(register):
     register(replace(tiny_backbone_spec("tiny_fixed", input_size=24, seed=3), fixed_input_size=True))
 '''
 
-
-@pytest.fixture
-def decodes(monkeypatch) -> list[Path]:
-    seen: list[Path] = []
-    original = decoded_store.decode
-
-    def counting(path):
-        seen.append(Path(path))
-        return original(path)
-
-    monkeypatch.setattr(decoded_store, "decode", counting)
-    return seen
 
 
 @pytest.fixture

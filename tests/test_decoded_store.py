@@ -34,19 +34,6 @@ def images(tmp_path) -> list[Path]:
     return paths
 
 
-@pytest.fixture
-def decodes(monkeypatch) -> list[Path]:
-    """Every image the store decodes, in order."""
-    seen: list[Path] = []
-    original = decoded_store.decode
-
-    def counting(path):
-        seen.append(Path(path))
-        return original(path)
-
-    monkeypatch.setattr(decoded_store, "decode", counting)
-    return seen
-
 
 def digests(paths: list[Path]) -> list[str]:
     return [path.name for path in paths]
