@@ -1,26 +1,29 @@
-"""Do the measures rank backbones the way training does? Weighted Kendall tau of each measure against tuned accuracy.
+"""Do the measures rank backbones the way training does? Weighted Kendall tau and top-pick regret of each
+measure against tuned accuracy, and an out-of-task choice of the ranking measure (issue #14 item 3).
 
-    .venv/bin/python benchmarks/bench_backbone_ranking.py [--tasks photos-small textures-small ...]
-        [--backbones efficientnet_lite0 efficientnet_lite1 efficientnet_lite2] [--seeds 1] [--epochs 6]
-        [--image-size 64] [--train-per-class N] [--val-per-class N]
+    nice .venv/bin/python benchmarks/bench_backbone_ranking.py --tasks photo-grey-scenes glyph-scripts ... \
+        [--backbones efficientnet_lite0 efficientnet_lite1 efficientnet_lite2] [--seeds 1] [--epochs 20] \
+        [--patience 5] [--lr-multipliers 0.3 1 3] [--image-size 64] [--resume]
 
-For each task (benchmarks/suite_tasks.py) and seed, every backbone is measured exactly as ``tladvisor
-analyze`` measures it (``Advisor.measure``: probes, LogME, H-score, LEEP, NCE) at one input size, and
-trained by the product's trainer with feature extraction and with a full fine-tune (the product's
-starting learning rates, the same short budget for every backbone); a backbone's *tuned accuracy* is the
-better of the two on the task's fixed validation images. Each measure, and the product's ranking score
-(``tladvisor.recommend.rank_score``), is then compared with the tuned accuracy by the weighted Kendall tau
-of scipy.stats.weightedtau (hyperbolic weights 1/(r+1): agreeing on the top of the ranking counts most).
-Sign: higher is better for every measure (the scores' ``higher_is_better``), so +1 = the measure orders
-the backbones as training does. A tau is undefined (nan) when the measure or the accuracy ties every
-backbone; "overall" is the mean of the defined per-task taus, with their count.
+A task is a corpus task (benchmarks/corpus: train/val/test) or a suite task (benchmarks/suite_tasks.py:
+train/val). For each task and seed, every backbone is measured exactly as ``tladvisor analyze`` measures
+it (``Advisor.measure``: probes, LogME, H-score, LEEP, NCE) at one input size, and trained by the
+product's trainer with feature extraction and with a full fine-tune, each at the product's starting rates
+times each ``--lr-multipliers``, with early stopping (``--patience``, cap ``--epochs``). A backbone's *tuned
+accuracy* is that of the run with the best validation accuracy, scored once on the corpus task's test
+images (a suite task has none: there it is the validation accuracy itself, a selection bias).
 
-With three backbones a per-task tau takes few values and one swapped pair moves it far: read "overall".
-Prints one table; the raw numbers go to --out (JSON). The full run (default five tasks at their own
-sizes, 2 seeds; not timed yet: a tiny validation run, 2 tasks x 6 images per class, 1 epoch, 32 px, took
-92 s wall on a shared 2-core machine under load 8):
+Each measure, and the product's ranking score (``tladvisor.recommend.rank_score``), is compared with the
+tuned accuracy by the weighted Kendall tau of scipy.stats.weightedtau (hyperbolic weights: agreeing on the
+top counts most; +1 = the measure orders the backbones as training does; nan when either side ties every
+backbone) and by its *regret*: accuracy points lost by training the backbone the measure ranks first.
+Per task, seeds are averaged. Then, leaving one task out, the measure with the best mean on the other
+tasks is scored on the held-out one and compared with the rank score, pairwise over tasks; the rank score
+should change only when that difference is clear (beyond 2 standard errors). Logic: ranking_logic.py.
 
-    .venv/bin/python benchmarks/bench_backbone_ranking.py --seeds 2
+One JSON per finished (task, seed) beside --out (``.units/``), so an interrupted run keeps its work and
+``--resume`` goes on; two processes may share --out with disjoint --tasks, then a last ``--resume`` with
+every task prints the whole table. About 10-25 min per corpus task with 1 thread on this 2-core machine.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from ranking_logic import choose_out_of_task, paired_difference, top_pick_regret, unit_tau  # noqa: E402
+
 MEASURES = ("linear_probe_accuracy", "knn_accuracy", "logme", "hscore", "leep", "nce")
 RANK_SCORE = "rank_score"
 STRATEGIES = ("feature_extraction", "full_finetune")
@@ -44,36 +49,46 @@ DEFAULT_TASKS = ("photos-small", "blur-photos-small", "textures-small", "digits-
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
-def weighted_tau(measure: list[float], accuracy: list[float]) -> float:
-    """scipy's weighted Kendall tau with its default hyperbolic weigher; nan when either side is constant."""
-    from scipy.stats import weightedtau
+def write_any_task(task_name: str, folder: Path, seed: int, args) -> tuple[str, bool]:
+    """Write a suite task (train/val) or a corpus task (train/val/test) into ``folder``; returns the task's
+    name and whether it has untouched test images."""
+    from corpus.registry import TASKS
 
-    finite = [(m, a) for m, a in zip(measure, accuracy) if math.isfinite(m) and math.isfinite(a)]
-    if len(finite) < 2 or len({m for m, _ in finite}) < 2 or len({a for _, a in finite}) < 2:
-        return math.nan
-    xs, ys = zip(*finite)
-    return float(weightedtau(list(xs), list(ys)).statistic)
+    corpus = {t.name: t for t in TASKS}
+    if task_name in corpus:
+        from corpus.common import write_task
+
+        write_task(corpus[task_name], folder, seed, train_per_class=args.train_per_class)
+        return task_name, True
+    from suite_tasks import task_by_name, write_task as write_suite_task
+
+    task = task_by_name(task_name)
+    write_suite_task(task, folder, seed, train_per_class=args.train_per_class, val_per_class=args.val_per_class)
+    return task.name, False
 
 
 def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dict:
-    """Measure and train every backbone on one task and seed; returns per-backbone measures and accuracies."""
+    """Measure and train every backbone on one task and seed; returns per-backbone measures and accuracies.
+
+    A backbone's tuned accuracy is that of the (strategy, rate) run with the best validation accuracy: on a
+    corpus task scored once on its test images (which nothing else looks at), on a suite task on validation."""
     import torch
 
-    from suite_tasks import task_by_name, write_task
+    from bench_honest_grid import held_out_loader
     from tladvisor.advisor import Advisor
     from tladvisor.plugins import PluginHost
     from tladvisor.recommend import LEARNING_RATES, rank_score
     from tladvisor.records import AnalysisOptions
     from tladvisor.tuning.data import TuningData
+    from tladvisor.tuning.inference import accuracy as accuracy_on
     from tladvisor.tuning.strategies import TrialConfig
     from tladvisor.tuning.trainer import train_trial
 
-    task = task_by_name(task_name)
-    folder = Path(args.work) / f"{task.name}-seed{seed}"
+    folder = Path(args.work) / f"{task_name}-seed{seed}"
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(folder.with_name(folder.name + "-cache"), ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    write_task(task, folder, seed, train_per_class=args.train_per_class, val_per_class=args.val_per_class)
+    name_written, has_test = write_any_task(task_name, folder, seed, args)
 
     host = PluginHost()
     options = AnalysisOptions(source=folder, backbones=backbones, image_size=args.image_size, seed=seed,
@@ -85,6 +100,7 @@ def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dic
     rows = {}
     for name in backbones:
         spec = host.backbone(name)
+        test_loader = held_out_loader(folder, dataset.classes, spec, args.image_size, args.batch_size) if has_test else None
         started = time.perf_counter()
         measurement = advisor.measure(spec, dataset, options)
         measured_s = time.perf_counter() - started
@@ -94,7 +110,7 @@ def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dic
             if score is not None and score.value is not None and math.isfinite(score.value):
                 values[key] = score.value if score.higher_is_better else -score.value
         values[RANK_SCORE] = rank_score(measurement)
-        accuracies, by_rate = {}, {}
+        by_rate = {}
         for strategy in STRATEGIES:
             rates = LEARNING_RATES[strategy]
             # Several rates per strategy, early stopping on a flat curve: no backbone loses for its rates or
@@ -105,42 +121,79 @@ def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dic
                                      epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
                                      image_size=args.image_size)
                 trained = train_trial(spec, config, data, torch.device("cpu"), seed=seed)
-                by_rate[f"{strategy}@x{multiplier:g}"] = {"accuracy": float(trained.accuracy),
-                                                          "curve": [float(v) for v in trained.learning_curve]}
-            accuracies[strategy] = max(v["accuracy"] for k, v in by_rate.items() if k.startswith(strategy + "@"))
-        rows[name] = {"measures": values, "accuracy": accuracies, "by_rate": by_rate, "tuned_accuracy": max(accuracies.values()),
+                run = {"val": float(trained.accuracy), "curve": [round(float(v), 4) for v in trained.learning_curve]}
+                if test_loader is not None:
+                    run["test"] = accuracy_on(trained.model, test_loader, torch.device("cpu"))
+                by_rate[f"{strategy}@x{multiplier:g}"] = run
+        scored = "test" if has_test else "val"
+        accuracies = {}
+        for strategy in STRATEGIES:  # each strategy at its best rate, chosen on validation
+            runs = [v for k, v in by_rate.items() if k.startswith(strategy + "@")]
+            accuracies[strategy] = max(runs, key=lambda r: r["val"])[scored]
+        best_run = max(by_rate.values(), key=lambda r: r["val"])  # the first on a tie: no peeking at test
+        rows[name] = {"measures": values, "accuracy": accuracies, "by_rate": by_rate,
+                      "tuned_accuracy": best_run[scored], "best_val": best_run["val"],
                       "measure_s": round(measured_s, 2), "seconds": round(time.perf_counter() - started, 2)}
-        print(f"  {task.name} seed {seed} {name}: tuned {rows[name]['tuned_accuracy']:.3f} "
+        print(f"  {name_written} seed {seed} {name}: tuned {rows[name]['tuned_accuracy']:.3f} on {scored} "
               f"({', '.join(f'{s} {a:.3f}' for s, a in accuracies.items())}), "
               f"{rows[name]['seconds']:.0f} s", flush=True)
     shutil.rmtree(folder.with_name(folder.name + "-cache"), ignore_errors=True)
-    return {"task": task.name, "seed": seed, "n_train": len(data.train_idx), "n_val": len(data.val_idx),
+    return {"task": name_written, "seed": seed, "n_train": len(data.train_idx), "n_val": len(data.val_idx),
+            "n_test": len(test_loader.dataset) if has_test else 0, "scored_on": "test" if has_test else "val",
             "backbones": rows}
 
 
-def taus(unit: dict) -> dict[str, float]:
-    names = list(unit["backbones"])
-    accuracy = [unit["backbones"][n]["tuned_accuracy"] for n in names]
-    return {key: weighted_tau([unit["backbones"][n]["measures"].get(key, math.nan) for n in names], accuracy)
-            for key in (*MEASURES, RANK_SCORE)}
+KEYS = (*MEASURES, RANK_SCORE)
+SHORT = {"linear_probe_accuracy": "linear", "knn_accuracy": "k-NN", "logme": "LogME", "hscore": "H-score",
+         "leep": "LEEP", "nce": "NCE", RANK_SCORE: "rank score"}
 
 
-def print_table(units: list[dict]) -> None:
-    keys = (*MEASURES, RANK_SCORE)
-    short = {"linear_probe_accuracy": "linear", "knn_accuracy": "k-NN", "logme": "LogME", "hscore": "H-score",
-             "leep": "LEEP", "nce": "NCE", RANK_SCORE: "rank score"}
-    print(f"\nweighted Kendall tau (hyperbolic) of each measure vs tuned accuracy, {len(units[0]['backbones'])} backbones")
-    print(f"{'task':<24}" + "".join(f"{short[k]:>11}" for k in keys))
-    per_key: dict[str, list[float]] = {k: [] for k in keys}
-    for unit in units:
-        row = taus(unit)
-        for key, value in row.items():
-            if math.isfinite(value):
-                per_key[key].append(value)
-        label = f"{unit['task']} s{unit['seed']}"
-        print(f"{label:<24}" + "".join(f"{row[k]:>11.2f}" for k in keys))
-    overall = "".join(f"{(sum(v) / len(v) if v else math.nan):>7.2f} ({len(v)})" for v in per_key.values())
-    print(f"{'overall: mean (n)':<24}" + overall)
+def per_task(units: list[dict], metric) -> dict[str, dict[str, float]]:
+    """``metric(unit, key)`` for every key, averaged over a task's seeds (nan seeds left out)."""
+    out: dict[str, dict[str, float]] = {}
+    for task in dict.fromkeys(u["task"] for u in units):
+        seeds = [u for u in units if u["task"] == task]
+        row = {}
+        for key in KEYS:
+            values = [v for v in (metric(u, key) for u in seeds) if math.isfinite(v)]
+            row[key] = sum(values) / len(values) if values else math.nan
+        out[task] = row
+    return out
+
+
+def _mean(values) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    return f"{sum(finite) / len(finite):>7.2f} ({len(finite)})" if finite else f"{'-':>7} (0)"
+
+
+def print_table(units: list[dict]) -> dict:
+    """Per-task taus and top-pick regrets, their means, and the out-of-task choice of a measure; returns them."""
+    taus = per_task(units, unit_tau)
+    regrets = per_task(units, lambda unit, key: 100 * top_pick_regret(unit, key))  # in points
+    print(f"\nweighted Kendall tau (hyperbolic) of each measure vs tuned accuracy, {len(units[0]['backbones'])} "
+          f"backbones; regret = accuracy points lost by training the measure's top pick")
+    print(f"{'task':<28}" + "".join(f"{SHORT[k]:>11}" for k in KEYS) + f"{'best-worst':>12}")
+    for task, row in taus.items():
+        spread = [max(b["tuned_accuracy"] for b in u["backbones"].values()) -
+                  min(b["tuned_accuracy"] for b in u["backbones"].values()) for u in units if u["task"] == task]
+        print(f"{task:<28}" + "".join(f"{row[k]:>11.2f}" for k in KEYS) + f"{100 * sum(spread) / len(spread):>12.1f}")
+    print(f"{'tau: mean (n tasks)':<28}" + "".join(_mean(r[k] for r in taus.values()) for k in KEYS))
+    print(f"{'regret, points: mean (n)':<28}" + "".join(_mean(r[k] for r in regrets.values()) for k in KEYS))
+    # Out of task: a measure chosen on the other tasks, scored on the held-out one, against the shipped score.
+    summary = {"taus": taus, "regrets": regrets}
+    for label, table, sign in (("tau", taus, 1.0), ("regret", regrets, -1.0)):
+        signed = {t: {k: sign * v for k, v in row.items()} for t, row in table.items()}
+        chosen = choose_out_of_task(signed, KEYS)
+        picked = [sign * c["score"] for c in chosen.values()]
+        shipped = [table[t][RANK_SCORE] for t in chosen]
+        diff = paired_difference([sign * v for v in picked], [sign * v for v in shipped])
+        names = sorted({SHORT.get(c["chosen"], "-") for c in chosen.values()})
+        print(f"leave one task out, by {label}: the measure chosen on the other tasks ({', '.join(names)}) "
+              f"scores {_mean(picked).strip()} vs the rank score {_mean(shipped).strip()}; better by "
+              f"{diff['mean']:.3f} ± {diff['se']:.3f} (SE over {diff['n']} tasks): "
+              f"{'a clear difference' if diff['clear'] else 'within noise'}")
+        summary[f"out_of_task_{label}"] = {"chosen": chosen, "difference": diff}
+    return summary
 
 
 def main() -> None:
@@ -183,11 +236,11 @@ def main() -> None:
             partial.write_text(json.dumps(unit, indent=2, allow_nan=True))
             partial.replace(path)
             units.append(unit)
-    print_table(units)
+    summary = print_table(units)
     print(f"\n{time.perf_counter() - started:.0f} s wall in all; load {os.getloadavg()[0]:.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               "units": units, "taus": [{"task": u["task"], "seed": u["seed"], **taus(u)} for u in units]}
+               "units": units, "summary": summary}
     args.out.write_text(json.dumps(payload, indent=2, allow_nan=True))
     print(f"results: {args.out}")
 
