@@ -49,7 +49,7 @@ def test_bn_shift_is_zero_when_target_matches_running_statistics():
         + bn.running_mean[None, :, None, None]
     model(x)
     matched = stats.layer_shift()["0"]
-    stats.sums.clear()
+    stats.reset()
     model(x * 3 + 1)
     shifted = stats.layer_shift()["0"]
     stats.close()
@@ -203,3 +203,46 @@ def test_cache_key_changes_when_the_backbone_structure_changes(dataset, tmp_path
     regrouped = extract_features(merged, dataset, image_size=32, cache_dir=cache)
     assert not regrouped.from_cache
     assert [s.stage for s in regrouped.stage_shift] == ["stem", "block2"]
+
+
+def test_bn_statistics_take_the_fast_reductions_where_they_are_exact_and_the_exact_path_where_they_cancel():
+    bn = nn.BatchNorm2d(3).eval()
+    model = nn.Sequential(bn)
+    stats = BatchNormStatistics(model)
+    generator = torch.Generator().manual_seed(4)
+    # Channel 0 near the origin (fast path), channel 1 at 500 +- 0.05 (E[x^2] - E[x]^2 in float32 would
+    # return noise or a negative variance), channel 2 constant (variance exactly 0).
+    x = torch.randn(24, 3, 6, 5, generator=generator)
+    x[:, 1] = x[:, 1] * 0.05 + 500.0
+    x[:, 2] = 7.0
+    for batch in x.split(10):
+        model(batch)
+    mean, m2, count = stats.sums["0"]
+    stats.close()
+    reference = x.double().transpose(0, 1).flatten(1)
+    assert count == 24 * 6 * 5
+    np.testing.assert_allclose(mean.numpy(), reference.mean(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose((m2 / count)[:2].numpy(), reference.var(1, correction=0)[:2].numpy(), rtol=1e-4)
+    assert (m2 / count)[2].item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_bn_statistics_from_a_share_of_each_batch_cover_every_class_however_the_images_are_ordered():
+    from tladvisor.embed import STATISTICS_IMAGES, statistics_share
+
+    bn = nn.BatchNorm2d(2).eval()
+    generator = torch.Generator().manual_seed(3)
+    # Class-ordered images, as a folder gives them: four batches of class 0 (mean 0), then four of class 1
+    # (mean 10). The first images alone would say mean 0; a share of every batch says about 5.
+    batches = [torch.randn(16, 2, 4, 4, generator=generator) + (10.0 if i >= 4 else 0.0) for i in range(8)]
+    share = statistics_share(4 * STATISTICS_IMAGES)
+    assert share == 0.25 and statistics_share(50) == 1.0  # small data: every image
+    full, part = BatchNormStatistics(nn.Sequential(bn)), BatchNormStatistics(nn.Sequential(bn), share)
+    for batch in batches:
+        bn(batch)
+    full.close()
+    part.close()
+    mean_full, _, count_full = full.sums["0"]
+    mean_part, m2_part, count_part = part.sums["0"]
+    assert count_part == count_full // 4  # 4 of each batch's 16 images
+    np.testing.assert_allclose(mean_part.numpy(), mean_full.numpy(), atol=0.2)
+    assert (m2_part / count_part).min() > 20  # both classes are in the sample: variance ~ 25 + 1, not 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -35,7 +36,7 @@ from tladvisor import device as devices
 from tladvisor import progress
 from tladvisor.atomic import write_atomic
 from tladvisor.backbones import BackboneSpec, Preprocessing
-from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader, recalibrate_batchnorm
+from tladvisor.modeling import EmbeddingReader, recalibrate_batchnorm
 from tladvisor.records import Dataset, FeatureSet, StageShift
 from tladvisor.data.decoded_store import (DecodedImages, Geometry, StoreNotWritten, building, is_built,
                                           open_sample_stores, open_stores, sample_digests, stores_for)
@@ -43,7 +44,13 @@ from tladvisor.transforms import ImageFiles, StoredBatches, eval_batch, eval_tra
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: the random copy's BatchNorm statistics are re-estimated on the target
+CACHE_FORMAT = 3  # 2: the random copy's BatchNorm statistics re-estimated on the target; 3: on 64 images
+# Images that re-estimate the random copy's BatchNorm statistics. On the three bundled examples (Lite0,
+# 96 px, 2 seeds) 64 instead of 256 moved its probes' accuracy less than the copy's seed does (docs/benchmarks.md).
+RANDOM_COPY_STATISTICS_IMAGES = 64
+# Images whose BatchNorm-input statistics give the domain shift. Against every image of 580 photo crops
+# (Lite0, 64 px; benchmarks/bench_data_path.py prints it), 256 moved the stage shifts by up to 5 %.
+STATISTICS_IMAGES = 256
 
 
 def default_cache_dir() -> Path:
@@ -94,10 +101,25 @@ def feature_key(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int], *,
 
 
 class BatchNormStatistics:
-    """Accumulates per-channel mean and variance of every BatchNorm2d input during forward passes."""
+    """Accumulates per-channel mean and variance of every BatchNorm2d input during forward passes.
 
-    def __init__(self, model: nn.Module):
-        self.sums: dict[str, list] = {}  # name -> [mean, sum of squared deviations, count]
+    Per image and channel, the mean and mean square come from two contiguous float32 reductions over
+    the spatial positions (no copy of the activations; BatchNorm's own training-mode moments, used
+    before, cost 10x more and made the hooks 40-58 % of a bare forward pass); channels whose mean dwarfs
+    their spread, where E[x^2] - E[x]^2 in float32 loses the variance, are computed exactly. Rows merge
+    in float64 with Chan et al.'s formula when read.
+
+    ``share`` < 1 keeps the leading ``ceil(share * batch)`` images of each batch (a view, no copy):
+    spread over every batch, so over every part of a folder's class order. ``_forward_all`` passes
+    :func:`statistics_share`, about :data:`STATISTICS_IMAGES` images in all.
+    """
+
+    # Beyond this ratio of squared mean to variance, E[x^2] - E[x]^2 keeps fewer than 3 of float32's digits.
+    CANCELLATION_RATIO = 1e3
+
+    def __init__(self, model: nn.Module, share: float = 1.0):
+        self.share = share
+        self.parts: dict[str, list] = {}  # name -> per batch (row means, row variances, positions per row)
         self.modules: dict[str, nn.BatchNorm2d] = {}
         self.handles = []
         for name, module in model.named_modules():
@@ -107,33 +129,42 @@ class BatchNormStatistics:
 
     def _hook(self, name: str):
         def keep(_module, inputs):
-            # Per batch in float32, about the batch's own mean (no cancellation however far the target
-            # sits from the source); batches merge in float64 with Chan's formula. Copying every
-            # activation to float64 made measuring 2.6x slower than the bare forward pass, and
-            # torch.var_mean over (N, H, W) is slower still.
-            x = inputs[0].detach().float()
-            n = x.numel() // x.shape[1]
-            if n > 1:
-                # BatchNorm's own training-mode moments: one native pass (Welford), 2.2x faster than
-                # the explicit float32 passes below on this CPU; it leaves the unbiased variance.
-                mean32 = torch.zeros(x.shape[1], device=x.device)
-                var32 = torch.ones(x.shape[1], device=x.device)
-                F.batch_norm(x, mean32, var32, training=True, momentum=1.0)
-                mean, m2 = mean32.double(), var32.double() * (n - 1)
-            else:
-                batch_mean = x.mean((0, 2, 3), keepdim=True)
-                m2 = (x - batch_mean).pow(2).mean((0, 2, 3)).double() * n
-                mean = batch_mean.flatten().double()
-            if name not in self.sums:
-                self.sums[name] = [mean, m2, n]
-                return
-            s = self.sums[name]
-            total = s[2] + n
-            delta = mean - s[0]
-            s[0] = s[0] + delta * (n / total)
-            s[1] = s[1] + m2 + delta ** 2 * (s[2] * n / total)
-            s[2] = total
+            x = inputs[0].detach()
+            if self.share < 1.0:  # the leading images of every batch: a view, and every part of the pass
+                x = x[:max(1, math.ceil(x.shape[0] * self.share))]
+            x = x.float()
+            rows = x.reshape(x.shape[0], x.shape[1], -1)  # (images, channels, positions): a view when contiguous
+            positions = rows.shape[2]
+            mean = rows.sum(2) / positions
+            var = torch.linalg.vector_norm(rows, dim=2).square() / positions - mean.square()
+            # The float32 error of a row's variance is about 1e-7 of its mean square; what it costs is
+            # relative to the channel's whole variance over the batch (within rows plus between them).
+            channel_mean = mean.mean(0)
+            channel_var = var.mean(0) + mean.square().mean(0) - channel_mean.square()  # a check, not a result
+            cancelled = channel_mean.square() > self.CANCELLATION_RATIO * channel_var
+            if cancelled.any():
+                exact_var, exact_mean = torch.var_mean(rows[:, cancelled], dim=2, correction=0)
+                mean[:, cancelled], var[:, cancelled] = exact_mean, exact_var
+            self.parts.setdefault(name, []).append((mean, var.clamp(min=0), positions))
         return keep
+
+    @property
+    def sums(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, int]]:
+        """Per layer: mean, sum of squared deviations and count over every position of every image seen."""
+        merged = {}
+        for name, parts in self.parts.items():
+            means = torch.cat([m for m, _, _ in parts]).double()  # (rows, channels)
+            variances = torch.cat([v for _, v, _ in parts]).double()
+            counts = torch.cat([torch.full((len(m),), float(n), dtype=torch.float64) for m, _, n in parts])
+            counts = counts.to(means.device)[:, None]
+            total = counts.sum()
+            mean = (means * counts).sum(0) / total
+            m2 = (variances * counts).sum(0) + (counts * (means - mean) ** 2).sum(0)
+            merged[name] = (mean, m2, int(total.item()))
+        return merged
+
+    def reset(self) -> None:
+        self.parts.clear()
 
     def close(self) -> None:
         for handle in self.handles:
@@ -166,12 +197,17 @@ def stage_shifts(spec: BackboneSpec, layer_shift: dict[str, float]) -> tuple[Sta
     return tuple(result)
 
 
+def statistics_share(n_images: int) -> float:
+    """The share of each batch whose BatchNorm statistics are kept: about STATISTICS_IMAGES images in all."""
+    return min(1.0, STATISTICS_IMAGES / max(1, n_images))
+
+
 def _forward_all(model: nn.Module, spec: BackboneSpec, loader: DataLoader, device: torch.device,
-                 with_bn_stats: bool, counter: progress.Counter | None = None,
+                 with_bn_stats: bool, counter: progress.Counter | None = None, n_images: int = 0,
                  ) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
     model = devices.prepare_model(model, device).eval()
     reader = EmbeddingReader(model, spec)
-    stats = BatchNormStatistics(model) if with_bn_stats else None
+    stats = BatchNormStatistics(model, statistics_share(n_images)) if with_bn_stats else None
     features, probs = [], []
     try:
         with torch.inference_mode(), devices.autocast(device):
@@ -247,7 +283,7 @@ def _random_copy(spec: BackboneSpec, device: torch.device, seed: int) -> nn.Modu
 
 def _recalibration_subset(n: int, seed: int) -> np.ndarray:
     # Images come in folder (class) order: the statistics come from a seeded random subset instead.
-    return np.random.default_rng(seed).permutation(n)[:RECALIBRATION_IMAGES]
+    return np.random.default_rng(seed).permutation(n)[:RANDOM_COPY_STATISTICS_IMAGES]
 
 
 def _embed_stored(spec: BackboneSpec, dataset: Dataset, indices: np.ndarray, labels: np.ndarray,
@@ -276,7 +312,7 @@ def _embed_stored(spec: BackboneSpec, dataset: Dataset, indices: np.ndarray, lab
                 open_stores([s.path for s in store_samples], sample_digests(store_samples), [Geometry.of(pre)],
                             folder, num_workers, batch_size)
         features, probs, layer_shift = _forward_all(spec.build(True), spec, first_pass, device, with_bn_stats=True,
-                                                    counter=counter)
+                                                    counter=counter, n_images=len(indices))
         random_features = None
         if with_random:
             random_model = _random_copy(spec, device, seed)
@@ -293,7 +329,7 @@ def _embed_per_file(spec: BackboneSpec, paths: list[Path], labels: np.ndarray, p
     """:func:`_embed_stored` without a store: every pass decodes the image files again (slower, same pixels)."""
     features, probs, layer_shift = _forward_all(spec.build(True), spec,
                                                 _loader(paths, labels, pre, batch_size, num_workers), device,
-                                                with_bn_stats=True, counter=counter)
+                                                with_bn_stats=True, counter=counter, n_images=len(paths))
     random_features = None
     if with_random:
         random_model = _random_copy(spec, device, seed)
