@@ -9,8 +9,9 @@ A task is a corpus task (benchmarks/corpus: train/val/test) or a suite task (ben
 train/val). For each task and seed, every backbone is measured exactly as ``tladvisor analyze`` measures
 it (``Advisor.measure``: probes, LogME, H-score, LEEP, NCE) at one input size, and trained by the
 product's trainer with feature extraction and with a full fine-tune, each at the product's starting rates
-times each ``--lr-multipliers``, with early stopping (``--patience``, cap ``--epochs``). A backbone's *tuned
-accuracy* is that of the run with the best validation accuracy, scored once on the corpus task's test
+times each ``--lr-multipliers`` and then a half-decade further out while the best rate sits at an edge
+(ranking_logic.LADDER, 0.03x-30x), with early stopping (``--patience``, cap ``--epochs``). A backbone's
+*tuned accuracy* is that of the run with the best validation accuracy, scored once on the corpus task's test
 images (a suite task has none: there it is the validation accuracy itself, a selection bias).
 
 Each measure, and the product's ranking score (``tladvisor.recommend.rank_score``), is compared with the
@@ -22,8 +23,9 @@ tasks is scored on the held-out one and compared with the rank score, pairwise o
 should change only when that difference is clear (beyond 2 standard errors). Logic: ranking_logic.py.
 
 One JSON per finished (task, seed) beside --out (``.units/``), so an interrupted run keeps its work and
-``--resume`` goes on; two processes may share --out with disjoint --tasks, then a last ``--resume`` with
-every task prints the whole table. About 10-25 min per corpus task with 1 thread on this 2-core machine.
+``--resume`` goes on (``--resume --extend`` trains what a kept unit's rate grid still needs); two processes
+may share --out with disjoint --tasks, then a last ``--resume --markdown`` with every task prints the whole
+table and the docs' one. About 10-25 min per corpus task with 1 thread on this 2-core machine.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ranking_logic import choose_out_of_task, paired_difference, top_pick_regret, unit_tau  # noqa: E402
+from ranking_logic import (choose_out_of_task, next_multiplier, paired_difference, top_pick_regret,  # noqa: E402
+                           unit_tau)
 
 MEASURES = ("linear_probe_accuracy", "knn_accuracy", "logme", "hscore", "leep", "nce")
 RANK_SCORE = "rank_score"
@@ -67,8 +70,20 @@ def write_any_task(task_name: str, folder: Path, seed: int, args) -> tuple[str, 
     return task.name, False
 
 
-def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dict:
+def rate_to_train(by_rate: dict[str, dict], strategy: str, multipliers: list[float]) -> float | None:
+    """The next rate multiplier ``strategy`` needs: one of ``multipliers`` not trained yet, else a step past
+    an edge where its best validation accuracy sits (ranking_logic.next_multiplier), else None."""
+    missing = [m for m in multipliers if f"{strategy}@x{m:g}" not in by_rate]
+    if missing:
+        return missing[0]
+    tried = {float(k.split("@x")[1]): v["val"] for k, v in by_rate.items() if k.startswith(strategy + "@")}
+    return next_multiplier(tried)
+
+
+def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args, previous: dict | None = None) -> dict:
     """Measure and train every backbone on one task and seed; returns per-backbone measures and accuracies.
+    With ``previous`` (this unit from an earlier run), its measures and trained rates are kept and only the
+    rates the grid still needs are trained.
 
     A backbone's tuned accuracy is that of the (strategy, rate) run with the best validation accuracy: on a
     corpus task scored once on its test images (which nothing else looks at), on a suite task on validation."""
@@ -102,20 +117,25 @@ def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dic
         spec = host.backbone(name)
         test_loader = held_out_loader(folder, dataset.classes, spec, args.image_size, args.batch_size) if has_test else None
         started = time.perf_counter()
-        measurement = advisor.measure(spec, dataset, options)
-        measured_s = time.perf_counter() - started
-        values = {}
-        for key in MEASURES:
-            score = measurement.scores.get(key)
-            if score is not None and score.value is not None and math.isfinite(score.value):
-                values[key] = score.value if score.higher_is_better else -score.value
-        values[RANK_SCORE] = rank_score(measurement)
-        by_rate = {}
+        kept = (previous or {}).get("backbones", {}).get(name)
+        if kept is not None:
+            values, measured_s, by_rate = kept["measures"], kept["measure_s"], dict(kept["by_rate"])
+        else:
+            measurement = advisor.measure(spec, dataset, options)
+            measured_s = time.perf_counter() - started
+            values = {}
+            for key in MEASURES:
+                score = measurement.scores.get(key)
+                if score is not None and score.value is not None and math.isfinite(score.value):
+                    values[key] = score.value if score.higher_is_better else -score.value
+            values[RANK_SCORE] = rank_score(measurement)
+            by_rate = {}
         for strategy in STRATEGIES:
             rates = LEARNING_RATES[strategy]
-            # Several rates per strategy, early stopping on a flat curve: no backbone loses for its rates or
-            # for a budget cut short (the issue #13 rule for fair ground truth, applied to backbones).
-            for multiplier in args.lr_multipliers:
+            # Several rates per strategy, early stopping on a flat curve, and more rates past an edge where
+            # the best one sits: no backbone loses for its rates or for a budget cut short (the issue #13
+            # rule for fair ground truth, applied to backbones).
+            while (multiplier := rate_to_train(by_rate, strategy, args.lr_multipliers)) is not None:
                 config = TrialConfig(backbone=name, strategy=strategy, lr_head=rates["head"] * multiplier,
                                      lr_backbone=rates["backbone"] * multiplier, layer_decay=rates["layer_decay"],
                                      epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
@@ -125,6 +145,7 @@ def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dic
                 if test_loader is not None:
                     run["test"] = accuracy_on(trained.model, test_loader, torch.device("cpu"))
                 by_rate[f"{strategy}@x{multiplier:g}"] = run
+                print(f"    {name} {strategy} x{multiplier:g}: val {run['val']:.3f}", flush=True)
         scored = "test" if has_test else "val"
         accuracies = {}
         for strategy in STRATEGIES:  # each strategy at its best rate, chosen on validation
@@ -188,12 +209,44 @@ def print_table(units: list[dict]) -> dict:
         shipped = [table[t][RANK_SCORE] for t in chosen]
         diff = paired_difference([sign * v for v in picked], [sign * v for v in shipped])
         names = sorted({SHORT.get(c["chosen"], "-") for c in chosen.values()})
+        verdict = ("within noise: keep the rank score" if not diff["clear"] else
+                   "the choice out of task is clearly better: change the rank score" if diff["mean"] > 0 else
+                   "the rank score is clearly better: keep it")
         print(f"leave one task out, by {label}: the measure chosen on the other tasks ({', '.join(names)}) "
-              f"scores {_mean(picked).strip()} vs the rank score {_mean(shipped).strip()}; better by "
-              f"{diff['mean']:.3f} ± {diff['se']:.3f} (SE over {diff['n']} tasks): "
-              f"{'a clear difference' if diff['clear'] else 'within noise'}")
+              f"scores {_mean(picked).strip()} vs the rank score {_mean(shipped).strip()}; difference "
+              f"{diff['mean']:+.3f} ± {diff['se']:.3f} (SE over {diff['n']} tasks, + = the choice is better): {verdict}")
         summary[f"out_of_task_{label}"] = {"chosen": chosen, "difference": diff}
     return summary
+
+
+def print_markdown(units: list[dict]) -> None:
+    """The docs' table: per task and seed, sizes, each backbone's tuned accuracy, the taus, the rank score's
+    regret; then how often a chosen rate sat at the edge of --lr-multipliers (widen the grid if often)."""
+    names = list(units[0]["backbones"])
+    print("\n| task, seed (train / val / test) | tuned accuracy " + " / ".join(n.replace("efficientnet_", "")
+          for n in names) + " | SE | " + " | ".join(SHORT[k] for k in KEYS) + " | rank-score regret |")
+    print("|---" * (4 + len(KEYS)) + "|")
+    edges = total = 0
+    for unit in units:
+        rows = unit["backbones"]
+        n_scored = unit.get("n_test") or unit["n_val"]
+        best = max(b["tuned_accuracy"] for b in rows.values())
+        se = 100 * math.sqrt(max(best * (1 - best), 1e-12) / n_scored)
+        accuracy = " / ".join(f"{100 * rows[n]['tuned_accuracy']:.1f}" for n in names)
+        taus = " | ".join(f"{unit_tau(unit, k):.2f}" if math.isfinite(unit_tau(unit, k)) else "-" for k in KEYS)
+        print(f"| {unit['task']}, {unit['seed']} ({unit['n_train']} / {unit['n_val']} / {unit.get('n_test') or '-'}) "
+              f"| {accuracy} | {se:.1f} | {taus} | {100 * top_pick_regret(unit, RANK_SCORE):.1f} |")
+        for row in rows.values():
+            for strategy in STRATEGIES:
+                runs = {k: v for k, v in row["by_rate"].items() if k.startswith(strategy + "@")}
+                if len(runs) < 3:
+                    continue
+                chosen = max(runs, key=lambda k: runs[k].get("val", runs[k].get("accuracy", 0.0)))
+                multipliers = sorted(float(k.split("@x")[1]) for k in runs)
+                total += 1
+                edges += float(chosen.split("@x")[1]) in (multipliers[0], multipliers[-1])
+    if total:
+        print(f"\nrate chosen at an edge of the multipliers: {edges} of {total} (strategy, backbone, task) runs")
 
 
 def main() -> None:
@@ -211,6 +264,9 @@ def main() -> None:
     parser.add_argument("--train-per-class", type=int, help="override the task's training images per class")
     parser.add_argument("--val-per-class", type=int, help="override the task's validation images per class")
     parser.add_argument("--resume", action="store_true", help="keep finished units from an earlier run")
+    parser.add_argument("--markdown", action="store_true", help="also print the per-task table for the docs")
+    parser.add_argument("--extend", action="store_true",
+                        help="with --resume: train what a kept unit's rate grid still needs (its measures kept)")
     parser.add_argument("--work", default="/tmp/tladvisor-backbone-ranking")
     parser.add_argument("--out", type=Path, default=HERE.parent / "reports" / "benchmarks" / "backbone_ranking.json")
     args = parser.parse_args()
@@ -227,16 +283,19 @@ def main() -> None:
     for seed in range(args.seeds):
         for task in args.tasks:
             path = unit_dir / f"{task}-seed{seed}.json"
-            if args.resume and path.exists():
-                units.append(json.loads(path.read_text()))
+            previous = json.loads(path.read_text()) if args.resume and path.exists() else None
+            if previous is not None and not args.extend:
+                units.append(previous)
                 print(f"  {task} seed {seed}: kept from {path}", flush=True)
                 continue
-            unit = run_task(task, seed, tuple(args.backbones), args)
+            unit = run_task(task, seed, tuple(args.backbones), args, previous)
             partial = path.with_suffix(".tmp")
             partial.write_text(json.dumps(unit, indent=2, allow_nan=True))
             partial.replace(path)
             units.append(unit)
     summary = print_table(units)
+    if args.markdown:
+        print_markdown(units)
     print(f"\n{time.perf_counter() - started:.0f} s wall in all; load {os.getloadavg()[0]:.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

@@ -1,6 +1,7 @@
 """The measure stage of ``analyze --trials 0`` against one bare forward pass over the measured images.
 
     nice python benchmarks/bench_measure_stage.py [--images 300] [--image-size 96] [--backbone efficientnet_b0]
+        [--repeats 3]
 
 Writes N natural-photo crops (6 classes, as bench_analyze.py), then times, in one process:
 
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--backbone", default="efficientnet_b0")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="the best of this many runs of each part, interleaved")
     args = parser.parse_args()
     os.environ["TLADVISOR_THREADS"] = str(args.threads)
     from tladvisor.threads import configure_threads
@@ -76,8 +78,6 @@ def main() -> None:
                 model(tensors[start:start + 64])
 
     bare()  # warm-up
-    bare_s = timed(bare)
-    stage_s = timed(lambda: Advisor(options, host=host).measure(spec, dataset, options))
     features = None
 
     def extract() -> None:
@@ -85,8 +85,19 @@ def main() -> None:
         features = extract_features(spec, dataset, indices, image_size=args.image_size, device="cpu",
                                     cache_dir=None, with_random=True)
 
-    extract_s = timed(extract)
-    measures_s = timed(lambda: measure_feature_set(features, seed=0))
+    def stage() -> None:  # fresh caches each time: every run measures and decodes again
+        import shutil
+
+        shutil.rmtree(options.cache_dir, ignore_errors=True)
+        Advisor(options, host=host).measure(spec, dataset, options)
+
+    runs: dict[str, list[float]] = {"bare": [], "stage": [], "extract": [], "measures": []}
+    for _ in range(args.repeats):  # interleaved, so a change of load hits every part alike
+        runs["bare"].append(timed(bare))
+        runs["stage"].append(timed(stage))
+        runs["extract"].append(timed(extract))
+        runs["measures"].append(timed(lambda: measure_feature_set(features, seed=0)))
+    bare_s, stage_s, extract_s, measures_s = (min(runs[k]) for k in ("bare", "stage", "extract", "measures"))
     print(f"{n} images, {args.image_size} px, {args.backbone} ({features.features.shape[1]}-d), "
           f"{torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.2f}")
     print(f"bare forward            {bare_s:7.2f} s")

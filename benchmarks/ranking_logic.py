@@ -76,3 +76,28 @@ def paired_difference(a: list[float], b: list[float]) -> dict[str, float]:
     se = stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
     m = mean(diffs)
     return {"mean": m, "se": se, "n": len(diffs), "clear": bool(se > 0 and abs(m) > 2 * se) or (se == 0 and m != 0)}
+
+
+# Learning-rate multipliers the grid may reach, half a decade apart (the starting grid is 0.3, 1, 3).
+LADDER = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+def next_multiplier(tried: dict[float, float], ladder: tuple[float, ...] = LADDER) -> float | None:
+    """The next learning-rate multiplier to train one (strategy, backbone) at, or None when done.
+
+    ``tried`` maps each multiplier trained to its best validation accuracy. When every best one sits at an
+    edge of what was tried, the grid takes the next ``ladder`` step out on that side (none past the
+    ladder's ends), so no backbone loses for its rates (the issue #13 rule for fair ground truth); a tie
+    with an inner multiplier counts as inside."""
+    if not tried:
+        return None
+    top = max(tried.values())
+    best = [m for m, v in tried.items() if v == top]
+    lowest, highest = min(tried), max(tried)
+    if all(m == lowest for m in best):
+        below = [m for m in ladder if m < lowest * (1 - 1e-6)]
+        return max(below) if below else None
+    if all(m == highest for m in best):
+        above = [m for m in ladder if m > highest * (1 + 1e-6)]
+        return min(above) if above else None
+    return None

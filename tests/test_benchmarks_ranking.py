@@ -77,3 +77,15 @@ def test_a_paired_difference_is_clear_only_beyond_two_standard_errors(logic):
     assert not noisy["clear"]
     assert not logic.paired_difference([0.9], [0.1])["clear"]  # one task says nothing about noise
     assert logic.paired_difference([math.nan, 0.5], [0.2, math.nan])["n"] == 0
+
+
+def test_the_rate_grid_grows_past_an_edge_until_the_best_rate_is_inside_or_the_bound_is_reached(logic):
+    assert logic.next_multiplier({0.3: 0.9, 1.0: 0.8, 3.0: 0.7}) == 0.1
+    assert logic.next_multiplier({0.3: 0.5, 1.0: 0.8, 3.0: 0.9}) == 10.0
+    assert logic.next_multiplier({0.3: 0.7, 1.0: 0.9, 3.0: 0.7}) is None  # inside
+    assert logic.next_multiplier({0.3: 0.9, 1.0: 0.9, 3.0: 0.7}) is None  # a tie with an inner rate is inside
+    assert logic.next_multiplier({0.03: 0.9, 0.1: 0.8, 0.3: 0.7}) is None  # at the lower bound
+    grown = {0.3: 0.6, 1.0: 0.7, 3.0: 0.8}
+    while (m := logic.next_multiplier(grown)) is not None:
+        grown[m] = 0.9  # still rising: it goes on until the upper bound
+    assert max(grown) == 30.0 and len(grown) == 5
