@@ -164,6 +164,47 @@ def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args, previo
             "backbones": rows}
 
 
+def tune_across_backbones(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dict:
+    """The product's tuner over every backbone (``--tune-trials`` trials, one validation split, the advice
+    enqueued first): which backbone its best trial used (compared with the exhaustive best when printed)."""
+    import dataclasses
+
+    import optuna
+
+    from tladvisor.advisor import Advisor
+    from tladvisor.plugins import PluginHost
+    from tladvisor.records import AnalysisOptions
+    from tladvisor.tuning.study import Tuner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folder = Path(args.work) / f"{task_name}-seed{seed}-tune"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder.with_name(folder.name + "-cache"), ignore_errors=True)
+    write_any_task(task_name, folder, seed, args)  # the same images as the exhaustive unit (deterministic)
+    host = PluginHost()
+    options = AnalysisOptions(source=folder, backbones=backbones, image_size=args.image_size, seed=seed,
+                              batch_size=args.batch_size, device="cpu", max_samples=args.max_samples,
+                              cache_dir=folder.with_name(folder.name + "-cache"), out_dir=Path(args.work) / "reports")
+    advisor = Advisor(options, host=host)
+    started = time.perf_counter()
+    dataset = advisor.load(options)
+    profile = host.call_first("profile_dataset", dataset=dataset, options=options)
+    specs = [host.backbone(name) for name in backbones]
+    measurements = [advisor.measure(spec, dataset, options) for spec in specs]
+    recommendation = host.call_first("recommend", profile=profile, measurements=measurements, options=options)
+    tuning = dataclasses.replace(options, trials=args.tune_trials, run_dir=None, storage=None, cv_folds="1",
+                                 study_name=f"ranking-{task_name}-{seed}")
+    result = Tuner(tuning, host=host).run(dataset, recommendation, specs)
+    complete = [t for t in result.trials if t.state == "COMPLETE" and t.value is not None]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    picked = best.params.get("backbone") if best else None
+    shutil.rmtree(folder.with_name(folder.name + "-cache"), ignore_errors=True)
+    return {"trials": args.tune_trials, "advised_backbone": recommendation.backbone, "tuner_backbone": picked,
+            "tuner_val": best.value if best else None,
+            "backbones_tried": sorted({t.params.get("backbone") for t in result.trials}),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
 KEYS = (*MEASURES, RANK_SCORE)
 SHORT = {"linear_probe_accuracy": "linear", "knn_accuracy": "k-NN", "logme": "LogME", "hscore": "H-score",
          "leep": "LEEP", "nce": "NCE", RANK_SCORE: "rank score"}
@@ -247,6 +288,26 @@ def print_markdown(units: list[dict]) -> None:
                 edges += float(chosen.split("@x")[1]) in (multipliers[0], multipliers[-1])
     if total:
         print(f"\nrate chosen at an edge of the multipliers: {edges} of {total} (strategy, backbone, task) runs")
+    tuned = [u for u in units if u.get("tuning")]
+    if tuned:
+        print("\n| task, seed | advised backbone | tuner's best backbone (trials) | exhaustive best | regret, points |")
+        print("|---|---|---|---|---|")
+        agree = 0
+        for unit in tuned:
+            accuracy = {n: b["tuned_accuracy"] for n, b in unit["backbones"].items()}
+            best, picked = max(accuracy, key=accuracy.get), unit["tuning"]["tuner_backbone"]
+            regret = 100 * (accuracy[best] - accuracy[picked]) if picked in accuracy else math.nan
+            agree += regret == 0
+            short = {n: n.replace("efficientnet_", "") for n in accuracy}
+            print(f"| {unit['task']}, {unit['seed']} | {short.get(unit['tuning']['advised_backbone'], '-')} | "
+                  f"{short.get(picked, '-')} ({unit['tuning']['trials']}) | {short[best]} | {regret:.1f} |")
+        print(f"\nthe tuner's best trial used the exhaustive best backbone (or one as good) on {agree} of {len(tuned)}")
+
+
+def write_json_atomically(path: Path, payload: dict) -> None:
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(payload, indent=2, allow_nan=True))
+    partial.replace(path)
 
 
 def main() -> None:
@@ -265,6 +326,8 @@ def main() -> None:
     parser.add_argument("--val-per-class", type=int, help="override the task's validation images per class")
     parser.add_argument("--resume", action="store_true", help="keep finished units from an earlier run")
     parser.add_argument("--markdown", action="store_true", help="also print the per-task table for the docs")
+    parser.add_argument("--tune-trials", type=int, default=0,
+                        help="also run the product's tuner over the backbones for this many trials, per unit")
     parser.add_argument("--extend", action="store_true",
                         help="with --resume: train what a kept unit's rate grid still needs (its measures kept)")
     parser.add_argument("--work", default="/tmp/tladvisor-backbone-ranking")
@@ -285,13 +348,22 @@ def main() -> None:
             path = unit_dir / f"{task}-seed{seed}.json"
             previous = json.loads(path.read_text()) if args.resume and path.exists() else None
             if previous is not None and not args.extend:
-                units.append(previous)
+                unit = previous
                 print(f"  {task} seed {seed}: kept from {path}", flush=True)
-                continue
-            unit = run_task(task, seed, tuple(args.backbones), args, previous)
-            partial = path.with_suffix(".tmp")
-            partial.write_text(json.dumps(unit, indent=2, allow_nan=True))
-            partial.replace(path)
+            else:
+                unit = run_task(task, seed, tuple(args.backbones), args, previous)
+                write_json_atomically(path, unit)
+            # The tuner's result is a file of its own, so a tuning run and an --extend run of the same unit
+            # (two processes) never overwrite each other's work.
+            tuning_path = path.with_suffix(".tuning.json")
+            tuning = json.loads(tuning_path.read_text()) if tuning_path.exists() else None
+            if args.tune_trials and (tuning or {}).get("trials") != args.tune_trials:
+                tuning = tune_across_backbones(task, seed, tuple(args.backbones), args)
+                write_json_atomically(tuning_path, tuning)
+                print(f"  {task} seed {seed}: tuner's best backbone {tuning['tuner_backbone']} (advised "
+                      f"{tuning['advised_backbone']})", flush=True)
+            if tuning is not None:
+                unit = {**unit, "tuning": tuning}
             units.append(unit)
     summary = print_table(units)
     if args.markdown:
