@@ -164,6 +164,23 @@ def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args, previo
             "backbones": rows}
 
 
+def tuning_settings(args) -> dict:
+    """What a kept tuning result must have been made with to count for this run."""
+    return {"backbones": list(args.backbones), "trials": args.tune_trials, "image_size": args.image_size,
+            "batch_size": args.batch_size, "max_samples": args.max_samples}
+
+
+def same_tuning_settings(kept: dict | None, args) -> bool:
+    """Whether a kept tuning result counts here: the same settings, its trial count aside when this run
+    does not tune (it only prints)."""
+    wanted = tuning_settings(args)
+    if kept is None:
+        return False
+    if not args.tune_trials:
+        kept, wanted = {k: v for k, v in kept.items() if k != "trials"}, {k: v for k, v in wanted.items() if k != "trials"}
+    return kept == wanted
+
+
 def tune_across_backbones(task_name: str, seed: int, backbones: tuple[str, ...], args) -> dict:
     """The product's tuner over every backbone (``--tune-trials`` trials, one validation split, the advice
     enqueued first): which backbone its best trial used (compared with the exhaustive best when printed)."""
@@ -199,7 +216,8 @@ def tune_across_backbones(task_name: str, seed: int, backbones: tuple[str, ...],
     best = max(complete, key=lambda t: t.value) if complete else None
     picked = best.params.get("backbone") if best else None
     shutil.rmtree(folder.with_name(folder.name + "-cache"), ignore_errors=True)
-    return {"trials": args.tune_trials, "advised_backbone": recommendation.backbone, "tuner_backbone": picked,
+    return {"settings": tuning_settings(args), "trials": args.tune_trials,
+            "advised_backbone": recommendation.backbone, "tuner_backbone": picked,
             "tuner_val": best.value if best else None,
             "backbones_tried": sorted({t.params.get("backbone") for t in result.trials}),
             "seconds": round(time.perf_counter() - started, 1)}
@@ -356,8 +374,10 @@ def main() -> None:
             # The tuner's result is a file of its own, so a tuning run and an --extend run of the same unit
             # (two processes) never overwrite each other's work.
             tuning_path = path.with_suffix(".tuning.json")
-            tuning = json.loads(tuning_path.read_text()) if tuning_path.exists() else None
-            if args.tune_trials and (tuning or {}).get("trials") != args.tune_trials:
+            tuning = json.loads(tuning_path.read_text()) if args.resume and tuning_path.exists() else None
+            if tuning is not None and not same_tuning_settings(tuning.get("settings"), args):
+                tuning = None  # made for other backbones, trials or sizes: not this run's
+            if args.tune_trials and tuning is None:
                 tuning = tune_across_backbones(task, seed, tuple(args.backbones), args)
                 write_json_atomically(tuning_path, tuning)
                 print(f"  {task} seed {seed}: tuner's best backbone {tuning['tuner_backbone']} (advised "

@@ -121,6 +121,8 @@ def extraction_vs_bare_loop(spec, dataset: Dataset, image_size: int, batch_size:
     # What the share changes in the measure: stage shifts from it against those from every image.
     sampled, every = bare(True), bare(True, share=1.0)
     deviation = max(abs(sampled[k] - every[k]) / max(abs(every[k]), 1e-12) for k in every)
+    print("   stage shifts, the hooks' share / every image: " +
+          ", ".join(f"{k} {sampled[k]:.3f} / {every[k]:.3f}" for k in every))
     extracted, plain, hooked = [], [], []
     for _ in range(repeats):  # interleaved, so a change of load on the machine hits all alike
         extracted.append(best_of(1, extract))
@@ -200,9 +202,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="loader processes decoding the store")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--statistics-images", type=int,
+                        help="override embed.STATISTICS_IMAGES (the images the shift statistics keep)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.statistics_images:
+        import tladvisor.embed as embed
+
+        embed.STATISTICS_IMAGES = args.statistics_images
     device = devices.pick_device(args.device)
     spec = PluginHost().backbone(args.backbone)
     pre = spec.preprocessing_at(args.image_size)

@@ -86,18 +86,21 @@ def next_multiplier(tried: dict[float, float], ladder: tuple[float, ...] = LADDE
     """The next learning-rate multiplier to train one (strategy, backbone) at, or None when done.
 
     ``tried`` maps each multiplier trained to its best validation accuracy. When every best one sits at an
-    edge of what was tried, the grid takes the next ``ladder`` step out on that side (none past the
-    ladder's ends), so no backbone loses for its rates (the issue #13 rule for fair ground truth); a tie
-    with an inner multiplier counts as inside."""
-    if not tried:
+    edge of what was tried, the grid takes the next ``ladder`` step out on that side (the low side first
+    when both edges tie; none past the ladder's ends), so no backbone loses for its rates (the issue #13
+    rule for fair ground truth); a tie with an inner multiplier counts as inside; nan (a failed run) is
+    never the best."""
+    finite = {m: v for m, v in tried.items() if math.isfinite(v)}
+    if not finite:
         return None
-    top = max(tried.values())
-    best = [m for m, v in tried.items() if v == top]
+    top = max(finite.values())
+    best = {m for m, v in finite.items() if v == top}
     lowest, highest = min(tried), max(tried)
-    if all(m == lowest for m in best):
-        below = [m for m in ladder if m < lowest * (1 - 1e-6)]
-        return max(below) if below else None
-    if all(m == highest for m in best):
-        above = [m for m in ladder if m > highest * (1 + 1e-6)]
-        return min(above) if above else None
+    below = [m for m in ladder if m < lowest * (1 - 1e-6)]
+    above = [m for m in ladder if m > highest * (1 + 1e-6)]
+    if best <= {lowest, highest}:  # no inner rate as good: go out, the low side first
+        if lowest in best and below:
+            return max(below)
+        if highest in best and above:
+            return min(above)
     return None

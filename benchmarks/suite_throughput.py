@@ -33,7 +33,7 @@ def run_throughput(settings: Settings, per_class: int, epochs: int = 5) -> dict[
 
     from bench_cached_trials import compare_trials
     from tladvisor.data.imagefolder import load_image_folder
-    from tladvisor.embed import BatchNormStatistics, extract_features
+    from tladvisor.embed import BatchNormStatistics, extract_features, statistics_share
     from tladvisor.plugins import PluginHost
     from tladvisor.transforms import ImageFiles, eval_transform
 
@@ -71,8 +71,9 @@ def run_throughput(settings: Settings, per_class: int, epochs: int = 5) -> dict[
 
     bare()  # warm-up (first-call allocations, cuDNN autotuning)
     _, bare_wall, bare_cpu = _timed(bare)
-    # The same loop with tladvisor's BatchNorm-statistics hooks attached: what the shift measure costs.
-    statistics = BatchNormStatistics(model)
+    # The same loop with tladvisor's BatchNorm-statistics hooks attached, on the share of each batch
+    # extraction keeps: what the shift measure costs.
+    statistics = BatchNormStatistics(model, statistics_share(n))
     try:
         _, hooked_wall, _ = _timed(bare)
     finally:

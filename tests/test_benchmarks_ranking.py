@@ -52,12 +52,13 @@ def test_a_measure_missing_on_some_backbones_picks_among_the_others_and_nan_when
 
 
 def test_the_out_of_task_choice_never_looks_at_the_held_out_task(logic):
-    # "oracle" is perfect on each task only where it is held out; scored in task it would win everywhere.
-    per_task = {"t1": {"oracle": 1.0, "steady": 0.2}, "t2": {"oracle": -1.0, "steady": 0.2},
+    # "oracle" shines on t1 alone: counting t1 its mean is (5 - 2) / 3 = 1 > 0.2, so a choice that looked
+    # at the held-out task would pick it there; on t2 and t3 alone it averages -1.
+    per_task = {"t1": {"oracle": 5.0, "steady": 0.2}, "t2": {"oracle": -1.0, "steady": 0.2},
                 "t3": {"oracle": -1.0, "steady": 0.2}}
     chosen = logic.choose_out_of_task(per_task, ("oracle", "steady"))
-    assert chosen["t1"] == {"chosen": "steady", "score": 0.2}  # on t2, t3 the oracle averages -1
-    assert chosen["t2"]["chosen"] == "steady" and chosen["t3"]["chosen"] == "steady"
+    assert chosen["t1"] == {"chosen": "steady", "score": 0.2}
+    assert chosen["t2"]["chosen"] == "oracle" and chosen["t3"]["chosen"] == "oracle"  # t1 counts for them
 
 
 def test_the_out_of_task_choice_skips_undefined_scores_and_a_candidate_never_defined(logic):
@@ -89,3 +90,5 @@ def test_the_rate_grid_grows_past_an_edge_until_the_best_rate_is_inside_or_the_b
     while (m := logic.next_multiplier(grown)) is not None:
         grown[m] = 0.9  # still rising: it goes on until the upper bound
     assert max(grown) == 30.0 and len(grown) == 5
+    assert logic.next_multiplier({0.3: 0.9, 1.0: 0.8, 3.0: 0.9}) == 0.1  # best at both edges: out, low side first
+    assert logic.next_multiplier({0.3: math.nan, 1.0: 0.8, 3.0: 0.7}) is None  # a failed rate is not a best one

@@ -205,7 +205,16 @@ def test_cache_key_changes_when_the_backbone_structure_changes(dataset, tmp_path
     assert [s.stage for s in regrouped.stage_shift] == ["stem", "block2"]
 
 
-def test_bn_statistics_take_the_fast_reductions_where_they_are_exact_and_the_exact_path_where_they_cancel():
+def test_bn_statistics_take_the_fast_reductions_where_they_are_exact_and_the_exact_path_where_they_cancel(
+        monkeypatch):
+    exact_calls = []
+    var_mean = torch.var_mean
+
+    def spied(rows, *args, **kwargs):
+        exact_calls.append(rows.shape[1])
+        return var_mean(rows, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "var_mean", spied)
     bn = nn.BatchNorm2d(3).eval()
     model = nn.Sequential(bn)
     stats = BatchNormStatistics(model)
@@ -224,6 +233,23 @@ def test_bn_statistics_take_the_fast_reductions_where_they_are_exact_and_the_exa
     np.testing.assert_allclose(mean.numpy(), reference.mean(1).numpy(), rtol=1e-6)
     np.testing.assert_allclose((m2 / count)[:2].numpy(), reference.var(1, correction=0)[:2].numpy(), rtol=1e-4)
     assert (m2 / count)[2].item() == pytest.approx(0.0, abs=1e-9)
+    assert exact_calls == [2, 2, 2]  # each batch: only the two cancelling channels took the exact path
+
+
+def test_bn_statistics_of_one_pixel_maps_keep_the_spread_between_images_and_memory_stays_bounded():
+    bn = nn.BatchNorm2d(2).eval()
+    stats = BatchNormStatistics(nn.Sequential(bn))
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(5 * BatchNormStatistics.MERGE_EVERY, 2, 1, 1, generator=generator) * 3.0 + 1.0
+    for batch in x.split(2):  # 2.5 x MERGE_EVERY batches of 2 images of 1 x 1 positions
+        bn(batch)
+    assert len(stats.parts["0"]) < BatchNormStatistics.MERGE_EVERY  # merged as it goes
+    mean, m2, count = stats.sums["0"]
+    stats.close()
+    reference = x.double().transpose(0, 1).flatten(1)
+    assert count == len(x)
+    np.testing.assert_allclose(mean.numpy(), reference.mean(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose((m2 / count).numpy(), reference.var(1, correction=0).numpy(), rtol=1e-5)
 
 
 def test_bn_statistics_from_a_share_of_each_batch_cover_every_class_however_the_images_are_ordered():

@@ -43,9 +43,10 @@ from tladvisor.transforms import ImageFiles, StoredBatches, eval_batch, eval_tra
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 3  # 2: the random copy's BatchNorm statistics re-estimated on the target; 3: on 64 images
+CACHE_FORMAT = 3  # 2: the random copy's BatchNorm statistics re-estimated; 3: on 64 images, shifts on a share
 # Images that re-estimate the random copy's BatchNorm statistics. On the three bundled examples (Lite0,
-# 96 px, 2 seeds) 64 instead of 256 moved its probes' accuracy less than the copy's seed does (docs/benchmarks.md).
+# 96 px, 2 seeds) 64 instead of 256 moved its probes' accuracy about as much as the copy's seed does
+# (benchmarks/bench_random_copy_statistics.py, docs/benchmarks.md).
 RANDOM_COPY_STATISTICS_IMAGES = 64
 # Images whose BatchNorm-input statistics give the domain shift. Against every image of 580 photo crops
 # (Lite0, 64 px; benchmarks/bench_data_path.py prints it), 256 moved the stage shifts by up to 5 %.
@@ -99,26 +100,62 @@ def feature_key(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int], *,
                      extra=f"random={with_random}|seed={seed if with_random else ''}|source={'|'.join(source)}")
 
 
+def _fast_moments(rows: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per (image, channel) row: mean and variance over the positions from a sum and a norm; the channels
+    where that cancels (squared mean above ``ratio`` times the channel's variance over the batch, within
+    plus between rows) computed exactly instead."""
+    positions = rows.shape[2]
+    mean = rows.sum(2) / positions
+    var = torch.linalg.vector_norm(rows, dim=2).square() / positions - mean.square()
+    # A row variance's float32 error is about 1e-7 of its mean square; what that costs is relative to
+    # the channel's whole variance over the batch.
+    channel_mean = mean.mean(0)
+    channel_var = var.mean(0) + mean.square().mean(0) - channel_mean.square()  # a check, not a result
+    cancelled = channel_mean.square() > ratio * channel_var
+    if cancelled.any():
+        exact_var, exact_mean = torch.var_mean(rows[:, cancelled], dim=2, correction=0)
+        mean[:, cancelled], var[:, cancelled] = exact_mean, exact_var
+    return mean, var
+
+
+def _merge(parts: list) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Mean, sum of squared deviations and count of rows ``(means, variances, count per row)``, in float64."""
+    means = torch.cat([m.double() for m, _, _ in parts])  # (rows, channels)
+    variances = torch.cat([v.double() for _, v, _ in parts])
+    counts = torch.cat([torch.full((len(m),), float(n), dtype=torch.float64) for m, _, n in parts])
+    counts = counts.to(means.device)[:, None]
+    total = counts.sum()
+    mean = (means * counts).sum(0) / total
+    m2 = (variances * counts).sum(0) + (counts * (means - mean) ** 2).sum(0)
+    return mean, m2, int(total.item())
+
+
 class BatchNormStatistics:
     """Accumulates per-channel mean and variance of every BatchNorm2d input during forward passes.
 
-    Per image and channel, the mean and mean square come from two contiguous float32 reductions over
-    the spatial positions (no copy of the activations; BatchNorm's own training-mode moments, used
-    before, cost 10x more and made the hooks 40-58 % of a bare forward pass); channels whose mean dwarfs
-    their spread, where E[x^2] - E[x]^2 in float32 loses the variance, are computed exactly. Rows merge
-    in float64 with Chan et al.'s formula when read.
+    On the CPU, per image and channel, the mean and mean square come from two float32 reductions over
+    the spatial positions that allocate nothing of the activation's size (BatchNorm's own training-mode
+    moments, used before, normalise the whole activation to leave them: 3.6-4x slower on 16-32 px maps
+    in a one-thread micro-benchmark, and the hooks cost 40-58 % of a bare forward pass); a channel whose
+    mean dwarfs its spread, where E[x^2] - E[x]^2 in float32 loses the variance, is computed exactly.
+    On a GPU every channel takes the exact path (``var_mean``), which needs no host synchronisation.
+    Rows merge in float64 with Chan et al.'s formula, every :data:`MERGE_EVERY` batches and when read,
+    so memory stays bounded however many batches pass.
 
     ``share`` < 1 keeps the leading ``ceil(share * batch)`` images of each batch (a view, no copy):
     spread over every batch, so over every part of a folder's class order. ``_forward_all`` passes
     :func:`statistics_share`, about :data:`STATISTICS_IMAGES` images in all.
     """
 
-    # Beyond this ratio of squared mean to variance, E[x^2] - E[x]^2 keeps fewer than 3 of float32's digits.
+    # Where the squared mean passes this many times the variance, E[x^2] - E[x]^2 in float32 has lost
+    # about 3 of its 7 significant digits (a relative error near 1e-4): the exact path takes over.
     CANCELLATION_RATIO = 1e3
+    MERGE_EVERY = 32
 
     def __init__(self, model: nn.Module, share: float = 1.0):
         self.share = share
-        self.parts: dict[str, list] = {}  # name -> per batch (row means, row variances, positions per row)
+        # name -> per batch (row means, row variances, positions per row); a merged entry is one row
+        self.parts: dict[str, list] = {}
         self.modules: dict[str, nn.BatchNorm2d] = {}
         self.handles = []
         for name, module in model.named_modules():
@@ -131,36 +168,23 @@ class BatchNormStatistics:
             x = inputs[0].detach()
             if self.share < 1.0:  # the leading images of every batch: a view, and every part of the pass
                 x = x[:max(1, math.ceil(x.shape[0] * self.share))]
-            x = x.float()
-            rows = x.reshape(x.shape[0], x.shape[1], -1)  # (images, channels, positions): a view when contiguous
+            rows = x.float().reshape(x.shape[0], x.shape[1], -1)  # (images, channels, positions)
             positions = rows.shape[2]
-            mean = rows.sum(2) / positions
-            var = torch.linalg.vector_norm(rows, dim=2).square() / positions - mean.square()
-            # The float32 error of a row's variance is about 1e-7 of its mean square; what it costs is
-            # relative to the channel's whole variance over the batch (within rows plus between them).
-            channel_mean = mean.mean(0)
-            channel_var = var.mean(0) + mean.square().mean(0) - channel_mean.square()  # a check, not a result
-            cancelled = channel_mean.square() > self.CANCELLATION_RATIO * channel_var
-            if cancelled.any():
-                exact_var, exact_mean = torch.var_mean(rows[:, cancelled], dim=2, correction=0)
-                mean[:, cancelled], var[:, cancelled] = exact_mean, exact_var
-            self.parts.setdefault(name, []).append((mean, var.clamp(min=0), positions))
+            if rows.is_cuda:
+                var, mean = torch.var_mean(rows, dim=2, correction=0)
+            else:
+                mean, var = _fast_moments(rows, self.CANCELLATION_RATIO)
+            parts = self.parts.setdefault(name, [])
+            parts.append((mean, var.clamp(min=0), positions))
+            if len(parts) >= self.MERGE_EVERY:
+                merged_mean, m2, total = _merge(parts)
+                parts[:] = [(merged_mean[None], (m2 / total)[None], total)]
         return keep
 
     @property
     def sums(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, int]]:
         """Per layer: mean, sum of squared deviations and count over every position of every image seen."""
-        merged = {}
-        for name, parts in self.parts.items():
-            means = torch.cat([m for m, _, _ in parts]).double()  # (rows, channels)
-            variances = torch.cat([v for _, v, _ in parts]).double()
-            counts = torch.cat([torch.full((len(m),), float(n), dtype=torch.float64) for m, _, n in parts])
-            counts = counts.to(means.device)[:, None]
-            total = counts.sum()
-            mean = (means * counts).sum(0) / total
-            m2 = (variances * counts).sum(0) + (counts * (means - mean) ** 2).sum(0)
-            merged[name] = (mean, m2, int(total.item()))
-        return merged
+        return {name: _merge(parts) for name, parts in self.parts.items()}
 
     def reset(self) -> None:
         self.parts.clear()
@@ -202,8 +226,10 @@ def statistics_share(n_images: int) -> float:
 
 
 def _forward_all(model: nn.Module, spec: BackboneSpec, loader: DataLoader, device: torch.device,
-                 with_bn_stats: bool, counter: progress.Counter | None = None, n_images: int = 0,
+                 with_bn_stats: bool, counter: progress.Counter | None = None, n_images: int | None = None,
                  ) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
+    if with_bn_stats and n_images is None:
+        raise ValueError("the BatchNorm statistics need n_images, the images this pass will see")
     model = devices.prepare_model(model, device).eval()
     reader = EmbeddingReader(model, spec)
     stats = BatchNormStatistics(model, statistics_share(n_images)) if with_bn_stats else None
