@@ -63,3 +63,20 @@ def decodes(monkeypatch) -> list[Path]:
 
     monkeypatch.setattr(decoded_store, "decode", counting)
     return seen
+
+
+@pytest.fixture
+def benchmark_module(monkeypatch) -> Callable[..., object]:
+    """Imports a module of benchmarks/ afresh (``benchmark_module("ranking_logic")``), with benchmarks/ on
+    sys.path for this test only; names in ``fresh`` are dropped from sys.modules first as well."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+    def load(name: str, *fresh: str):
+        for module in (name, *fresh):
+            sys.modules.pop(module, None)
+        return importlib.import_module(name)
+
+    return load

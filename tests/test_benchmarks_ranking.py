@@ -3,21 +3,14 @@ measure, and an out-of-task choice that never looks at the task it is scored on.
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture
-def logic(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    sys.modules.pop("ranking_logic", None)
-    return importlib.import_module("ranking_logic")
+def logic(benchmark_module):
+    return benchmark_module("ranking_logic")
 
 
 def unit(measure: dict[str, float], accuracy: dict[str, float], key: str = "m") -> dict:

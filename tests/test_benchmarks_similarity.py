@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,14 +11,10 @@ from tladvisor.records import AnalysisOptions
 
 from helpers import TINY_PLUGIN, write_image_folder
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    sys.modules.pop("bench_similarity_shift", None)
-    return importlib.import_module("bench_similarity_shift")
+def bench(benchmark_module):
+    return benchmark_module("bench_similarity_shift")
 
 
 @pytest.fixture
