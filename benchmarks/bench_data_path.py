@@ -31,7 +31,8 @@ from PIL import Image
 
 from tladvisor import device as devices
 from tladvisor.data.decoded_store import Geometry, open_sample_stores
-from tladvisor.embed import BatchNormStatistics, extract_features, stage_shifts, statistics_share
+from tladvisor.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share
+from tladvisor.embed import extract_features
 from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, Dataset
@@ -203,14 +204,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--statistics-images", type=int,
-                        help="override embed.STATISTICS_IMAGES (the images the shift statistics keep)")
+                        help="override bn_statistics.STATISTICS_IMAGES (the images the shift statistics keep)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.statistics_images:
-        import tladvisor.embed as embed
+        import tladvisor.bn_statistics as bn_statistics
 
-        embed.STATISTICS_IMAGES = args.statistics_images
+        bn_statistics.STATISTICS_IMAGES = args.statistics_images
     device = devices.pick_device(args.device)
     spec = PluginHost().backbone(args.backbone)
     pre = spec.preprocessing_at(args.image_size)

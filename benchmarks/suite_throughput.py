@@ -33,7 +33,8 @@ def run_throughput(settings: Settings, per_class: int, epochs: int = 5) -> dict[
 
     from bench_cached_trials import compare_trials
     from tladvisor.data.imagefolder import load_image_folder
-    from tladvisor.embed import BatchNormStatistics, extract_features, statistics_share
+    from tladvisor.bn_statistics import BatchNormStatistics, statistics_share
+    from tladvisor.embed import extract_features
     from tladvisor.plugins import PluginHost
     from tladvisor.transforms import ImageFiles, eval_transform
 

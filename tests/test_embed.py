@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from tladvisor.embed import BatchNormStatistics, extract_features, stage_shifts, stratified_cap
+from tladvisor.bn_statistics import BatchNormStatistics, stage_shifts
+from tladvisor.embed import extract_features, stratified_cap
 from tladvisor.modeling import recalibrate_batchnorm
 from tladvisor.testing import tiny_backbone_spec
 
@@ -253,7 +254,7 @@ def test_bn_statistics_of_one_pixel_maps_keep_the_spread_between_images_and_memo
 
 
 def test_bn_statistics_from_a_share_of_each_batch_cover_every_class_however_the_images_are_ordered():
-    from tladvisor.embed import STATISTICS_IMAGES, statistics_share
+    from tladvisor.bn_statistics import STATISTICS_IMAGES, statistics_share
 
     bn = nn.BatchNorm2d(2).eval()
     generator = torch.Generator().manual_seed(3)

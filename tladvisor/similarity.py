@@ -1,7 +1,7 @@
 """The summary similarity of target data to a backbone's source domain, in [0, 1] (1 = like the source).
 
 Primary evidence is source-free: the per-stage shift between the target's activation statistics and the
-BatchNorm running statistics the network kept from its source data (see ``embed.BatchNormStatistics``).
+BatchNorm running statistics the network kept from its source data (see ``bn_statistics.BatchNormStatistics``).
 Stage shifts span orders of magnitude (colour removal alone multiplies the stem's by ~400), so they are
 combined by their geometric mean ``g`` and mapped through ``1 / (1 + g / g0)``, a logistic in log-shift.
 
