@@ -42,6 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from honest_logic import write_json_atomic  # noqa: E402
 from ranking_logic import (choose_out_of_task, next_multiplier, paired_difference, top_pick_regret,  # noqa: E402
                            unit_tau)
 
@@ -322,12 +323,6 @@ def print_markdown(units: list[dict]) -> None:
         print(f"\nthe tuner's best trial used the exhaustive best backbone (or one as good) on {agree} of {len(tuned)}")
 
 
-def write_json_atomically(path: Path, payload: dict) -> None:
-    partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(payload, indent=2, allow_nan=True))
-    partial.replace(path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS))
@@ -370,7 +365,7 @@ def main() -> None:
                 print(f"  {task} seed {seed}: kept from {path}", flush=True)
             else:
                 unit = run_task(task, seed, tuple(args.backbones), args, previous)
-                write_json_atomically(path, unit)
+                write_json_atomic(path, unit)
             # The tuner's result is a file of its own, so a tuning run and an --extend run of the same unit
             # (two processes) never overwrite each other's work.
             tuning_path = path.with_suffix(".tuning.json")
@@ -379,7 +374,7 @@ def main() -> None:
                 tuning = None  # made for other backbones, trials or sizes: not this run's
             if args.tune_trials and tuning is None:
                 tuning = tune_across_backbones(task, seed, tuple(args.backbones), args)
-                write_json_atomically(tuning_path, tuning)
+                write_json_atomic(tuning_path, tuning)
                 print(f"  {task} seed {seed}: tuner's best backbone {tuning['tuner_backbone']} (advised "
                       f"{tuning['advised_backbone']})", flush=True)
             if tuning is not None:
