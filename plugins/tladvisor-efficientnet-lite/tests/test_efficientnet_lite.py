@@ -227,6 +227,17 @@ def test_same_conv_pads_bottom_right_from_the_actual_input():
     assert out[0, 0].tolist() == [[9.0, 6.0], [6.0, 4.0]]
 
 
+@pytest.mark.parametrize("kernel, stride, size", [(3, 1, 7), (5, 1, 8), (3, 2, 8), (5, 2, 9), (1, 1, 5), (3, 2, 7)])
+def test_same_conv_equals_an_explicitly_padded_convolution_whichever_way_it_pads(kernel, stride, size):
+    conv = Conv2dSame(4, 6, kernel, stride=stride)
+    x = torch.randn(2, 4, size, size + 1, generator=torch.Generator().manual_seed(kernel * 10 + size))
+    top, bottom = same_padding(size, kernel, stride)
+    left, right = same_padding(size + 1, kernel, stride)
+    reference = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (left, right, top, bottom)), conv.weight,
+                                           stride=stride)
+    torch.testing.assert_close(conv(x), reference, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("size", [64, 97, 224])
 def test_forward_at_any_size_gives_a_1280_embedding(pretrained, spec, size):
     head_maps = []
