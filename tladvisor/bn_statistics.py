@@ -22,47 +22,44 @@ from tladvisor.records import StageShift
 STATISTICS_IMAGES = 256
 
 
-def _fast_moments(rows: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per (image, channel) row: mean and variance over the positions from a sum and a norm; the channels
-    where that cancels (squared mean above ``ratio`` times the channel's variance over the batch, within
-    plus between rows) computed exactly instead."""
-    positions = rows.shape[2]
-    mean = rows.sum(2) / positions
-    var = torch.linalg.vector_norm(rows, dim=2).square() / positions - mean.square()
-    # A row variance's float32 error is about 1e-7 of its mean square; what that costs is relative to
-    # the channel's whole variance over the batch.
+def _cancelling(mean: torch.Tensor, var: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Channels whose squared mean passes ``ratio`` times their variance over the batches (within plus
+    between them): there E[x^2] - E[x]^2 in float32 loses the variance. ``mean``, ``var``: (batches, channels)."""
     channel_mean = mean.mean(0)
-    channel_var = var.mean(0) + mean.square().mean(0) - channel_mean.square()  # a check, not a result
-    cancelled = channel_mean.square() > ratio * channel_var
-    if cancelled.any():
-        exact_var, exact_mean = torch.var_mean(rows[:, cancelled], dim=2, correction=0)
-        mean[:, cancelled], var[:, cancelled] = exact_mean, exact_var
-    return mean, var
+    channel_var = var.mean(0) + mean.square().mean(0) - channel_mean.square()
+    return channel_mean.square() > ratio * channel_var
 
 
-def _merge(parts: list) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Mean, sum of squared deviations and count of rows ``(means, variances, count per row)``, in float64."""
-    means = torch.cat([m.double() for m, _, _ in parts])  # (rows, channels)
-    variances = torch.cat([v.double() for _, v, _ in parts])
-    counts = torch.cat([torch.full((len(m),), float(n), dtype=torch.float64) for m, _, n in parts])
-    counts = counts.to(means.device)[:, None]
-    total = counts.sum()
-    mean = (means * counts).sum(0) / total
-    m2 = (variances * counts).sum(0) + (counts * (means - mean) ** 2).sum(0)
-    return mean, m2, int(total.item())
+class _Layer:
+    """One layer's statistics: batches not yet merged, and the float64 totals of those merged."""
+
+    def __init__(self, module: nn.BatchNorm2d):
+        self.module = module
+        # per batch: (sum, sum of squares, count, exact (channels, mean, variance) | None), per
+        # channel; on a GPU the sums are None and the exact moments cover every channel
+        self.pending: list[tuple] = []
+        self.exact_channels: torch.Tensor | None = None  # None until the first batch has been checked
+        self.count = 0
+        self.mean: torch.Tensor | None = None  # float64, per channel
+        self.m2: torch.Tensor | None = None    # sum of squared deviations, float64, per channel
 
 
 class BatchNormStatistics:
     """Accumulates per-channel mean and variance of every BatchNorm2d input during forward passes.
 
-    On the CPU, per image and channel, the mean and mean square come from two float32 reductions over
-    the spatial positions that allocate nothing of the activation's size (BatchNorm's own training-mode
-    moments, used before, normalise the whole activation to leave them: 3.6-4x slower on 16-32 px maps
-    in a one-thread micro-benchmark, and the hooks cost 40-58 % of a bare forward pass); a channel whose
-    mean dwarfs its spread, where E[x^2] - E[x]^2 in float32 loses the variance, is computed exactly.
-    On a GPU every channel takes the exact path (``var_mean``), which needs no host synchronisation.
-    Rows merge in float64 with Chan et al.'s formula, every :data:`MERGE_EVERY` batches and when read,
-    so memory stays bounded however many batches pass.
+    On the CPU a hook does six tensor operations per layer and batch: the leading share of the batch (a
+    view), per image and channel a float32 ``sum`` and ``vector_norm`` over the positions (which allocate
+    nothing of the activation's size and run 3.6-4x faster than BatchNorm's own training-mode moments on
+    16-32 px maps), and the same over the images. Means, variances and their merge wait for a merge,
+    every :data:`MERGE_EVERY` batches and when read, in float64 for all those batches at once: per-batch
+    small operations had cost as much as the reductions (``benchmarks/bench_data_path.py``).
+
+    Where the squared mean dwarfs the variance, E[x^2] - E[x]^2 in float32 loses the variance: those
+    channels take the exact path (``var_mean``) from the first batch on, found on that batch; a merge
+    that finds another such channel sends it down the exact path for the batches after it (the batches
+    already seen keep an error of about 1e-7 times the channel's squared mean over its variance).
+    On a GPU every channel takes the exact path, which needs no host synchronisation (``all_exact``
+    chooses either path on any device).
 
     ``share`` < 1 keeps the leading ``ceil(share * batch)`` images of each batch (a view, no copy):
     spread over every batch, so over every part of a folder's class order. ``_forward_all`` passes
@@ -74,52 +71,108 @@ class BatchNormStatistics:
     CANCELLATION_RATIO = 1e3
     MERGE_EVERY = 32
 
-    def __init__(self, model: nn.Module, share: float = 1.0):
+    def __init__(self, model: nn.Module, share: float = 1.0, all_exact: bool | None = None):
         self.share = share
-        # name -> per batch (row means, row variances, positions per row); a merged entry is one row
-        self.parts: dict[str, list] = {}
-        self.modules: dict[str, nn.BatchNorm2d] = {}
+        self.all_exact = all_exact  # None: every channel exact on a GPU, the fast reductions on the CPU
+        self.layers: dict[str, _Layer] = {}
         self.handles = []
         for name, module in model.named_modules():
             if isinstance(module, nn.BatchNorm2d) and module.track_running_stats and module.running_mean is not None:
-                self.modules[name] = module
-                self.handles.append(module.register_forward_pre_hook(self._hook(name)))
+                self.layers[name] = _Layer(module)
+                self.handles.append(module.register_forward_pre_hook(self._hook(self.layers[name])))
 
-    def _hook(self, name: str):
+    def _hook(self, layer: _Layer):
+        share, ratio, all_exact = self.share, self.CANCELLATION_RATIO, self.all_exact
+
         def keep(_module, inputs):
-            x = inputs[0].detach()
-            if self.share < 1.0:  # the leading images of every batch: a view, and every part of the pass
-                x = x[:max(1, math.ceil(x.shape[0] * self.share))]
-            rows = x.float().reshape(x.shape[0], x.shape[1], -1)  # (images, channels, positions)
-            positions = rows.shape[2]
-            if rows.is_cuda:
-                var, mean = torch.var_mean(rows, dim=2, correction=0)
+            x = inputs[0]
+            if share < 1.0:  # the leading images of every batch: a view, and every part of the pass
+                x = x[:max(1, math.ceil(x.shape[0] * share))]
+            rows = x.detach().reshape(x.shape[0], x.shape[1], -1)  # (images, channels, positions)
+            if rows.dtype != torch.float32:
+                rows = rows.float()
+            count = rows.shape[0] * rows.shape[2]
+            if all_exact or (all_exact is None and rows.is_cuda):
+                var, mean = torch.var_mean(rows, dim=(0, 2), correction=0)
+                layer.pending.append((None, None, count, (None, mean, var)))
             else:
-                mean, var = _fast_moments(rows, self.CANCELLATION_RATIO)
-            parts = self.parts.setdefault(name, [])
-            parts.append((mean, var.clamp(min=0), positions))
-            if len(parts) >= self.MERGE_EVERY:
-                merged_mean, m2, total = _merge(parts)
-                parts[:] = [(merged_mean[None], (m2 / total)[None], total)]
+                total = rows.sum(2).sum(0)
+                # the sum of squares through a norm over the positions (no activation-sized square);
+                # a norm over the images, dim 0, would cost 20x a sum (145 us at 1152 channels)
+                squares = torch.linalg.vector_norm(rows, dim=2).square_().sum(0)
+                if layer.exact_channels is None:  # the first batch decides which channels cancel
+                    mean = total / count
+                    variance = squares / count - mean.square()
+                    layer.exact_channels = (mean.square() > ratio * variance).nonzero().flatten()
+                exact = None
+                if len(layer.exact_channels):
+                    var, mean = torch.var_mean(rows[:, layer.exact_channels], dim=(0, 2), correction=0)
+                    exact = (layer.exact_channels, mean, var)
+                layer.pending.append((total, squares, count, exact))
+            if len(layer.pending) >= self.MERGE_EVERY:
+                self._merge(layer)
         return keep
+
+    def _merge(self, layer: _Layer) -> None:
+        """Fold the pending batches into the layer's totals (Chan et al.'s pairwise formula, float64)."""
+        if not layer.pending:
+            return
+        counts = torch.tensor([count for _, _, count, _ in layer.pending], dtype=torch.float64)
+        if layer.pending[0][0] is None:  # exact moments of every channel (a GPU's batches)
+            means = torch.stack([exact[1] for *_, exact in layer.pending]).double()
+            variances = torch.stack([exact[2] for *_, exact in layer.pending]).double()
+            counts = counts.to(means.device)
+        else:
+            means = torch.stack([total for total, *_ in layer.pending]).double() / counts[:, None]
+            variances = torch.stack([squares for _, squares, *_ in layer.pending]).double() / counts[:, None]
+            variances -= means.square()
+            for row, (*_, exact) in enumerate(layer.pending):
+                if exact is not None:
+                    channels, mean, var = exact
+                    means[row, channels] = mean.double()
+                    variances[row, channels] = var.double()
+            # a channel that began to cancel after the first batch: exact for the batches to come
+            cancel = _cancelling(means, variances, self.CANCELLATION_RATIO)
+            cancel[layer.exact_channels] = False
+            if cancel.any():
+                layer.exact_channels = torch.cat([layer.exact_channels, cancel.nonzero().flatten()]).sort().values
+        layer.pending.clear()
+        weights = counts[:, None]
+        if layer.mean is not None:  # the totals so far are one more row
+            means = torch.cat([layer.mean[None], means])
+            variances = torch.cat([(layer.m2 / layer.count)[None], variances])
+            weights = torch.cat([weights.new_tensor([[float(layer.count)]]), weights])
+        total = weights.sum()
+        layer.mean = (means * weights).sum(0) / total
+        layer.m2 = (variances.clamp(min=0) * weights).sum(0) + (weights * (means - layer.mean).square()).sum(0)
+        layer.count = int(total.item())
 
     @property
     def sums(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, int]]:
-        """Per layer: mean, sum of squared deviations and count over every position of every image seen."""
-        return {name: _merge(parts) for name, parts in self.parts.items()}
+        """Per layer seen: mean, sum of squared deviations and count over every position of every image."""
+        result = {}
+        for name, layer in self.layers.items():
+            self._merge(layer)
+            if layer.mean is not None:
+                result[name] = (layer.mean, layer.m2, layer.count)
+        return result
 
     def reset(self) -> None:
-        self.parts.clear()
+        """Forget what was gathered (the channels found to need the exact path stay found)."""
+        for layer in self.layers.values():
+            layer.pending.clear()
+            layer.count, layer.mean, layer.m2 = 0, None, None
 
     def close(self) -> None:
         for handle in self.handles:
             handle.remove()
+        self.handles = []
 
     def layer_shift(self) -> dict[str, float]:
         """Mean over channels of the symmetric KL divergence between Gaussians N(target) and N(source)."""
         shifts = {}
         for name, (mean, m2, count) in self.sums.items():
-            module = self.modules[name]
+            module = self.layers[name].module
             mu_t = mean.cpu().numpy()
             var_t = (m2 / count).cpu().numpy() + module.eps
             mu_s = module.running_mean.detach().double().cpu().numpy()
