@@ -125,11 +125,15 @@ def extraction_vs_bare_loop(spec, dataset: Dataset, image_size: int, batch_size:
     print("   stage shifts, the hooks' share / every image: " +
           ", ".join(f"{k} {sampled[k]:.3f} / {every[k]:.3f}" for k in every))
     extracted, plain, hooked = [], [], []
-    for _ in range(repeats):  # interleaved, so a change of load on the machine hits all alike
+    for _ in range(repeats):  # interleaved, so a change of the machine's speed hits all three alike
         extracted.append(best_of(1, extract))
         plain.append(best_of(1, lambda: bare(False)))
         hooked.append(best_of(1, lambda: bare(True)))
-    return min(extracted), min(plain), min(hooked), deviation
+    # Ratios within each repeat, then their median: this machine's speed drifts by 20-30 % over seconds,
+    # so a ratio of two minima taken at different moments is mostly that drift.
+    return (float(np.median(extracted)), float(np.median(plain)), float(np.median(hooked)),
+            float(np.median(np.array(plain) / extracted)), float(np.median(np.array(hooked) / extracted)),
+            float(np.median(np.array(hooked) / plain)), deviation)
 
 
 class TimedBatches:
@@ -199,7 +203,7 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=0, help="loader processes decoding the store")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
@@ -226,13 +230,13 @@ def main() -> None:
         print(f"1. store cold (decode + resize {n} images): {cold:7.3f} s   warm (open): {warm:7.4f} s   "
               f"cold / warm: {cold / max(warm, 1e-9):.0f}x")
 
-        extracted, plain, hooked, deviation = extraction_vs_bare_loop(spec, dataset, args.image_size, args.batch_size, device,
-                                                           work / "cache", args.repeats)
+        extracted, plain, hooked, speed, speed_hooked, hook_cost, deviation = extraction_vs_bare_loop(
+            spec, dataset, args.image_size, args.batch_size, device, work / "cache", args.repeats)
         print(f"2. extract_features (warm store): {extracted:7.3f} s   bare loop: {plain:7.3f} s "
-              f"({hooked:.3f} s with the BatchNorm-statistics hooks)   extraction at {plain / extracted:.2f}x "
-              f"the bare loop (target >= 0.9), {hooked / extracted:.2f}x the loop with hooks (they cost "
-              f"{hooked / plain - 1:+.0%} of the bare loop, on {statistics_share(n):.2f} of each batch: stage "
-              f"shifts within {deviation:.1%} of those from every image)")
+              f"({hooked:.3f} s with the BatchNorm-statistics hooks; medians of {args.repeats})   extraction at "
+              f"{speed:.2f}x the bare loop (target >= 0.9), {speed_hooked:.2f}x the loop with hooks (they cost "
+              f"{hook_cost - 1:+.0%} of the bare loop, on {statistics_share(n):.2f} of each batch: stage "
+              f"shifts within {deviation:.1%} of those from every image; ratios are medians over the repeats)")
 
         r = trial_data_share(spec, dataset, args.image_size, args.epochs, args.batch_size, device, work / "cache")
         print(f"3. partial-freeze trial, {r['n_train']} train / {r['n_val']} val, {r['epochs_run']} epochs: "

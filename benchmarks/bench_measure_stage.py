@@ -1,7 +1,7 @@
 """The measure stage of ``analyze --trials 0`` against one bare forward pass over the measured images.
 
     nice python benchmarks/bench_measure_stage.py [--images 300] [--image-size 96] [--backbone efficientnet_b0]
-        [--repeats 3]
+        [--repeats 3]   # medians of interleaved repeats
 
 Writes N natural-photo crops (6 classes, as bench_analyze.py), then times, in one process:
 
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--backbone", default="efficientnet_b0")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=1, help="the best of this many runs of each part, interleaved")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each part, interleaved (medians)")
     args = parser.parse_args()
     os.environ["TLADVISOR_THREADS"] = str(args.threads)
     from tladvisor.threads import configure_threads
@@ -97,13 +97,17 @@ def main() -> None:
         runs["stage"].append(timed(stage))
         runs["extract"].append(timed(extract))
         runs["measures"].append(timed(lambda: measure_feature_set(features, seed=0)))
-    bare_s, stage_s, extract_s, measures_s = (min(runs[k]) for k in ("bare", "stage", "extract", "measures"))
+    # Each part against the bare pass of its own repeat, then the median over repeats: this machine's
+    # speed drifts by 20-30 % over seconds, which minima taken at different moments would read as a ratio.
+    seconds = {k: float(np.median(v)) for k, v in runs.items()}
+    ratio = {k: float(np.median(np.array(runs[k]) / runs["bare"])) for k in runs}
     print(f"{n} images, {args.image_size} px, {args.backbone} ({features.features.shape[1]}-d), "
-          f"{torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.2f}")
-    print(f"bare forward            {bare_s:7.2f} s")
-    print(f"measure stage           {stage_s:7.2f} s  ratio {stage_s / bare_s:5.2f}x  (target <= 3x)")
-    print(f"  feature extraction    {extract_s:7.2f} s  ratio {extract_s / bare_s:5.2f}x")
-    print(f"  measures on features  {measures_s:7.2f} s  ratio {measures_s / bare_s:5.2f}x")
+          f"{torch.get_num_threads()} thread(s), load {os.getloadavg()[0]:.2f}; medians of {args.repeats} repeats")
+    print(f"bare forward            {seconds['bare']:7.2f} s")
+    print(f"measure stage           {seconds['stage']:7.2f} s  ratio {ratio['stage']:5.2f}x  (target <= 3x; "
+          f"per repeat {', '.join(f'{s / b:.2f}' for s, b in zip(runs['stage'], runs['bare']))})")
+    print(f"  feature extraction    {seconds['extract']:7.2f} s  ratio {ratio['extract']:5.2f}x")
+    print(f"  measures on features  {seconds['measures']:7.2f} s  ratio {ratio['measures']:5.2f}x")
     np.testing.assert_equal(features.labels.shape[0], n)
 
 
