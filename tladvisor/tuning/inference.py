@@ -5,6 +5,8 @@ Sharing it is what makes ``predict`` on the validation images reproduce the stor
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -12,7 +14,7 @@ from torch.utils.data import DataLoader
 from tladvisor import device as devices
 
 
-def predict_probabilities(model: nn.Module, loader: DataLoader, device: torch.device) -> torch.Tensor:
+def predict_probabilities(model: nn.Module, loader: Iterable, device: torch.device) -> torch.Tensor:
     """``(n, n_classes)`` softmax probabilities on the CPU, in loader order; the model is put in eval mode."""
     model.eval()
     chunks = []

@@ -28,6 +28,7 @@ from tladvisor.backbones import BackboneSpec
 from tladvisor.modeling import head_module, recalibrate_batchnorm
 from tladvisor.tuning.data import FeatureSplit, TuningData
 from tladvisor.tuning.imbalance import classification_metrics, loss_weights
+from tladvisor.tuning.frozen_prefix import FrozenPrefix
 from tladvisor.tuning.inference import predict_probabilities
 from tladvisor.tuning.optim import make_optimizer, warmup_cosine
 from tladvisor.tuning.strategies import (
@@ -244,9 +245,13 @@ def train_network(model: nn.Module, spec: BackboneSpec, config: TrialConfig, dat
     scaler = _grad_scaler(device)
     statistics_loader = data.train_loader(spec, config.batch_size, seed, augment=False)
     weight = class_weight_tensor(data, device)
+    # Validation images are not augmented: the frozen stages' output on them is computed on the first
+    # validation at a depth, and later ones start after those stages (checked to give the same output).
+    prefix, depth_now = FrozenPrefix(model, spec), [frozen]
 
     def run_epoch(epoch: int) -> None:
         waiting = gradual_unfreeze_depth(epoch, frozen, n_stages) if config.gradual_unfreeze else frozen
+        depth_now[0] = waiting
         for index in range(n_stages):
             set_stage_trainable(model, spec, index, index >= waiting, kept)
         train_mode(model, spec, waiting)
@@ -261,7 +266,7 @@ def train_network(model: nn.Module, spec: BackboneSpec, config: TrialConfig, dat
         recalibrate_batchnorm(model, statistics_loader, device, norms=trained_norms)
 
     def evaluate() -> Evaluation:
-        predicted = predict_probabilities(model, val_loader, device).argmax(1)
+        predicted = predict_probabilities(model, prefix.batches(val_loader, depth_now[0]), device).argmax(1)
         labels = torch.as_tensor(val_loader.dataset.labels)  # type: ignore[attr-defined]
         return evaluation(predicted, labels, data.n_classes)
 
