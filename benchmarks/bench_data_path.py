@@ -198,8 +198,8 @@ def trial_data_share(spec, dataset: Dataset, image_size: int, epochs: int, batch
 
 
 def frozen_prefix_saving(spec, dataset: Dataset, image_size: int, epochs: int, batch_size: int,
-                         device: torch.device, cache: Path) -> dict:
-    """The same partial-freeze trial (same seed) validating after the frozen stages, then in full."""
+                         device: torch.device, cache: Path, repeats: int) -> dict:
+    """The same partial-freeze trial (same seed) validating after the frozen stages and in full."""
     from tladvisor.tuning import frozen_prefix
 
     options = AnalysisOptions(source=dataset.root, image_size=image_size, batch_size=batch_size, cache_dir=cache)
@@ -208,17 +208,24 @@ def frozen_prefix_saving(spec, dataset: Dataset, image_size: int, epochs: int, b
     config = TrialConfig(backbone=spec.name, strategy="partial_freeze", freeze_depth=max(1, spec.n_stages // 2),
                          epochs=epochs, patience=epochs, batch_size=batch_size, image_size=image_size,
                          lr_backbone=1e-3)
-    runs = {}
+    seconds: dict[str, list[float]] = {"after": [], "full": []}
+    curves: dict[str, list] = {}
     kept = frozen_prefix.MAX_BYTES
     try:
-        for name, limit in (("after the frozen stages", kept), ("in full", 0)):
-            frozen_prefix.MAX_BYTES = limit
-            started = time.perf_counter()
-            result = train_trial(spec, config, data, device, seed=0)
-            runs[name] = (time.perf_counter() - started, result.learning_curve)
+        for repeat in range(repeats):  # interleaved, the order alternating, so drift hits both alike
+            arms = [("after", kept), ("full", 0)]
+            for name, limit in arms if repeat % 2 == 0 else arms[::-1]:
+                frozen_prefix.MAX_BYTES = limit  # 0: no output fits, every validation runs in full
+                started = time.perf_counter()
+                result = train_trial(spec, config, data, device, seed=0)
+                seconds[name].append(time.perf_counter() - started)
+                curves.setdefault(name, result.learning_curve)
     finally:
         frozen_prefix.MAX_BYTES = kept
-    return {"depth": config.freeze_depth, "n_stages": spec.n_stages, **runs}
+    ratios = np.array(seconds["after"]) / np.array(seconds["full"])
+    return {"depth": config.freeze_depth, "n_stages": spec.n_stages, "after": float(np.median(seconds["after"])),
+            "full": float(np.median(seconds["full"])), "ratio": float(np.median(ratios)),
+            "ratios": ratios.tolist(), "same_curve": curves["after"] == curves["full"]}
 
 
 def main() -> None:
@@ -230,6 +237,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--trial-repeats", type=int, default=3,
+                        help="interleaved pairs of trials comparing validation after the frozen stages with in full")
     parser.add_argument("--workers", type=int, default=0, help="loader processes decoding the store")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="auto")
@@ -271,11 +280,11 @@ def main() -> None:
               f"epoch instead: {r['old_data_s']:.2f} s = {100 * r['old_data_s'] / r['compute_s']:.0f} %")
         if args.epochs > 1:
             f = frozen_prefix_saving(spec, dataset, args.image_size, args.epochs, args.batch_size, device,
-                                     work / "cache")
-            (after, curve_after), (full, curve_full) = f["after the frozen stages"], f["in full"]
+                                     work / "cache", args.trial_repeats)
             print(f"4. the same trial (freeze depth {f['depth']} of {f['n_stages']}) validating after the frozen "
-                  f"stages from epoch 2: {after:.2f} s, in full every epoch: {full:.2f} s ({1 - after / full:.0%} "
-                  f"less); the same learning curve: {curve_after == curve_full}")
+                  f"stages from epoch 2: {f['after']:.2f} s, in full every epoch: {f['full']:.2f} s (medians of "
+                  f"{args.trial_repeats}); time ratio {f['ratio']:.2f} ({1 - f['ratio']:.0%} less; per repeat "
+                  f"{', '.join(f'{r:.2f}' for r in f['ratios'])}); the same learning curve: {f['same_curve']}")
         print(f"load after: {os.getloadavg()[0]:.2f}")
 
 

@@ -47,7 +47,7 @@ class _Layer:
 class BatchNormStatistics:
     """Accumulates per-channel mean and variance of every BatchNorm2d input during forward passes.
 
-    On the CPU a hook does six tensor operations per layer and batch: the leading share of the batch (a
+    On the CPU a hook does seven tensor operations per layer and batch: the leading share of the batch (a
     view), per image and channel a float32 ``sum`` and ``vector_norm`` over the positions (which allocate
     nothing of the activation's size and run 3.6-4x faster than BatchNorm's own training-mode moments on
     16-32 px maps), and the same over the images. Means, variances and their merge wait for a merge,
@@ -58,8 +58,9 @@ class BatchNormStatistics:
     channels take the exact path (``var_mean``) from the first batch on, found on that batch; a merge
     that finds another such channel sends it down the exact path for the batches after it (the batches
     already seen keep an error of about 1e-7 times the channel's squared mean over its variance).
-    On a GPU every channel takes the exact path, which needs no host synchronisation (``all_exact``
-    chooses either path on any device).
+    On a GPU every channel takes the exact path, which needs no host synchronisation (counts stay
+    Python integers; ``all_exact`` chooses either path on any device, the fast one reading its
+    cancellation checks on the host).
 
     ``share`` < 1 keeps the leading ``ceil(share * batch)`` images of each batch (a view, no copy):
     spread over every batch, so over every part of a folder's class order. ``_forward_all`` passes
@@ -117,11 +118,12 @@ class BatchNormStatistics:
         """Fold the pending batches into the layer's totals (Chan et al.'s pairwise formula, float64)."""
         if not layer.pending:
             return
-        counts = torch.tensor([count for _, _, count, _ in layer.pending], dtype=torch.float64)
+        counted = [count for _, _, count, _ in layer.pending]  # Python ints: no device round trip
+        first = layer.pending[0][0] if layer.pending[0][0] is not None else layer.pending[0][3][1]
+        counts = torch.tensor(counted, dtype=torch.float64, device=first.device)
         if layer.pending[0][0] is None:  # exact moments of every channel (a GPU's batches)
             means = torch.stack([exact[1] for *_, exact in layer.pending]).double()
             variances = torch.stack([exact[2] for *_, exact in layer.pending]).double()
-            counts = counts.to(means.device)
         else:
             means = torch.stack([total for total, *_ in layer.pending]).double() / counts[:, None]
             variances = torch.stack([squares for _, squares, *_ in layer.pending]).double() / counts[:, None]
@@ -142,10 +144,10 @@ class BatchNormStatistics:
             means = torch.cat([layer.mean[None], means])
             variances = torch.cat([(layer.m2 / layer.count)[None], variances])
             weights = torch.cat([weights.new_tensor([[float(layer.count)]]), weights])
-        total = weights.sum()
+        total = layer.count + sum(counted)
         layer.mean = (means * weights).sum(0) / total
         layer.m2 = (variances.clamp(min=0) * weights).sum(0) + (weights * (means - layer.mean).square()).sum(0)
-        layer.count = int(total.item())
+        layer.count = total
 
     @property
     def sums(self) -> dict[str, tuple[torch.Tensor, torch.Tensor, int]]:

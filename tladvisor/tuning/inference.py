@@ -18,10 +18,16 @@ def predict_probabilities(model: nn.Module, loader: Iterable, device: torch.devi
     """``(n, n_classes)`` softmax probabilities on the CPU, in loader order; the model is put in eval mode."""
     model.eval()
     chunks = []
-    with torch.inference_mode(), devices.autocast(device):
-        for images, _labels in loader:
-            logits = model(devices.prepare_batch(images, device))
-            chunks.append(torch.softmax(logits.float(), dim=1).cpu())
+    batches = iter(loader)
+    try:
+        with torch.inference_mode(), devices.autocast(device):
+            for images, _labels in batches:
+                logits = model(devices.prepare_batch(images, device))
+                chunks.append(torch.softmax(logits.float(), dim=1).cpu())
+    finally:  # a generator (tuning.frozen_prefix) puts the model back as it was now, not when collected
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
     return torch.cat(chunks) if chunks else torch.empty(0)
 
 

@@ -97,7 +97,7 @@ class Conv2dSame(nn.Conv2d):
         height, width = x.shape[-2:]
         top, bottom = same_padding(height, self.kernel_size[0], self.stride[0], self.dilation[0])
         left, right = same_padding(width, self.kernel_size[1], self.stride[1], self.dilation[1])
-        if top == bottom and left == right:  # symmetric (every stride-1 conv): the convolution pads, no copy
+        if top == bottom and left == right:  # symmetric (odd kernels at stride 1, some stride-2 sizes): no copy
             return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
         x = F.pad(x, (left, right, top, bottom))  # TF's extra pixel bottom/right: a padded copy
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
