@@ -207,16 +207,22 @@ def test_cache_key_changes_when_the_backbone_structure_changes(dataset, tmp_path
     assert [s.stage for s in regrouped.stage_shift] == ["stem", "block2"]
 
 
-def test_bn_statistics_take_the_fast_reductions_where_they_are_exact_and_the_exact_path_where_they_cancel(
-        monkeypatch):
-    exact_calls = []
+@pytest.fixture
+def exact_calls(monkeypatch) -> list[int]:
+    """Channels each call of the exact path (``torch.var_mean``) computed, in call order."""
+    calls: list[int] = []
     var_mean = torch.var_mean
 
     def spied(rows, *args, **kwargs):
-        exact_calls.append(rows.shape[1])  # (images, channels, positions)
+        calls.append(rows.shape[1])  # (images, channels, positions)
         return var_mean(rows, *args, **kwargs)
 
     monkeypatch.setattr(torch, "var_mean", spied)
+    return calls
+
+
+def test_bn_statistics_take_the_fast_reductions_where_they_are_exact_and_the_exact_path_where_they_cancel(
+        exact_calls):
     bn = nn.BatchNorm2d(3).eval()
     model = nn.Sequential(bn)
     stats = BatchNormStatistics(model)
@@ -239,15 +245,7 @@ def test_bn_statistics_take_the_fast_reductions_where_they_are_exact_and_the_exa
 
 
 def test_bn_statistics_send_a_channel_that_begins_to_cancel_later_down_the_exact_path_from_the_next_merge(
-        monkeypatch):
-    exact_calls = []
-    var_mean = torch.var_mean
-
-    def spied(rows, *args, **kwargs):
-        exact_calls.append(rows.shape[1])  # (images, channels, positions)
-        return var_mean(rows, *args, **kwargs)
-
-    monkeypatch.setattr(torch, "var_mean", spied)
+        exact_calls):
     bn = nn.BatchNorm2d(2).eval()
     stats = BatchNormStatistics(nn.Sequential(bn))
     generator = torch.Generator().manual_seed(6)
