@@ -10,8 +10,8 @@ Data: JPEG photos (crops of four scikit-image pictures, 320 x 240, one class eac
 1. the decoded-image store, cold (decode + resize every image) vs warm (open the memory map);
 2. ``embed.extract_features`` (warm store, no feature cache) vs the bare loop: the model built and
    run over batches already in memory (target >= 0.9), and that loop with the BatchNorm-statistics
-   hooks extraction also runs, on the same share of each batch (so the rest is the data path), and how
-   far the stage shifts from that share are from those of every image (relative, the largest stage);
+   hooks extraction also runs, on the same images (so the rest is the data path), and how
+   far the stage shifts from those images are from those of every image (relative, the largest stage);
 3. a partial-freeze fine-tuning trial: the seconds its batches took to produce (store reads,
    augmentation, normalisation) as a share of the rest of the trial (target <= 10 %), next to what the
    old per-epoch decode would have cost for the same passes;
@@ -75,6 +75,12 @@ def write_photos(root: Path, n_train: int, n_val: int, seed: int = 0) -> Dataset
     return load_image_folder(root / "photos")
 
 
+def sample_words(n: int) -> str:
+    """Which images the statistics hooks keep, in words."""
+    stride = BatchNormStatistics(torch.nn.Identity(), statistics_share(n)).stride
+    return "every image" if stride == 1 else f"every {stride}{'nd' if stride == 2 else 'rd' if stride == 3 else 'th'} image"
+
+
 def best_of(repeats: int, fn) -> float:
     times = []
     for _ in range(repeats):
@@ -124,7 +130,7 @@ def extraction_vs_bare_loop(spec, dataset: Dataset, image_size: int, batch_size:
     # What the share changes in the measure: stage shifts from it against those from every image.
     sampled, every = bare(True), bare(True, share=1.0)
     deviation = max(abs(sampled[k] - every[k]) / max(abs(every[k]), 1e-12) for k in every)
-    print("   stage shifts, the hooks' share / every image: " +
+    print("   stage shifts, the hooks' images / every image: " +
           ", ".join(f"{k} {sampled[k]:.3f} / {every[k]:.3f}" for k in every))
     extracted, plain, hooked = [], [], []
     for _ in range(repeats):  # interleaved, so a change of the machine's speed hits all three alike
@@ -270,7 +276,7 @@ def main() -> None:
         print(f"2. extract_features (warm store): {extracted:7.3f} s   bare loop: {plain:7.3f} s "
               f"({hooked:.3f} s with the BatchNorm-statistics hooks; medians of {args.repeats})   extraction at "
               f"{speed:.2f}x the bare loop (target >= 0.9), {speed_hooked:.2f}x the loop with hooks (they cost "
-              f"{hook_cost - 1:+.0%} of the bare loop, on {statistics_share(n):.2f} of each batch: stage "
+              f"{hook_cost - 1:+.0%} of the bare loop, on {sample_words(n)}: stage "
               f"shifts within {deviation:.1%} of those from every image; ratios are medians over the repeats)")
 
         r = trial_data_share(spec, dataset, args.image_size, args.epochs, args.batch_size, device, work / "cache")

@@ -72,7 +72,7 @@ def run_throughput(settings: Settings, per_class: int, epochs: int = 5) -> dict[
 
     bare()  # warm-up (first-call allocations, cuDNN autotuning)
     _, bare_wall, bare_cpu = _timed(bare)
-    # The same loop with tladvisor's BatchNorm-statistics hooks attached, on the share of each batch
+    # The same loop with tladvisor's BatchNorm-statistics hooks attached, on the share of the images
     # extraction keeps: what the shift measure costs.
     statistics = BatchNormStatistics(model, statistics_share(n))
     try:
