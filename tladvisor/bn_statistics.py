@@ -16,8 +16,9 @@ from torch import nn
 from tladvisor.backbones import BackboneSpec
 from tladvisor.records import StageShift
 
-# Images whose BatchNorm-input statistics give the domain shift. Against every image of 580 photo crops
-# (Lite0, 64 px; benchmarks/bench_data_path.py prints it), 256 moved the stage shifts by up to 5 %.
+# Images whose BatchNorm-input statistics give the domain shift (at least). Against every image of 580
+# photo crops (Lite0, 64 px; benchmarks/bench_data_path.py prints it), every 2nd image moved the stage
+# shifts by 2.5-4.5 %, every 4th by 2.9-7.9 %.
 STATISTICS_IMAGES = 256
 
 
