@@ -33,7 +33,7 @@ from PIL import Image
 
 from tladvisor import device as devices
 from tladvisor.data.decoded_store import Geometry, open_sample_stores
-from tladvisor.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share
+from tladvisor.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share, statistics_stride
 from tladvisor.embed import extract_features
 from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader
 from tladvisor.plugins import PluginHost
@@ -77,7 +77,7 @@ def write_photos(root: Path, n_train: int, n_val: int, seed: int = 0) -> Dataset
 
 def sample_words(n: int) -> str:
     """Which images the statistics hooks keep, in words."""
-    stride = BatchNormStatistics(torch.nn.Identity(), statistics_share(n)).stride
+    stride = statistics_stride(statistics_share(n))
     return "every image" if stride == 1 else f"every {stride}{'nd' if stride == 2 else 'rd' if stride == 3 else 'th'} image"
 
 

@@ -8,7 +8,6 @@ pre-hooks during the pass that embeds the images (:mod:`tladvisor.embed`).
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from torch import nn
@@ -76,8 +75,7 @@ class BatchNormStatistics:
     MERGE_EVERY = 32
 
     def __init__(self, model: nn.Module, share: float = 1.0, all_exact: bool | None = None):
-        self.share = share
-        self.stride = max(1, int(1.0 / share)) if share > 0 else 1
+        self.stride = statistics_stride(share)
         self.all_exact = all_exact  # None: every channel exact on a GPU, the fast reductions on the CPU
         self.layers: dict[str, _Layer] = {}
         self.handles = []
@@ -108,7 +106,7 @@ class BatchNormStatistics:
                 if layer.exact_channels is None:  # the first batch decides which channels cancel
                     mean = total / count
                     variance = squares / count - mean.square()
-                    layer.exact_channels = (mean.square() > ratio * variance).nonzero().flatten()
+                    layer.exact_channels = _cancelling(mean[None], variance[None], ratio).nonzero().flatten()
                 exact = None
                 if len(layer.exact_channels):
                     var, mean = torch.var_mean(rows[:, layer.exact_channels], dim=(0, 2), correction=0)
@@ -204,3 +202,8 @@ def stage_shifts(spec: BackboneSpec, layer_shift: dict[str, float]) -> tuple[Sta
 def statistics_share(n_images: int) -> float:
     """The share of the images whose BatchNorm statistics are kept: at least STATISTICS_IMAGES in all."""
     return min(1.0, STATISTICS_IMAGES / max(1, n_images))
+
+
+def statistics_stride(share: float) -> int:
+    """Every how many images of a batch :class:`BatchNormStatistics` keeps for ``share``: at least that share."""
+    return max(1, int(1.0 / share)) if share > 0 else 1
