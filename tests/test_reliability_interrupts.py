@@ -247,3 +247,41 @@ def test_a_stopped_run_names_a_tuning_so_far_plugin_that_raises_and_still_writes
     assert analysis["tuning"] is None
     assert {"plugin": "plugin_tuner", "hook": "tuning_so_far",
             "error": "RuntimeError: no trials here"} in analysis["plugin_failures"]
+
+
+def test_a_librarys_cleanup_error_after_a_stop_is_not_printed_but_other_errors_are(monkeypatch):
+    import logging
+
+    from tladvisor.interrupts import CleanupAfterStop, Interrupted
+
+    monkeypatch.delenv("TLADVISOR_DEBUG", raising=False)
+    cleanup = CleanupAfterStop()
+
+    def record_of(error: BaseException) -> logging.LogRecord:
+        return logging.LogRecord("sqlalchemy.pool", logging.ERROR, __file__, 1, "Exception closing cursor", (),
+                                 (type(error), error, error.__traceback__))
+
+    try:
+        try:
+            raise Interrupted("SIGTERM", int(signal.SIGTERM))  # the stop lands inside a fetch...
+        except Interrupted:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")  # noqa: B904 (as a library does)
+    except sqlite3.ProgrammingError as error:
+        after_stop = error
+    assert not cleanup.filter(record_of(after_stop))
+    assert cleanup.filter(record_of(sqlite3.ProgrammingError("a real storage error")))
+    assert cleanup.filter(logging.LogRecord("x", logging.WARNING, __file__, 1, "no error attached", (), None))
+    monkeypatch.setenv("TLADVISOR_DEBUG", "1")
+    assert cleanup.filter(record_of(after_stop))  # --debug shows everything
+
+    from click.testing import CliRunner
+
+    from tladvisor.cli import cli
+
+    root = logging.getLogger()
+    try:
+        assert CliRunner().invoke(cli, ["backbones"]).exit_code == 0
+        assert any(isinstance(f, CleanupAfterStop) for handler in root.handlers for f in handler.filters)
+    finally:
+        for handler in root.handlers:
+            handler.filters = [f for f in handler.filters if not isinstance(f, CleanupAfterStop)]

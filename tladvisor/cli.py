@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tladvisor import __version__, progress
+from tladvisor import __version__, interrupts, progress
 from tladvisor.errors import TLAdvisorError
 from tladvisor.text import printable
 
@@ -66,6 +66,9 @@ def cli(ctx: click.Context, plugins_dir: Path | None, debug: bool, threads: int 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     ctx.obj = Context(plugins_dir, False, threads)
     _turn_on_debug(ctx, None, debug)
+    for handler in logging.getLogger().handlers:  # a library's cleanup errors after a stop stay quiet
+        if not any(isinstance(f, interrupts.CleanupAfterStop) for f in handler.filters):
+            handler.addFilter(interrupts.CleanupAfterStop())
 
 
 def _turn_on_debug(ctx: click.Context, _param, debug: bool) -> None:

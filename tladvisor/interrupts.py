@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import logging
+import os
 import signal
 import sys
 import threading
@@ -56,6 +58,27 @@ def reason(error: BaseException) -> str:
     if isinstance(error, KeyboardInterrupt):  # Ctrl+C without stop_on_signals (the Python API)
         return "interrupted by SIGINT"
     return f"interrupted ({type(error).__name__})"
+
+
+class CleanupAfterStop(logging.Filter):
+    """Drops a log record whose error happened while unwinding from an :class:`Interrupted`.
+
+    A stop can land inside a library call; the library's own cleanup may then fail and log it with a
+    traceback (SQLAlchemy: "Exception closing cursor ... Cannot operate on a closed database" when SIGTERM
+    arrives mid-fetch). The stop has its one-line summary; that traceback is noise on the way out.
+    Installed on the CLI's log handler; with ``--debug`` (``TLADVISOR_DEBUG``) it lets everything through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if os.environ.get("TLADVISOR_DEBUG"):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        seen = 0
+        while error is not None and seen < 20:  # the chain of "during handling of the above exception"
+            if isinstance(error, (Interrupted, KeyboardInterrupt)):
+                return False
+            error, seen = error.__context__, seen + 1
+        return True
 
 
 def interrupted_from(error: BaseException) -> Interrupted:
