@@ -1,20 +1,20 @@
 """The product's trainer against a plain reference loop (issue #13 item 1), per strategy.
 
-    nice .venv/bin/python benchmarks/bench_reference_loop.py --tasks vtab-position glyph-scripts --seeds 1 \\
-        --image-size 32 --cap 6 --patience 2 --rates 3 --max-train-per-class 10    # smoke (minutes)
-    .venv/bin/python benchmarks/bench_reference_loop.py --device auto --seeds 3 \\
-        --tasks photo-scenes digits-handwritten vtab-count glyph-font-identity      # the check (a GPU)
+    nice .venv/bin/python benchmarks/bench_reference_loop.py --tasks vtab-position --max-epochs 2 \\
+        --min-epochs 1 --min-steps 0 --max-train-per-class 5 --configs full_finetune --out /tmp/r  # smoke
+    nice .venv/bin/python benchmarks/bench_reference_loop.py --jobs 1 --threads 2 \\
+        --tasks photo-scenes digits-handwritten vtab-count glyph-font-identity      # the check (issue #22 item 4)
 
 The reference is the loop a practitioner would write first: the same model, split, augmentation
 and learning-rate grid, but AdamW with one rate for the head and one for the body (no layer-wise
 decay), a OneCycle schedule, plain cross-entropy (no label smoothing), BatchNorm running statistics
 as training leaves them (no precise BN), feature extraction through the frozen network on augmented
-images every epoch (no cached features), and the same stop-when-flat rule and test scoring as the
-honest grid. Each config's rate is chosen on validation for both. A strategy where the reference
+images every epoch (no cached features), and the same fixed schedule length, best-validation epoch and
+test scoring as the honest grid. Each config's rate multiplier is chosen on validation for both. A strategy where the reference
 beats the product by more than the noise (the binomial standard error of the difference of the
 two test accuracies) is listed as a finding to explain and fix in the product.
 
-Units are written like the grid's (``OUT/units/<task>/seed<k>/{product,reference}-<config>__lr<x>.json``),
+Units are written like the grid's (``OUT/units/<task>/seed<k>/{product,reference}-<config>__x<m>.json``),
 atomically, and a rerun skips those already written. ``reference_summary.md`` holds the comparison.
 """
 
@@ -31,15 +31,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_honest_grid import (  # noqa: E402
-    CONFIGS,
-    start_run,
     held_out_loader,
+    multipliers_of,
     product_unit,
-    rates_of,
-    rates_searched,
+    rates_at,
+    resolved_configs,
+    schedule_of,
+    start_run,
     unit_settings,
+    write_grid_task,
 )
-from honest_logic import Flatness, read_finished, settings_key, stop_reason, write_json_atomic  # noqa: E402
+from honest_logic import read_finished, settings_key, steps_per_epoch, write_json_atomic  # noqa: E402
+from suite_stats import config_rank  # noqa: E402
+
+REFERENCE_CONFIGS = ("feature_extraction", "partial_freeze@top1", "partial_freeze@half", "full_finetune",
+                     "from_scratch")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     args = grid_args(argv)
     args.out = args.out.parent / "reference_loop" if args.out.name == "honest_grid" else args.out
+    if args.configs == list(__import__("bench_honest_grid").CONFIGS):
+        args.configs = list(REFERENCE_CONFIGS)
     return args
 
 
@@ -62,8 +70,8 @@ def _evaluate(model, loader, device) -> float:
     return right / max(1, total)
 
 
-def reference_unit(spec, data, test_loader, config: str, rate: float, args: argparse.Namespace, seed: int,
-                   device) -> dict[str, Any]:
+def reference_unit(spec, data, test_loader, config: str, multiplier: float, epochs: int, args: argparse.Namespace,
+                   seed: int, device) -> dict[str, Any]:
     """The plain loop: see the module docstring for every way it differs from the product's trainer."""
     import torch
     import torch.nn.functional as F
@@ -72,7 +80,7 @@ def reference_unit(spec, data, test_loader, config: str, rate: float, args: argp
     from tladvisor.modeling import head_module, replace_head, resolve_member
 
     strategy, _, depth = config.partition("@")
-    rates = rates_of(strategy, rate)
+    rates = rates_at(strategy, multiplier)
     torch.manual_seed(seed)
     with Clock() as clock:
         model = spec.build(strategy != "from_scratch")
@@ -91,10 +99,9 @@ def reference_unit(spec, data, test_loader, config: str, rate: float, args: argp
         train_loader = data.train_loader(spec, args.batch_size, seed, augment=True)
         val_loader = data.val_loader(spec, args.batch_size)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups],
-                                                       total_steps=args.cap * max(1, len(train_loader)))
-        rule = Flatness(patience=args.patience, min_epochs=args.patience + 1, cap=args.cap)
+                                                       total_steps=epochs * max(1, len(train_loader)))
         curve, best_state = [], None
-        while True:
+        for _epoch in range(epochs):
             model.train()
             for member in frozen_modules:
                 if isinstance(member, torch.nn.Module):
@@ -109,20 +116,18 @@ def reference_unit(spec, data, test_loader, config: str, rate: float, args: argp
             if curve[-1] == max(curve):
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 best_at = len(curve)
-            if stop_reason(curve, rule) is not None:
-                break
         model.load_state_dict(best_state)
         test = _evaluate(model, test_loader, device)
-    return {"seed": seed, "config": config, "strategy": strategy, "rate": rate, "val_curve": curve,
-            "best_epoch": best_at, "val_best": max(curve), "test_at_best": test, "epochs_run": len(curve),
-            "stop": stop_reason(curve, rule), "n_test": len(test_loader.dataset), "cpu_s": round(clock.cpu, 3),
+    return {"seed": seed, "config": config, "strategy": strategy, "multiplier": multiplier,
+            "rate": rates["backbone"] or rates["head"], "val_curve": curve, "best_epoch": best_at,
+            "val_best": max(curve), "test_at_best": test, "epochs_run": len(curve), "epochs": epochs,
+            "n_test": len(test_loader.dataset), "cpu_s": round(clock.cpu, 3),
             "wall_s": round(clock.wall, 3)}
 
 
 def run_task(task_name: str, seed: int, args: argparse.Namespace) -> None:
     import torch
 
-    from corpus.common import write_task
     from corpus.registry import task_by_name
     from suite_advice import BACKBONE
     from tladvisor.data.imagefolder import load_image_folder
@@ -133,9 +138,9 @@ def run_task(task_name: str, seed: int, args: argparse.Namespace) -> None:
     key = settings_key({**unit_settings(args), "loop": "reference-comparison"})
     task = task_by_name(task_name)
     per_class = min(task.train_per_class, args.max_train_per_class or task.train_per_class)
-    folder = Path(args.work) / f"{task.name}-seed{seed}-n{per_class}"
+    folder = Path(args.work) / f"{task.name}-seed{seed}-n{per_class}-t{args.test_images}"
     if not folder.exists():
-        write_task(task, folder, seed, train_per_class=per_class)
+        write_grid_task(task, folder, seed, per_class, args.test_images)
     device = torch.device(args.device)
     spec = PluginHost().backbone(BACKBONE)
     dataset = load_image_folder(folder)
@@ -144,16 +149,18 @@ def run_task(task_name: str, seed: int, args: argparse.Namespace) -> None:
                               cache_dir=folder.parent / f"{folder.name}-cache")
     data = TuningData(dataset, options, device)
     test_loader = held_out_loader(folder, dataset.classes, spec, args.image_size, args.batch_size)
-    for config in args.configs:
-        for rate in rates_searched(config.split("@")[0], args.rates):
+    epochs = schedule_of(args).epochs(steps_per_epoch(len(data.train_idx), args.batch_size))
+    for config in resolved_configs(args.configs, spec.n_stages, None):
+        for m in multipliers_of(config):
             for loop, train in (("product", product_unit), ("reference", reference_unit)):
-                path = args.out / "units" / task.name / f"seed{seed}" / f"{loop}-{config.replace('@', '-')}__lr{rate:g}.json"
+                path = args.out / "units" / task.name / f"seed{seed}" / f"{loop}-{config.replace('@', '-')}__x{m:g}.json"
                 if read_finished(path, key) is not None:
                     continue
-                result = train(spec, data, test_loader, config, rate, args, seed, device)
+                result = train(spec, data, test_loader, config, m, epochs, args, seed, device)
                 result.update({"settings_key": key, "task": task.name, "loop": loop})
+                result.pop("test_correct", None)
                 write_json_atomic(path, result)
-                print(f"  {task.name} seed {seed} {loop:9s} {config} lr {rate:g}: val {result.get('val_best')} "
+                print(f"  {task.name} seed {seed} {loop:9s} {config} x{m:g}: val {result.get('val_best')} "
                       f"test {result.get('test_at_best')} ({result.get('epochs_run')} epochs, {result['cpu_s']:.0f} CPU s)",
                       flush=True)
 
@@ -171,7 +178,8 @@ def compare(units_dir: Path, key: str) -> list[dict[str, Any]]:
         cost_key = (unit["task"], unit["config"], unit["loop"])
         spent[cost_key] = spent.get(cost_key, 0.0) + unit["cpu_s"]
         k = (unit["task"], unit["seed"], unit["config"], unit["loop"])
-        if k not in best or (unit["val_best"], -unit["rate"]) > (best[k]["val_best"], -best[k]["rate"]):
+        m = unit.get("multiplier", unit["rate"])
+        if k not in best or (unit["val_best"], -m) > (best[k]["val_best"], -best[k].get("multiplier", best[k]["rate"])):
             best[k] = unit
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for (task, _seed, config, loop), unit in best.items():
@@ -189,7 +197,7 @@ def compare(units_dir: Path, key: str) -> list[dict[str, Any]]:
                               for a, k in ((p, "product"), (r, "reference"))))
         out.append({**row, "product_mean": p, "reference_mean": r, "difference": p - r, "noise": noise,
                     "reference_better": r - p > noise})
-    return sorted(out, key=lambda x: (x["task"], CONFIGS.index(x["config"]) if x["config"] in CONFIGS else 99))
+    return sorted(out, key=lambda x: (x["task"], config_rank(x["config"])))
 
 
 def main(argv=None) -> int:
@@ -201,8 +209,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     for task in tasks:
-        for s in range(args.seeds):
-            run_task(task.name, args.seed_offset + s, args)
+        run_task(task.name, args.seed, args)
     rows = compare(args.out / "units", settings_key({**unit_settings(args), "loop": "reference-comparison"}))
     lines = ["| task | config | product test % | reference test % | product - reference | noise | reference better | "
              "CPU s product / reference |", "|---|---|---|---|---|---|---|---|"]

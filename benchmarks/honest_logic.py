@@ -6,6 +6,7 @@ enough, which tasks are at ceiling, and results written atomically. No torch; te
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -106,3 +107,48 @@ def settings_key(settings: Mapping[str, Any]) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(dict(settings), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- the fixed schedule of grid format 2 (issue #22) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Every unit trains a fixed schedule, warm-up then cosine over all of it, and keeps its best validation
+    epoch: ``max(min_epochs, enough epochs for min_steps optimiser steps)``, at most ``max_epochs``. No early
+    stop cuts it short, so a slow starter (fine-tuning, training from scratch) gets the same run as a fast one."""
+
+    min_epochs: int = 15
+    min_steps: int = 400
+    max_epochs: int = 40
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_epochs <= self.max_epochs or self.min_steps < 0:
+            raise ValueError("need 1 <= min_epochs <= max_epochs and min_steps >= 0")
+
+    def epochs(self, steps_per_epoch: int) -> int:
+        needed = math.ceil(self.min_steps / max(1, steps_per_epoch))
+        return min(self.max_epochs, max(self.min_epochs, needed))
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimiser steps of one pass over ``n_train`` images, as the product's loader batches them (a last
+    batch of one image is dropped: BatchNorm cannot train on it)."""
+    full, rest = divmod(n_train, batch_size)
+    return max(1, full + (1 if rest > 1 else 0))
+
+
+def still_climbing(curve: Sequence[float], share: float = 0.2) -> bool:
+    """True when the best validation epoch (the first, on ties) lies in the last ``share`` of the run: the
+    schedule may have ended the run before it converged (rerun it longer to see)."""
+    if not curve:
+        return False
+    return best_epoch(curve) >= len(curve) - max(1, math.ceil(share * len(curve)))
+
+
+def chosen_multiplier(val_by_multiplier: Mapping[float, float]) -> float | None:
+    """The multiplier with the best validation accuracy (the lower one on ties); None when all failed."""
+    finite = {m: v for m, v in val_by_multiplier.items() if v is not None and math.isfinite(v)}
+    if not finite:
+        return None
+    return max(sorted(finite), key=lambda m: (finite[m], -m))

@@ -33,7 +33,9 @@ def strategy_of(config: str) -> str:
     return config.split("@", 1)[0]
 
 
-def _order(config: str) -> int:
+def config_rank(config: str) -> int:
+    """A config's place in tables: feature extraction, partial freeze from the deepest frozen prefix to the
+    shallowest, full fine-tune, from scratch (CONFIG_ORDER); others after them."""
     return CONFIG_ORDER.index(config) if config in CONFIG_ORDER else len(CONFIG_ORDER)
 
 
@@ -41,7 +43,7 @@ def best_config(accuracies: Mapping[str, float]) -> str:
     """The config with the highest accuracy; exact ties go to the cheaper config (CONFIG_ORDER)."""
     if not accuracies:
         raise ValueError("no accuracies to choose from")
-    return max(accuracies, key=lambda c: (accuracies[c], -_order(c)))
+    return max(accuracies, key=lambda c: (accuracies[c], -config_rank(c)))
 
 
 def regret(accuracies: Mapping[str, float], recommended: str) -> float:
@@ -79,13 +81,13 @@ def summarise_task(per_seed: Sequence[Mapping[str, float]], recommended: Sequenc
     """
     if len(per_seed) != len(recommended) or not per_seed:
         raise ValueError("need one recommendation per seed, and at least one seed")
-    configs = sorted({c for accs in per_seed for c in accs}, key=_order)
+    configs = sorted({c for accs in per_seed for c in accs}, key=config_rank)
     stats = {c: mean_spread(accs[c] for accs in per_seed if c in accs) for c in configs}
     means = {c: m for c, (m, _) in stats.items()}
     best = best_config(means)
     regrets = [regret(accs, rec) for accs, rec in zip(per_seed, recommended)]
     regret_mean, regret_spread = mean_spread(regrets)
-    typical = max(set(recommended), key=lambda c: (recommended.count(c), -_order(c)))
+    typical = max(set(recommended), key=lambda c: (recommended.count(c), -config_rank(c)))
     noise = max(stats[best][1], stats[typical][1])
     return {
         "configs": {c: {"mean": m, "spread": s} for c, (m, s) in stats.items()},

@@ -86,39 +86,105 @@ def test_units_are_written_whole_and_resumed_only_with_the_same_settings(logic, 
     assert sorted(p.name for p in path.parent.iterdir()) == ["fe.json"]  # no temporary file left behind
 
 
-def test_the_grid_searches_at_least_three_rates_per_strategy_and_rejects_fewer(logic):
+def test_the_schedule_is_fixed_long_enough_and_capped(logic):
+    schedule = logic.Schedule(min_epochs=15, min_steps=400, max_epochs=40)
+    assert schedule.epochs(1) == 40  # 60 images at batch 64: one step an epoch, held to the cap
+    assert schedule.epochs(10) == 40  # 400 steps need 40 epochs
+    assert schedule.epochs(20) == 20  # 400 steps in 20 epochs
+    assert schedule.epochs(79) == 15  # 5,000 images: the epoch floor
+    assert [logic.steps_per_epoch(n, 64) for n in (60, 64, 65, 66, 5000)] == [1, 1, 1, 2, 79]  # 1 left: dropped
+    with pytest.raises(ValueError):
+        logic.Schedule(min_epochs=50, max_epochs=40)
+
+
+def test_a_run_is_still_climbing_when_its_best_epoch_is_in_the_last_fifth(logic):
+    assert logic.still_climbing([0.1] * 8 + [0.2, 0.3])  # best at epoch 10 of 10
+    assert logic.still_climbing([0.1] * 8 + [0.3, 0.2])  # best at 9 of 10: in the last fifth
+    assert not logic.still_climbing([0.1] * 7 + [0.3, 0.2, 0.2])  # best at 8 of 10, then flat
+    assert not logic.still_climbing([0.5, 0.5, 0.5, 0.5, 0.5])  # ties: the first best counts
+    assert not logic.still_climbing([])
+
+
+def test_the_rate_multiplier_is_chosen_on_validation_lower_on_ties_and_never_a_failed_run(logic):
+    assert logic.chosen_multiplier({0.3: 0.5, 1.0: 0.7, 3.0: 0.7}) == 1.0
+    assert logic.chosen_multiplier({0.3: float("nan"), 1.0: 0.2}) == 1.0
+    assert logic.chosen_multiplier({1.0: float("nan")}) is None
+
+
+def test_configs_resolve_to_depths_of_the_backbone_and_the_shift_depth_joins_only_when_new(logic):
     grid = importlib.import_module("bench_honest_grid")
-    assert all(len(rates) >= 3 for rates in grid.RATE_GRID.values())
-    assert all(max(r) / min(r) >= 30 for r in grid.RATE_GRID.values())
-    args = grid.parse_args(["--rates", "3", "--configs", "feature_extraction", "full_finetune", "--seeds", "2"])
+    configs = list(grid.CONFIGS)
+    assert grid.resolved_configs(configs, 6, 2) == ["feature_extraction", "partial_freeze@5", "partial_freeze@3",
+                                                   "partial_freeze@2", "full_finetune", "from_scratch"]
+    assert grid.resolve_config("partial_freeze@top2", 6, None) == "partial_freeze@4"
+    assert grid.resolved_configs(configs, 6, 3).count("partial_freeze@3") == 1  # the shift picked half: once
+    assert "partial_freeze@2" not in grid.resolved_configs(configs, 6, None)  # no shift measured
+    assert grid.resolve_config("partial_freeze@top1", 4, None) == "partial_freeze@3"
+    assert grid.resolve_config("partial_freeze@9", 6, None) == "partial_freeze@5"  # held to 1..n-1
+
+
+def test_rates_are_multiples_of_the_products_starting_rates_at_least_three_spanning_9x(logic):
+    grid = importlib.import_module("bench_honest_grid")
+    from tladvisor.strategies import BUILT_IN_STRATEGIES
+
+    for strategy in ("feature_extraction", "partial_freeze", "full_finetune", "from_scratch"):
+        multipliers = grid.multipliers_of(strategy)
+        assert len(multipliers) >= 3 and max(multipliers) / min(multipliers) >= 9 and 1.0 in multipliers
+        start = BUILT_IN_STRATEGIES[strategy].learning_rates
+        assert grid.rates_at(strategy, 3.0)["head"] == pytest.approx(3 * start["head"])
+        assert grid.rates_at(strategy, 0.3)["backbone"] == pytest.approx(0.3 * start["backbone"])
+    assert len(grid.multipliers_of("feature_extraction")) == 6  # on cached features: a wider search
+
+
+def test_a_task_gets_500_test_images_unless_its_source_has_too_few(logic, tmp_path):
+    grid = importlib.import_module("bench_honest_grid")
+    from corpus.common import SourceMissing
 
     class Task:
-        name = "t"
-    groups = grid.plan(args, [Task()])
-    assert [(t, s, len(u)) for t, s, u in groups] == [("t", 0, 6), ("t", 1, 6)]
-    with pytest.raises(SystemExit) as exit_info:
-        grid.parse_args(["--rates", "2"])
-    assert exit_info.value.code == 2
-    assert grid.rates_searched("feature_extraction", 3) == (1e-3, 3e-3, 1e-2)  # the middle of 6
-    assert grid.rates_searched("full_finetune", 3) == grid.RATE_GRID["full_finetune"][:3]
-    assert grid.rates_searched("full_finetune") == grid.RATE_GRID["full_finetune"]
+        name, n_classes, test_per_class, train_per_class = "t", 6, 30, 10
+    asked = []
+
+    def fake_write(task, folder, seed, train_per_class=None, test_per_class=None):
+        asked.append(test_per_class)
+        if test_per_class and test_per_class > 50:
+            raise SourceMissing("t: too few source images: test/a 50 < 84")
+    import corpus.common
+    original = corpus.common.write_task
+    corpus.common.write_task = fake_write
+    try:
+        assert grid.write_grid_task(Task(), tmp_path / "x", 0, 10, 500) == 30
+        assert asked == [84, None]  # ceil(500 / 6), then the task's own count
+        asked.clear()
+        assert grid.write_grid_task(Task(), tmp_path / "x", 0, 10, 300) == 50
+    finally:
+        corpus.common.write_task = original
 
 
 def test_the_rate_is_chosen_on_validation_and_the_test_accuracy_is_that_runs(logic, tmp_path):
     summary = importlib.import_module("grid_summary")
     key = "k"
-    for rate, val, test in ((1e-3, 0.6, 0.9), (3e-3, 0.8, 0.5), (1e-2, 0.7, 0.7)):
-        logic.write_json_atomic(tmp_path / "units" / "t" / "seed0" / f"fe__lr{rate:g}.json", {
-            "settings_key": key, "task": "t", "family": "f", "seed": 0, "config": "feature_extraction",
-            "rate": rate, "val_best": val, "test_at_best": test, "val_curve": [val], "stop": "flat", "cpu_s": 1.0,
-            "n_test": 10, "epochs_run": 1})
+
+    def unit(name, m, val, test, curve, long=False):
+        logic.write_json_atomic(tmp_path / "units" / "t" / "seed0" / f"{name}.json", {
+            "settings_key": key, "task": "t", "family": "f", "seed": 0, "config": "full_finetune",
+            "multiplier": m, "rate": m * 1e-3, "val_best": val, "test_at_best": test, "val_curve": curve,
+            "climbing": logic.still_climbing(curve), "cpu_s": 1.0, "n_test": 500, "long": long})
+    unit("a", 0.3, 0.6, 0.9, [0.5, 0.6, 0.6, 0.6, 0.6])
+    unit("b", 1.0, 0.8, 0.5, [0.5, 0.6, 0.7, 0.7, 0.8])  # chosen, and still climbing
+    unit("c", 3.0, 0.7, 0.7, [0.7, 0.7, 0.7, 0.7, 0.7])
+    unit("b-long", 1.0, 0.85, 0.56, [0.5] * 9 + [0.85], long=True)  # must not join the rate choice
     result = summary.summarise(tmp_path / "units", key)
     row = result["tasks"]["t"]
-    assert row["chosen_rates"]["feature_extraction"] == [3e-3]
-    assert row["test_mean"]["feature_extraction"] == 0.5  # not the best test accuracy (0.9): that would peek
+    assert row["chosen_multipliers"]["full_finetune"] == [1.0]
+    assert row["test_mean"]["full_finetune"] == 0.5  # not the best test accuracy (0.9): that would peek
+    fair = result["fairness"]["full_finetune"]
+    assert (fair["runs"], fair["climbing"], fair["rerun"], fair["edge"]) == (1, 1, 1, 0)
+    assert fair["long_test_gain_mean"] == pytest.approx(0.06)
     summary.write_summary(tmp_path, result)
-    assert json.loads((tmp_path / "grid_summary.json").read_text())["training_units"] == 3
-    assert "lr 0.003 (flat, test 0.500): 0.80" in (tmp_path / "curves.md").read_text()
+    assert json.loads((tmp_path / "grid_summary.json").read_text())["training_units"] == 4
+    assert "| full_finetune | 1 | 1 (100 %) | 1 | +6.0 points | 0 of 1 (0 %) |" in (tmp_path / "grid_summary.md").read_text()
+    assert "full_finetune x1 climbing, test 0.500: 0.50 0.60" in (tmp_path / "curves.md").read_text()
+    assert "full_finetune x1 (2x schedule) climbing, test 0.560" in (tmp_path / "curves.md").read_text()
 
 
 def test_the_reference_comparison_chooses_rates_on_validation_and_flags_beyond_noise(logic, tmp_path):
@@ -133,13 +199,3 @@ def test_the_reference_comparison_chooses_rates_on_validation_and_flags_beyond_n
     assert row["product_mean"] == 0.60 and row["reference_mean"] == 0.80  # the validation-chosen rates' tests
     assert row["reference_better"] and row["noise"] == pytest.approx(((0.24 + 0.16) / 400) ** 0.5)
     assert row["cpu"] == {"product": 6.0, "reference": 4.0}
-
-
-def test_the_rules_own_partial_freeze_depth_joins_the_grid_only_where_partial_freeze_is_searched(logic):
-    grid = importlib.import_module("bench_honest_grid")
-    units = [("feature_extraction", 1e-3), ("partial_freeze@2", 1e-4)]
-    assert grid.with_rule_pick(units, "partial_freeze@1", 3) == units + [("partial_freeze@1", r)
-                                                                          for r in grid.rates_searched("partial_freeze", 3)]
-    assert grid.with_rule_pick(units, "partial_freeze@2", 3) == units  # already in the grid
-    assert grid.with_rule_pick(units, "full_finetune", 3) == units  # not a depth: the grid's configs decide
-    assert grid.with_rule_pick(units[:1], "partial_freeze@1", 3) == units[:1]  # --configs without partial freeze

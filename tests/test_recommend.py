@@ -154,3 +154,18 @@ def test_training_counts_from_the_profile_are_used_when_present():
     rec = recommend(counted, [measurement(0.9)])
     assert rec.size["samples_per_class"] == 7.5
     assert any("7.5 training images per class" in r for r in rec.rationale)
+
+
+def test_the_counterfactual_sweep_changes_the_pick_when_it_patches_the_module_constants(benchmark_module):
+    """Issue #22 item 7: is_small/is_similar once bound the thresholds as default arguments at import, so
+    the benchmark's counterfactual picks (which patch the module constants) all gave the shipped pick."""
+    advice = benchmark_module("suite_advice")
+    similar = advice.counterfactual_picks(profile(SMALL), measurement(0.55), val_fraction=0.0)
+    assert similar["SMALL_PER_CLASS"][repr(SMALL_PER_CLASS)] == "feature_extraction"  # 40 < 400: small, similar
+    assert similar["SMALL_PER_CLASS"]["5"] == "full_finetune"  # 40 >= 5: large and similar
+    assert similar["SIMILARITY_THRESHOLD"]["0.5"] == "feature_extraction"
+    assert similar["SIMILARITY_THRESHOLD"]["0.6"].startswith("partial_freeze@")  # 0.55 < 0.6: different
+    different = advice.counterfactual_picks(profile(SMALL), measurement(0.2, probe=0.25), val_fraction=0.0)
+    assert different["joint"]["400|0.3"].startswith("partial_freeze@")  # probe 0.25 < 0.3
+    assert different["joint"]["400|0.2"] == "feature_extraction"  # probe 0.25 >= 0.2: enough
+    assert different["joint"]["5|0.3"] == "full_finetune"  # large, different, but a real pretraining gain

@@ -52,12 +52,14 @@ def scenario_strategy(small: bool, similar: bool) -> str:
     return SCENARIOS[(bool(small), bool(similar))]
 
 
-def is_small(samples_per_class: float, small_per_class: float = SMALL_PER_CLASS) -> bool:
-    return samples_per_class < small_per_class
+# The thresholds are read when called, not bound as default arguments when the module loads: a
+# counterfactual that patches the module constant (benchmarks/suite_advice.py) must change the pick.
+def is_small(samples_per_class: float, small_per_class: float | None = None) -> bool:
+    return samples_per_class < (SMALL_PER_CLASS if small_per_class is None else small_per_class)
 
 
-def is_similar(similarity: float, threshold: float = SIMILARITY_THRESHOLD) -> bool:
-    return math.isfinite(similarity) and similarity >= threshold
+def is_similar(similarity: float, threshold: float | None = None) -> bool:
+    return math.isfinite(similarity) and similarity >= (SIMILARITY_THRESHOLD if threshold is None else threshold)
 
 # How many validation images it takes to tell two strategies apart. A validation accuracy measured on n
 # images has the binomial standard error SE = sqrt(p (1 - p) / n), largest at p = 0.5. Two accuracies

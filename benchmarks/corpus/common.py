@@ -42,9 +42,9 @@ class TaskSpec:
     def n_classes(self) -> int:
         return len(self.classes)
 
-    def counts(self, train_per_class: int | None = None) -> dict[str, int]:
+    def counts(self, train_per_class: int | None = None, test_per_class: int | None = None) -> dict[str, int]:
         return {"train": train_per_class or self.train_per_class, "val": self.val_per_class,
-                "test": self.test_per_class}
+                "test": test_per_class or self.test_per_class}
 
 
 class Writer:
@@ -67,9 +67,11 @@ class Writer:
         self.written[(split, label)] = index + 1
 
 
-def write_task(task: TaskSpec, dest: Path, seed: int, *, train_per_class: int | None = None) -> Path:
+def write_task(task: TaskSpec, dest: Path, seed: int, *, train_per_class: int | None = None,
+               test_per_class: int | None = None) -> Path:
     """Write ``task`` for ``seed`` into ``dest`` (which must not exist), atomically: a half-written task is
-    never left under ``dest``. Raises :class:`SourceMissing` when the source is not installed."""
+    never left under ``dest``. Raises :class:`SourceMissing` when the source is not installed or holds too
+    few images for the counts asked (``test_per_class`` larger than the task's own, say)."""
     dest = Path(dest)
     if dest.exists():
         raise FileExistsError(f"{dest} exists; each task is written into a new folder")
@@ -78,7 +80,7 @@ def write_task(task: TaskSpec, dest: Path, seed: int, *, train_per_class: int | 
         raise SourceMissing(f"{task.name}: {reason}")
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    counts = task.counts(train_per_class)
+    counts = task.counts(train_per_class, test_per_class)
     writer = Writer(partial, task.classes)
     try:
         task.build(writer, np.random.default_rng(seed), counts)
