@@ -166,5 +166,5 @@ def test_a_worker_of_a_timeout_only_study_says_no_trial_cap_not_of_0():
     trials = [SimpleNamespace(state=state) for state in ("COMPLETE", "PRUNED", "PRUNED", "FAIL")]
     tuning = SimpleNamespace(trials=trials, requested_trials=0, study_name="s1")
     line = worker_summary(SimpleNamespace(worker="h:1", trials_run=(2, 3), tuning=tuning, timeout=20.0))
-    assert line == "h:1 ran trials [2, 3]; study 's1' has finished 3 trials (no trial cap; --timeout 20 s)"
+    assert line == "h:1 ran trials #2, #3; study 's1' has finished 3 trials (no trial cap; --timeout 20 s)"
     assert "3/0" not in line

@@ -75,19 +75,20 @@ def test_trial_lines_count_against_the_budget_with_an_eta():
     stream, clock = io.StringIO(), Clock()
     view = TrialProgress(budget=5, deadline=None, several_backbones=False, show_metrics=True, clock=clock)
     with progress.reporting(progress.LogReporter(stream, wall=lambda: 0.0)):
-        view.started(2, {"backbone": "b", "strategy": "partial_freeze", "freeze_depth": 4, "epochs": 8})
+        view.started(2, {"backbone": "b", "strategy": "partial_freeze", "freeze_depth": 4, "epochs": 8}, number=3)
         view.finished("COMPLETE", value=0.912, curve=[0.8, 0.912], best=0.930, seconds=41.0, reason=None,
                       metrics={"balanced_accuracy": 0.85, "macro_f1": 0.84, "worker": "x"}, finished_now=3)
-        view.started(3, {"backbone": "b", "strategy": "full_finetune", "epochs": 8})
+        view.started(3, {"backbone": "b", "strategy": "full_finetune", "epochs": 8}, number=5)
         view.finished("PRUNED", value=None, curve=[0.3, 0.5, 0.55], best=0.930, seconds=19.0,
                       reason="pruned at epoch 3: best val accuracy 0.550 is below the median", metrics={},
                       finished_now=4)
     lines = [line.split(" ", 1)[1] for line in stream.getvalue().splitlines()]
     assert lines == [
-        "trial 3/5 partial_freeze@4: training, up to 8 epochs",
-        "trial 3/5 partial_freeze@4 val 0.912, balanced 0.850, macro-F1 0.840 (best 0.930) 41 s; about 1 min 22 s left",
-        "trial 4/5 full_finetune: training, up to 8 epochs",
-        "trial 4/5 full_finetune pruned at epoch 3, val 0.550 (best 0.930) 19 s; about 30 s left",
+        "trial #3 partial_freeze@4: training, up to 8 epochs; 2/5 finished",
+        "trial #3 partial_freeze@4 val 0.912, balanced 0.850, macro-F1 0.840 (best 0.930) 41 s; 3/5 finished, "
+        "about 1 min 22 s left",
+        "trial #5 full_finetune: training, up to 8 epochs; 3/5 finished",  # #4 ran in another worker
+        "trial #5 full_finetune pruned at epoch 3, val 0.550 (best 0.930) 19 s; 4/5 finished, about 30 s left",
     ]
 
 
@@ -106,7 +107,8 @@ def test_analyze_with_output_redirected_prints_progress_lines_and_quiet_prints_n
     assert any(line.startswith("measured tiny_cnn: 30 images at 32 px") for line in err)
     assert "tuning: 2 trials" in err
     trial_lines = [line for line in err if line.startswith("trial ") and ": training" not in line]
-    assert len(trial_lines) == 2 and trial_lines[0].startswith("trial 1/2 ")
+    assert len(trial_lines) == 2 and trial_lines[0].startswith("trial #0 ") and trial_lines[1].startswith("trial #1 ")
+    assert "; 1/2 finished" in trial_lines[0] and "; 2/2 finished" in trial_lines[1]
     # 30 images: each trial is scored on 3 cross-validation folds, and its line gives their spread
     assert re.search(r" (val [01]\.\d{3} ± [01]\.\d{3} over 3 folds \(best [01]\.\d{3}\)|pruned at epoch \d.*|"
                      r"failed: .*) \d+ s", trial_lines[1])
@@ -115,3 +117,16 @@ def test_analyze_with_output_redirected_prints_progress_lines_and_quiet_prints_n
     assert analysis["tuning"]["stop_reason"].startswith("the budget of 2 finished trials is met")
     assert analyze_tiny(plugins_dir, data, tmp_path, "--quiet", run_name="quiet") == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_trial_the_deadline_stopped_says_it_did_not_finish_with_its_best_epoch_so_far():
+    stream, clock = io.StringIO(), Clock()
+    view = TrialProgress(budget=8, deadline=clock(), several_backbones=False, show_metrics=False, clock=clock)
+    with progress.reporting(progress.LogReporter(stream, wall=lambda: 0.0)):
+        view.started(1, {"backbone": "b", "strategy": "full_finetune", "epochs": 8}, number=1)
+        view.finished("PRUNED", value=None, curve=[0.85, 0.88], best=0.873, seconds=20.0,
+                      reason="stopped by the --timeout deadline during epoch 3 (its 2 finished epochs kept)",
+                      metrics={}, finished_now=1)
+    line = stream.getvalue().splitlines()[-1].split(" ", 1)[1]
+    assert line == ("trial #1 full_finetune stopped by the --timeout deadline during epoch 3 (its 2 finished epochs "
+                    "kept), best epoch so far val 0.880; not finished (best finished trial 0.873) 20 s; 1/8 finished")

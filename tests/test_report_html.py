@@ -169,7 +169,7 @@ def test_learning_curve_numbers_are_printed(evil_run) -> None:
     html = render_report(analysis_of(evil_run))
     curve = evil_run.tuning.trials[6].learning_curve  # best from-scratch trial
     start, slope, asymptote = curve_summary(curve)
-    row = re.search(r"from scratch <span[^>]*>\(trial 6\)</span></td>(.*?)</tr>", html).group(1)
+    row = re.search(r"from scratch <span[^>]*>\(trial #6\)</span></td>(.*?)</tr>", html).group(1)
     assert [fmt(start), fmt(slope), fmt(asymptote)] == re.findall(r'<td class="num">([^<]+)</td>', row)
 
 

@@ -171,7 +171,7 @@ def test_the_recommendation_queued_twice_runs_once(host, options):
     study.enqueue_trial(dict(study.trials[0].system_attrs["fixed_params"]), user_attrs={"source": "recommendation"})
     assert tuner._claim(study, 3) is not None
     assert tuner._claim(study, 3) is None  # the duplicate is closed without training
-    assert study.trials[1].user_attrs[NOT_RUN] == "queued twice: trial 0 runs these parameters"
+    assert study.trials[1].user_attrs[NOT_RUN] == "queued twice: trial #0 runs these parameters"
 
 
 def test_workers_together_finish_exactly_the_budget_and_leave_refused_trials_out_of_the_report(host, options):

@@ -42,8 +42,8 @@ def test_a_better_tuned_config_is_named_with_both_numbers():
     assert (verdict["advice_trial"], verdict["advice_value"], verdict["best_trial"], verdict["best_value"]) == (
         0, 0.912, 2, 0.930)
     assert abs(verdict["gain"] - 0.018) < 1e-9
-    assert verdict["summary"] == ("Tuning beat the advice: trial 2 (resnet18 full_finetune) reached validation "
-                                  "accuracy 0.930 against 0.912 for the advised config (trial 0, resnet18 "
+    assert verdict["summary"] == ("Tuning beat the advice: trial #2 (resnet18 full_finetune) reached validation "
+                                  "accuracy 0.930 against 0.912 for the advised config (trial #0, resnet18 "
                                   "partial_freeze@4), +1.8 points.")
 
 
@@ -53,12 +53,12 @@ def test_a_gain_the_validation_set_cannot_resolve_is_not_called_a_win():
     small = versus_advice(trials, {"folds": 3, "images": 300})
     assert small["beats_advice"] is True and small["within_noise"] is True
     assert abs(small["noise"] - 0.0547) < 1e-3
-    assert small["summary"].startswith("Tuning matched the advice within noise: trial 1 (resnet18 full_finetune) "
+    assert small["summary"].startswith("Tuning matched the advice within noise: trial #1 (resnet18 full_finetune) "
                                        "reached validation accuracy 0.867 against 0.863")
     assert small["summary"].endswith("less than the 5.5 points 300 validation images can tell apart.")
     # the same gain on 100,000 images (0.3 points resolvable) is a win
     large = versus_advice(trials, {"folds": 1, "images": 100_000})
-    assert large["within_noise"] is False and large["summary"].startswith("Tuning beat the advice: trial 1")
+    assert large["within_noise"] is False and large["summary"].startswith("Tuning beat the advice: trial #1")
     assert versus_advice(trials)["within_noise"] is False  # no scoring known: the plain comparison stands
 
 
@@ -66,12 +66,12 @@ def test_the_advice_that_held_and_the_advice_that_never_finished_are_said_too():
     held = versus_advice(study_of(trial(0.93, "feature_extraction", advice=True), trial(0.93, "full_finetune"),
                                   trial(0.5, "full_finetune")))
     assert held["beats_advice"] is False  # a tie does not beat it
-    assert held["summary"].startswith("The advice held: the advised config (trial 0, resnet18 feature_extraction) "
+    assert held["summary"].startswith("The advice held: the advised config (trial #0, resnet18 feature_extraction) "
                                       "reached validation accuracy 0.930 and none of the other 2 finished trials")
     cut = versus_advice(study_of(trial(None, "full_finetune", state=TrialState.PRUNED, advice=True),
                                  trial(0.7, "feature_extraction")))
     assert cut["beats_advice"] is None and cut["advice_value"] is None
-    assert "did not finish (pruned)" in cut["summary"] and "trial 1" in cut["summary"]
+    assert "did not finish (pruned)" in cut["summary"] and "trial #1" in cut["summary"]
     assert versus_advice(study_of(trial(0.7, "feature_extraction"))) is None  # no advised trial at all
 
 
@@ -79,7 +79,7 @@ def test_html_report_terminal_and_analysis_json_carry_the_verdict(tmp_path):
     run = demo_run(tmp_path)
     verdict = {"advice_trial": 0, "advice_value": 0.912, "best_trial": 5, "best_value": 0.93, "beats_advice": True,
                "gain": 0.018, "summary": "Tuning beat the advice: trial 5 (x) reached validation accuracy 0.930 "
-                                         "against 0.912 for the advised config (trial 0, y), +1.8 points."}
+                                         "against 0.912 for the advised config (trial #0, y), +1.8 points."}
     run = replace(run, tuning=replace(run.tuning, versus_advice=verdict, stop_reason="the budget of 8 finished "
                                                                                      "trials is met"))
     analysis = json.loads(json.dumps(build_analysis(run)))
@@ -89,3 +89,20 @@ def test_html_report_terminal_and_analysis_json_carry_the_verdict(tmp_path):
     assert 'class="versus-advice beaten"' in verdict_section and verdict["summary"] in verdict_section
     assert "the budget of 8 finished trials is met" in html
     assert summary_lines(run.tuning) == [verdict["summary"], "Tuning stopped: the budget of 8 finished trials is met."]
+
+
+def test_a_trial_the_deadline_stopped_is_neither_beaten_nor_counted_as_finished():
+    """#26 item 3: a stopped trial that reached 0.880 against the advice's 0.873 was called 'did not beat it'."""
+    stopped = create_trial(state=TrialState.PRUNED, value=None, params={"strategy": "full_finetune"},
+                           distributions=STRATEGY, intermediate_values={0: 0.85, 1: 0.88},
+                           user_attrs={"params": {"backbone": "resnet18", "strategy": "full_finetune"},
+                                       "stopped_by": "timeout", "learning_curve": [0.85, 0.88]})
+    trials = study_of(trial(0.873, "feature_extraction", advice=True), stopped)
+    summary = versus_advice(trials)["summary"]
+    assert "no other trial has finished yet" in summary and "did not beat" not in summary
+    assert summary.endswith("Trial #1 (resnet18 full_finetune) was stopped by the --timeout deadline before it "
+                            "finished, its best epoch so far at 0.880 after 2 epochs (not compared: it did not "
+                            "finish).")
+    # one finished rival beside it: counted as the one other finished trial, the stopped one said apart
+    both = study_of(trial(0.873, "feature_extraction", advice=True), trial(0.85, "partial_freeze"), stopped)
+    assert "the one other finished trial did not beat it. Trial #2" in versus_advice(both)["summary"]

@@ -285,13 +285,21 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
         raise DatasetError(f"no image could be predicted ({len(predictions.skipped)} skipped)")
 
 
+def trial_list(numbers) -> str:
+    """``trials #2, #3`` (``trial #2``; ``no trial``): trials named as progress, summary and report name them."""
+    numbers = list(numbers)
+    if not numbers:
+        return "no trial"
+    return ("trial " if len(numbers) == 1 else "trials ") + ", ".join(f"#{n}" for n in numbers)
+
+
 def worker_summary(result) -> str:
     """The worker's last line: the trials it ran and the study's finished ones against its budget."""
     from tladvisor.report.tuning_notes import budget_text
 
     tuning = result.tuning
     finished = sum(t.state in ("COMPLETE", "PRUNED") for t in tuning.trials)
-    return (f"{result.worker} ran trials {list(result.trials_run)}; study '{tuning.study_name}' has finished "
+    return (f"{result.worker} ran {trial_list(result.trials_run)}; study '{tuning.study_name}' has finished "
             f"{budget_text(finished, tuning.requested_trials, result.timeout)}")
 
 

@@ -298,7 +298,7 @@ def history_chart(trials: Sequence[dict], label: str, *, width: int = 520, heigh
         parts.append(polyline(stair, stroke=INK, width=1.6, stroke_dasharray="5 3"))
     for trial in trials:
         x, state, value = x_scale(trial["number"]), trial.get("state"), trial.get("value")
-        title = f"trial {trial['number']}: {state}" + (f", {fmt(value)}" if finite(value) else "")
+        title = f"trial #{trial['number']}: {state}" + (f", {fmt(value)}" if finite(value) else "")
         if trial.get("reason"):
             title += f" ({trial['reason']})"
         if state == "COMPLETE" and finite(value):
@@ -351,7 +351,7 @@ def parallel_coordinates(trials: Sequence[dict], axes: Sequence[str], label: str
             if y is not None:
                 points.append((left + index * step, y))
         shade = 0.5 if high == low else (trial["value"] - low) / (high - low)
-        parts.append(element("polyline", element("title", f"trial {trial['number']}: {fmt(trial['value'])}"),
+        parts.append(element("polyline", element("title", f"trial #{trial['number']}: {fmt(trial['value'])}"),
                              points=" ".join(f"{num(x)},{num(y)}" for x, y in points), fill="none",
                              stroke=_blend("#c7d2e3", "#1d4e9e", shade), stroke_width=1.2 + 1.6 * shade,
                              stroke_opacity=0.85))

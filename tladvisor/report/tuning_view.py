@@ -38,7 +38,7 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         if not trial or not trial.get("learning_curve"):
             continue
         curve = trial["learning_curve"]
-        curves.append((f"{strategy_label(strategy)} (trial {number})", colours.get(strategy, colour(len(curves))),
+        curves.append((f"{strategy_label(strategy)} (trial #{number})", colours.get(strategy, colour(len(curves))),
                        curve))
         start, slope, asymptote = curve_summary(curve)
         curve_rows.append({"strategy": strategy_label(strategy), "trial": number, "start": fmt(start),

@@ -119,12 +119,13 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         "beats_advice": None, "gain": None, "noise": None, "within_noise": None,
     }
     n = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    stopped = [t for t in trials if t.user_attrs.get(STOPPED_BY) == DEADLINE and t.number != advice.number]
     if advice not in complete:
-        found = (f"; the best so far is trial {best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
+        found = (f"; the best so far is trial #{best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
                  if best else "")
         how = ("stopped by the --timeout deadline; the next run tries it again"
                if advice.user_attrs.get(STOPPED_BY) == DEADLINE else advice.state.name.lower())
-        view["summary"] = (f"The advised config (trial {advice.number}) did not finish ({how}), so tuning cannot "
+        view["summary"] = (f"The advised config (trial #{advice.number}) did not finish ({how}), so tuning cannot "
                            f"say yet whether the search beat it{found}.")
         return view
     view["beats_advice"] = best is not None and best.number != advice.number and best.value > advice.value
@@ -137,8 +138,8 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         gain = best.value - advice.value
         view["gain"] = round(gain, 6)
         view["within_noise"] = view["noise"] is not None and gain < view["noise"]
-        compared = (f"trial {best.number} ({config_label(trial_params(best))}) reached validation accuracy "
-                    f"{best.value:.3f} against {advice.value:.3f} for the advised config (trial {advice.number}, "
+        compared = (f"trial #{best.number} ({config_label(trial_params(best))}) reached validation accuracy "
+                    f"{best.value:.3f} against {advice.value:.3f} for the advised config (trial #{advice.number}, "
                     f"{config_label(trial_params(advice))}), {100 * gain:+.1f} points{scored}")
         if view["within_noise"]:
             view["summary"] = (f"Tuning matched the advice within noise: {compared}, less than the "
@@ -147,13 +148,29 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
             view["summary"] = f"Tuning beat the advice: {compared}."
     else:
         view["gain"] = 0.0
-        others = max(0, n - 1)
+        others = max(0, n - 1 - len(stopped))
         rivals = ("no other trial has finished yet" if others == 0 else "the one other finished trial did not beat it"
                   if others == 1 else f"none of the other {others} finished trials beat it")
-        view["summary"] = (f"The advice held: the advised config (trial {advice.number}, "
+        view["summary"] = (f"The advice held: the advised config (trial #{advice.number}, "
                            f"{config_label(trial_params(advice))}) reached validation accuracy {advice.value:.3f}"
                            f"{scored} and {rivals}.")
+    if stopped:
+        view["summary"] += " " + _stopped_note(stopped)
     return view
+
+
+def _stopped_note(stopped: list[FrozenTrial]) -> str:
+    """Trials the deadline stopped are neither beaten nor winners: they did not finish. Say so, with the
+    best epoch each reached before it stopped."""
+    parts = []
+    for trial in stopped:
+        curve = learning_curve(trial)
+        reached = (f", its best epoch so far at {max(curve):.3f} after {len(curve)} epoch{'s' * (len(curve) != 1)}"
+                   if curve else ", before its first epoch ended")
+        parts.append(f"trial #{trial.number} ({config_label(trial_params(trial))}) was stopped by the --timeout "
+                     f"deadline before it finished{reached}")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + " (not compared: it did not finish)."
 
 
 def _folds_note(trial: FrozenTrial) -> str:

@@ -115,7 +115,7 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
 
         result = run_worker(storage, study, host=obj.host, data=data, image_root=image_root, run_dir=run_dir,
                             trials=trials, device=device, wait=wait)
-        out.print(f"{result.worker} ran trials {list(result.trials_run)}; ...")
+        out.print(f"{result.worker} ran trials #2, #3; ...")
     """
     description = load_description(storage, study_name, wait=wait)
     stored = description.options

@@ -92,7 +92,7 @@ def refusal(study: optuna.Study, trial: optuna.Trial, budget: int) -> str | None
     if fixed is not None:
         twin = next((t for t in earlier if t.system_attrs.get("fixed_params") == fixed), None)
         if twin is not None:
-            return f"queued twice: trial {twin.number} runs these parameters"
+            return f"queued twice: trial #{twin.number} runs these parameters"
     return None
 
 

@@ -1,10 +1,11 @@
 """What the tuning says while it runs: the epoch of the running trial, one line per finished trial, an ETA.
 
-``trial 3/5 partial_freeze@4 val 0.912 (best 0.930) 41 s; about 1 min 20 s left``. Trials are counted as
-the budget counts them (finished ones, every worker's); the ETA is the mean duration of the trials this
-process finished times the trials left (a cross-validated trial trains once per fold, so its duration
-counts every fold), capped by the ``--timeout`` deadline, and is said only where it
-can be known (a budget of trials, or a deadline).
+``trial #3 partial_freeze@4 val 0.912 (best 0.930) 41 s; 3/5 finished, about 1 min 20 s left``. A trial is
+named by its number in the study (``#3``), the number the summary, the report, analysis.json and a worker's
+output use too (Optuna's, from 0); ``3/5 finished`` counts what the study holds against the budget (finished
+trials, every worker's). The ETA is the mean duration of the trials this process finished times the trials
+left (a cross-validated trial trains once per fold, so its duration counts every fold), capped by the
+``--timeout`` deadline, and is said only where it can be known (a budget of trials, or a deadline).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from tladvisor import progress
 from tladvisor.tuning.imbalance import METRICS
 from tladvisor.tuning.results import config_label
 
+STOPPED_BY_DEADLINE = "stopped by the --timeout deadline"  # how trial_run words such a trial's reason
+
 
 class TrialProgress:
     """Feeds :func:`tladvisor.progress.current` with one search's trials."""
@@ -25,36 +28,41 @@ class TrialProgress:
         self.budget, self.deadline, self.clock = budget, deadline, clock
         self.several_backbones, self.show_metrics = several_backbones, show_metrics
         self.durations: list[float] = []
-        self.ordinal = 0
+        self.number: int | None = None  # the running trial's number in the study
+        self.finished_before = 0
         self.label = ""
         self.epochs = 0
         self.trial_started = clock()
         self.folds, self.fold_now = 1, 0  # a cross-validated trial trains once per fold
 
-    def _counted(self) -> str:
-        return f"trial {self.ordinal}/{self.budget}" if self.budget else f"trial {self.ordinal}"
+    def _name(self) -> str:
+        return f"trial #{self.number}" if self.number is not None else "trial"
 
-    def started(self, finished_before: int, params: dict[str, Any]) -> None:
-        self.ordinal = finished_before + 1
+    def _count(self, finished: int) -> str:
+        """``; 3/5 finished``: what the study holds against the budget (none without one)."""
+        return f"; {finished}/{self.budget} finished" if self.budget else ""
+
+    def started(self, finished_before: int, params: dict[str, Any], number: int | None = None) -> None:
+        self.number, self.finished_before = number, finished_before
         self.trial_started = self.clock()
         self.label = config_label(params if self.several_backbones else {k: v for k, v in params.items()
                                                                         if k != "backbone"})
         self.epochs = int(params.get("epochs") or 0)
         epochs = f", up to {self.epochs} epochs" if self.epochs else ""
-        progress.current().stage(f"{self._counted()} {self.label}: training{epochs}")
+        progress.current().stage(f"{self._name()} {self.label}: training{epochs}{self._count(finished_before)}")
 
     def epoch(self, epoch: int, value: float) -> None:
         of = f"/{self.epochs}" if self.epochs else ""
         fold = f" fold 1/{self.folds}" if self.folds > 1 else ""
-        progress.current().status(f"{self._counted()} {self.label}:{fold} epoch {epoch + 1}{of} val {value:.3f}"
-                                  + self._left(finished=self.ordinal - 1, running=True))
+        progress.current().status(f"{self._name()} {self.label}:{fold} epoch {epoch + 1}{of} val {value:.3f}"
+                                  + self._left(finished=self.finished_before, running=True))
 
     def fold(self, fold: int, folds: int) -> None:
         """A cross-validated trial starts training fold ``fold`` (0-based) of ``folds``."""
         self.folds, self.fold_now = folds, fold
         if fold > 0:
-            progress.current().status(f"{self._counted()} {self.label}: fold {fold + 1}/{folds}"
-                                      + self._left(finished=self.ordinal - 1, running=True))
+            progress.current().status(f"{self._name()} {self.label}: fold {fold + 1}/{folds}"
+                                      + self._left(finished=self.finished_before, running=True))
 
     def finished(self, state: str, *, value: float | None, curve: list[float], best: float | None,
                  seconds: float, reason: str | None, metrics: dict[str, float], finished_now: int) -> None:
@@ -64,13 +72,19 @@ class TrialProgress:
             folds = metrics.get("folds") if isinstance(metrics.get("folds"), dict) else None
             spread = f" ± {folds['spread']:.3f} over {folds['k']} folds" if folds and folds.get("k") else ""
             what = f"val {value:.3f}{spread}" + self._metrics(metrics) + best_text
+        elif state == "PRUNED" and (reason or "").startswith(STOPPED_BY_DEADLINE):
+            # Not beaten and not a winner: it did not finish. Its best epoch so far, then the finished best.
+            reached = f", best epoch so far val {max(curve):.3f}" if curve else ""
+            finished_best = f" (best finished trial {best:.3f})" if best is not None else ""
+            what = f"{reason}{reached}; not finished{finished_best}"
         elif state == "PRUNED":
             reached = f", val {max(curve):.3f}" if curve else ""
             what = f"{_short(reason) or 'pruned'}{reached}{best_text}"
         else:
             what = f"failed: {reason or 'no reason recorded'}"
-        progress.current().line(f"{self._counted()} {self.label} {what} {progress.duration_text(seconds)}"
-                                + self._left(finished=finished_now, running=False))
+        left = self._left(finished=finished_now, running=False)
+        progress.current().line(f"{self._name()} {self.label} {what} {progress.duration_text(seconds)}"
+                                + self._count(finished_now) + (left.replace(";", ",", 1) if self.budget else left))
 
     def _metrics(self, metrics: dict[str, float]) -> str:
         if not self.show_metrics:

@@ -35,7 +35,7 @@ from tladvisor.tuning.study.optuna_access import storage_of, trial_id
 from tladvisor.tuning.study.recovery import close_interrupted
 from tladvisor.plugins import strategy_registry
 from tladvisor.tuning.study.storage import heartbeat_enabled
-from tladvisor.tuning.study.trial_progress import TrialProgress
+from tladvisor.tuning.study.trial_progress import STOPPED_BY_DEADLINE, TrialProgress
 from tladvisor.tuning.trainer import DeadlineReached, TrainedModel, TrialFailed, train_trial
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def deadline_reason(stopped: DeadlineReached, finished_epochs: int) -> str:
         kept = f"fold 1's {finished_epochs} finished epochs kept"
     else:
         kept = f"its {finished_epochs} finished epochs kept"
-    return f"stopped by the --timeout deadline during {where} ({kept})"
+    return f"{STOPPED_BY_DEADLINE} during {where} ({kept})"
 
 
 def _finished_count(study: optuna.Study) -> int:
@@ -163,7 +163,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
                                              image_size=options.image_size)
             spec = by_name[config.backbone]
             if progress_view is not None:
-                progress_view.started(finished_before, params)
+                progress_view.started(finished_before, params, trial.number)
             limit = {} if deadline is None else {"deadline": deadline}
             if data.fold_plan is not None:  # small data: scored on K folds, fold 0's curve is reported live
                 on_fold = progress_view.fold if progress_view is not None else None
