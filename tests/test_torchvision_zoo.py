@@ -73,6 +73,22 @@ def test_missing_weights_offline_raise_one_line_naming_the_cache_path(empty_torc
     assert downloads[0] in message  # tells the user what to fetch by hand
 
 
+def test_the_download_notice_goes_to_progress_not_stdout(empty_torch_home: Path, downloads: list[str],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """#26 item 2: torch.hub writes 'Downloading: ...' to stdout, which a redirected summary (and --quiet)
+    should never hold; it reaches the progress reporter (stderr, silent under --quiet) instead."""
+    import io
+
+    from tladvisor import progress
+
+    stream = io.StringIO()
+    with progress.reporting(progress.LogReporter(stream, wall=lambda: 0.0)):
+        with pytest.raises(WeightsUnavailableError):
+            zoo_backbones()["resnet18"].build(True)
+    assert capsys.readouterr().out == ""
+    assert 'Downloading: "https://download.pytorch.org/models/resnet18' in stream.getvalue()
+
+
 def test_weights_placed_in_the_cache_load_without_download(empty_torch_home: Path, downloads: list[str]) -> None:
     spec = zoo_backbones()["resnet18"]
     torch.manual_seed(7)

@@ -11,6 +11,8 @@ read from torchvision's weights enums, so registering the backbones does not imp
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tladvisor import hookimpl
+from tladvisor import hookimpl, progress
 from tladvisor.backbones import BackboneSpec, Preprocessing, Stage
 from tladvisor.errors import WeightsUnavailableError
 
@@ -73,11 +75,26 @@ def checkpoint_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
+class _ToProgress(io.TextIOBase):
+    """torch.hub writes 'Downloading: "<url>" to <file>' to stdout, where it would land in a redirected
+    summary (and print under --quiet); this sends each such line to the progress reporter instead."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                progress.current().stage(line.strip())
+        return len(text)
+
+
 def load_state_dict(name: str, weights) -> dict:
     path = checkpoint_path(weights.url)
     try:
         # weights_only: a tampered cache file must never run code when unpickled
-        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+        with contextlib.redirect_stdout(_ToProgress()):
+            return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except Exception as error:  # URLError, HTTPError, hash mismatch, truncated or unsafe file...
         if path.is_file():
             raise WeightsUnavailableError(
