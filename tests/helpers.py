@@ -101,3 +101,26 @@ def analyze_tiny(plugins: Path, data: Path, tmp_path: Path, *extra: str, out: Pa
     if run_name:
         args += ["--run-name", run_name]
     return main([*args, *extra])
+
+
+def dependency_missing(reason: str):
+    """A test whose dependency (a server, a browser, fonts, a package) is absent: skipped on a developer's
+    machine, but a failure under ``CI=true``, where scripts/test.sh installs every dependency, so a CI run
+    that could not test something is red, not silently green."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and a test dependency is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_module(name: str, reason: str):
+    """``pytest.importorskip`` that fails under ``CI=true`` (see :func:`dependency_missing`)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        dependency_missing(reason)

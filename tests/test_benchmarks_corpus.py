@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import dependency_missing
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -52,7 +53,7 @@ def test_a_task_is_written_as_train_val_test_with_the_counts_asked(corpus, tmp_p
     registry, common, _fonts = corpus
     task = replace(registry.task_by_name(name), val_per_class=2, test_per_class=3)
     if task.missing():
-        pytest.skip(task.missing())
+        dependency_missing(task.missing())
     folder = common.write_task(task, tmp_path / "t", seed=1, train_per_class=2)
     for split, n in (("train", 2), ("val", 2), ("test", 3)):
         assert sorted(p.name for p in (folder / split).iterdir()) == sorted(task.classes)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import require_module
 import torch
 
 from tladvisor.cli import main
@@ -82,7 +83,7 @@ def test_torchvision_cache(how, tmp_path, marker, monkeypatch):
 
 @pytest.mark.parametrize("how", HOW)
 def test_efficientnet_lite0_weights_file(how, tmp_path, marker):
-    lite0 = pytest.importorskip("tladvisor_efficientnet_lite")
+    lite0 = require_module("tladvisor_efficientnet_lite", "the first-party plugin is not installed (scripts/setup.sh)")
     path = write_malicious(tmp_path / "lite0.pth", marker, how)
     with pytest.raises(TLAdvisorError, match="cannot read weights file"):
         lite0.load_weights(path)
@@ -91,7 +92,7 @@ def test_efficientnet_lite0_weights_file(how, tmp_path, marker):
 @pytest.mark.parametrize("suffix, how", [(".pt", "torch.save"), (".pth", "raw pickle"),
                                          (".safetensors", "torch.save"), (".safetensors", "raw pickle")])
 def test_example_plugin_package(suffix, how, tmp_path, marker):
-    example = pytest.importorskip("tladvisor_example_backbone")
+    example = require_module("tladvisor_example_backbone", "the example plugin is not installed (scripts/setup.sh)")
     path = write_malicious(tmp_path / f"mine{suffix}", marker, how)
     with pytest.raises(Exception) as refused:
         example.make_spec(path).build(True)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import dependency_missing
 from PIL import Image
 
 from tladvisor.builtin.report import write_report
@@ -43,7 +44,7 @@ def find_chromium() -> str:
         found = next((path for path in map(shutil.which, names) if path), None)
         if found:
             return found
-    pytest.skip("chromium is not installed (apt-get install chromium; as root with CI=true the test installs it)")
+    dependency_missing("chromium is not installed (apt-get install chromium; as root with CI=true the test installs it)")
 
 
 class DevTools:

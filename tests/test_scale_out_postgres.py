@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import dependency_missing, require_module
 
 SUPERUSER = "tladvisor"
 PASSWORD = "not-a-real-secret"  # loopback trust authentication ignores it; it must never be printed
@@ -152,16 +153,16 @@ def _quote(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def postgres():
-    pytest.importorskip("psycopg", reason="the psycopg driver is not installed (pip install 'tladvisor[postgres]')")
+    require_module("psycopg", "the psycopg driver is not installed (pip install 'tladvisor[postgres]')")
     bin_dir = postgres_bin()
     if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does it as root)")
+        dependency_missing("PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does it as root)")
     server = PostgresServer(bin_dir)
     try:
         server.start()
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
         server.stop()
-        pytest.skip(f"could not start a PostgreSQL server: {error}")
+        dependency_missing(f"could not start a PostgreSQL server: {error}")
     yield server
     server.stop()
 
