@@ -11,6 +11,8 @@ from tladvisor.cli import main
 
 from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder
 
+from tladvisor.recommend import scenario_strategy
+
 
 @pytest.fixture
 def plugins_dir(write_plugin):
@@ -40,8 +42,19 @@ def test_analyze_writes_analysis_json_and_report(plugins_dir, data, tmp_path, ca
     assert "linear_probe_accuracy" in backbone["scores"]
     rec = analysis["recommendation"]
     assert rec["backbone"] == "tiny_cnn"
-    assert rec["strategy"] in ("feature_extraction", "partial_freeze", "full_finetune", "from_scratch")
-    assert 0 <= rec["freeze_depth"] <= rec["n_stages"] == 3
+    # The advice follows from the numbers it records: 10 images per class are small data, similar or not
+    # by the recorded similarity, and the four-scenario prior stands unless a rationale line overrides it.
+    size = rec["size"]
+    assert size["small"] is True and size["samples_per_class"] < size["small_per_class"]
+    assert size["similarity"] == backbone["similarity"]["value"]
+    assert size["similar"] == (size["similarity"] >= size["similarity_threshold"])
+    prior = scenario_strategy(size["small"], size["similar"])
+    overrides = [r for r in rec["rationale"] if r.startswith("Override")]
+    assert any(r.endswith(f"gives {prior}.") for r in rec["rationale"])
+    assert (rec["strategy"] == prior) == (not overrides)
+    depth = {"feature_extraction": 3, "full_finetune": 0, "from_scratch": 0}.get(rec["strategy"])
+    assert rec["freeze_depth"] == depth if depth is not None else 1 <= rec["freeze_depth"] <= 2
+    assert rec["n_stages"] == 3
     assert rec["rationale"] and all(isinstance(s, str) for s in rec["rationale"])
     assert analysis["tuning"] is None
     # embed is a stage of its own, timed apart from measuring (a first run: the forward passes take time)

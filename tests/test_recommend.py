@@ -1,6 +1,7 @@
 import pytest
 
 from tladvisor.builtin.recommend import recommend as recommend_hook
+from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, BackboneMeasurement, DatasetProfile, Score, StageShift
 from tladvisor.recommend import PROBE_ENOUGH, SMALL_PER_CLASS, recommend
 
@@ -116,7 +117,8 @@ def test_learning_rates_fit_the_strategy():
 
 def test_hook_recommend_uses_options_val_fraction():
     options = AnalysisOptions(source=".", val_fraction=0.5)
-    rec = recommend_hook(profile=profile(100), measurements=[measurement(0.9)], options=options)
+    host = PluginHost(load_entry_points=False)
+    rec = host.call_first("recommend", profile=profile(100), measurements=[measurement(0.9)], options=options)
     assert rec.size["samples_per_class"] == 50
     assert recommend_hook(profile=profile(100), measurements=[], options=options) is None
 

@@ -77,11 +77,21 @@ def test_disk_full_while_writing_keeps_the_previous_outputs_and_caches(plugins, 
     assert analysis["backbones"][0]["from_cache"] is True
 
 
-def test_a_cache_that_cannot_be_written_costs_time_not_the_result(plugins, data, tmp_path, capsys):
+def test_a_cache_that_cannot_be_written_costs_time_not_the_result(plugins, data, tmp_path, caplog):
     (tmp_path / "cache").write_text("a file where the cache folder should be")
     assert analyze(plugins, data, tmp_path) == 0
     analysis = json.loads((tmp_path / "reports" / "run" / "analysis.json").read_text())
-    assert analysis["backbones"][0]["name"] == "tiny_cnn" and analysis["recommendation"] is not None
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and str(tmp_path / "cache") in r.getMessage()]
+    assert any(m.startswith("features not cached in") for m in warned)  # said, one line each, and the run went on
+    assert any(m.startswith("measurement not cached in") for m in warned) and all("\n" not in m for m in warned)
+    assert analysis["backbones"][0]["from_cache"] is False
+    # the same result as with a cache that works: the cache costs time, never the numbers
+    (tmp_path / "cache").unlink()
+    assert analyze(plugins, data, tmp_path, run_name="cached") == 0
+    cached = json.loads((tmp_path / "reports" / "cached" / "analysis.json").read_text())
+    assert (tmp_path / "cache").is_dir() and any((tmp_path / "cache").rglob("*.npz"))
+    assert cached["recommendation"]["strategy"] == analysis["recommendation"]["strategy"]
+    assert cached["backbones"][0]["scores"] == analysis["backbones"][0]["scores"]
 
 
 # --- corrupt cache entries ---------------------------------------------------------------------------

@@ -120,9 +120,14 @@ def test_one_file_example_plugin_through_analyze(suffix, how, tmp_path, marker, 
 
 
 def saved_tiny_model(folder: Path, **config_changes) -> Path:
+    """A tiny model saved with distinctive weights (every parameter 0.25 + its index / 1000), so a loader
+    that ignored the file and built the backbone afresh would be caught."""
     spec = tiny_backbone_spec()
     model = spec.build(True)
     replace_head(model, spec, 2)
+    with torch.no_grad():
+        for index, param in enumerate(model.parameters()):
+            param.fill_(0.25 + index / 1000)
     config = model_io.model_config(spec, spec.preprocessing, strategy="full_finetune", classes=("a", "b"),
                                    val_accuracy=0.5, trial_number=0, study_name="s", params={}, learning_curve=[0.5])
     return model_io.save_model(folder, model, {**config, **config_changes})
@@ -164,8 +169,10 @@ def test_a_config_pointing_at_other_files_is_ignored_only_model_safetensors_is_r
     model_dir = saved_tiny_model(tmp_path / "best_model", weights=str(evil), model_file=str(evil),
                                  checkpoint="../elsewhere/evil.pt", state_dict=str(evil))
     loaded = load_model(model_dir, host=TinyHost())
-    expected = tiny_backbone_spec().build(True)
-    assert torch.equal(loaded.model.block1[0].weight, expected.block1[0].weight)
+    fresh = tiny_backbone_spec().build(True)
+    values = {round(float(p.flatten()[0]), 4) for p in loaded.model.parameters()}
+    assert min(values) == 0.25 and all(torch.all(p == p.flatten()[0]) for p in loaded.model.parameters())  # as saved...
+    assert not torch.equal(loaded.model.block1[0].weight, fresh.block1[0].weight)  # ...not a fresh build
 
 
 @pytest.mark.parametrize("change, expected", [
