@@ -107,12 +107,26 @@ def test_confidence_is_higher_far_from_the_boundaries():
     assert 0 < near < far <= 0.95
 
 
-def test_learning_rates_fit_the_strategy():
-    fe = recommend(profile(SMALL), [measurement(0.9)])
-    ft = recommend(profile(LARGE), [measurement(0.9)])
-    assert fe.learning_rates["backbone"] == 0.0
-    assert 0 < ft.learning_rates["backbone"] < ft.learning_rates["head"]
-    assert ft.learning_rates["layer_decay"] < 1
+def test_learning_rates_are_the_starting_rates_the_readme_states():
+    """README, 'How the advice is made', item 5: the exact numbers, each read from the advice itself."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    stated = re.search(r"5\. \*\*Learning rates\*\* \(AdamW\): (.*?)\. These seed", readme, re.S).group(1)
+    assert " ".join(stated.split()) == ("feature extraction head 3e-3; partial freeze head 3e-3, backbone 1e-3, "
+                                        "decay 0.8; full fine-tune head 3e-3, backbone 1e-3, decay 0.7; "
+                                        "from scratch 3e-3")
+    advised = {"feature_extraction": recommend(profile(SMALL), [measurement(0.9)]),
+               "partial_freeze": recommend(profile(SMALL), [measurement(0.2, probe=0.1)]),
+               "full_finetune": recommend(profile(LARGE), [measurement(0.9)]),
+               "from_scratch": recommend(profile(LARGE), [measurement(0.2, gain=0.0)])}
+    assert {name: rec.strategy for name, rec in advised.items()} == {name: name for name in advised}
+    assert {name: dict(rec.learning_rates) for name, rec in advised.items()} == {
+        "feature_extraction": {"head": 3e-3, "backbone": 0.0, "layer_decay": 1.0},
+        "partial_freeze": {"head": 3e-3, "backbone": 1e-3, "layer_decay": 0.8},
+        "full_finetune": {"head": 3e-3, "backbone": 1e-3, "layer_decay": 0.7},
+        "from_scratch": {"head": 3e-3, "backbone": 3e-3, "layer_decay": 1.0}}
 
 
 def test_hook_recommend_uses_options_val_fraction():
