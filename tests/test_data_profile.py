@@ -83,3 +83,17 @@ def test_hook_profile_dataset_through_the_plugin_host(red_and_blue):
     profile = host.call_first("profile_dataset", dataset=dataset, options=options)
     assert profile.split_counts == {"train": 16, "val": 16}  # options.val_fraction reached the profiler
     assert not host.failures
+
+
+@pytest.mark.parametrize("counts, warned", [((30, 30, 20, 8, 5), True), ((12, 4), True), ((15, 10, 8), False)])
+def test_one_imbalance_threshold_for_the_warning_and_the_balanced_metrics(tmp_path, counts, warned):
+    """#26 item 5: a 6x set once got balanced metrics (from 1.5x) but no warning (from 10x only)."""
+    from tladvisor.data.profile import IMBALANCE_RATIO
+    from tladvisor.tuning.imbalance import unbalanced
+
+    for k, n in enumerate(counts):
+        for i in range(n):
+            write_image(tmp_path / f"c{k}" / f"{i}.png", (40 * k, 255 - i, 9 * k), (16, 16), marker=i)
+    profile = profile_dataset(load_image_folder(tmp_path), val_fraction=0.2, seed=0)
+    said = any(w.startswith("classes are imbalanced") for w in profile.warnings)
+    assert said == warned == unbalanced(profile.class_counts) == (max(counts) / min(counts) >= IMBALANCE_RATIO)

@@ -55,7 +55,7 @@ def test_metrics_see_what_accuracy_hides():
     always_zero = torch.zeros(10, dtype=torch.long)
     metrics = classification_metrics(always_zero, labels, 3)
     assert metrics == {"balanced_accuracy": pytest.approx(1 / 3), "macro_f1": pytest.approx((16 / 18) / 3)}
-    assert unbalanced({"a": 12, "b": 4}) and not unbalanced([10, 9, 11])
+    assert unbalanced({"a": 12, "b": 4}) and not unbalanced({"a": 11, "b": 4}) and not unbalanced([10, 9, 11])
 
 
 @pytest.mark.parametrize("strategy", ["feature_extraction", "full_finetune"])
@@ -101,6 +101,24 @@ def test_trials_record_balanced_accuracy_shown_beside_accuracy_where_classes_are
                                              view.fmt(trial.metrics["macro_f1"])]
     analysis["dataset"]["class_counts"] = {"a": 10, "b": 10, "c": 10}
     assert view.tuning_view(analysis)["metric_columns"] == []  # balanced data: accuracy says it all
+    assert shown["class_weights"] is None  # no options recorded: not said
+    analysis["options"] = {"class_weights": "balanced"}
+    assert view.tuning_view(analysis)["class_weights"].startswith("loss weighted by inverse class frequency")
+
+
+def test_the_summary_and_the_report_say_when_the_loss_was_class_weighted(skewed, tmp_path, write_plugin, capsys):
+    """#26 item 5: --class-weights balanced is said in the summary and in the report's tuning section."""
+    from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder
+
+    plugins = write_plugin("tiny_plugin", TINY_PLUGIN)
+    data = write_image_folder(tmp_path / "data", n_classes=3, per_class=10)
+    said = "trials are still ranked, pruned and kept on plain accuracy"
+    assert analyze_tiny(plugins, data, tmp_path, "--trials", "1", "--class-weights", "balanced") == 0
+    assert said in " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "class weights</dt><dd>loss weighted" in (tmp_path / "reports" / "run" / "index.html").read_text()
+    assert analyze_tiny(plugins, data, tmp_path, "--trials", "1", run_name="plain") == 0
+    assert "class frequency" not in capsys.readouterr().out
+    assert "class weights</dt>" not in (tmp_path / "reports" / "plain" / "index.html").read_text()
 
 
 def test_class_weights_get_their_own_run_folder_and_the_default_keeps_the_old_name(shapes, tmp_path):

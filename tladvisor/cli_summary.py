@@ -69,8 +69,12 @@ def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
                             f"{best.params.get('backbone')} {best.params.get('strategy')}; "
                             f"model in {run.tuning.best_model_dir}"))
     if run.tuning is not None:
+        from tladvisor.report.tuning_notes import class_weights_text
         from tladvisor.tuning.results import summary_lines
 
+        weighted = class_weights_text({"class_weights": getattr(run.options, "class_weights", "none")})
+        if weighted:
+            out.print(printable(weighted[0].upper() + weighted[1:] + "."), markup=False, highlight=False)
         for line in summary_lines(run.tuning):
             out.print(printable(line), markup=False, highlight=False)
     for failure in run.plugin_failures:

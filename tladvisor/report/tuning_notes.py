@@ -16,6 +16,14 @@ def budget_text(n_trials: int, requested, timeout) -> str:
     return f"{n_trials} trial{'' if n_trials == 1 else 's'} (no trial cap" + (f"; {limit})" if limit else ")")
 
 
+def class_weights_text(options: dict) -> str | None:
+    """What ``--class-weights`` did to the training loss, or None when it was not used."""
+    if (options or {}).get("class_weights") != "balanced":
+        return None
+    return ("loss weighted by inverse class frequency (--class-weights balanced); trials are still ranked, "
+            "pruned and kept on plain accuracy")
+
+
 def metric_columns(analysis: dict, trials: list[dict]) -> list[str]:
     """Balanced accuracy and macro-F1 beside accuracy, where the classes are unbalanced and trials have them."""
     profile = (analysis.get("dataset") or {}).get("profile") or {}

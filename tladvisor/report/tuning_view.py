@@ -53,6 +53,7 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         "budget_text": tuning_notes.budget_text(len(trials), tuning.get("requested_trials"),
                                                 (analysis.get("options") or {}).get("timeout")),
         "stop_reason": tuning.get("stop_reason"),
+        "class_weights": tuning_notes.class_weights_text(analysis.get("options") or {}),
         "metric_columns": [(name, label) for name, label in tuning_notes.METRIC_LABELS if name in metrics],
         "states": sorted(states.items(), key=lambda item: str(item[0])),
         "scoring": scoring_text(tuning.get("cross_validation")),

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tladvisor.data.profile import IMBALANCE_RATIO
+
 if TYPE_CHECKING:
     import torch
 
 CLASS_WEIGHTS = ("none", "balanced")
-UNBALANCED_RATIO = 1.5  # largest / smallest class above which accuracy alone misleads enough to show more
 METRICS = ("balanced_accuracy", "macro_f1")
 
 
@@ -61,6 +62,7 @@ def classification_metrics(predicted: torch.Tensor, labels: torch.Tensor, n_clas
 
 
 def unbalanced(counts: Sequence[int] | dict[str, int]) -> bool:
-    """Whether the largest class outnumbers the smallest (present) one by more than :data:`UNBALANCED_RATIO`."""
+    """Whether the largest class outnumbers the smallest (present) one at least
+    :data:`tladvisor.data.profile.IMBALANCE_RATIO` (the threshold the profile warns at)."""
     values = [int(c) for c in (counts.values() if isinstance(counts, dict) else counts) if int(c) > 0]
-    return len(values) > 1 and max(values) > UNBALANCED_RATIO * min(values)
+    return len(values) > 1 and max(values) >= IMBALANCE_RATIO * min(values)
