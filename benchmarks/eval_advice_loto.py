@@ -17,8 +17,13 @@ scored on the held-out one. Methods:
   training residual) raced by successive halving on the held-out task's own validation curves;
   budgets of min-epochs x 2^k, half kept per rung.
 
+Learned methods choose among *roles*, the configs every task has whatever its backbone depth: feature
+extraction, partial freeze of all but the top stage (``top1``), of half the stages (``half``), at the depth
+the product's shift rule picks on that task (``shift``), full fine-tune, from scratch; so they choose the
+freeze depth too. The rule's own pick is scored exactly (its partial-freeze depth is the shift depth).
+
 Printed: regret per task (test points: the best config's test accuracy minus the pick's, each config at
-the rate chosen on validation), its median and mean over tasks, the share of tasks whose regret is
+the rate chosen on validation), its median and mean over tasks, the share of tasks within 2 points and
 within noise (below the best config's seed spread, or its binomial standard error on the test images
 when that is larger), and the compute of the advice (+ race) against the whole grid (CPU seconds).
 The race replays stored curves of runs whose cosine schedule spans the epoch cap: a race that trained
@@ -51,6 +56,9 @@ from honest_logic import ceiling_filter  # noqa: E402
 from suite_stats import CONFIG_ORDER, mean_spread, median  # noqa: E402
 
 BASELINE = "feature_extraction"
+ROLES = ("feature_extraction", "partial_freeze@top1", "partial_freeze@half", "partial_freeze@shift",
+         "full_finetune", "from_scratch")
+WITHIN_POINTS = 0.02  # the issue's bar: a pick within 2 test points of the best config
 FEATURES = ("log_train_per_class", "log_classes", "similarity", "bn_shift_geomean", "linear_probe_normalised",
             "knn", "pretraining_gain", "logme")
 
@@ -84,17 +92,25 @@ def records(grid_dir: Path, key: str | None) -> tuple[list[dict[str, Any]], str]
     for unit in trained:
         grid_cost[(unit["task"], unit["seed"])] = grid_cost.get((unit["task"], unit["seed"]), 0.0) + unit["cpu_s"]
     stages = sorted({s for a in advice.values() for s in a["measures"].get("stage_shift", {})})
+    from bench_honest_grid import resolve_config
+
     rows = []
     for (task, seed), configs in sorted(chosen.items()):
         if (task, seed) not in advice or BASELINE not in configs:
             continue
         a = advice[(task, seed)]
+        actual = {role: resolve_config(role, a.get("n_stages", 6), a.get("shift_depth")) for role in ROLES}
+        actual = {role: config for role, config in actual.items() if config in configs}
+        if set(actual) != set(ROLES):
+            continue  # the grid of this (task, seed) is not finished
         rows.append({
             "task": task, "seed": seed, "family": a["family"], "features": features_of(a, stages),
-            "test": {c: u["test_at_best"] for c, u in configs.items()},
+            "actual": actual, "all_tests": {c: u["test_at_best"] for c, u in configs.items()},
+            "test": {role: configs[c]["test_at_best"] for role, c in actual.items()},
             "n_test": next(iter(configs.values()))["n_test"],
-            "curves": {c: u["val_curve"] for c, u in configs.items()},
-            "epoch_cost": {c: u["cpu_s"] / max(1, u["epochs_run"]) for c, u in configs.items()},
+            "curves": {role: configs[c]["val_curve"] for role, c in actual.items()},
+            "epoch_cost": {role: configs[c]["cpu_s"] / max(1, len(configs[c]["val_curve"]))
+                           for role, c in actual.items()},
             "rule": a["recommended"], "joint": a["counterfactual_picks"].get("joint", {}),
             "advice_cpu_s": a["advice_cpu_s"], "grid_cpu_s": grid_cost[(task, seed)]})
     return rows, key
@@ -111,9 +127,23 @@ def nearest_trained(config: str, trained: dict[str, float]) -> str:
     return f"partial_freeze@{min(depths, key=lambda d: (abs(d - wanted), d))}"
 
 
+def test_of(row: dict[str, Any], config: str) -> float:
+    """The test accuracy of a role or of a config the grid trained on this row's task (nan when neither)."""
+    tests = row.get("all_tests", row["test"])
+    if config in row["test"]:
+        return row["test"][config]
+    config = nearest_trained(config, tests)
+    return tests.get(config, math.nan)
+
+
 def regret(row: dict[str, Any], config: str) -> float:
-    config = nearest_trained(config, row["test"])
-    return max(row["test"].values()) - row["test"][config] if config in row["test"] else math.nan
+    """The best trained config's test accuracy minus the pick's (a role or a config name)."""
+    return max(row.get("all_tests", row["test"]).values()) - test_of(row, config)
+
+
+def config_of(row: dict[str, Any], pick: str) -> str:
+    """A role as the config it trains on this row's task (``partial_freeze@half`` -> ``partial_freeze@3``)."""
+    return row.get("actual", {}).get(pick, pick)
 
 
 def fit_rule(train: list[dict[str, Any]]) -> str | None:
@@ -130,7 +160,8 @@ def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min
     # The configs every run trained (a rule's extra partial-freeze depth is trained on some runs only: it
     # scores the rule exactly there, but the learned methods choose among what every run has).
     common = set.intersection(*(set(r["test"]) for r in rows))
-    configs = sorted(common, key=lambda c: CONFIG_ORDER.index(c) if c in CONFIG_ORDER else 99)
+    order = list(ROLES) + list(CONFIG_ORDER)
+    configs = sorted(common, key=lambda c: order.index(c) if c in order else 99)
     others = [c for c in configs if c != BASELINE]
     results: dict[str, dict] = {m: {} for m in ("rule", "rule-refit", "best-constant", "meta", "prior+race")}
     for _group, train_tasks, held_tasks in task_folds(groups):
@@ -151,47 +182,68 @@ def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min
             results["rule"][key] = {"regret": regret(r, r["rule"]), "cpu": r["advice_cpu_s"], "pick": r["rule"]}
             refit = r["joint"].get(pair, r["rule"]) if pair else r["rule"]
             results["rule-refit"][key] = {"regret": regret(r, refit), "cpu": r["advice_cpu_s"], "pick": refit}
-            results["best-constant"][key] = {"regret": regret(r, constant), "cpu": 0.0, "pick": constant}
+            results["best-constant"][key] = {"regret": regret(r, constant), "cpu": 0.0, "pick": config_of(r, constant)}
             meta = pick(gains, BASELINE)
-            results["meta"][key] = {"regret": regret(r, meta), "cpu": r["advice_cpu_s"], "pick": meta}
+            results["meta"][key] = {"regret": regret(r, meta), "cpu": r["advice_cpu_s"], "pick": config_of(r, meta),
+                                    "predicted_gain": gains}
             racing = [c for c in configs if c in contenders(gains, spread, BASELINE)]
             race = successive_halving(
                 racing, lambda c, b, r=r: max(r["curves"][c][:b]),
                 lambda c, b, r=r: r["epoch_cost"][c] * min(b, len(r["curves"][c])), min_epochs,
                 max_budget=max(len(v) for v in r["curves"].values()))
             results["prior+race"][key] = {"regret": regret(r, race.winner), "cpu": r["advice_cpu_s"] + race.cost,
-                                          "pick": race.winner, "raced": racing}
+                                          "pick": config_of(r, race.winner), "raced": racing}
     return results
 
 
 def report(rows: list[dict[str, Any]], results: dict[str, dict]) -> dict[str, Any]:
+    """Per method: regret per task (mean over its seeds), median, mean, tasks within 2 points and within
+    noise, compute against the grid; and a per-task table of the best config and each method's pick."""
     by_task: dict[str, list[dict]] = {}
     for r in rows:
         by_task.setdefault(r["task"], []).append(r)
-    noise = {}
+    noise, best_config = {}, {}
     for task, runs in by_task.items():
-        best = max(runs[0]["test"], key=lambda c: np.mean([x["test"][c] for x in runs]))
-        accs = [x["test"][best] for x in runs]
+        tests = runs[0].get("all_tests", runs[0]["test"])
+        best = max(tests, key=lambda c: np.mean([x.get("all_tests", x["test"]).get(c, np.nan) for x in runs]))
+        best_config[task] = best
+        accs = [x.get("all_tests", x["test"])[best] for x in runs]
         p = float(np.mean(accs))
         noise[task] = max(mean_spread(accs)[1], math.sqrt(max(p * (1 - p), 1e-12) / max(1, runs[0]["n_test"])))
     grid_cpu = {t: sum(x["grid_cpu_s"] for x in runs) for t, runs in by_task.items()}
-    out: dict[str, Any] = {"noise": noise, "methods": {}}
-    header = "| method | " + " | ".join(sorted(by_task)) + " | median | mean | within noise | compute / grid |"
-    lines = [header, "|---|" + "---|" * (len(by_task) + 4)]
+    out: dict[str, Any] = {"noise": noise, "best_config": best_config, "methods": {}}
+    lines = ["| method | median regret | mean regret | worst | within 2 points | within noise | compute / grid |",
+             "|---|---|---|---|---|---|---|"]
     for method, per_run in results.items():
         task_regret = {t: float(np.nanmean([per_run[(x["task"], x["seed"])]["regret"] for x in runs]))
                        for t, runs in sorted(by_task.items())}
-        cpu = sum(v["cpu"] for v in per_run.values())
         values = list(task_regret.values())
         within = sum(task_regret[t] <= noise[t] for t in task_regret)
+        close = sum(v <= WITHIN_POINTS + 1e-9 for v in values)
+        ratios = [sum(per_run[(x["task"], x["seed"])]["cpu"] for x in runs) / max(grid_cpu[t], 1e-9)
+                  for t, runs in sorted(by_task.items())]
         summary = {"regret_per_task": task_regret, "median": median(values), "mean": float(np.nanmean(values)),
-                   "within_noise": within, "tasks": len(values), "compute_ratio": cpu / max(sum(grid_cpu.values()), 1e-9),
+                   "worst": max(values), "within_2_points": close, "within_noise": within, "tasks": len(values),
+                   "compute_ratio_max": max(ratios), "compute_ratio_median": median(ratios),
                    "picks": {f"{t}/{s}": v["pick"] for (t, s), v in per_run.items()}}
         out["methods"][method] = summary
-        lines.append(f"| {method} | " + " | ".join(f"{100 * v:.1f}" for v in values)
-                     + f" | {100 * summary['median']:.1f} | {100 * summary['mean']:.1f} | {within} of {len(values)} "
-                       f"| {summary['compute_ratio']:.3f} |")
+        lines.append(f"| {method} | {100 * summary['median']:.1f} | {100 * summary['mean']:.1f} | "
+                     f"{100 * summary['worst']:.1f} | {close} of {len(values)} | {within} of {len(values)} | "
+                     f"{summary['compute_ratio_median']:.3f} (max {summary['compute_ratio_max']:.3f}) |")
+    methods = list(results)
+    per_task = ["| task | family | best config | test % | noise | " + " | ".join(methods) + " |",
+                "|---|---|---|---|---|" + "---|" * len(methods)]
+    for task, runs in sorted(by_task.items()):
+        best = best_config[task]
+        accuracy = float(np.mean([x.get("all_tests", x["test"])[best] for x in runs]))
+        cells = []
+        for method in methods:
+            picks = sorted({results[method][(x["task"], x["seed"])]["pick"] for x in runs})
+            cells.append(f"{'/'.join(picks)} ({100 * out['methods'][method]['regret_per_task'][task]:.1f})")
+        per_task.append(f"| {task} | {runs[0]['family']} | {best} | {100 * accuracy:.1f} | {100 * noise[task]:.1f} | "
+                        + " | ".join(cells) + " |")
     out["table"] = "\n".join(lines)
+    out["per_task_table"] = "\n".join(per_task)
     return out
 
 
@@ -228,6 +280,8 @@ def main(argv=None) -> int:
     (args.grid / f"loto_{args.holdout}.json").write_text(json.dumps(summary, indent=1, default=str))
     print(f"Regret (test points) per held-out task, leave-one-{args.holdout}-out, {summary['runs']} runs:\n")
     print(summary["table"])
+    print("\nPer task: the best config (test %), the binomial or seed noise, each method's pick (regret, points)\n")
+    print(summary["per_task_table"])
     print(f"\nwrote {args.grid / f'loto_{args.holdout}.json'}")
     return 0
 

@@ -131,8 +131,28 @@ def test_the_report_gives_median_mean_noise_share_and_compute(methods):
     assert rule["median"] == pytest.approx(0.025) and rule["mean"] == pytest.approx(0.05)
     # noise: binomial standard error of the best config's accuracy on 50 test images (one seed)
     assert summary["noise"]["a"] == pytest.approx(math.sqrt(0.6 * 0.4 / 50))
-    assert rule["within_noise"] == 3 and rule["compute_ratio"] == pytest.approx(0.1)
+    assert rule["within_noise"] == 3 and rule["compute_ratio_max"] == pytest.approx(0.1)
+    assert rule["within_2_points"] == 2 and rule["worst"] == pytest.approx(0.15)  # a: 0, b: 0; c: 5, d: 15 points
     assert "| prior+race |" in summary["table"]
+    assert "| d | H | full_finetune | 75.0 |" in summary["per_task_table"]
+
+
+def test_learned_methods_choose_a_role_and_the_pick_names_the_depth_it_trains(methods):
+    loto = importlib.import_module("eval_advice_loto")
+    rows = _rows()
+    for i, r in enumerate(rows):  # the shift depth differs per task; half-depth freezing wins on every task
+        shift = f"partial_freeze@{1 + i % 2}"
+        r["actual"] = {"feature_extraction": "feature_extraction", "full_finetune": "full_finetune",
+                       "partial_freeze@half": "partial_freeze@3", "partial_freeze@shift": shift}
+        r["test"]["partial_freeze@half"], r["test"]["partial_freeze@shift"] = 0.95, 0.5
+        r["all_tests"] = {"feature_extraction": r["test"]["feature_extraction"], "full_finetune": r["test"]["full_finetune"],
+                          "partial_freeze@3": 0.95, shift: 0.5}
+        for role in ("partial_freeze@half", "partial_freeze@shift"):
+            r["curves"][role], r["epoch_cost"][role] = [0.5, r["test"][role]], 1.0
+        r["rule"] = shift  # the rule freezes at the shift depth: scored exactly, as that config
+    results = loto.evaluate(rows, "task", margin=None, min_epochs=1, alpha=1.0)
+    assert all(v["pick"] == "partial_freeze@3" and v["regret"] == 0 for v in results["best-constant"].values())
+    assert all(v["regret"] == pytest.approx(0.45) for v in results["rule"].values())
 
 
 def test_a_partial_freeze_depth_the_grid_did_not_train_stands_for_the_nearest(methods):
