@@ -81,3 +81,40 @@ def test_cross_validation_accepts_any_classifier():
     features, labels = blobs(5, n_classes=2)
     always_zero = cross_validate_accuracy(features, labels, lambda tx, ty, vx: np.zeros(len(vx), int))
     assert always_zero.mean == pytest.approx(0.5)
+
+
+def test_chance_counts_only_the_rows_the_probe_scores():
+    """#24 statistics item 1: classes of 50 and 30 images plus 20 single-image classes. Chance over all
+    labels is 0.500, but the cross-validation scores only the 80 rows of the two real classes, where
+    always predicting the majority scores 0.625: that must normalise to 0, not 0.25."""
+    from tladvisor.builtin.measures import _above_chance
+    from tladvisor.measures.probes import chance_accuracy, cross_validate_accuracy
+
+    labels = np.array([0] * 50 + [1] * 30 + list(range(2, 22)))
+    features = np.random.default_rng(0).normal(size=(100, 4))
+
+    def majority(train_x, train_y, test_x):
+        return np.full(len(test_x), np.bincount(train_y).argmax())
+    result = cross_validate_accuracy(features, labels, majority, folds=5)
+    assert result.n_used == 80 and result.chance == pytest.approx(0.625)
+    assert chance_accuracy(labels) == pytest.approx(0.5)  # the floor the old code used
+    assert result.mean == pytest.approx(0.625)  # stratified folds: class 0 is the majority of every fold
+    assert _above_chance(result.mean - result.chance, result.chance) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_fold_spread_is_the_sample_standard_deviation():
+    """#24 statistics item 3: one way of computing a spread (ddof = 1), as the tuning's folds do."""
+    from tladvisor.measures.probes import cross_validate_accuracy
+    from tladvisor.measures.spread import sample_sd, standard_error
+
+    accuracies = np.array([1.0, 0.5, 1.0, 0.5, 1.0])
+    assert sample_sd(accuracies) == pytest.approx(float(np.std(accuracies, ddof=1)))
+    assert standard_error(accuracies) == pytest.approx(float(np.std(accuracies, ddof=1)) / 5 ** 0.5)
+    assert sample_sd([0.7]) == 0.0 and np.isnan(sample_sd([]))
+    rng = np.random.default_rng(1)
+    labels = np.array([0, 1] * 20)
+    result = cross_validate_accuracy(np.zeros((40, 2)), labels, lambda tx, ty, vx: rng.integers(0, 2, len(vx)),
+                                     folds=5)
+    assert len(set(result.fold_accuracies)) > 1  # the folds differ, so ddof matters
+    assert result.std == pytest.approx(float(np.std(result.fold_accuracies, ddof=1)))
+    assert result.std != pytest.approx(float(np.std(result.fold_accuracies)))

@@ -110,7 +110,7 @@ def test_analyze_with_output_redirected_prints_progress_lines_and_quiet_prints_n
     assert len(trial_lines) == 2 and trial_lines[0].startswith("trial #0 ") and trial_lines[1].startswith("trial #1 ")
     assert "; 1/2 finished" in trial_lines[0] and "; 2/2 finished" in trial_lines[1]
     # 30 images: each trial is scored on 3 cross-validation folds, and its line gives their spread
-    assert re.search(r" (val [01]\.\d{3} ± [01]\.\d{3} over 3 folds \(best [01]\.\d{3}\)|pruned at epoch \d.*|"
+    assert re.search(r" (val [01]\.\d{3} ± [01]\.\d{3} SE over 3 folds \(best [01]\.\d{3}\)|pruned at epoch \d.*|"
                      r"failed: .*) \d+ s", trial_lines[1])
 
     analysis = json.loads((tmp_path / "reports" / "run" / "analysis.json").read_text())

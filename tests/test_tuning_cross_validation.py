@@ -128,14 +128,14 @@ def test_an_own_validation_folder_and_cv_folds_1_keep_the_single_split(tiny, tmp
 
 def test_the_fold_spread_is_what_the_report_and_the_terminal_say():
     folds = {"k": 3, "accuracies": [0.75, 1.0, 0.75], "mean": 0.8333, "spread": 0.1443, "images": 12}
-    assert accuracy_text(0.8333, folds) == "0.833 ± 0.144 over 3 folds (12 images in all)"
+    assert accuracy_text(0.8333, folds) == "0.833 ± 0.083 (standard error over 3 folds, 12 images in all)"
     assert accuracy_text(0.8333, None) == "0.833"
     trial = {"number": 0, "state": "COMPLETE", "value": 0.8333, "params": {"strategy": "feature_extraction"},
              "learning_curve": [0.5, 0.75], "folds": folds}
     view = tuning_view({"tuning": {"trials": [trial], "best": trial, "best_by_strategy": {"feature_extraction": 0},
                                    "cross_validation": {"folds": 3, "images": 12, "reason": "small"}}})
-    assert view["best"]["value"] == "0.833 ± 0.144 over 3 folds (12 images in all)"
-    assert view["trials"][0]["value"] == "0.833 ± 0.144"
+    assert view["best"]["value"] == "0.833 ± 0.083 (standard error over 3 folds, 12 images in all)"
+    assert view["trials"][0]["value"] == "0.833 ± 0.083"
     assert "3 cross-validation folds (12 images in all" in view["scoring"]
 
 
@@ -143,14 +143,14 @@ def test_analyze_with_cv_folds_prints_and_reports_the_spread(write_plugin, tiny,
     plugins = write_plugin("tiny_plugin", TINY_PLUGIN)
     assert analyze_tiny(plugins, tiny.root, tmp_path, "--trials", "1", "--cv-folds", "3") == 0
     out = " ".join(capsys.readouterr().out.split())  # the terminal wraps long lines
-    assert "val accuracy" in out and "over 3 folds (12 images in all)" in out and "±" in out
-    assert "(mean over 3 folds, 12 images validated in all, ± " in out  # the advice-against-search sentence says it too
+    assert "val accuracy" in out and "(standard error over 3 folds, 12 images in all)" in out and "±" in out
+    assert "(mean over 3 folds, 12 images validated in all, standard error " in out  # the verdict says it too
     run_dir = tmp_path / "reports" / "run"
     analysis = json.loads((run_dir / "analysis.json").read_text())
     assert analysis["options"]["cv_folds"] == "3"
     (trial,) = analysis["tuning"]["trials"]
     assert trial["folds"]["k"] == 3 and analysis["tuning"]["cross_validation"]["folds"] == 3
-    assert "over 3 folds (12 images in all)" in (run_dir / "index.html").read_text()
+    assert "(standard error over 3 folds, 12 images in all)" in (run_dir / "index.html").read_text()
     for bad in ("0", "two"):
         assert analyze_tiny(plugins, tiny.root, tmp_path, "--cv-folds", bad) == 2
         assert "--cv-folds" in capsys.readouterr().err
@@ -210,3 +210,14 @@ def test_a_private_store_folder_made_by_a_fold_view_outlives_the_view(tiny, tmp_
     gc.collect()
     assert data.store(tiny_backbone_spec()) is store and store.path.is_file()
     assert len(store.rows([0, 11])) == 2
+
+
+def test_a_trials_fold_record_holds_the_sample_spread_and_the_error_of_the_mean():
+    """#24 statistics item 3: "± over 3 folds" was the folds' standard deviation, read as the error of
+    their mean; the record keeps both, computed one way (ddof = 1), and the ± shown is the standard error."""
+    from tladvisor.tuning.folds import fold_standard_error, fold_summary
+
+    record = fold_summary([0.75, 1.0, 0.75], 12)
+    assert record["spread"] == pytest.approx(0.144338, abs=1e-6)  # sample standard deviation
+    assert record["standard_error"] == pytest.approx(0.144338 / 3 ** 0.5, abs=1e-6)
+    assert fold_standard_error({"k": 3, "spread": 0.144338}) == pytest.approx(0.083334, abs=1e-6)  # older records

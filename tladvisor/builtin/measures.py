@@ -56,10 +56,10 @@ from tladvisor.measures.distances import (
 from tladvisor.measures.probes import (
     KNN_NEIGHBOURS,
     CrossValidatedAccuracy,
-    chance_accuracy,
     knn_probe_cv,
     linear_probe_cv,
 )
+from tladvisor.measures.spread import sample_sd
 from tladvisor.measures.transferability import hscore_shrinkage, label_entropy, leep, logme, nce
 from tladvisor.records import FeatureSet, Score, StageShift
 from tladvisor.similarity import geometric_mean, shift_similarity
@@ -154,7 +154,6 @@ def probe_scores(target: _TargetData, *, seed: int, folds: int) -> dict[str, Sco
     """k-NN and linear-probe accuracy on pretrained and random features, and the pretraining gain."""
     if target.n_classes < 2:
         return {}
-    chance = chance_accuracy(target.labels)
     knn = f"a cosine {KNN_NEIGHBOURS}-NN classifier"
     probes = {
         names.KNN_ACCURACY: (knn_probe_cv, target.features, f"{knn} on the frozen features"),
@@ -173,12 +172,15 @@ def probe_scores(target: _TargetData, *, seed: int, folds: int) -> dict[str, Sco
         if not math.isfinite(result.mean):
             return None
         results[name] = result
+        chance = result.chance  # over the rows scored: single-image classes are not among them
         return Score(result.mean, result.std, _above_chance(result.mean - chance, chance),
-                     detail=f"Accuracy of {what}, {result.scheme} cross-validation (chance {chance:.2f}).")
+                     detail=f"Accuracy of {what}, {result.scheme} cross-validation (chance {chance:.2f}); "
+                            f"± is the standard deviation over the folds.")
 
     def gain() -> Score | None:
         pretrained, random = results.get(names.LINEAR_PROBE_ACCURACY), results.get(names.LINEAR_PROBE_ACCURACY_RANDOM)
-        return _pretraining_gain(pretrained, random, chance) if pretrained is not None and random is not None else None
+        return (_pretraining_gain(pretrained, random, pretrained.chance)
+                if pretrained is not None and random is not None else None)
 
     measures = {name: ((lambda n=name, p=probe, m=matrix, w=what: probed(n, p, m, w)), True)
                 for name, (probe, matrix, what) in probes.items()}
@@ -189,7 +191,7 @@ def probe_scores(target: _TargetData, *, seed: int, folds: int) -> dict[str, Sco
 def _pretraining_gain(pretrained: CrossValidatedAccuracy, random: CrossValidatedAccuracy, chance: float) -> Score:
     gain = pretrained.mean - random.mean
     if len(pretrained.fold_accuracies) == len(random.fold_accuracies):
-        spread = float(np.std(pretrained.fold_accuracies - random.fold_accuracies))  # same folds: paired
+        spread = sample_sd(pretrained.fold_accuracies - random.fold_accuracies)  # same folds: paired
     else:
         spread = math.hypot(pretrained.std, random.std)
     return Score(gain, spread, _above_chance(gain, chance),

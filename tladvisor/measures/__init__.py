@@ -4,6 +4,7 @@
 - :mod:`~tladvisor.measures.probes`: cross-validated k-NN and linear-probe accuracy, chance level.
 - :mod:`~tladvisor.measures.distances`: Frechet distance and RBF-kernel MMD between embedding samples.
 - :mod:`~tladvisor.measures.bootstrap`: resampling uncertainty for any of the above.
+- :mod:`~tladvisor.measures.spread`: the standard deviation and standard error, computed one way.
 
 The built-in plugin :mod:`tladvisor.builtin.measures` turns them into ``Score`` records.
 """

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tladvisor.measures._inputs import as_feature_matrix, check_same_rows, encode_labels
+from tladvisor.measures.spread import sample_sd
 
 FitPredict = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """``fit_predict(train_features, train_labels, test_features) -> predicted test labels``."""
@@ -38,6 +39,7 @@ class CrossValidatedAccuracy:
     scheme: str = ""  # e.g. "5-fold stratified" or "2-fold stratified x 3 repeats"
     n_used: int = 0  # samples in the CV (classes with one sample are left out)
     reason: str = ""
+    chance: float = math.nan  # majority-class accuracy over the rows scored (those n_used), the probe's floor
 
 
 # --- public probes ----------------------------------------------------------------------------------
@@ -104,7 +106,9 @@ def linear_probe_cv(features: np.ndarray, labels: np.ndarray, *, folds: int = DE
 
 
 def chance_accuracy(labels: np.ndarray) -> float:
-    """Accuracy of always predicting the most frequent class: the floor any probe must beat."""
+    """Accuracy of always predicting the most frequent class: the floor any probe must beat. Give it the
+    labels of the rows a probe scores (:attr:`CrossValidatedAccuracy.chance`): classes with a single image
+    are left out of the cross-validation, and counting them would lower the floor."""
     codes, _ = encode_labels(labels)
     return float(np.bincount(codes).max() / len(codes)) if len(codes) else math.nan
 
@@ -124,7 +128,8 @@ def cross_validate_accuracy(features: np.ndarray, labels: np.ndarray, fit_predic
     matrix, codes = matrix[used], codes[used]
     accuracies = np.array([np.mean(fit_predict(matrix[train], codes[train], matrix[test]) == codes[test])
                            for train, test in splits])
-    return CrossValidatedAccuracy(float(accuracies.mean()), float(accuracies.std()), accuracies, scheme, len(used))
+    return CrossValidatedAccuracy(float(accuracies.mean()), sample_sd(accuracies), accuracies, scheme, len(used),
+                                  chance=chance_accuracy(codes))
 
 
 def stratified_splits(codes: np.ndarray, *, folds: int = DEFAULT_FOLDS,

@@ -12,6 +12,7 @@ from tladvisor.report import charts, glossary, tuning_notes
 from tladvisor.report.charts import Bar
 from tladvisor.report.svg import colour, finite, fmt
 from tladvisor.report.view import accuracy_text, strategy_colours, strategy_label
+from tladvisor.tuning.folds import fold_standard_error
 
 PARAM_ORDER = ("backbone", "strategy", "freeze_depth", "lr_head", "lr_backbone", "layer_decay", "weight_decay",
                "epochs")
@@ -57,6 +58,7 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
         "metric_columns": [(name, label) for name, label in tuning_notes.METRIC_LABELS if name in metrics],
         "states": sorted(states.items(), key=lambda item: str(item[0])),
         "scoring": scoring_text(tuning.get("cross_validation")),
+        "cross_validated": int((tuning.get("cross_validation") or {}).get("folds") or 1) > 1,
         "best": best and {"number": best.get("number"), "value": trial_accuracy_text(best),
                           "params": _params_text(best.get("params") or {})},
         "best_model_dir": tuning.get("best_model_dir"),
@@ -80,14 +82,14 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
 
 
 def trial_accuracy_text(trial: dict, long: bool = True) -> str:
-    """``0.833 ± 0.050 over 3 folds (12 images in all)`` for a cross-validated trial (``long``; else without the
-    "over ..." part), the bare accuracy otherwise."""
+    """``0.833 ± 0.083 (standard error over 3 folds, 12 images in all)`` for a cross-validated trial (``long``;
+    else without the parenthesis: the table's header says what ± is), the bare accuracy otherwise."""
     value, folds = trial.get("value"), trial.get("folds")
     if not finite(value) or not isinstance(folds, dict) or not folds.get("k"):
         return accuracy_text(value)
-    spread = folds.get("spread") if finite(folds.get("spread")) else 0.0
-    over = f" over {folds['k']} folds ({folds.get('images')} images in all)" if long else ""
-    return f"{accuracy_text(value)} ± {spread:.3f}{over}"
+    error = fold_standard_error(folds)
+    over = f" (standard error over {folds['k']} folds, {folds.get('images')} images in all)" if long else ""
+    return f"{accuracy_text(value)} ± {error:.3f}{over}"
 
 
 def scoring_text(cross_validation: dict | None) -> str | None:

@@ -11,12 +11,14 @@ A dataset with its own validation split (a ``val/`` or ``test/`` folder, a split
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
 import numpy as np
 
 from tladvisor.data.split import content_groups
+from tladvisor.measures.spread import sample_sd, standard_error
 from tladvisor.records import Dataset
 
 DEFAULT_CV_FOLDS = 3
@@ -98,19 +100,29 @@ def make_folds(dataset: Dataset, pool: np.ndarray, k: int, seed: int, note: str 
 
 
 def fold_summary(accuracies: list[float], pool_size: int) -> dict[str, object]:
-    """What a trial records about its folds (user attr and analysis.json ``folds``)."""
+    """What a trial records about its folds (user attr and analysis.json ``folds``): ``spread`` is the sample
+    standard deviation of the fold accuracies, ``standard_error`` that of their mean (measures.spread)."""
     return {"k": len(accuracies), "accuracies": [float(a) for a in accuracies],
-            "mean": float(statistics.fmean(accuracies)),
-            "spread": float(statistics.stdev(accuracies)) if len(accuracies) > 1 else 0.0,
-            "images": int(pool_size)}
+            "mean": float(statistics.fmean(accuracies)), "spread": sample_sd(accuracies),
+            "standard_error": standard_error(accuracies), "images": int(pool_size)}
+
+
+def fold_standard_error(folds: dict) -> float:
+    """The standard error of a cross-validated trial's mean accuracy (from ``spread`` for trials recorded
+    before it was stored)."""
+    if isinstance(folds.get("standard_error"), (int, float)):
+        return float(folds["standard_error"])
+    k = int(folds.get("k") or 1)
+    return float(folds.get("spread") or 0.0) / math.sqrt(max(k, 1))
 
 
 def accuracy_text(value: float, folds: dict | None) -> str:
-    """``0.833 ± 0.050 over 3 folds (12 images in all)`` when the trial was cross-validated, else ``0.833``."""
+    """``0.833 ± 0.083 (standard error over 3 folds, 12 images in all)`` when the trial was cross-validated,
+    else ``0.833``. The ± is the error of the mean a reader compares trials by, said as such."""
     if not folds or not folds.get("k"):
         return f"{value:.3f}"
-    return (f"{value:.3f} ± {float(folds.get('spread') or 0.0):.3f} over {folds['k']} folds"
-            f" ({folds.get('images')} images in all)")
+    return (f"{value:.3f} ± {fold_standard_error(folds):.3f} (standard error over {folds['k']} folds, "
+            f"{folds.get('images')} images in all)")
 
 
 def cv_description(plan: FoldPlan | None, reason: str, n_val: int) -> dict[str, object]:

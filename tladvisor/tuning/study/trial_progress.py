@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from tladvisor import progress
+from tladvisor.tuning.folds import fold_standard_error
 from tladvisor.tuning.imbalance import METRICS
 from tladvisor.tuning.results import config_label
 
@@ -70,7 +71,8 @@ class TrialProgress:
         best_text = f" (best {best:.3f})" if best is not None else ""
         if state == "COMPLETE" and value is not None:
             folds = metrics.get("folds") if isinstance(metrics.get("folds"), dict) else None
-            spread = f" ± {folds['spread']:.3f} over {folds['k']} folds" if folds and folds.get("k") else ""
+            spread = (f" ± {fold_standard_error(folds):.3f} SE over {folds['k']} folds" if folds and folds.get("k")
+                      else "")
             what = f"val {value:.3f}{spread}" + self._metrics(metrics) + best_text
         elif state == "PRUNED" and (reason or "").startswith(STOPPED_BY_DEADLINE):
             # Not beaten and not a winner: it did not finish. Its best epoch so far, then the finished best.
