@@ -278,7 +278,8 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
                   "measures": measurement_summary(measurement, rec),
                   "counterfactual_picks": counterfactual_picks(made["profile"], measurement,
                                                                made["options"].val_fraction),
-                  "advice_cpu_s": round(made["clock"].cpu, 3), "advice_wall_s": round(made["clock"].wall, 3)}
+                  "advice_cpu_s": round(made["clock"].cpu, 3), "advice_wall_s": round(made["clock"].wall, 3),
+                  "commit": getattr(args, "commit", "unknown")}
         write_json_atomic(advice_file, advice)
         written.append(str(advice_file))
     configs = resolved_configs(args.configs, spec.n_stages, advice.get("shift_depth"))
@@ -314,7 +315,8 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
         s = prepared()
         epochs = s["epochs"] * (2 if long else 1)
         result = product_unit(spec, s["data"], s["test"], config, m, epochs, args, seed, torch.device(args.device))
-        result.update({"settings_key": key, "task": task.name, "family": task.family, "long": long})
+        result.update({"settings_key": key, "task": task.name, "family": task.family, "long": long,
+                       "commit": getattr(args, "commit", "unknown")})
         path = unit_path(out, task.name, seed, config, m, long)
         write_json_atomic(path, result)
         written.append(str(path))
@@ -367,6 +369,21 @@ def start_run(args) -> tuple[list | None, dict[str, str]]:
     return tasks, skipped
 
 
+def code_version() -> str:
+    """The commit the grid runs (with '+changes' when the tree differs): recorded with every unit, so a grid
+    that spans sessions says which code made which unit."""
+    import subprocess
+
+    def git(*words: str) -> str:
+        return subprocess.run(["git", *words], cwd=HERE, capture_output=True, text=True).stdout.strip()
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--", str(HERE.parent / "tladvisor"), str(HERE)))
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + ("+changes" if dirty else "")
+
+
 def by_cost(tasks: list) -> list:
     """The smallest training sets first: a run that spans sessions has the most tasks finished (for the
     out-of-task evaluation) at each stop; the large ones come last."""
@@ -387,6 +404,7 @@ def main(argv=None) -> int:
           + f", {args.image_size} px, schedule {schedule_of(args)}, batch {args.batch_size}, device {args.device}, "
           f"load {os.getloadavg()}", flush=True)
     started = time.perf_counter()
+    args.commit = code_version()
     payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     names = [t.name for t in by_cost(tasks)]
     if args.jobs <= 1:
