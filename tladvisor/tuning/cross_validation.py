@@ -17,6 +17,7 @@ import torch
 from tladvisor.backbones import BackboneSpec
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.folds import fold_summary
+from tladvisor.tuning.paired_test import CORRECTNESS_ATTR
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.trainer import DeadlineReached, EpochCallback, TrainedModel, train_trial
 
@@ -49,6 +50,11 @@ def train_cross_validated(spec: BackboneSpec, config: TrialConfig, data: TuningD
         values = [t.extras.get(key) for t in trained]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             extras[key] = float(statistics.fmean(values))
+    # Each image is validated in exactly one fold, the same for every trial: the folds' correctness in
+    # fold order is the trial's per-image record over the whole pool (the paired test compares those).
+    parts = [t.extras.get(CORRECTNESS_ATTR) for t in trained]
+    if all(isinstance(p, str) for p in parts):
+        extras[CORRECTNESS_ATTR] = "".join(parts)
     summary = fold_summary(accuracies, data.fold_plan.pool_size)
     summary["curves"] = [list(t.learning_curve) for t in trained]
     summary["best_epochs"] = [t.best_epoch + 1 for t in trained]

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tladvisor.records import TrialRecord, TuningResult
 from tladvisor.recommend import smallest_gap_told_apart
 from tladvisor.tuning.imbalance import METRICS
+from tladvisor.tuning.paired_test import ALPHA, CORRECTNESS_ATTR, paired_verdict
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,12 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
 
     ``None`` when no trial was the advice (a study started outside ``analyze``). The advice's trial is
     the first COMPLETE trial enqueued from the recommendation (``source``); ``beats_advice`` is None while
-    it has not completed, else whether the best trial's accuracy is strictly higher. ``scoring`` (the
-    study's validation scoring: ``images`` validated) sets ``noise``, the accuracy gap those images can
-    tell apart (binomial, as in :func:`tladvisor.recommend.smallest_gap_told_apart`); a higher best
-    trial within it is ``within_noise`` and is not called a win.
+    it has not completed, else whether the best trial's accuracy is strictly higher. A higher best trial
+    is a win only when a paired test says so: exact McNemar on the validation images the two disagree
+    on, Bonferroni-corrected for the trials the best was picked from (:mod:`tladvisor.tuning.paired_test`;
+    ``test``, ``p_value``, ``p_adjusted``); otherwise it is ``within_noise``. Trials recorded without
+    per-image correctness fall back to ``noise``, the gap ``scoring['images']`` validation images can tell
+    apart (binomial, as in :func:`tladvisor.recommend.smallest_gap_told_apart`), and say so (``test``).
     """
     advised = [t for t in trials if t.user_attrs.get("source") == "recommendation" and NOT_RUN not in t.user_attrs]
     if not advised:
@@ -117,6 +120,7 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         "best_trial": best.number if best else None, "best_value": best.value if best else None,
         "best_params": trial_params(best) if best else None,
         "beats_advice": None, "gain": None, "noise": None, "within_noise": None,
+        "test": None, "p_value": None, "p_adjusted": None,
     }
     n = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     stopped = [t for t in trials if t.user_attrs.get(STOPPED_BY) == DEADLINE and t.number != advice.number]
@@ -137,15 +141,28 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
     if view["beats_advice"]:
         gain = best.value - advice.value
         view["gain"] = round(gain, 6)
-        view["within_noise"] = view["noise"] is not None and gain < view["noise"]
         compared = (f"trial #{best.number} ({config_label(trial_params(best))}) reached validation accuracy "
                     f"{best.value:.3f} against {advice.value:.3f} for the advised config (trial #{advice.number}, "
                     f"{config_label(trial_params(advice))}), {100 * gain:+.1f} points{scored}")
-        if view["within_noise"]:
-            view["summary"] = (f"Tuning matched the advice within noise: {compared}, less than the "
-                               f"{100 * view['noise']:.1f} points {images} validation images can tell apart.")
+        rivals = sum(t.state == TrialState.COMPLETE and t.number != advice.number for t in trials)
+        paired = paired_verdict(str(advice.user_attrs.get(CORRECTNESS_ATTR) or ""),
+                                str(best.user_attrs.get(CORRECTNESS_ATTR) or ""), rivals)
+        if paired is not None:
+            view.update({"test": "exact McNemar, Bonferroni-corrected", "p_value": float(f"{paired.p_value:.6g}"),
+                         "p_adjusted": float(f"{paired.p_adjusted:.6g}"), "within_noise": not paired.significant})
+            if paired.significant:
+                view["summary"] = f"Tuning beat the advice: {compared}; {paired.text()}."
+            else:
+                view["summary"] = (f"Tuning matched the advice within noise: {compared}, not a significant "
+                                   f"difference ({paired.text()}; a win needs below {ALPHA}).")
         else:
-            view["summary"] = f"Tuning beat the advice: {compared}."
+            view["test"] = "binomial bound (no per-image record)"
+            view["within_noise"] = view["noise"] is not None and gain < view["noise"]
+            if view["within_noise"]:
+                view["summary"] = (f"Tuning matched the advice within noise: {compared}, less than the "
+                                   f"{100 * view['noise']:.1f} points {images} validation images can tell apart.")
+            else:
+                view["summary"] = f"Tuning beat the advice: {compared}."
     else:
         view["gain"] = 0.0
         others = max(0, n - 1 - len(stopped))

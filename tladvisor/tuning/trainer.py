@@ -31,6 +31,7 @@ from tladvisor.tuning.imbalance import classification_metrics, loss_weights
 from tladvisor.tuning.frozen_prefix import FrozenPrefix
 from tladvisor.tuning.inference import predict_probabilities
 from tladvisor.tuning.optim import make_optimizer, warmup_cosine
+from tladvisor.tuning.paired_test import CORRECTNESS_ATTR, correctness_bits
 from tladvisor.tuning.strategies import (
     TrialConfig,
     build_model,
@@ -130,9 +131,12 @@ def class_weight_tensor(data: TuningData, device: torch.device) -> torch.Tensor 
 
 
 def evaluation(predicted: torch.Tensor, labels: torch.Tensor, n_classes: int) -> Evaluation:
+    """Accuracy, and as metrics balanced accuracy, macro-F1 and each image's correctness (the paired test)."""
     labels = labels.to(predicted.device)
-    value = float((predicted == labels).sum().item()) / max(1, len(labels))
-    return value, classification_metrics(predicted, labels, n_classes)
+    right = predicted == labels
+    value = float(right.sum().item()) / max(1, len(labels))
+    return value, {**classification_metrics(predicted, labels, n_classes),
+                   CORRECTNESS_ATTR: correctness_bits(right.cpu())}
 
 
 def check_finite(loss: torch.Tensor, epoch: int) -> None:
