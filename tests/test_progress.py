@@ -130,3 +130,26 @@ def test_a_trial_the_deadline_stopped_says_it_did_not_finish_with_its_best_epoch
     line = stream.getvalue().splitlines()[-1].split(" ", 1)[1]
     assert line == ("trial #1 full_finetune stopped by the --timeout deadline during epoch 3 (its 2 finished epochs "
                     "kept), best epoch so far val 0.880; not finished (best finished trial 0.873) 20 s; 1/8 finished")
+
+
+def test_the_time_left_counts_the_running_trials_folds_and_epochs():
+    """#26 item 4: under cross-validation the estimate once said 'about 6 s left' before an 86 s trial and
+    grew during one trial. 3 folds of 10 epochs at 2 s an epoch: the trial takes 60 s, whatever the moment."""
+    stream, clock = io.StringIO(), Clock()
+    view = TrialProgress(budget=2, deadline=None, several_backbones=False, show_metrics=False, clock=clock)
+    with progress.reporting(progress.LogReporter(stream, wall=lambda: 0.0)):
+        view.started(0, {"backbone": "b", "strategy": "full_finetune", "epochs": 10}, number=0)
+        view.fold(0, 3)
+        lefts = []
+        for epoch in range(10):
+            clock.now += 2.0
+            lefts.append(view._left(finished=0, running=True))
+            view.epoch(epoch, 0.5)
+        assert lefts[0] == ""  # nothing to extrapolate from before the first epoch ends
+        first = view._left(finished=0, running=True)
+        view.fold(1, 3)
+        clock.now += 10.0
+        later = view._left(finished=0, running=True)
+    # after fold 0 (20 s): 40 s of this trial and a 60 s trial to come
+    assert first == "; about 1 min 40 s left"
+    assert later == "; about 1 min 30 s left"  # 10 s later, 10 s less: it does not grow

@@ -3,9 +3,11 @@
 ``trial #3 partial_freeze@4 val 0.912 (best 0.930) 41 s; 3/5 finished, about 1 min 20 s left``. A trial is
 named by its number in the study (``#3``), the number the summary, the report, analysis.json and a worker's
 output use too (Optuna's, from 0); ``3/5 finished`` counts what the study holds against the budget (finished
-trials, every worker's). The ETA is the mean duration of the trials this process finished times the trials
-left (a cross-validated trial trains once per fold, so its duration counts every fold), capped by the
-``--timeout`` deadline, and is said only where it can be known (a budget of trials, or a deadline).
+trials, every worker's). The ETA counts folds and epochs: the running trial's own total is extrapolated
+from its finished epochs (of its planned epochs, times its folds) or, from its second fold on, from its
+first fold's duration times the folds; trials still to come take the mean duration of the trials this
+process finished (the running one's estimate before any has). It is capped by the ``--timeout`` deadline
+and said only where it can be known (a budget of trials, or a deadline).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class TrialProgress:
         self.epochs = 0
         self.trial_started = clock()
         self.folds, self.fold_now = 1, 0  # a cross-validated trial trains once per fold
+        self.epochs_done = 0  # epochs finished of the running trial's first fold
+        self.second_fold_started: float | None = None
 
     def _name(self) -> str:
         return f"trial #{self.number}" if self.number is not None else "trial"
@@ -46,6 +50,7 @@ class TrialProgress:
     def started(self, finished_before: int, params: dict[str, Any], number: int | None = None) -> None:
         self.number, self.finished_before = number, finished_before
         self.trial_started = self.clock()
+        self.folds, self.fold_now, self.epochs_done, self.second_fold_started = 1, 0, 0, None
         self.label = config_label(params if self.several_backbones else {k: v for k, v in params.items()
                                                                         if k != "backbone"})
         self.epochs = int(params.get("epochs") or 0)
@@ -53,6 +58,7 @@ class TrialProgress:
         progress.current().stage(f"{self._name()} {self.label}: training{epochs}{self._count(finished_before)}")
 
     def epoch(self, epoch: int, value: float) -> None:
+        self.epochs_done = epoch + 1
         of = f"/{self.epochs}" if self.epochs else ""
         fold = f" fold 1/{self.folds}" if self.folds > 1 else ""
         progress.current().status(f"{self._name()} {self.label}:{fold} epoch {epoch + 1}{of} val {value:.3f}"
@@ -61,6 +67,8 @@ class TrialProgress:
     def fold(self, fold: int, folds: int) -> None:
         """A cross-validated trial starts training fold ``fold`` (0-based) of ``folds``."""
         self.folds, self.fold_now = folds, fold
+        if fold == 1:
+            self.second_fold_started = self.clock()
         if fold > 0:
             progress.current().status(f"{self._name()} {self.label}: fold {fold + 1}/{folds}"
                                       + self._left(finished=self.finished_before, running=True))
@@ -94,19 +102,26 @@ class TrialProgress:
         names = {"balanced_accuracy": "balanced", "macro_f1": "macro-F1"}
         return "".join(f", {names[name]} {metrics[name]:.3f}" for name in METRICS if name in metrics)
 
+    def running_total(self, elapsed: float) -> float | None:
+        """The running trial's whole duration, from its folds and epochs so far (None before it can tell)."""
+        if self.folds > 1 and self.second_fold_started is not None:
+            return (self.second_fold_started - self.trial_started) * self.folds  # every fold like the first
+        if self.epochs and self.epochs_done:
+            return elapsed * self.epochs / self.epochs_done * self.folds
+        return None
+
     def _left(self, *, finished: int, running: bool) -> str:
-        """``; about 3 min left``: the budget's trials at this run's mean pace (a running trial counts for at
-        least what it has taken so far), capped by the deadline."""
+        """``; about 3 min left``: the running trial's rest (from its folds and epochs) plus the budget's
+        trials still to come at this run's mean pace, capped by the deadline."""
         estimates = []
-        if self.budget and (self.durations or running):
-            elapsed = self.clock() - self.trial_started if running else 0.0
-            # Before any trial finished, a cross-validated one's pace is its first fold's times the folds.
-            first = elapsed * self.folds / (self.fold_now + 1) if running and self.folds > 1 else elapsed
-            pace = sum(self.durations) / len(self.durations) if self.durations else first
-            pace = max(pace, elapsed)
+        elapsed = self.clock() - self.trial_started if running else 0.0
+        known = self.running_total(elapsed) if running else None
+        if self.budget and (self.durations or known is not None):  # else nothing yet to extrapolate from
+            now_total = max(known or 0.0, elapsed) if running else 0.0
+            pace = sum(self.durations) / len(self.durations) if self.durations else now_total
             after = max(0, self.budget - finished - (1 if running else 0))
-            if pace > 0:
-                estimates.append((pace - elapsed if running else 0.0) + after * pace)
+            if pace > 0 or now_total > elapsed:
+                estimates.append((now_total - elapsed) + after * pace)
         if self.deadline is not None:
             estimates.append(max(0.0, self.deadline - self.clock()))
         if not estimates or min(estimates) < 1 or (not running and self.budget and finished >= self.budget):
