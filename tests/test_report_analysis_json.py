@@ -54,7 +54,7 @@ def test_build_analysis_has_the_documented_keys(run) -> None:
             "ranking", "size", "warnings", "epochs"} <= set(recommendation)
     assert isinstance(recommendation["rationale"], list) and len(recommendation["rationale"]) == 4
     tuning = analysis["tuning"]
-    assert len(tuning["trials"]) == 8 and tuning["best"]["number"] == 4
+    assert len(tuning["trials"]) == 9 and tuning["best"]["number"] == 4
     failed = next(t for t in tuning["trials"] if t["state"] == "FAIL")
     assert failed["value"] is None and "diverged" in failed["reason"]
 

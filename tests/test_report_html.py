@@ -151,7 +151,7 @@ def test_every_section_shows_its_charts_and_tables(report: str) -> None:
     tuning = section("tuning")
     for label in ("Optimisation history", "Parameter importances", "Parallel coordinates", "Validation accuracy per epoch"):
         assert f'aria-label="{label}' in tuning, label
-    assert tuning.count("<tr") == 1 + 8 + 1 + 4  # trials (header + 8) and curve summary (header + 4)
+    assert tuning.count("<tr") == 1 + 9 + 1 + 4  # trials (header + 9) and curve summary (header + 4)
     assert "loss diverged (NaN) at epoch 3" in tuning and "pruned at epoch 4" in tuning
     reproduce = section("reproduce")
     assert "tladvisor predict" in reproduce and "best_model IMAGE..." in reproduce

@@ -269,7 +269,8 @@ def fmt_count(value: float) -> str:
 
 def history_chart(trials: Sequence[dict], label: str, *, width: int = 520, height: int = 260,
                   strategy_colours: Mapping[str, str] = STRATEGY_COLOURS) -> Markup:
-    """Objective per trial (complete: dots, pruned: rings, failed: crosses at the bottom) and the running best."""
+    """Objective per trial (complete: dots; pruned or stopped by the deadline: rings at the best epoch they
+    reached; failed: crosses at the bottom) and the running best of the completed ones."""
     if not trials:
         return Markup("")
     keys = [(name.replace("_", " "), fill) for name, fill in strategy_colours.items()
@@ -277,7 +278,8 @@ def history_chart(trials: Sequence[dict], label: str, *, width: int = 520, heigh
     left, right, bottom = 52, width - 14, height - 40
     top = 16 + legend_height(keys, right - left)
     numbers = [t["number"] for t in trials]
-    values = [t["value"] for t in trials if finite(t.get("value"))]
+    values = [t["value"] for t in trials if finite(t.get("value"))] + [
+        reached for t in trials if t.get("state") == "PRUNED" and finite(reached := _reached(t))]
     low = min(0.0, *values) if values and min(values) < 0 else 0.0
     high = nice_max(max(values)) if values else 1.0
     x_scale = LinearScale(min(numbers) - 0.5, max(numbers) + 0.5, left, right)
@@ -304,8 +306,11 @@ def history_chart(trials: Sequence[dict], label: str, *, width: int = 520, heigh
         if state == "COMPLETE" and finite(value):
             parts.append(tooltip("circle", title, cx=float(x), cy=float(y_scale(value)), r=4.5,
                                  fill=strategy_colours.get(trial.get("strategy"), NEUTRAL_COLOUR)))
-        elif state == "PRUNED":
-            y = y_scale(value) if finite(value) else bottom - 6
+        elif state == "PRUNED":  # no objective, but the epochs it ran reached something: drawn there
+            reached = value if finite(value) else _reached(trial)
+            y = y_scale(reached) if finite(reached) else bottom - 6
+            if finite(reached) and not finite(value):
+                title += f", reached {fmt(reached)} before it stopped"
             parts.append(tooltip("circle", title, cx=float(x), cy=float(y), r=4.5, fill="white",
                                  stroke="#6b7280", stroke_width=1.5))
         elif state in ("FAIL", "FAILED"):
@@ -314,6 +319,12 @@ def history_chart(trials: Sequence[dict], label: str, *, width: int = 520, heigh
                                  stroke="#c8475b", stroke_width=2))
     parts += legend(keys, left, 14, right - left)
     return svg(width, height, parts, label)
+
+
+def _reached(trial: dict) -> float:
+    """The best validation accuracy a trial's epochs reached (nan without a learning curve)."""
+    curve = [v for v in trial.get("learning_curve") or () if finite(v)]
+    return max(curve) if curve else math.nan
 
 
 def parallel_coordinates(trials: Sequence[dict], axes: Sequence[str], label: str, *,

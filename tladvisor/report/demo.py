@@ -104,7 +104,7 @@ def demo_run(folder: str | Path, *, run_id: str = "demo", classes=DEMO_CLASSES, 
         warnings=("Only 4 images in class 'triangle': its accuracy will be noisy.",),
         epochs=12,
     )
-    options = AnalysisOptions(source=data_root, out_dir=folder / "reports", trials=8, seed=seed)
+    options = AnalysisOptions(source=data_root, out_dir=folder / "reports", trials=9, seed=seed)
     return AnalysisRun(
         run_id=run_id, out_dir=folder / "reports" / run_id, options=options, dataset=dataset, profile=profile,
         measurements=measurements, recommendation=recommendation, tuning=_tuning(folder, run_id),
@@ -112,7 +112,7 @@ def demo_run(folder: str | Path, *, run_id: str = "demo", classes=DEMO_CLASSES, 
                                        "ValueError: could not converge after 200 iterations"),),
         environment={"tladvisor": __version__, "python": "3.11.9", "torch": "2.4.1", "torchvision": "0.19.1",
                      "optuna": "4.1.0", "platform": "Linux-6.1-x86_64", "device": "cpu",
-                     "command": f"tladvisor analyze {data_root} --trials 8", "created": created},
+                     "command": f"tladvisor analyze {data_root} --trials 9", "created": created},
         timings={"load": 0.41, "profile": 0.73, "embed": 12.9, "measure": 3.2, "recommend": 0.01, "tune": 412.5},
     )
 
@@ -175,30 +175,37 @@ def _curve(start: float, asymptote: float, rate: float, epochs: int) -> tuple[fl
 def _tuning(folder: Path, run_id: str) -> TuningResult:
     def params(strategy, depth, lr_head, lr_backbone, decay, wd, epochs, backbone="resnet18"):
         return {"backbone": backbone, "strategy": strategy, "freeze_depth": depth, "lr_head": lr_head,
-                "lr_backbone": lr_backbone, "layer_decay": decay, "weight_decay": wd, "epochs": epochs}
+                "lr_backbone": lr_backbone, "layer_decay": decay, "weight_decay": wd, "epochs": epochs,
+                "gradual_unfreeze": strategy in ("partial_freeze", "full_finetune") and depth % 2 == 0}
+
+    def metrics(value):  # imbalanced classes: balanced accuracy and macro-F1 beside accuracy
+        return {"balanced_accuracy": round(value - 0.06, 3), "macro_f1": round(value - 0.08, 3)}
 
     trials = (
         TrialRecord(0, "COMPLETE", 0.861, params("partial_freeze", 2, 1e-3, 1e-4, 0.7, 1e-4, 12), 61.2,
-                    learning_curve=_curve(0.52, 0.862, 0.45, 12)),
+                    learning_curve=_curve(0.52, 0.862, 0.45, 12), metrics=metrics(0.861)),
         TrialRecord(1, "COMPLETE", 0.803, params("feature_extraction", 5, 3e-3, 0.0, 1.0, 0.0, 8), 9.8,
-                    learning_curve=_curve(0.61, 0.805, 0.8, 8)),
+                    learning_curve=_curve(0.61, 0.805, 0.8, 8), metrics=metrics(0.803)),
         TrialRecord(2, "FAIL", None, params("full_finetune", 0, 2e-2, 5e-3, 0.9, 1e-3, 12), 14.1,
                     reason="loss diverged (NaN) at epoch 3 with lr_backbone 5.0e-03"),
-        TrialRecord(3, "PRUNED", 0.312, params("from_scratch", 0, 1e-3, 1e-3, 1.0, 5e-4, 20), 22.4,
+        TrialRecord(3, "PRUNED", None, params("from_scratch", 0, 1e-3, 1e-3, 1.0, 5e-4, 20), 22.4,
                     reason="pruned at epoch 4: accuracy 0.312 below the median 0.55 of earlier trials",
                     learning_curve=(0.18, 0.24, 0.29, 0.312)),
         TrialRecord(4, "COMPLETE", 0.884, params("partial_freeze", 1, 8e-4, 2e-4, 0.75, 2e-4, 14), 74.0,
-                    learning_curve=_curve(0.55, 0.886, 0.42, 14)),
+                    learning_curve=_curve(0.55, 0.886, 0.42, 14), metrics=metrics(0.884)),
         TrialRecord(5, "COMPLETE", 0.842, params("full_finetune", 0, 5e-4, 5e-5, 0.8, 1e-4, 12), 92.7,
-                    learning_curve=_curve(0.47, 0.845, 0.35, 12)),
+                    learning_curve=_curve(0.47, 0.845, 0.35, 12), metrics=metrics(0.842)),
         TrialRecord(6, "COMPLETE", 0.548, params("from_scratch", 0, 2e-3, 2e-3, 1.0, 5e-4, 20), 118.3,
-                    learning_curve=_curve(0.16, 0.60, 0.12, 20)),
+                    learning_curve=_curve(0.16, 0.60, 0.12, 20), metrics=metrics(0.548)),
         TrialRecord(7, "COMPLETE", 0.716, params("partial_freeze", 3, 2e-3, 1e-4, 0.6, 1e-4, 12, "efficientnet_b0"),
-                    68.9, learning_curve=_curve(0.42, 0.718, 0.4, 12)),
+                    68.9, learning_curve=_curve(0.42, 0.718, 0.4, 12), metrics=metrics(0.716)),
+        TrialRecord(8, "PRUNED", None, params("full_finetune", 0, 1e-3, 1e-4, 0.7, 1e-4, 12, "efficientnet_b0"),
+                    31.0, reason="stopped by the --timeout deadline during epoch 4 (its 3 finished epochs kept)",
+                    learning_curve=(0.51, 0.66, 0.74)),
     )
     return TuningResult(
         study_name=f"tladvisor-{run_id}", storage=f"sqlite:///{folder / 'reports' / run_id / 'study.db'}",
-        requested_trials=8, trials=trials, best=trials[4], best_model_dir=str(folder / "reports" / run_id / "best_model"),
+        requested_trials=9, trials=trials, best=trials[4], best_model_dir=str(folder / "reports" / run_id / "best_model"),
         device="cpu", param_importances={"strategy": 0.46, "lr_backbone": 0.21, "freeze_depth": 0.14,
                                          "lr_head": 0.09, "layer_decay": 0.06, "weight_decay": 0.04},
         best_by_strategy={"partial_freeze": 4, "feature_extraction": 1, "full_finetune": 5, "from_scratch": 6},

@@ -139,12 +139,24 @@ def _params_text(params: dict) -> str:
     return ", ".join(f"{name}={fmt(value) if isinstance(value, float) else value}" for name, value in params.items())
 
 
+def _cell(value) -> str:
+    """A parameter as the trials table shows it, narrow enough that every column fits 1280 px: rates as
+    ``2.5e-4`` (not ``2.5e-04``), flags as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = fmt(value)
+    if "e" in text and isinstance(value, float):
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+    return text
+
+
 def _trial_row(trial: dict, best: dict | None, columns: list[str], stored_strategies=None) -> dict[str, Any]:
     params = trial["params"]
     return {"number": trial.get("number"), "state": trial.get("state"), "strategy": strategy_label(trial.get("strategy")),
             "strategy_meaning": glossary.explain(trial.get("strategy"), stored_strategies),
             "backbone": params.get("backbone", "—"),
-            "params": [(fmt(params.get(k)) if k in params else "—", params.get(k) if finite(params.get(k)) else None)
+            "params": [(_cell(params.get(k)) if k in params else "—", params.get(k) if finite(params.get(k)) else None)
                        for k in columns],
             "value": trial_accuracy_text(trial, long=False),
             "value_sort": trial.get("value") if finite(trial.get("value")) else None,
