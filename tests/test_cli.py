@@ -164,6 +164,7 @@ def test_worker_joins_the_study_of_an_analysis_and_fills_its_budget(plugins_dir,
 def test_a_bad_option_is_one_error_line_naming_the_help_to_read(tmp_path, capsys):
     for argv, expected in ((["analyze", str(tmp_path), "--cv-folds", "0"], "tladvisor analyze --help"),
                            (["analyze", str(tmp_path), "--trials", "-1"], "tladvisor analyze --help"),
+                           (["analyze", str(tmp_path), "--timeout", "0"], "tladvisor analyze --help"),  # was advice only
                            (["--threads", "0", "plugins"], "tladvisor --help"),
                            (["nosuch"], "tladvisor --help")):
         assert main(argv) == 2
@@ -181,3 +182,22 @@ def test_a_worker_of_a_timeout_only_study_says_no_trial_cap_not_of_0():
     line = worker_summary(SimpleNamespace(worker="h:1", trials_run=(2, 3), tuning=tuning, timeout=20.0))
     assert line == "h:1 ran trials #2, #3; study 's1' has finished 3 trials (no trial cap; --timeout 20 s)"
     assert "3/0" not in line
+
+
+def test_the_backbones_table_names_every_plugin_in_full(capsys, monkeypatch):
+    """#26 item 7: the plugin column was cut ('efficientnet…') at 120 columns."""
+    import io
+
+    from rich.console import Console
+
+    import tladvisor.cli as cli_module
+
+    stream = io.StringIO()
+    monkeypatch.setattr(cli_module, "out", Console(file=stream, width=120, force_terminal=False))
+    assert main(["backbones"]) == 0
+    table = stream.getvalue()
+    assert "…" not in table
+    from tladvisor.plugins import PluginHost
+
+    for plugin in {b.plugin for b in PluginHost().backbones().values()}:
+        assert plugin in table

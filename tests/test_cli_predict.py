@@ -128,3 +128,13 @@ def test_a_file_name_that_is_not_utf8_is_printed_escaped(run_dir, tmp_path, caps
     (folder / os.fsdecode(b"bad\xff.png")).write_bytes(b"nope")
     code, out, err = run_cli(capsys, write_plugin, run_dir, folder)
     assert code == 0 and "caf\\xe9.png" in out and "bad\\xff.png: cannot read image" in err
+
+
+def test_a_file_given_and_also_inside_a_given_folder_is_predicted_once(tmp_path):
+    """#26 item 7: it was predicted twice."""
+    from tladvisor.tuning.predict import collect_images
+
+    images = tmp_path / "images"
+    first, second = write_image(images / "a.png"), write_image(images / "sub" / "b.png")
+    found, skipped = collect_images([first, images, images / "sub", tmp_path / "images" / ".." / "images" / "a.png"])
+    assert found == [first, second] and skipped == []

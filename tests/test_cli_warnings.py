@@ -44,7 +44,7 @@ def test_a_backbone_without_weights_is_left_out_and_the_others_go_on(tmp_path, w
     data = write_image_folder(tmp_path / "data", n_classes=2, per_class=8)
     assert analyze_tiny(plugins, data, tmp_path, "--backbone", "no_weights_a") == 0
     out = capsys.readouterr().out
-    assert "no_weights_a was not measured: no_weights_a: pretrained weights are not in the cache" in out
+    assert "no_weights_a was not measured: pretrained weights are not in the cache" in out  # named once
     analysis = json.loads((tmp_path / "reports" / "run" / "analysis.json").read_text())
     assert [b["name"] for b in analysis["backbones"]] == ["tiny_cnn"]
     assert list(analysis["backbones_left_out"]) == ["no_weights_a"]
@@ -81,7 +81,7 @@ def test_the_run_ends_with_a_block_of_the_reports_warnings(tmp_path, write_plugi
     assert analyze_tiny(plugins, data, tmp_path, "--max-samples", "30") == 0
     out = capsys.readouterr().out
     block = out[out.index("Warnings ("):out.index("Report:")]
-    assert "1 file skipped (" in block
+    assert "1 file skipped (" in block and ": broken.png) and not analysed" in block  # named, not only counted
     assert "greyscale" in block and "(1 of 73)" in block
     assert "measured 29 of 73 images per backbone" in block
     assert "classes are imbalanced: 'class_0' has 11.0x the images of 'rare'" in block
@@ -149,3 +149,26 @@ def test_how_to_get_weights_reads_as_a_sentence_for_urls_paths_and_plugin_hints(
     # a plugin's own hint (timm: "(not cached: fetch with `hf download ...`)") is said as it is, not as a path
     hint = "(not cached: fetch with `hf download timm/x` (cache /h), or give a checkpoint (f(..., checkpoint=PATH)))"
     assert _how_to_get_weights(spec(location=hint)) == hint[1:-1]
+
+
+def test_the_advice_lines_wrap_whole_at_120_columns(tmp_path):
+    """#26 item 7: the recommendation line wrapped at 120 columns and left 'confidence 0.42' alone."""
+    import io
+
+    from rich.console import Console
+
+    from tladvisor.cli_summary import print_summary
+    from tladvisor.report.demo import demo_run
+
+    run = demo_run(tmp_path)
+    stream = io.StringIO()
+    print_summary(run, Console(file=stream, width=120, force_terminal=False), Console(file=io.StringIO()))
+    lines = stream.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Recommendation:"))
+    assert lines[start].endswith("confidence 0.72") and len(lines[start]) <= 120
+    assert lines[start + 1].startswith("  starting rates: ")
+    end = next(i for i, line in enumerate(lines) if line.startswith("Best trial:"))
+    rationale = lines[start + 2:end]
+    assert len(rationale) > len(run.recommendation.rationale)  # one sentence wrapped: under 120, indented
+    assert all(len(line) <= 120 and line.startswith(("  - ", "    ")) for line in rationale)
+    assert not any(len(line.split()) == 2 and line.split()[0] == "confidence" for line in lines)

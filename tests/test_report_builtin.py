@@ -232,3 +232,13 @@ def test_the_first_render_sections_see_the_failures_analysis_json_holds(tmp_path
     result = CliRunner().invoke(cli, ["--plugins-dir", str(folder), "report", str(run.out_dir)])
     assert result.exit_code == 0, result.output
     assert report_path.read_text() == first  # a re-render sees the same list
+
+
+def test_the_runs_index_gives_one_accuracy_format_and_readable_dates():
+    """#26 item 7: best accuracy printed 1, 0.88, 0.873 side by side, dates as raw ISO strings."""
+    from tladvisor.report.runs_index import accuracy_cell, readable_date
+
+    assert [accuracy_cell(v) for v in (1.0, 0.88, 0.873, None)] == ["1.000", "0.880", "0.873", "—"]
+    assert readable_date("2025-01-15T10:24:00+00:00") == "2025-01-15 10:24 UTC"
+    assert readable_date("2025-01-15T12:24:00+02:00") == "2025-01-15 10:24 UTC"
+    assert readable_date("not a date") == "not a date"

@@ -148,3 +148,19 @@ def test_listing_commands_take_no_thread_share_and_stay_out_of_the_registry(monk
         main(command)
         assert "TLADVISOR_THREADS" not in capsys.readouterr().err, command
         assert threads._PLAN is None and list(tmp_path.glob("*.lock")) == [], command
+
+
+def test_the_device_line_counts_threads_in_words():
+    """#26 item 7: 'cpu (1 threads)'."""
+    import torch
+
+    from tladvisor.device import describe
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert describe(torch.device("cpu")) == "cpu (1 thread)"
+        torch.set_num_threads(2)
+        assert describe(torch.device("cpu")) == "cpu (2 threads)"
+    finally:
+        torch.set_num_threads(before)

@@ -33,7 +33,7 @@ def small_and_quiet(monkeypatch):
     # One thread: on a busy 2-core machine OpenMP spinning makes tiny models 50x slower.
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    monkeypatch.setattr(search, "EPOCHS_CPU", (3, 5))  # short trials; still long enough to prune at epoch 3
+    monkeypatch.setattr(search, "EPOCHS_CPU", (4, 6))  # short trials; long enough to prune at epoch 3 of 4 or more
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     yield
     torch.set_num_threads(before)
@@ -104,7 +104,7 @@ def test_hook_search_space_keeps_ranges_and_clips_freeze_depth_per_backbone(opti
         n_stages = {"tiny_cnn": 3, "tiny_deep": 4}[params["backbone"]]
         seen.add((params["backbone"], params["strategy"]))
         assert LR_HEAD[0] <= params["lr_head"] <= LR_HEAD[1]
-        assert 3 <= params["epochs"] <= 5
+        assert 4 <= params["epochs"] <= 6
         if params["strategy"] == "partial_freeze":
             assert 1 <= params["freeze_depth"] <= n_stages - 1
             assert trial.distributions["freeze_depth"] == optuna.distributions.IntDistribution(1, 3)
@@ -138,6 +138,8 @@ def test_hook_tune_searches_prunes_and_keeps_the_best_model(shapes, options):
     pruned = [t for t in result.trials if t.state == "PRUNED"]
     assert pruned and all(t.reason.startswith("pruned at epoch ") for t in pruned)
     assert all(len(t.learning_curve) >= 3 for t in pruned)  # never judged before the third epoch
+    # never 'pruned at epoch 6' of 6 (#26 item 7): a trial that ran all its epochs completes
+    assert all(len(t.learning_curve) < t.params["epochs"] for t in pruned)
     for t in result.trials:
         assert t.duration_s is not None and t.duration_s > 0 and t.learning_curve
         if t.state == "COMPLETE":  # 36 small images: scored on 3 folds, fold 0's curve is the one shown

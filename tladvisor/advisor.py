@@ -235,7 +235,8 @@ class Advisor:
                 progress.current().line(f"measured {spec.name}: {done.n_measured} images at {done.image_size} px, "
                                         + ("from the cache" if done.from_cache else f"{done.seconds:.1f} s"))
             except WeightsUnavailableError as error:  # go on with the others; say which was left out and why
-                so_far.left_out[spec.name] = " ".join(str(error).split())
+                # stored without the backbone's name in front: every place that shows it names it once
+                so_far.left_out[spec.name] = " ".join(str(error).split()).removeprefix(f"{spec.name}: ")
             except (BackboneError, DatasetError):
                 raise
             except Exception as error:  # one backbone failing must not lose the others' results
@@ -245,7 +246,8 @@ class Advisor:
         timings["embed"] = round(self.embed_seconds, 3)
         timings["measure"] = round(time.perf_counter() - started - self.embed_seconds, 3)
         if not measurements and len(so_far.left_out) == len(backbones):
-            raise WeightsUnavailableError("no backbone has its weights: " + "; ".join(so_far.left_out.values()))
+            raise WeightsUnavailableError("no backbone has its weights: "
+                                          + "; ".join(f"{name}: {why}" for name, why in so_far.left_out.items()))
         if not measurements:
             raise TLAdvisorError("every backbone failed to measure: " +
                                  "; ".join(f.error for f in self.host.failures[failures_before:]))

@@ -103,7 +103,7 @@ def _cv_folds(value: str) -> str:
 @click.option("--run-name", help="Name of the run folder (default: derived from the data and options).")
 @click.option("--trials", type=click.IntRange(min=0), default=0, show_default=True,
               help="Optuna trials to run after the advice (0 and no --timeout: advice only).")
-@click.option("--timeout", type=click.FloatRange(min=0),
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               help="Wall-clock budget for tuning in seconds: the trial running at the deadline is stopped and "
                    "kept as pruned. Alone: tune until it runs out; with --trials: whichever ends first.")
 @click.option("--class-weights", type=click.Choice(["none", "balanced"]), default="none", show_default=True,
@@ -208,8 +208,9 @@ def backbones(obj: Context, as_json: bool) -> None:
                                "on_demand": [{"plugin": p, "names": names} for p, names in on_demand]}, indent=2))
     else:
         table = Table(title="Backbones")
-        table.add_column("name", no_wrap=True)
-        table.add_column("plugin")
+        # A narrow terminal folds a long name onto a second line rather than cut a plugin's name to "timm_pl…"
+        table.add_column("name", overflow="fold")
+        table.add_column("plugin", no_wrap=True, min_width=max((len(s.plugin or "") for s in specs.values()), default=6))
         for column in ("input px", "features", "stages"):
             table.add_column(column, justify="right")
         table.add_column("weights offline")

@@ -3,6 +3,8 @@ a short block of the warnings the report holds (so a terminal user does not miss
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.console import Console
 from rich.table import Table
 
@@ -51,11 +53,15 @@ def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
                       "cache" if m.from_cache else f"{m.seconds:.1f} s")
     out.print(table)
     if rec is not None:
+        # Two short lines rather than one the terminal breaks anywhere (it left "confidence 0.42" alone)
         out.print(f"[bold]Recommendation:[/] {rec.backbone}: {rec.strategy} "
-                  f"(freeze {rec.freeze_depth} of {rec.n_stages} stages), "
-                  f"{learning_rate_text(rec.learning_rates, run.strategies.get(rec.strategy))}, confidence {rec.confidence:.2f}")
-        for sentence in rec.rationale:
-            out.print(printable(f"  - {sentence}"), markup=False, highlight=False)
+                  f"(freeze {rec.freeze_depth} of {rec.n_stages} stages), confidence {rec.confidence:.2f}")
+        out.print(printable(f"  starting rates: {learning_rate_text(rec.learning_rates, run.strategies.get(rec.strategy))}"),
+                  markup=False, highlight=False)
+        width = max(40, (out.width or 100) - 1)
+        for sentence in rec.rationale:  # wrapped here, continuation lines indented under the sentence
+            out.print(textwrap.fill(printable(sentence), width=width, initial_indent="  - ", subsequent_indent="    ",
+                                    break_on_hyphens=False), markup=False, highlight=False, soft_wrap=True)
     if run.tuning is not None and run.tuning.best is not None:
         best = run.tuning.best
         n_val = run.profile.split_counts.get("val") if run.profile is not None else None

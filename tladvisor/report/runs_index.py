@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -37,17 +39,35 @@ def collect_runs(folder: Path) -> list[dict[str, Any]]:
         runs.append(row | {
             "run_id": str(analysis.get("run_id") or run_dir.name),
             "created": str(analysis.get("created") or ""),
+            "date": readable_date(analysis.get("created")),
             "dataset": Path(str(dataset.get("root"))).name if dataset.get("root") else "—",
             "dataset_root": dataset.get("root") or "",
             "size": f"{fmt(dataset.get('n_samples'))} images · {fmt(dataset.get('n_classes'))} classes" if dataset else "",
             "backbone": recommendation.get("backbone") or "—",
             "strategy": strategy_label(recommendation.get("strategy")) if recommendation else "—",
             "confidence": fmt(recommendation.get("confidence"), 2) if recommendation else "—",
-            "best": fmt(best.get("value")) if best else "—",
+            "best": accuracy_cell(best.get("value")) if best else "—",
             "error": None,
         })
     runs.sort(key=lambda run: run["created"], reverse=True)
     return runs
+
+
+def accuracy_cell(value) -> str:
+    """Every run's best accuracy with 3 decimals (1.000, 0.880, 0.873), so the column reads as one scale."""
+    return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "—"
+
+
+def readable_date(created) -> str:
+    """``2025-01-15 10:24 UTC`` from analysis.json's ISO 8601 ``created`` (as given when it does not parse)."""
+    try:
+        moment = datetime.fromisoformat(str(created))
+    except ValueError:
+        return str(created or "")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def render_runs_index(folder: Path) -> str:

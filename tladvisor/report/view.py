@@ -28,6 +28,7 @@ from tladvisor import measure_names as names
 DEFAULT_SMALL_PER_CLASS = SMALL_PER_CLASS
 DEFAULT_SIMILARITY_THRESHOLD = SIMILARITY_THRESHOLD
 MAX_TABLE_ROWS = 200
+SKIPPED_NAMED = 3  # skipped files named in the warning (all are listed in the Dataset section)
 MAX_LABELLED_CLASSES = 40
 RANDOM_MARKERS = ("_random", "random_", " (random)", "_random_init")
 GREYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -146,8 +147,10 @@ def collect_warnings(analysis: dict) -> list[dict[str, str]]:
     if skipped and not any("skipped" in item["text"].lower() for item in found):
         kinds = Counter(reason_kind(str(item.get("reason") or "")) for item in skipped if isinstance(item, dict))
         summary = ", ".join(f"{kind} x{n}" for kind, n in kinds.most_common(3))
-        add("skipped files", f"{counted(len(skipped), 'file')} skipped ({summary}) and not analysed; the reasons "
-                             "are in the report's Dataset section.")
+        names = [Path(str(item.get("path") or "")).name for item in skipped[:SKIPPED_NAMED] if isinstance(item, dict)]
+        more = f" and {len(skipped) - len(names)} more" if len(skipped) > len(names) else ""
+        add("skipped files", f"{counted(len(skipped), 'file')} skipped ({summary}: {', '.join(names)}{more}) and not "
+                             "analysed; the reasons are in the report's Dataset section.")
     n_samples = dataset.get("n_samples") or 0
     grey = sum(n for mode, n in (profile.get("modes") or {}).items() if mode in GREYSCALE_MODES and finite(n))
     if grey and n_samples:

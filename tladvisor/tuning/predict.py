@@ -69,18 +69,27 @@ def model_folder(path: str | Path) -> Path:
 
 
 def collect_images(inputs: Sequence[str | Path]) -> tuple[list[Path], list[dict[str, str]]]:
-    """Image files named or found in folders (recursively, sorted, hidden files left out), and what was
+    """Image files named or found in folders (recursively, sorted, hidden files left out), each once however
+    often it was given (a file named and also inside a given folder, overlapping folders), and what was
     given but is not an image to read."""
     found: list[Path] = []
+    seen: set[Path] = set()
     skipped: list[dict[str, str]] = []
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(path)
     for given in map(Path, inputs):
         if given.is_dir():
             images = sorted(p for p in given.rglob("*") if looks_like_image(p) and p.is_file())
             if not images:
                 skipped.append({"path": str(given), "reason": "folder holds no image file"})
-            found.extend(images)
+            for image in images:
+                add(image)
         elif given.is_file():
-            found.append(given)
+            add(given)
         else:
             skipped.append({"path": str(given), "reason": "no such file or folder"})
     return found, skipped

@@ -106,6 +106,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
     ``deadline`` (``time.monotonic()``) stops it mid-epoch; ``progress_view`` says how it goes."""
     started = time.perf_counter()
     curve: list[float] = []
+    planned = {"epochs": 1 << 30}  # the trial's epochs, once its parameters are drawn
     reported: set[int] = set()
     finished_before = _finished_count(study) if progress_view is not None else 0
 
@@ -120,7 +121,9 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
                 raise Superseded() from None
         if progress_view is not None:
             progress_view.epoch(epoch, value)
-        if trial.should_prune():
+        # A trial at its last epoch has spent its budget: pruning it then would save nothing and call a
+        # finished trial 'pruned at epoch 6' of 6; it completes with its value instead.
+        if epoch + 1 < planned["epochs"] and trial.should_prune():
             raise optuna.TrialPruned(prune_reason(study, trial, epoch, curve))
 
     def finish(state: TrialState, reason: str | None = None, value: float | None = None) -> TrialState | None:
@@ -162,6 +165,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
                                              batch_size=options.batch_size, patience=patience,
                                              image_size=options.image_size)
             spec = by_name[config.backbone]
+            planned["epochs"] = config.epochs
             if progress_view is not None:
                 progress_view.started(finished_before, params, trial.number)
             limit = {} if deadline is None else {"deadline": deadline}
