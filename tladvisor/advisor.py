@@ -25,8 +25,10 @@ from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
 from tladvisor.embed import decode_images, default_cache_dir, extract_features, feature_key, stratified_cap
+from tladvisor.data.images import looks_like_image
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
-from tladvisor.plugins import PluginHost, one_line
+from tladvisor.plugins import PluginHost
+from tladvisor.text import one_line
 from tladvisor.report.sections import collect_sections, stored_analysis
 from tladvisor.run_folder import check_output_folder, check_storage, run_name_for
 from tladvisor.strategies import describe_strategies
@@ -37,7 +39,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def embedding_2d(features: np.ndarray, labels: np.ndarray, limit: int = 400, seed: int = 0):
@@ -236,7 +237,7 @@ class Advisor:
                                         + ("from the cache" if done.from_cache else f"{done.seconds:.1f} s"))
             except WeightsUnavailableError as error:  # go on with the others; say which was left out and why
                 # stored without the backbone's name in front: every place that shows it names it once
-                so_far.left_out[spec.name] = " ".join(str(error).split()).removeprefix(f"{spec.name}: ")
+                so_far.left_out[spec.name] = one_line(error, with_type=False).removeprefix(f"{spec.name}: ")
             except (BackboneError, DatasetError):
                 raise
             except Exception as error:  # one backbone failing must not lose the others' results
@@ -408,7 +409,7 @@ def _source_sample_paths(folder: Path | None) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"--source-sample {folder}: not a folder")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = sorted(p for p in folder.rglob("*") if looks_like_image(p) and p.is_file())  # the loaders' rule
     if not paths:
         raise DatasetError(f"--source-sample {folder}: no images found")
     return paths

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from tladvisor import __version__, interrupts, progress
 from tladvisor.errors import TLAdvisorError
+from tladvisor.records import MAX_IMAGE_PIXELS
 from tladvisor.text import printable
 
 # A pipe or CI log has no width; 80 columns would truncate backbone names and paths.
@@ -117,7 +118,7 @@ def _cv_folds(value: str) -> str:
               help="Images measured per backbone (a stratified sample).")
 @click.option("--val-fraction", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
               help="Validation share when the data has no train/val split.")
-@click.option("--max-image-pixels", type=click.IntRange(min=1), default=89_478_485, show_default=True,
+@click.option("--max-image-pixels", type=click.IntRange(min=1), default=MAX_IMAGE_PIXELS, show_default=True,
               help="Skip images with more pixels than this (decompression-bomb guard).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Images per batch when measuring and training (halved once on out-of-memory).")

@@ -30,6 +30,7 @@ from tladvisor.backbones import BackboneSpec
 from tladvisor.errors import BackboneError, PluginError, TLAdvisorError
 from tladvisor.records import PluginFailure
 from tladvisor.strategies import Strategy
+from tladvisor.text import one_line
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "tladvisor.builtin.datasets",
@@ -49,11 +50,6 @@ class PluginInfo:
     version: str
     source: str  # "built-in", "entry point (dist)", "plugins dir (path)"
     hooks: tuple[str, ...]
-
-
-def one_line(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}".strip()
-    return " ".join(text.split())
 
 
 class PluginHost:

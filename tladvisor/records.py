@@ -24,6 +24,11 @@ STRATEGIES = ADVISED_STRATEGIES
 # --- options ----------------------------------------------------------------------------------------
 
 
+MAX_IMAGE_PIXELS = 89_478_485
+"""Decompression-bomb cap per image: PIL's own default (about 89.5 megapixels). The one definition:
+``--max-image-pixels``, ``AnalysisOptions`` and the loaders take their default from here."""
+
+
 @dataclass(frozen=True)
 class AnalysisOptions:
     """What the user asked for. Stored with the run so it can be reproduced."""
@@ -47,7 +52,7 @@ class AnalysisOptions:
     plugins_dir: Path | None = None
     run_dir: Path | None = None  # filled in by the Advisor: out_dir / run name (stable across re-runs)
     num_workers: int = 0  # DataLoader worker processes
-    max_image_pixels: int | None = 89_478_485  # decompression-bomb cap per image (PIL's default); None: PIL's own limit only
+    max_image_pixels: int | None = MAX_IMAGE_PIXELS  # decompression-bomb cap per image; None: PIL's own limit only
     path_column: str | None = None  # manifest column of image paths (None: the first usual name)
     label_column: str | None = None  # manifest column of labels (None: the first usual name)
     image_root: Path | None = None  # manifest paths resolve against it and stay inside it (None: manifest's folder)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tladvisor.backbones import BackboneSpec, Preprocessing, Stage
+from tladvisor.text import one_line
 from tladvisor.modeling import (EmbeddingReader, freeze_stages, member_parameters, replace_head, resolve_member,
                                 stage_parameters)
 
@@ -80,7 +81,7 @@ def check_backbone(spec: BackboneSpec, *, image_size: int | None = None, pretrai
     try:
         model = spec.build(pretrained)
     except Exception as error:
-        return [f"{spec.name}: build({pretrained}) raised {_one_line(error)}"]
+        return [f"{spec.name}: build({pretrained}) raised {one_line(error)}"]
     if not isinstance(model, nn.Module):
         return [f"{spec.name}: build({pretrained}) returned {type(model).__name__}, not an nn.Module"]
     model.eval()  # BatchNorm in training mode fails on a batch of one and would update its statistics
@@ -101,10 +102,6 @@ def assert_backbone_conforms(spec: BackboneSpec, **kwargs) -> None:
     problems = check_backbone(spec, **kwargs)
     if problems:
         raise AssertionError(f"backbone '{spec.name}' does not conform:\n" + "\n".join(f"- {p}" for p in problems))
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
 
 
 def _names(names: list[str]) -> str:
@@ -143,7 +140,7 @@ def _check_fields(spec: BackboneSpec) -> list[str]:
         if not isinstance(available, bool):
             problems.append(f"{name}: weights_available() must return a bool, got {type(available).__name__}")
     except Exception as error:
-        problems.append(f"{name}: weights_available() raised {_one_line(error)}")
+        problems.append(f"{name}: weights_available() raised {one_line(error)}")
     return problems
 
 
@@ -213,7 +210,7 @@ def _check_forward(spec: BackboneSpec, model: nn.Module, image_size: int | None,
         with torch.no_grad():
             embedding, logits = reader(images)
     except Exception as error:
-        return [f"{spec.name}: forward on a batch of {batch_size} images at {size} px raised {_one_line(error)}"]
+        return [f"{spec.name}: forward on a batch of {batch_size} images at {size} px raised {one_line(error)}"]
     finally:
         reader.close()
     problems = []
@@ -235,7 +232,7 @@ def _check_forward(spec: BackboneSpec, model: nn.Module, image_size: int | None,
                                 f"expected {(batch_size, N_TARGET_CLASSES)}")
         except Exception as error:
             problems.append(f"{spec.name}: forward after replace_head({N_TARGET_CLASSES} classes) raised "
-                            f"{_one_line(error)}")
+                            f"{one_line(error)}")
     return problems
 
 
@@ -308,7 +305,7 @@ def check_measure_plugin(plugin, *, reserved: tuple[str, ...] = ()) -> list[str]
         try:
             first = call()
         except Exception as error:
-            problems.append(f"{label}: measure_backbone raised on {case}: {_one_line(error)} (leave a measure out "
+            problems.append(f"{label}: measure_backbone raised on {case}: {one_line(error)} (leave a measure out "
                             "when the data cannot support it)")
             continue
         if first is None:
@@ -329,7 +326,7 @@ def check_measure_plugin(plugin, *, reserved: tuple[str, ...] = ()) -> list[str]
         try:
             again = call()
         except Exception as error:
-            problems.append(f"{label}: measure_backbone raised on a second call with {case}: {_one_line(error)}")
+            problems.append(f"{label}: measure_backbone raised on a second call with {case}: {one_line(error)}")
             continue
         if _comparable(again) != _comparable(first):
             problems.append(f"{label}: measure_backbone gave different scores for the same input ({case}); "

@@ -64,6 +64,7 @@ from tladvisor.measures.transferability import hscore_shrinkage, label_entropy, 
 from tladvisor.records import FeatureSet, Score, StageShift
 from tladvisor.similarity import geometric_mean, shift_similarity
 from tladvisor import measure_names as names
+from tladvisor.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def _each_alone(measures: dict[str, tuple[Callable[[], Score | None], bool]]) ->
         try:
             score = compute()
         except Exception as error:  # noqa: BLE001 -- isolating one measure is the point
-            reason = " ".join(f"{type(error).__name__}: {error}".split())
+            reason = one_line(error)
             log.warning("measure %s failed: %s", name, reason)
             score = Score(float("nan"), None, None, higher_is_better, detail=f"{name} could not be computed: {reason}")
         if score is not None:

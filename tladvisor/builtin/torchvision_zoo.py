@@ -24,12 +24,9 @@ from torch import nn
 from tladvisor import hookimpl, progress
 from tladvisor.backbones import BackboneSpec, Preprocessing, Stage
 from tladvisor.errors import WeightsUnavailableError
+from tladvisor.text import one_line
 
 LICENSE = "BSD-3-Clause (torchvision code); ImageNet weights for non-commercial research use"
-
-
-def one_line_text(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300]
 
 
 @dataclass(frozen=True)
@@ -99,12 +96,12 @@ def load_state_dict(name: str, weights) -> dict:
         if path.is_file():
             raise WeightsUnavailableError(
                 f"{name}: the cached weights file {path} cannot be loaded safely "
-                f"({type(error).__name__}: {one_line_text(error)}); delete it so it is downloaded again, "
+                f"({type(error).__name__}: {one_line(error, with_type=False, limit=300)}); delete it so it is downloaded again, "
                 f"or replace it with the file from {weights.url}"
             ) from None
         raise WeightsUnavailableError(
             f"{name}: pretrained weights are not in the cache at {path} and could not be downloaded "
-            f"({type(error).__name__}: {one_line_text(error)}); download {weights.url} to that path, "
+            f"({type(error).__name__}: {one_line(error, with_type=False, limit=300)}); download {weights.url} to that path, "
             f"or set TORCH_HOME to a folder holding hub/checkpoints/{path.name}"
         ) from None
 

@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tladvisor.records import MAX_IMAGE_PIXELS
+
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
     ".ppm", ".pgm", ".pbm", ".pnm",
 })
 """File extensions treated as images when scanning folders (compared lower-case)."""
 
-DEFAULT_MAX_PIXELS = 89_478_485
-"""Decompression-bomb cap per image: PIL's own default (about 89.5 megapixels)."""
+DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS  # the one definition lives in records (AnalysisOptions' default)
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE_FOR_ORIENTATION = {

@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from tladvisor.data.images import apply_orientation, oriented_size, to_rgb
+from tladvisor.text import one_line
 
 _HASH_CHUNK = 1 << 20
 _DRAFT_ABOVE_PIXELS = 16_000_000  # large JPEGs are validated at reduced scale (still decoded fully)
@@ -95,5 +96,5 @@ def inspect_image(path: Path, *, max_pixels: int | None = None) -> ImageFacts:
 
 
 def _first_sentence(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
+    text = one_line(error, with_type=False)
     return text.split(". ")[0].rstrip(".")

@@ -17,14 +17,11 @@ import torch
 from torch import nn
 
 from tladvisor.errors import UnsafeFileError, WeightsUnavailableError
+from tladvisor.text import one_line
 
 HF_FILES = ("model.safetensors", "pytorch_model.bin")  # the order timm tries them in
 PROBE_TIMEOUT_S = 3.0
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
-
-
-def one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
 
 
 def hf_cache_dir() -> Path:
@@ -83,7 +80,7 @@ def unreachable(host: str | None) -> str | None:
     try:
         socket.create_connection((host, 443), timeout=PROBE_TIMEOUT_S).close()
     except OSError as error:
-        return f"{host} cannot be reached: {one_line(error)}"
+        return f"{host} cannot be reached: {one_line(error, limit=300)}"
     return None
 
 
@@ -115,7 +112,7 @@ def create_pretrained(name: str, model_name: str, cfg: dict, checkpoint: Path | 
         try:
             return timm.create_model(model_name, pretrained=True, pretrained_cfg_overlay={"file": str(checkpoint)})
         except Exception as error:
-            raise WeightsUnavailableError(f"{name}: cannot load checkpoint {checkpoint} ({one_line(error)})") from None
+            raise WeightsUnavailableError(f"{name}: cannot load checkpoint {checkpoint} ({one_line(error, limit=300)})") from None
     cached = cached_file(cfg)
     if cached is None:
         why = "HF_HUB_OFFLINE is set" if hf_offline() and hub_repo(cfg) else unreachable(download_host(cfg))
@@ -127,8 +124,8 @@ def create_pretrained(name: str, model_name: str, cfg: dict, checkpoint: Path | 
     except Exception as error:  # no network, no such file on the Hub, a truncated or unsafe cache file
         if cached is not None:
             raise WeightsUnavailableError(
-                f"{name}: the cached weights {cached} cannot be loaded ({one_line(error)}); delete the file so it "
+                f"{name}: the cached weights {cached} cannot be loaded ({one_line(error, limit=300)}); delete the file so it "
                 f"is fetched again, or fetch it with {fetch_hint(cfg)}") from None
         raise WeightsUnavailableError(
             f"{name}: pretrained weights are not in the local cache and could not be downloaded "
-            f"({one_line(error)}); fetch them with {fetch_hint(cfg)}") from None
+            f"({one_line(error, limit=300)}); fetch them with {fetch_hint(cfg)}") from None

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tladvisor.plugins import one_line
+from tladvisor.text import one_line
 
 log = logging.getLogger(__name__)
 

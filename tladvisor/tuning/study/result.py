@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 
 from tladvisor.device import describe, pick_device
-from tladvisor.plugins import one_line
+from tladvisor.text import one_line
 from tladvisor.records import AnalysisOptions, TuningResult
 from tladvisor.tuning import results
 from tladvisor.tuning.study.best_model import model_dir_of, saved_config

@@ -11,7 +11,8 @@ from typing import Any
 import optuna
 
 from tladvisor.errors import TLAdvisorError
-from tladvisor.plugins import one_line
+from tladvisor.redact import redact_passwords
+from tladvisor.text import one_line
 from tladvisor.records import AnalysisOptions
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,7 @@ def display_url(url: str | None) -> str:
         return "in-memory"
     if is_journal_path(url):
         return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a SQLAlchemy URL: show only its scheme
-        return url.split("://", 1)[0] + "://..."
+    return redact_passwords(url)  # the one masker (analysis.json's options and command use it too)
 
 
 def _where(url: str) -> str:

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from tladvisor import interrupts
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe
-from tladvisor.plugins import one_line
+from tladvisor.text import one_line
 from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning import results
