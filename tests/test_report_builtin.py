@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tladvisor.builtin.report import rerender, write_report
+from tladvisor.builtin.report import write_report
+from tladvisor.report.writer import rerender
 from tladvisor.errors import OutputError
 from tladvisor.plugins import PluginHost
 from tladvisor.records import ReportSection
@@ -236,9 +237,10 @@ def test_the_first_render_sections_see_the_failures_analysis_json_holds(tmp_path
 
 def test_the_runs_index_gives_one_accuracy_format_and_readable_dates():
     """#26 item 7: best accuracy printed 1, 0.88, 0.873 side by side, dates as raw ISO strings."""
-    from tladvisor.report.runs_index import accuracy_cell, readable_date
+    from tladvisor.report.runs_index import readable_date
+    from tladvisor.report.view import accuracy_text
 
-    assert [accuracy_cell(v) for v in (1.0, 0.88, 0.873, None)] == ["1.000", "0.880", "0.873", "—"]
+    assert [accuracy_text(v) for v in (1.0, 0.88, 0.873, None)] == ["1.000", "0.880", "0.873", "—"]
     assert readable_date("2025-01-15T10:24:00+00:00") == "2025-01-15 10:24 UTC"
     assert readable_date("2025-01-15T12:24:00+02:00") == "2025-01-15 10:24 UTC"
     assert readable_date("not a date") == "not a date"

@@ -28,6 +28,7 @@ from tladvisor.testing import tiny_backbone_spec
 from tladvisor.tuning import model_io, search
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.search import suggest_params
+from tladvisor.tuning.study import claims
 from tladvisor.tuning.study import (NOT_RUN, PROCESS, Heartbeat, Tuner, display_url, network_filesystem,
                                     open_storage, process_gone, process_identity, read_description, trial_run)
 from tladvisor.tuning.trainer import TrainedModel
@@ -281,7 +282,7 @@ def test_workers_saving_at_once_keep_the_best_model_whole(host, options, monkeyp
     accuracies = [0.4, 0.9, 0.6, 0.9, 0.7, 0.5]  # two trials tie at 0.9: the earlier one is the best
     trials = []
     for _ in accuracies:
-        trials.append(Tuner(options, host=host)._ask(study))
+        trials.append(claims.ask(study, Tuner(options, host=host).identity))
     real_save = model_io.save_model
 
     def slow_save(model_dir, model, config):  # widen the window in which two saves could interleave

@@ -14,7 +14,7 @@ from tladvisor.records import AnalysisOptions, Dataset, Recommendation
 from tladvisor.report.tuning_view import tuning_view
 from tladvisor.testing import tiny_backbone_spec
 from tladvisor.tuning.data import TuningData
-from tladvisor.tuning.folds import CV_MAX_IMAGES, accuracy_text, wanted_folds
+from tladvisor.tuning.folds import CV_MAX_IMAGES, cv_accuracy_text, wanted_folds
 from tladvisor.tuning.study import Tuner
 from tladvisor.tuning.synthetic import write_shapes_dataset
 
@@ -128,8 +128,8 @@ def test_an_own_validation_folder_and_cv_folds_1_keep_the_single_split(tiny, tmp
 
 def test_the_fold_spread_is_what_the_report_and_the_terminal_say():
     folds = {"k": 3, "accuracies": [0.75, 1.0, 0.75], "mean": 0.8333, "spread": 0.1443, "images": 12}
-    assert accuracy_text(0.8333, folds) == "0.833 ± 0.083 (standard error over 3 folds, 12 images in all)"
-    assert accuracy_text(0.8333, None) == "0.833"
+    assert cv_accuracy_text(0.8333, folds) == "0.833 ± 0.083 (standard error over 3 folds, 12 images in all)"
+    assert cv_accuracy_text(0.8333, None) == "0.833"
     trial = {"number": 0, "state": "COMPLETE", "value": 0.8333, "params": {"strategy": "feature_extraction"},
              "learning_curve": [0.5, 0.75], "folds": folds}
     view = tuning_view({"tuning": {"trials": [trial], "best": trial, "best_by_strategy": {"feature_extraction": 0},

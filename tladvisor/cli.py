@@ -339,9 +339,9 @@ def worker(obj: Context, storage: str, study_name: str, data: Path | None, image
     tuning = result.tuning
     out.print(worker_summary(result), markup=False, highlight=False)
     if tuning.best is not None:
-        from tladvisor.tuning.folds import accuracy_text
+        from tladvisor.tuning.folds import cv_accuracy_text
 
-        out.print(f"Best trial: #{tuning.best.number} val accuracy {accuracy_text(tuning.best.value, tuning.best.folds)}",
+        out.print(f"Best trial: #{tuning.best.number} val accuracy {cv_accuracy_text(tuning.best.value, tuning.best.folds)}",
                   markup=False)
     if result.report is not None:
         out.print(f"Report: {result.report}", markup=False, highlight=False)

@@ -68,9 +68,9 @@ def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
         on = f" on {_count(n_val, 'image')}" if n_val else ""
         accuracy = f"{best.value:.3f}{on}"
         if best.folds:  # cross-validated: the mean, its spread over the folds, and the images they cover
-            from tladvisor.tuning.folds import accuracy_text
+            from tladvisor.tuning.folds import cv_accuracy_text
 
-            accuracy = accuracy_text(best.value, best.folds)
+            accuracy = cv_accuracy_text(best.value, best.folds)
         out.print(printable(f"[bold]Best trial:[/] #{best.number} val accuracy {accuracy} "
                             f"{best.params.get('backbone')} {best.params.get('strategy')}; "
                             f"model in {run.tuning.best_model_dir}"))

@@ -14,11 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from tladvisor.strategies import ADVISED_STRATEGIES
-
-STRATEGIES = ADVISED_STRATEGIES
-"""The four classic transfer scenarios, in order of how much of the pretrained network is kept
-(every strategy, plugins' included, is in the registry: :mod:`tladvisor.strategies`)."""
 
 
 # --- options ----------------------------------------------------------------------------------------
@@ -185,7 +180,7 @@ class BackboneMeasurement:
 @dataclass(frozen=True)
 class Recommendation:
     backbone: str
-    strategy: str  # one of STRATEGIES
+    strategy: str  # one of tladvisor.strategies.ADVISED_STRATEGIES
     freeze_depth: int  # number of leading stages kept frozen
     n_stages: int
     learning_rates: dict[str, float]  # {"head": ..., "backbone": ..., "layer_decay": ...}

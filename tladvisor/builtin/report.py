@@ -7,9 +7,7 @@ from pathlib import Path
 
 from tladvisor import hookimpl
 from tladvisor.records import AnalysisRun, ReportSection
-from tladvisor.report.writer import rerender, write_run
-
-__all__ = ["rerender", "write_report"]  # rerender: kept importable from here for callers before the move
+from tladvisor.report.writer import write_run
 
 
 @hookimpl

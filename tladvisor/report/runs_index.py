@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from tladvisor.report.analysis_json import ANALYSIS_FILENAME, load_analysis
 from tladvisor.atomic import write_text_atomic
 from tladvisor.report.html import script_hash, sort_script, template_environment
 from tladvisor.report.svg import fmt
-from tladvisor.report.view import strategy_label
+from tladvisor.report.view import accuracy_text, strategy_label
 
 INDEX_FILENAME = "index.html"
 MARKER = "tladvisor runs index"  # in the page's <meta name="generator">: never overwrite someone else's index.html
@@ -46,16 +45,11 @@ def collect_runs(folder: Path) -> list[dict[str, Any]]:
             "backbone": recommendation.get("backbone") or "—",
             "strategy": strategy_label(recommendation.get("strategy")) if recommendation else "—",
             "confidence": fmt(recommendation.get("confidence"), 2) if recommendation else "—",
-            "best": accuracy_cell(best.get("value")) if best else "—",
+            "best": accuracy_text(best.get("value")) if best else "—",  # 3 decimals: 1.000, 0.880, 0.873
             "error": None,
         })
     runs.sort(key=lambda run: run["created"], reverse=True)
     return runs
-
-
-def accuracy_cell(value) -> str:
-    """Every run's best accuracy with 3 decimals (1.000, 0.880, 0.873), so the column reads as one scale."""
-    return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "—"
 
 
 def readable_date(created) -> str:

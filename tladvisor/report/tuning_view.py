@@ -11,7 +11,7 @@ from typing import Any
 from tladvisor.report import charts, glossary, tuning_notes
 from tladvisor.report.charts import Bar
 from tladvisor.report.svg import colour, finite, fmt
-from tladvisor.report.view import accuracy_text, strategy_colours, strategy_label
+from tladvisor.report.view import accuracy_text, run_strategy_colours, strategy_label
 from tladvisor.tuning.folds import fold_standard_error
 
 PARAM_ORDER = ("backbone", "strategy", "freeze_depth", "lr_head", "lr_backbone", "layer_decay", "weight_decay",
@@ -28,7 +28,7 @@ def tuning_view(analysis: dict) -> dict[str, Any] | None:
     trials = [dict(trial, strategy=(trial.get("params") or {}).get("strategy"), params=trial.get("params") or {})
               for trial in tuning.get("trials") or ()]
     by_number = {trial["number"]: trial for trial in trials}
-    colours = strategy_colours(analysis)
+    colours = run_strategy_colours(analysis)
     importances = sorted((tuning.get("param_importances") or {}).items(), key=lambda item: -(item[1] or 0))
     states = {}
     for trial in trials:

@@ -38,7 +38,7 @@ def strategy_label(strategy: str | None) -> str:
     return (strategy or "—").replace("_", " ")
 
 
-def strategy_colours(analysis: dict) -> dict[str, str]:
+def run_strategy_colours(analysis: dict) -> dict[str, str]:
     """Each strategy's colour: the built-ins', then what the run's registry stored (plugins' strategies)."""
     stored = analysis.get("strategies") if isinstance(analysis.get("strategies"), dict) else {}
     return {**STRATEGY_COLOURS, **{str(name): entry["colour"] for name, entry in stored.items()
@@ -67,7 +67,7 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
             "strategy": recommendation.get("strategy"),
             "strategy_label": strategy_label(recommendation.get("strategy")),
             "strategy_meaning": glossary.explain(recommendation.get("strategy"), analysis.get("strategies")),
-            "strategy_colour": strategy_colours(analysis).get(recommendation.get("strategy"), NEUTRAL_COLOUR),
+            "strategy_colour": run_strategy_colours(analysis).get(recommendation.get("strategy"), NEUTRAL_COLOUR),
             "freeze_depth": depth,
             "n_stages": n_stages,
             "freeze_text": f"{depth} of {n_stages} stages frozen",

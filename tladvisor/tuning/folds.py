@@ -116,7 +116,7 @@ def fold_standard_error(folds: dict) -> float:
     return float(folds.get("spread") or 0.0) / math.sqrt(max(k, 1))
 
 
-def accuracy_text(value: float, folds: dict | None) -> str:
+def cv_accuracy_text(value: float, folds: dict | None) -> str:
     """``0.833 ± 0.083 (standard error over 3 folds, 12 images in all)`` when the trial was cross-validated,
     else ``0.833``. The ± is the error of the mean a reader compares trials by, said as such."""
     if not folds or not folds.get("k"):

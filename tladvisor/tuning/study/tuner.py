@@ -128,9 +128,6 @@ class Tuner:
         """The recommendation is the first trial; enqueued again only if it never ran to an end."""
         claims.enqueue_recommendation(study, recommendation, backbones, strategy_registry(self.host))
 
-    def _ask(self, study: optuna.Study) -> optuna.Trial:
-        return claims.ask(study, self.identity)
-
     def _claim(self, study: optuna.Study, budget: int) -> optuna.Trial | None:
         """A trial this process may run, or None when the ask lost the race for the last places."""
         return claims.claim(study, budget, self.identity)
