@@ -22,6 +22,8 @@ EXAMPLES: dict[str, str] = {
     "textures": "4 classes of greyscale texture crops (scikit-image brick, grass, gravel, moon), "
                 "40 per class, 64x64 PNG",
     "digits": "10 classes of handwritten digits (scikit-learn digits, 8x8 upsampled), 30 per class, 32x32 PNG",
+    "noisy-digits": "the digits under heavy Gaussian noise (sigma 0.45): frozen ImageNet features fit them poorly "
+                    "and fine-tuning pays, so the tuning has something to find; 30 per class, 32x32 PNG",
 }
 MARKER = ".tladvisor-example"  # hidden, so loaders ignore it; lets a second run overwrite its own output
 
@@ -80,7 +82,7 @@ def _write_textures(dest: Path, rng: np.random.Generator) -> None:
             crop.save(dest / name / f"{name}_{i:03d}.png", optimize=True)
 
 
-def _write_digits(dest: Path, rng: np.random.Generator) -> None:
+def _write_digits(dest: Path, rng: np.random.Generator, noise: float = 0.0) -> None:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -88,15 +90,19 @@ def _write_digits(dest: Path, rng: np.random.Generator) -> None:
         indices = rng.permutation(np.flatnonzero(digits.target == digit))[:30]
         for i, index in enumerate(indices):
             ink = digits.images[index] / 16.0  # 0 (paper) .. 1 (ink)
-            pixels = np.rint(255.0 * (1.0 - ink)).astype(np.uint8)  # dark ink on white paper
-            image = Image.fromarray(pixels).resize((32, 32), Image.Resampling.BILINEAR)
-            image.save(dest / str(digit) / f"{digit}_{i:03d}.png", optimize=True)
+            paper = np.asarray(Image.fromarray(np.rint(255.0 * (1.0 - ink)).astype(np.uint8))  # dark ink on white
+                               .resize((32, 32), Image.Resampling.BILINEAR), dtype=np.float64) / 255.0
+            if noise:
+                paper = np.clip(paper + rng.normal(0.0, noise, paper.shape), 0.0, 1.0)
+            Image.fromarray(np.rint(255.0 * paper).astype(np.uint8)).save(dest / str(digit) / f"{digit}_{i:03d}.png",
+                                                                           optimize=True)
 
 
 _WRITERS: dict[str, tuple[Callable[[Path, np.random.Generator], None], Callable[[], list[str]]]] = {
     "photos": (_write_photos, lambda: ["astronaut", "cat", "coffee", "rocket", "china", "flower"]),
     "textures": (_write_textures, lambda: ["brick", "grass", "gravel", "moon"]),
     "digits": (_write_digits, lambda: [str(d) for d in range(10)]),
+    "noisy-digits": (lambda dest, rng: _write_digits(dest, rng, noise=0.45), lambda: [str(d) for d in range(10)]),
 }
 
 
