@@ -359,9 +359,10 @@ from tladvisor import hookimpl
 from tladvisor.records import TuningResult
 
 @hookimpl(tryfirst=True)
-def tune(dataset, recommendation, backbones, options{extra}):
-    said = (f"{{[b.name for b in backbones]}} {{recommendation.strategy}} {{len(dataset.samples)}} images, "
-            f"study {{options.study_name}}")
+def tune(request):
+    options, join, max_trials, on_trial = request.options, request.join, request.max_trials, request.on_trial
+    said = (f"{{[b.name for b in request.backbones]}} {{request.recommendation.strategy}} "
+            f"{{len(request.dataset.samples)}} images, study {{options.study_name}}")
     {body}
     return TuningResult(study_name=said, storage=options.storage, requested_trials=options.trials, trials=(), best=None)
 """
@@ -370,19 +371,18 @@ def tune(dataset, recommendation, backbones, options{extra}):
 def test_hook_tune_is_how_a_worker_tunes_so_a_plugin_tuner_runs_on_workers_too(host, options, tmp_path):
     _, study = started(host, options)  # what analyze leaves: the described study, the advice queued
 
-    def worker_with(name, extra="", body="pass", **host_kwargs):
+    def worker_with(name, body="pass", **host_kwargs):
         (tmp_path / name).mkdir()
         (tmp_path / name / "tiny.py").write_text(TINY_PLUGIN)
-        (tmp_path / name / "own_tuner.py").write_text(OWN_TUNER.format(extra=extra, body=body))
+        (tmp_path / name / "own_tuner.py").write_text(OWN_TUNER.format(body=body))
         return run_worker(options.storage, "shapes", trials=2,
                           host=PluginHost(tmp_path / name, load_entry_points=False, **host_kwargs))
 
-    # A tuner plugin written before workers had arguments of their own is called by workers too.
+    # A tuner plugin that ignores the worker's fields is called by workers too.
     result = worker_with("plain")
     assert result.tuning.study_name == "['tiny_cnn'] partial_freeze 30 images, study shapes"
     assert result.trials_run == () and result.tuning.requested_trials == 3
-    result = worker_with("joining", extra=", join, max_trials, on_trial",
-                         body='on_trial(7); said += f" join={join} max={max_trials}"')
+    result = worker_with("joining", body='on_trial(7); said += f" join={join} max={max_trials}"')
     assert result.tuning.study_name.endswith("study shapes join=True max=2") and result.trials_run == (7,)
     assert [t.state for t in study.get_trials()] == [TrialState.WAITING]  # the built-in tuner never ran
     with pytest.raises(TLAdvisorError, match=r"^tuning did not run on this worker: no tune plugin joined study "

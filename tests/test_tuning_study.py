@@ -15,7 +15,7 @@ from tladvisor import hookimpl
 from tladvisor.backbones import Stage
 from tladvisor.errors import TLAdvisorError
 from tladvisor.plugins import PluginHost
-from tladvisor.records import AnalysisOptions, Recommendation, TuningResult
+from tladvisor.records import AnalysisOptions, Recommendation, TuneRequest, TuningResult
 from tladvisor.testing import tiny_backbone_spec
 from tladvisor.tuning import model_io, search, trainer
 from tladvisor.tuning.search import LR_BACKBONE, LR_HEAD, recommendation_params, suggest_params
@@ -125,8 +125,7 @@ def test_hook_search_space_keeps_ranges_and_clips_freeze_depth_per_backbone(opti
 def test_hook_tune_searches_prunes_and_keeps_the_best_model(shapes, options):
     options = replace(options, trials=8)
     host = PluginHost(load_entry_points=False)
-    result = host.call_first("tune", dataset=shapes, recommendation=RECOMMENDATION,
-                             backbones=[tiny_backbone_spec()], options=options)
+    result = host.call_first("tune", request=TuneRequest(shapes, RECOMMENDATION, (tiny_backbone_spec(),), options))
     assert host.failures == []
     assert isinstance(result, TuningResult) and len(finished(result)) == 8
     assert result.storage == f"sqlite:///{(options.run_dir / 'study.db').resolve()}"
@@ -161,8 +160,8 @@ def test_hook_tune_searches_prunes_and_keeps_the_best_model(shapes, options):
     if len(complete) >= 4:
         assert result.param_importances and math.isclose(sum(result.param_importances.values()), 1.0)
 
-    assert host.call_first("tune", dataset=shapes, recommendation=RECOMMENDATION,
-                           backbones=[tiny_backbone_spec()], options=replace(options, trials=0)) is None
+    assert host.call_first("tune", request=TuneRequest(shapes, RECOMMENDATION, (tiny_backbone_spec(),),
+                                                        replace(options, trials=0))) is None
 
 
 class SabotagingSearchSpace:
@@ -264,11 +263,12 @@ def test_hook_tune_gets_the_host_it_was_called_through(options, write_plugin):
         from tladvisor.records import TuningResult
 
         @hookimpl(tryfirst=True)
-        def tune(dataset, recommendation, backbones, options, host=None):
-            return TuningResult(study_name=str(id(host)), storage="", requested_trials=0, trials=(), best=None)
+        def tune(request):
+            return TuningResult(study_name=str(id(request.host)), storage="", requested_trials=0, trials=(),
+                                best=None)
     ''')
     host = PluginHost(folder, load_entry_points=False)
-    result = host.call_first("tune", dataset=None, recommendation=RECOMMENDATION, backbones=[], options=options)
+    result = host.call_first("tune", request=TuneRequest(None, RECOMMENDATION, (), options))  # no host given
     assert result.study_name == str(id(host))
     with pytest.raises(TypeError):
         Tuner(options)  # no host, no tuner

@@ -33,7 +33,7 @@ from tladvisor.report.sections import collect_sections, stored_analysis
 from tladvisor.run_folder import check_output_folder, check_storage, run_name_for
 from tladvisor.strategies import describe_strategies
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
-                               PluginFailure, Score, TuningResult)
+                               PluginFailure, Score, TuneRequest, TuningResult)
 
 log = logging.getLogger(__name__)
 
@@ -265,9 +265,8 @@ class Advisor:
             so_far.stage = "tuning"
             self.progress(f"tuning: {tuning_budget_text(options)}")
             tuned = [self.host.backbone(m.backbone) for m in measurements]
-            so_far.tuning = timed("tune", self.host.call, "tune", dataset=dataset, recommendation=recommendation,
-                                  backbones=tuned, options=options, host=self.host,
-                                  join=False, max_trials=None, on_trial=None)  # a worker joins (tuning/worker.py)
+            request = TuneRequest(dataset, recommendation, tuple(tuned), options, host=self.host)  # a worker joins
+            so_far.tuning = timed("tune", self.host.call, "tune", request=request)  # (tuning/worker.py)
         else:
             so_far.tuning = earlier_tuning(options, self.host)
         return so_far.analysis_run(self.host.failures)

@@ -5,6 +5,15 @@ accept just the ones it needs (pluggy passes only the arguments an implementatio
 ``PluginHost.call(hook, **kwargs)`` honours each spec's ``firstresult``. Hook wrappers are refused at
 registration (the host calls implementations one by one, to isolate a failing plugin).
 
+Why the host calls implementations itself instead of ``pluggy``'s ``hook.<name>(...)``: pluggy's call loop
+stops at the first exception, so one broken third-party plugin (a measure that raises, a report section
+that fails) would lose every other plugin's result and the run with it. ``PluginHost.call_each`` and
+``call_first`` walk pluggy's registered implementations in pluggy's order and record a failing plugin as a
+``PluginFailure`` (shown in the report) while the others go on; a ``TLAdvisorError`` (the user's mistake,
+not the plugin's) still stops the run with its one line. The price: pluggy's hook wrappers, its
+``historic`` calls and its tracing do not apply, and a plugin that calls ``host.hook.<name>(...)``
+directly gets pluggy's loop, without that isolation.
+
 Data flow: load -> profile -> (register backbones) -> embed -> measure -> recommend -> tune -> report.
 """
 
@@ -24,7 +33,7 @@ if TYPE_CHECKING:  # annotations only: importing these at run time would be a cy
     from tladvisor.backbones import BackboneSpec
     from tladvisor.plugins import PluginHost
     from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, DatasetProfile,
-                                   FeatureSet, Recommendation, ReportSection, Score, TuningResult)
+                                   FeatureSet, Recommendation, ReportSection, Score, TuneRequest, TuningResult)
     from tladvisor.strategies import Strategy
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -173,34 +182,22 @@ def search_space(trial: optuna.Trial, recommendation: Recommendation, backbones:
 
 
 @hookspec(firstresult=True)
-def tune(dataset: Dataset, recommendation: Recommendation, backbones: list[BackboneSpec], options: AnalysisOptions,
-         host: PluginHost, join: bool, max_trials: int | None,
-         on_trial: Callable[[int], None] | None) -> TuningResult | None:
+def tune(request: TuneRequest) -> TuningResult | None:
     """Run the hyper-parameter search and keep the best model.
 
-    Arguments: ``dataset`` (``Dataset``), ``recommendation``, ``backbones`` (list of
-    ``BackboneSpec``), ``options`` (``AnalysisOptions``; the budget is ``options.trials`` finished
-    trials and/or ``options.timeout`` wall-clock seconds, whichever ends first; either alone is the whole
-    budget), ``host`` (the :class:`tladvisor.plugins.PluginHost` of the run, to call ``search_space``
-    through). Progress goes to :func:`tladvisor.progress.current`. Return a
-    :class:`tladvisor.records.TuningResult` (``stop_reason`` says why the search stopped), or ``None``
-    to let the next tuner run.
-    firstresult.
-
-    Arguments (appended), for ``tladvisor worker`` (:func:`tladvisor.tuning.worker.run_worker`), which
-    tunes through this same hook as ``analyze`` does. One hook, not a second one for workers: a plugin
-    that replaces the tuner then replaces it on every worker too, and cannot be half-replaced.
-    ``join`` (``bool``: True from a worker: join the study ``options.storage``/``options.study_name`` that
-    ``analyze`` started and described, and change nothing it stores; False or absent from ``analyze``:
-    start or continue it), ``max_trials`` (``int`` or ``None``: at most this many trials from this
-    process, ``worker --trials``; None: until the study's budget is met), ``on_trial`` (a callable or
-    ``None``: call it with each trial's number as this process starts training it; the worker prints
-    them). For a worker, ``recommendation`` and the backbones come from the study's description, and
-    ``options`` are the stored ones with this machine's data path, run folder and device. The worker
+    Argument: ``request`` (:class:`tladvisor.records.TuneRequest`): the dataset, the recommendation (the
+    study's first trial), the backbones to search over, the options (the budget: ``options.trials``
+    finished trials and/or ``options.timeout`` seconds, whichever ends first), the run's ``host`` (to call
+    ``search_space`` through), and for ``tladvisor worker`` (:func:`tladvisor.tuning.worker.run_worker`,
+    which tunes through this same hook) ``join``, ``max_trials`` and ``on_trial``. One hook, not a second
+    one for workers: a plugin that replaces the tuner then replaces it on every worker too and cannot be
+    half-replaced. For a worker, ``recommendation`` and the backbones come from the study's description,
+    and ``options`` are the stored ones with this machine's data path, run folder and device; the worker
     reads that description as the built-in tuner stores it (:func:`tladvisor.tuning.study.description.
-    describe_study`), so a plugin tuner meant for workers stores it too (or wraps ``Tuner``).
-    A plugin that names none of these is called by workers as well and should continue the study.
-    Return the whole study's result (every worker's trials).
+    describe_study`), so a plugin tuner meant for workers stores it too (or wraps ``Tuner``). Progress goes
+    to :func:`tladvisor.progress.current`. Return the whole study's :class:`tladvisor.records.TuningResult`
+    (every worker's trials; ``stop_reason`` says why the search stopped), or ``None`` to let the next tuner
+    run. firstresult.
     """
 
 

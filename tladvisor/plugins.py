@@ -10,6 +10,7 @@ so is a hook wrapper, which the host (calling implementations one by one) would 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 import importlib.metadata
@@ -150,7 +151,10 @@ class PluginHost:
         wanted = (*impl.argnames, *getattr(impl, "kwargnames", ()))
         args = {name: kwargs[name] for name in wanted if name in kwargs}
         if "host" in wanted and kwargs.get("host") is None:
-            args["host"] = self  # a hook that calls others (tune) gets the host it was called through
+            args["host"] = self  # a hook that calls others gets the host it was called through
+        request = args.get("request")
+        if request is not None and dataclasses.is_dataclass(request) and getattr(request, "host", False) is None:
+            args["request"] = dataclasses.replace(request, host=self)  # tune's request, likewise
         try:
             return True, impl.function(**args)
         except TLAdvisorError:  # a user's mistake (bad data, unknown backbone): one clear line, not a plugin fault

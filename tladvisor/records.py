@@ -224,6 +224,32 @@ class TuningResult:
     cross_validation: dict[str, Any] | None = None  # folds (1: single split), images, reason (tuning.folds)
 
 
+@dataclass(frozen=True)
+class TuneRequest:
+    """What the ``tune`` hook is asked to do: its one argument, as pytest hands hooks one ``config``.
+
+    - ``dataset``, ``recommendation`` (the first trial), ``backbones`` (``BackboneSpec`` list to search over),
+      ``options`` (``AnalysisOptions``: the budget is ``options.trials`` finished trials and/or
+      ``options.timeout`` seconds, whichever ends first);
+    - ``host``: the run's ``PluginHost``, to call ``search_space`` and ``register_strategies`` through;
+    - ``join``: True from ``tladvisor worker``: join the study ``analyze`` started and described
+      (``options.storage`` / ``options.study_name``) and change nothing it stores; False from ``analyze``;
+    - ``max_trials``: at most this many trials from this process (``worker --trials``), None: until the
+      study's budget is met; ``on_trial``: called with each trial's number as this process starts it.
+
+    A field added later gets a default, so a plugin written against this record keeps working.
+    """
+
+    dataset: Any
+    recommendation: Any
+    backbones: tuple[Any, ...]
+    options: Any
+    host: Any = None
+    join: bool = False
+    max_trials: int | None = None
+    on_trial: Any = None
+
+
 # --- report -----------------------------------------------------------------------------------------
 
 

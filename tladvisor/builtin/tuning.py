@@ -22,17 +22,18 @@ def search_space(trial, recommendation, backbones, options, strategies=None):
 
 
 @hookimpl(trylast=True)
-def tune(dataset, recommendation, backbones, options, host=None, join=False, max_trials=None, on_trial=None):
+def tune(request):
     """Continue (or start) the study in ``options.storage`` until it holds ``options.trials`` finished trials
     or ``options.timeout`` seconds have passed, whichever comes first (either alone is the whole budget)."""
-    if not join and options.trials <= 0 and not options.timeout:
+    options = request.options
+    if not request.join and options.trials <= 0 and not options.timeout:
         return None
     from tladvisor.tuning.study import Tuner  # torch training code: imported only when tuning runs
 
     # join (tladvisor worker): take part in the study analyze described, with its heartbeat settings.
-    make = Tuner.joining if join else Tuner
-    return make(options, host=host, max_trials=max_trials, on_trial=on_trial).run(dataset, recommendation, backbones,
-                                                                                  join=join)
+    make = Tuner.joining if request.join else Tuner
+    return make(options, host=request.host, max_trials=request.max_trials, on_trial=request.on_trial).run(
+        request.dataset, request.recommendation, list(request.backbones), join=request.join)
 
 
 @hookimpl(trylast=True)

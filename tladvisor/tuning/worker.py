@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tladvisor.errors import DatasetError, OutputError, TLAdvisorError
-from tladvisor.records import Dataset, TuningResult, to_jsonable
+from tladvisor.records import Dataset, TuneRequest, TuningResult, to_jsonable
 from tladvisor.atomic import file_lock, write_text_atomic
 from tladvisor.tuning.study import (StudyDescription, dataset_fingerprint, display_url, process_identity,
                                     read_description, tuning_result, worker_label)
@@ -141,8 +141,9 @@ def run_worker(storage: str, study_name: str, *, host, trials: int | None = None
     # The same hook as analyze tunes through (join=True): a plugin that replaces the tuner runs here too.
     trials_run: list[int] = []
     failures_before = len(host.failures)
-    result = host.call("tune", dataset=dataset, recommendation=description.recommendation, backbones=backbones,
-                       options=options, host=host, join=True, max_trials=trials, on_trial=trials_run.append)
+    result = host.call("tune", request=TuneRequest(dataset, description.recommendation, tuple(backbones), options,
+                                                   host=host, join=True, max_trials=trials,
+                                                   on_trial=trials_run.append))
     if result is None:
         failed = "; ".join(f"plugin '{f.plugin}' failed in {f.hook}: {f.error}" for f in host.failures[failures_before:])
         raise TLAdvisorError(f"tuning did not run on this worker: no tune plugin joined study '{study_name}'"
