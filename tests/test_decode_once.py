@@ -79,3 +79,24 @@ def test_training_batches_come_even_when_the_cache_cannot_hold_the_store(tmp_pat
     images, labels = next(iter(data.train_loader(tiny_backbone_spec(), 4, seed=0)))
     assert images.shape == (4, 3, 32, 32) and len(labels) == 4
     assert sum(len(y) for _, y in data.val_loader(tiny_backbone_spec(), 3)) == len(data.val_idx)
+
+
+def test_the_feature_cache_key_is_worked_out_once_per_backbone(analyze, tmp_path, monkeypatch):
+    """#25 item 2: the key (a hash over every measured image's digest) was computed three times per backbone
+    (what is left to decode, the measurement cache, the feature cache); the advisor now hands it on."""
+    import tladvisor.advisor as advisor_module
+    import tladvisor.embed as embed_module
+
+    calls = []
+    real = embed_module.feature_key
+
+    def counted(spec, *args, **kwargs):
+        calls.append(spec.name)
+        return real(spec, *args, **kwargs)
+    monkeypatch.setattr(advisor_module, "feature_key", counted)
+    monkeypatch.setattr(embed_module, "feature_key", counted)
+    data = write_image_folder(tmp_path / "data", n_classes=2, per_class=6)
+    run = analyze(data, "keys", "tiny_cnn", "tiny_twin")
+    assert [m.backbone for m in run.measurements] == ["tiny_cnn", "tiny_twin"]
+    assert sorted(calls) == ["tiny_cnn", "tiny_twin"]
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "cache").glob("*.npz")) == ["tiny_cnn", "tiny_twin"]

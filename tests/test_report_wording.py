@@ -78,3 +78,18 @@ def test_a_plugin_strategy_is_explained_from_the_stored_registry():
     assert 'title="only biases (and the head) train"' in html
     data["recommendation"]["strategy"] = "bitfit"
     assert verdict_view(data)["recommendation"]["strategy_meaning"] == "only biases (and the head) train"
+
+
+def test_the_scenario_map_takes_small_and_similar_from_the_recommendation():
+    """#25 item 2: the report recomputed small/similar, which Recommendation.size already holds (a plugin's
+    recommender may decide them its own way)."""
+    from tladvisor.report.view import scenario_view
+
+    analysis = {"backbones": [{"name": "net", "similarity": {"value": 0.9, "spread": 0.0}}],
+                "recommendation": {"backbone": "net", "strategy": "from_scratch", "size": {
+                    "samples_per_class": 20, "small_per_class": 400, "similarity_threshold": 0.5,
+                    "small": False, "similar": False}},
+                "dataset": {"profile": {}}}
+    assert scenario_view(analysis)["prior"] == "from_scratch"  # the stored verdicts, not 20 < 400 and 0.9 >= 0.5
+    del analysis["recommendation"]["size"]["small"], analysis["recommendation"]["size"]["similar"]
+    assert scenario_view(analysis)["prior"] == "feature_extraction"  # an older analysis: recomputed

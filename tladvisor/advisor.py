@@ -24,7 +24,8 @@ from tladvisor import __version__, interrupts, progress
 from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
-from tladvisor.embed import decode_images, default_cache_dir, extract_features, feature_key, stratified_cap
+from tladvisor.embed import (decode_images, default_cache_dir, extract_features, feature_cache_file, feature_key,
+                             stratified_cap)
 from tladvisor.data.images import looks_like_image
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost
@@ -64,6 +65,7 @@ class Advisor:
         self.host = host
         self.progress = progress or (lambda message: log.info(message))
         self.embed_seconds = 0.0  # the embed stage's time so far (timings["embed"])
+        self._cache_entries: dict = {}  # (backbone, dataset, options) -> cache paths and feature key
 
     # --- stages --------------------------------------------------------------------------------------
 
@@ -93,7 +95,21 @@ class Advisor:
         return stratified_cap(dataset.labels, options.max_samples, options.seed)
 
     def _cache_paths(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> tuple[Path, Path]:
-        """Where ``spec``'s measurement and its features on this data are cached."""
+        """Where ``spec``'s measurement and its features on this data are cached (worked out once per backbone
+        and dataset: the key hashes every measured image's digest)."""
+        return self._cache_entry(spec, dataset, options)[:2]
+
+    def _cache_entry(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> tuple[Path, Path, str]:
+        memo = (spec.name, id(dataset), options)
+        try:
+            hash(memo)
+        except TypeError:  # options holding a list: work it out each time
+            return self._work_out_cache_entry(spec, dataset, options)
+        if memo not in self._cache_entries:
+            self._cache_entries[memo] = self._work_out_cache_entry(spec, dataset, options)
+        return self._cache_entries[memo]
+
+    def _work_out_cache_entry(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> tuple[Path, Path, str]:
         indices = self.measured_indices(dataset, options)
         cache_dir = Path(options.cache_dir or default_cache_dir())
         plugins = [(p.name, p.version) for hook in measurement_cache.MEASURING_HOOKS
@@ -103,7 +119,8 @@ class Advisor:
         features = feature_key(spec, dataset, indices, image_size=options.image_size, with_random=True,
                                source_sample=_source_sample_paths(options.source_sample), seed=options.seed)
         key = measurement_cache.measurement_key(features, plugins, options.seed)
-        return cache_dir / f"{spec.name}-{key}.measurement.json", cache_dir / f"{spec.name}-{features}.npz"
+        return (cache_dir / f"{spec.name}-{key}.measurement.json", feature_cache_file(cache_dir, spec.name, features),
+                features)
 
     def decode_once(self, backbones: list[BackboneSpec], dataset: Dataset, options: AnalysisOptions) -> None:
         """One decoding pass serves every resolution still to measure (see :func:`embed.decode_images`);
@@ -139,10 +156,12 @@ class Advisor:
         measured images (from the feature cache when it has them). Its seconds add up in ``embed_seconds``."""
         started = time.perf_counter()
         try:
+            _, features_path, key = self._cache_entry(spec, dataset, options)
+            same = features_path.parent == Path(cache_dir) and np.array_equal(indices, self.measured_indices(dataset, options))
             return extract_features(
                 spec, dataset, indices, image_size=options.image_size, device=options.device,
                 batch_size=options.batch_size, cache_dir=cache_dir, with_random=True, source_sample=source_sample,
-                num_workers=options.num_workers, seed=options.seed)
+                num_workers=options.num_workers, seed=options.seed, key=key if same else None)
         finally:
             self.embed_seconds += time.perf_counter() - started
 

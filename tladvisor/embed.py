@@ -238,22 +238,31 @@ def _embed_per_file(spec: BackboneSpec, paths: list[Path], labels: np.ndarray, p
     return features, probs, layer_shift, random_features
 
 
+def feature_cache_file(cache_dir: Path, backbone: str, key: str) -> Path:
+    """Where the features of ``backbone`` under :func:`feature_key` ``key`` are cached: the one place that
+    names the file (the advisor checks it to know what is left to decode)."""
+    return Path(cache_dir) / f"{backbone}-{key}.npz"
+
+
 def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int] | None = None, *,
                      image_size: int | None = None, device: str | torch.device = "auto", batch_size: int = 64,
                      cache_dir: Path | None = None, with_random: bool = True,
-                     source_sample: Sequence[Path] = (), num_workers: int = 0, seed: int = 0) -> FeatureSet:
+                     source_sample: Sequence[Path] = (), num_workers: int = 0, seed: int = 0,
+                     key: str | None = None) -> FeatureSet:
     """Embed ``dataset.samples[indices]`` (all when None) with ``spec``; read from the cache when present.
 
     ``seed`` fixes the randomly initialised copy, so the pretraining gain is the same on every run.
+    ``key``: the :func:`feature_key` of exactly these arguments when the caller has it already.
     """
     device = devices.pick_device(device) if isinstance(device, str) else device
     indices = np.arange(len(dataset.samples)) if indices is None else np.asarray(indices, dtype=np.int64)
     samples = [dataset.samples[i] for i in indices]
     labels = np.array([s.label for s in samples], dtype=np.int64)
     pre = spec.preprocessing_at(image_size)
-    key = feature_key(spec, dataset, indices, image_size=image_size, with_random=with_random,
-                      source_sample=source_sample, seed=seed)
-    cache_path = Path(cache_dir) / f"{spec.name}-{key}.npz" if cache_dir else None
+    if key is None:
+        key = feature_key(spec, dataset, indices, image_size=image_size, with_random=with_random,
+                          source_sample=source_sample, seed=seed)
+    cache_path = feature_cache_file(cache_dir, spec.name, key) if cache_dir else None
 
     if cache_path is not None:
         cached = _read_cache(cache_path, spec.name, pre.input_size, labels, indices)

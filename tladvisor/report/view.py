@@ -387,7 +387,12 @@ def scenario_view(analysis: dict) -> dict[str, Any] | None:
               for b in backbones]
     anchor = next((p for p in points if p["highlight"]), points[0])
     similarity = anchor["similarity"]
-    prior = scenario_strategy(small=per_class < small, similar=finite(similarity) and similarity >= threshold)
+    # The recommendation's own verdicts (Recommendation.size) when it stored them; recomputed only for an
+    # analysis written before they were (or by a plugin that leaves them out).
+    small_data = size["small"] if isinstance(size.get("small"), bool) else per_class < small
+    similar = (size["similar"] if isinstance(size.get("similar"), bool) and anchor["highlight"]
+               else finite(similarity) and similarity >= threshold)
+    prior = scenario_strategy(small=small_data, similar=similar)
     return {
         "chart": charts.scenario_map(points, "Four-scenario map: samples per class against similarity",
                                      small_per_class=small, similarity_threshold=threshold),
