@@ -30,7 +30,7 @@ from tladvisor import PROJECT_NAME, __version__, hookspecs
 from tladvisor.backbones import BackboneSpec
 from tladvisor.errors import BackboneError, PluginError, TLAdvisorError
 from tladvisor.records import PluginFailure
-from tladvisor.strategies import Strategy
+from tladvisor.strategies import Strategy, registry_or_built_ins
 from tladvisor.text import one_line
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -278,9 +278,7 @@ def _registrar(registry: dict[str, Any], kind: type, noun: str, plugin: str, hoo
 
 def strategy_registry(host: PluginHost | None) -> Mapping[str, Strategy]:
     """The host's strategies, or the built-ins without a host (a library caller, a test)."""
-    from tladvisor.strategies import BUILT_IN_STRATEGIES
-
-    return host.strategies() if host is not None else BUILT_IN_STRATEGIES
+    return registry_or_built_ins(host.strategies() if host is not None else None)
 
 
 def _with_plugin(spec: Any, plugin: str) -> Any:

@@ -113,9 +113,15 @@ ADVISED_STRATEGIES = (FEATURE_EXTRACTION, PARTIAL_FREEZE, FULL_FINETUNE, FROM_SC
 NEUTRAL_COLOUR = "#6b7280"
 
 
+def registry_or_built_ins(registry: Mapping[str, Strategy] | None) -> Mapping[str, Strategy]:
+    """The strategies to use: ``registry`` when given (a host's, plugins' included), else the built-ins. The
+    one place that decides it for every function taking an optional registry."""
+    return BUILT_IN_STRATEGIES if registry is None else registry
+
+
 def strategy_named(name: str, registry: Mapping[str, Strategy] | None = None) -> Strategy:
     """The strategy called ``name`` in ``registry`` (default: the built-ins); ``ValueError`` naming the known ones."""
-    registry = BUILT_IN_STRATEGIES if registry is None else registry
+    registry = registry_or_built_ins(registry)
     try:
         return registry[name]
     except KeyError:
@@ -124,7 +130,7 @@ def strategy_named(name: str, registry: Mapping[str, Strategy] | None = None) ->
 
 def strategy_colours(registry: Mapping[str, Strategy] | None = None) -> dict[str, str]:
     """Name -> report colour of every strategy that has one."""
-    registry = BUILT_IN_STRATEGIES if registry is None else registry
+    registry = registry_or_built_ins(registry)
     return {name: s.colour for name, s in registry.items() if s.colour}
 
 

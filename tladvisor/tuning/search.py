@@ -15,7 +15,7 @@ import torch
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.records import AnalysisOptions, Recommendation
-from tladvisor.strategies import BUILT_IN_STRATEGIES, FREEZE_ALL, FREEZE_CHOSEN, Strategy, strategy_named
+from tladvisor.strategies import FREEZE_ALL, FREEZE_CHOSEN, Strategy, registry_or_built_ins, strategy_named
 
 LR_HEAD = (1e-4, 1e-1)
 LR_BACKBONE = (1e-5, 1e-2)
@@ -79,7 +79,7 @@ def suggest_params(trial, recommendation: Recommendation, backbones: Sequence[Ba
 
     ``strategies``: the registry to draw from (default: the built-ins), in registration order.
     """
-    strategies = BUILT_IN_STRATEGIES if strategies is None else strategies
+    strategies = registry_or_built_ins(strategies)
     by_name = {spec.name: spec for spec in backbones}
     backbone = trial.suggest_categorical("backbone", backbone_choices(backbones))
     strategy = trial.suggest_categorical("strategy", list(strategies))
@@ -121,7 +121,7 @@ def recommendation_params(recommendation: Recommendation, backbones: Sequence[Ba
     params: dict[str, Any] = {}
     if recommendation.backbone in backbone_choices(backbones):
         params["backbone"] = recommendation.backbone
-    strategies = BUILT_IN_STRATEGIES if strategies is None else strategies
+    strategies = registry_or_built_ins(strategies)
     strategy = recommendation.strategy
     plan = strategies.get(strategy)
     if plan is not None:
