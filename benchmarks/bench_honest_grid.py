@@ -17,9 +17,10 @@ only the top stage (``top1``), half the stages (``half``) and the depth the prod
 (``shift``, added per task when it is neither), full fine-tune, from scratch; the top two stages (``top2``)
 and LP-FT with ``--configs``. Rates are multipliers of the product's starting rates (head and backbone
 together, tladvisor.strategies): 0.3x, 1x and 3x, and the next step out (0.1x, 10x, ...) while the best on
-validation sits at an edge. ``--rates-from-seed K`` trains each config only at the multiplier seed K chose.
-``--rerun-climbing`` trains each config whose chosen run peaked in the last fifth of its schedule again at
-twice the length (stored beside it with ``__long``): the evidence that the schedule did not cut it short.
+validation sits at an edge. ``--rates-from-seed K`` trains each network config only at the multiplier seed
+K chose (feature extraction still at its six). ``--rerun-climbing`` trains each config whose chosen run
+peaked in the last fifth of its schedule again at twice the length (stored beside it with ``__long``): the
+evidence that the schedule did not cut it short.
 
 Each unit is written as JSON, atomically, as soon as it finishes (``OUT/units/<task>/seed<k>/<unit>.json``);
 a rerun skips every unit already written with the same settings, so an interrupted run resumes where it
@@ -288,7 +289,8 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
         return read_finished(unit_path(out, task.name, seed, config, m, long), key)
 
     def chosen_for(config: str) -> float | None:
-        if args.rates_from_seed is None:
+        # Feature extraction searches its six rates on every seed: it trains on cached features (seconds).
+        if args.rates_from_seed is None or config == "feature_extraction":
             return None
         tried = {}
         for path in unit_path(out, task.name, args.rates_from_seed, config, 1.0).parent.glob(
@@ -327,14 +329,14 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
 
     for config in configs:
         fixed = chosen_for(config)
-        if args.rates_from_seed is not None and fixed is None:
+        if args.rates_from_seed is not None and fixed is None and config != "feature_extraction":
             print(f"  {task.name} seed {seed} {config}: seed {args.rates_from_seed} chose no rate yet; skipped",
                   flush=True)
             continue
         tried = {}
         for m in ([fixed] if fixed is not None else multipliers_of(config)):
             tried[m] = _val(stored(config, m) or train(config, m))
-        while fixed is None and not args.no_extend:
+        while fixed is None and not args.no_extend and args.rates_from_seed is None:
             m = next_multiplier(tried, LADDER)
             if m is None:
                 break

@@ -199,3 +199,38 @@ def test_the_reference_comparison_chooses_rates_on_validation_and_flags_beyond_n
     assert row["product_mean"] == 0.60 and row["reference_mean"] == 0.80  # the validation-chosen rates' tests
     assert row["reference_better"] and row["noise"] == pytest.approx(((0.24 + 0.16) / 400) ** 0.5)
     assert row["cpu"] == {"product": 6.0, "reference": 4.0}
+
+
+def test_a_later_seed_trains_network_configs_at_the_rate_seed_0_chose_and_feature_extraction_at_all(logic, tmp_path,
+                                                                                                  monkeypatch):
+    """#22: seed 1 reuses seed 0's choice for every network config; feature extraction searches its six."""
+    grid = importlib.import_module("bench_honest_grid")
+    args = grid.parse_args(["--out", str(tmp_path), "--seed", "1", "--rates-from-seed", "0",
+                            "--configs", "feature_extraction", "full_finetune", "--tasks", "vtab-position"])
+    key = logic.settings_key(grid.unit_settings(args))
+    for m, val in ((0.3, 0.5), (1.0, 0.7), (3.0, 0.6)):
+        logic.write_json_atomic(grid.unit_path(tmp_path, "vtab-position", 0, "full_finetune", m),
+                                {"settings_key": key, "multiplier": m, "val_best": val})
+    logic.write_json_atomic(grid.unit_path(tmp_path, "vtab-position", 1, "advice", None),
+                            {"settings_key": key, "shift_depth": 2})
+    trained = []
+
+    def fake_product_unit(spec, data, test_loader, config, m, epochs, a, seed, device):
+        trained.append((config, m, seed))
+        return {"val_best": 0.5, "test_at_best": 0.5, "cpu_s": 0.0, "epochs": epochs}
+    monkeypatch.setattr(grid, "product_unit", fake_product_unit)
+    monkeypatch.setattr(grid, "write_grid_task", lambda *a, **k: None)
+    monkeypatch.setattr(grid, "held_out_loader", lambda *a, **k: None)
+    import tladvisor.data.imagefolder as imagefolder
+    import tladvisor.tuning.data as tuning_data
+
+    class Data:
+        train_idx = list(range(60))
+    monkeypatch.setattr(imagefolder, "load_image_folder", lambda folder: type("D", (), {"classes": ("a",)})())
+    monkeypatch.setattr(tuning_data, "TuningData", lambda *a, **k: Data())
+    (tmp_path / "work" / "vtab-position-seed1-n15-t500").mkdir(parents=True)
+    payload = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    payload["work"] = str(tmp_path / "work")
+    grid.run_group("vtab-position", 1, payload)
+    assert sorted(trained) == sorted([("full_finetune", 1.0, 1)] + [("feature_extraction", m, 1)
+                                                                    for m in grid.multipliers_of("feature_extraction")])
