@@ -78,6 +78,32 @@ def test_rerender_from_analysis_json_alone_reproduces_the_report(tmp_path: Path)
     assert "<p>extra</p>" in again.read_text()
 
 
+def test_hook_write_report_a_re_render_refreshes_every_writer_not_only_the_html(tmp_path: Path, write_plugin) -> None:
+    """#25 item 4: `tladvisor report` called render_report directly, so another plugin's output went stale."""
+    folder = write_plugin("summary_writer", '''
+        import json
+        from pathlib import Path
+
+        from tladvisor import hookimpl
+
+        @hookimpl
+        def write_report(run, out_dir, sections, analysis):
+            data = analysis if run is None else {"run_id": run.run_id, "tuning": None}
+            path = Path(out_dir) / "summary.txt"
+            path.write_text(f"{data['run_id']} trials={len((data.get('tuning') or {}).get('trials') or ())}")
+            return [path]
+    ''')
+    host = PluginHost(folder, load_entry_points=False)
+    run = demo_run(tmp_path, run_id="run-a")
+    run.out_dir.mkdir(parents=True)  # the hook's contract: out_dir exists (analyze creates it)
+    host.call_each("write_report", run=run, out_dir=run.out_dir, sections=[])
+    assert host.failures == []
+    assert (run.out_dir / "summary.txt").read_text() == "run-a trials=0"  # the plugin's first write
+    assert rerender(run.out_dir, host=host) == run.out_dir / "index.html" and host.failures == []
+    assert (run.out_dir / "summary.txt").read_text() == "run-a trials=9"  # rewritten from analysis.json
+    assert "resnet18" in (run.out_dir / "index.html").read_text()
+
+
 def test_rerender_refuses_a_newer_schema(tmp_path: Path) -> None:
     run = demo_run(tmp_path)
     analysis_path, _ = write_report(run=run, out_dir=run.out_dir, sections=[])

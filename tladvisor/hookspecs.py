@@ -234,11 +234,18 @@ def report_sections(run: AnalysisRun | None, analysis: dict[str, Any]) -> list[R
 
 
 @hookspec
-def write_report(run: AnalysisRun, out_dir: Path, sections: list[ReportSection]) -> list[Path] | None:
+def write_report(run: AnalysisRun | None, out_dir: Path, sections: list[ReportSection],
+                 analysis: dict[str, Any] | None) -> list[Path] | None:
     """Write the run's outputs into ``out_dir``.
 
     Arguments: ``run`` (``AnalysisRun``), ``out_dir`` (``pathlib.Path``, exists), ``sections`` (the
     collected ``ReportSection`` list). Return a list of the ``pathlib.Path`` written (or ``None``).
     Every writer runs (not firstresult): the built-in ones write ``analysis.json`` and ``index.html``.
     Writers must write atomically (temporary file, then rename).
+
+    Arguments (appended): ``analysis`` (``dict`` or ``None``). A re-render (``tladvisor report RUN``, a
+    worker adding its trials) calls this hook too, so every writer's output stays current: then ``run`` is
+    ``None`` and ``analysis`` is the stored analysis.json (already on disk). On a first write ``analysis``
+    is ``None`` (build it from ``run``: :func:`tladvisor.report.analysis_json.build_analysis`). A writer that
+    needs the records returns ``None`` when ``run`` is ``None``.
     """

@@ -150,6 +150,9 @@ class PluginHost:
         # those apart, in kwargnames, and leaving them out silently gave the plugin its default instead.
         wanted = (*impl.argnames, *getattr(impl, "kwargnames", ()))
         args = {name: kwargs[name] for name in wanted if name in kwargs}
+        # A required argument the caller did not pass is one appended to the spec later (write_report's
+        # analysis): it arrives as None, as its contract says, instead of failing the plugin.
+        args.update({name: None for name in impl.argnames if name not in args})
         if "host" in wanted and kwargs.get("host") is None:
             args["host"] = self  # a hook that calls others gets the host it was called through
         request = args.get("request")

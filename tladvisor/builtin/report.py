@@ -7,9 +7,12 @@ from pathlib import Path
 
 from tladvisor import hookimpl
 from tladvisor.records import AnalysisRun, ReportSection
-from tladvisor.report.writer import write_run
+from tladvisor.report.writer import render_index, write_run
 
 
 @hookimpl
-def write_report(run: AnalysisRun, out_dir: Path, sections: list[ReportSection]) -> list[Path]:
+def write_report(run: AnalysisRun | None, out_dir: Path, sections: list[ReportSection],
+                 analysis: dict | None = None) -> list[Path]:
+    if run is None:  # a re-render from the stored analysis.json
+        return [render_index(out_dir, analysis or {}, sections or ())]
     return write_run(run, out_dir, sections or ())

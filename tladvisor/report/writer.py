@@ -45,14 +45,26 @@ def rerender(run_dir: str | Path, sections: Iterable[ReportSection] | None = Non
     """
     run_dir = Path(run_dir)
     analysis = load_analysis(run_dir / ANALYSIS_FILENAME)
-    if sections is None:
-        if host is None:
-            from tladvisor.plugins import PluginHost
+    if host is None:
+        from tladvisor.plugins import PluginHost
 
-            host = PluginHost()
+        host = PluginHost()
+    if sections is None:
         sections = collect_sections(host, analysis)
-    report_path = write_text_atomic(run_dir / INDEX_FILENAME, render_report(analysis, sections))
-    _update_runs_index(run_dir, create=False)
+    # Through the write_report hook, as the first write went: another plugin's own output is refreshed too.
+    written = [p for _plugin, paths in host.call_each("write_report", run=None, out_dir=run_dir,
+                                                       sections=list(sections), analysis=analysis)
+               for p in paths or ()]
+    report_path = run_dir / INDEX_FILENAME
+    if report_path not in [Path(p) for p in written]:  # a host without the built-in report writer
+        report_path = render_index(run_dir, analysis, sections)
+    return report_path
+
+
+def render_index(run_dir: Path, analysis: dict, sections: Iterable[ReportSection]) -> Path:
+    """``run_dir/index.html`` from a stored analysis, and the runs index above it refreshed."""
+    report_path = write_text_atomic(Path(run_dir) / INDEX_FILENAME, render_report(analysis, list(sections)))
+    _update_runs_index(Path(run_dir), create=False)
     return report_path
 
 
