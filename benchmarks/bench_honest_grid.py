@@ -31,6 +31,7 @@ stopped. ``--jobs N`` runs N (task, seed) groups at once, each on ``--threads`` 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -237,6 +238,24 @@ def product_unit(spec, data, test_loader, config: str, multiplier: float, epochs
     return result
 
 
+class _NotYet(Exception):
+    """The seed whose rate choice a later seed reuses has not finished its search of a config."""
+
+
+def check_out_folder(out: Path, key: str) -> str | None:
+    """Why ``out`` cannot take units of settings ``key`` (it holds units of other settings, which the same
+    paths would overwrite), or None. One settings key per output folder: give another size its own --out."""
+    for path in sorted(Path(out).glob("units/*/seed*/advice.json")):
+        try:
+            other = json.loads(path.read_text()).get("settings_key")
+        except (OSError, ValueError):
+            continue
+        if other and other != key:
+            return (f"{out} holds units made with other settings (key {other}, e.g. {path}); "
+                    "use another --out for these settings (image size, schedule, batch, device)")
+    return None
+
+
 def _val(unit: dict | None) -> float:
     return float(unit["val_best"]) if unit and "val_best" in unit else math.nan
 
@@ -259,7 +278,8 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
     out, key = Path(args.out), settings_key(unit_settings(args))
     task = task_by_name(task_name)
     per_class = min(task.train_per_class, args.max_train_per_class or task.train_per_class)
-    folder = Path(args.work) / f"{task.name}-seed{seed}-n{per_class}-t{args.test_images}"
+    # the size too: a 128 px run beside a 64 px one must not share (nor delete) a task's cache folder
+    folder = Path(args.work) / f"{task.name}-seed{seed}-n{per_class}-t{args.test_images}-{args.image_size}px"
     if not folder.exists():  # deterministic: rebuilding gives the same images
         write_grid_task(task, folder, seed, per_class, args.test_images)
     host = PluginHost()
@@ -289,7 +309,11 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
         return read_finished(unit_path(out, task.name, seed, config, m, long), key)
 
     def chosen_for(config: str) -> float | None:
-        # Feature extraction searches its six rates on every seed: it trains on cached features (seconds).
+        """The multiplier seed K chose for ``config``, once its search there is complete (its base rates
+        trained and no step out pending); None: search here (feature extraction always: it trains on
+        cached features; a config seed K never trained, such as another shift depth). Raises _NotYet
+        while seed K's search of the config is unfinished: a unit made now would fix a choice it may
+        still revise."""
         if args.rates_from_seed is None or config == "feature_extraction":
             return None
         tried = {}
@@ -298,6 +322,10 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
             unit = read_finished(path, key)
             if unit is not None and not path.stem.endswith("__long"):
                 tried[unit["multiplier"]] = _val(unit)
+        if not tried:
+            return None
+        if not set(multipliers_of(config)) <= set(tried) or next_multiplier(tried, LADDER) is not None:
+            raise _NotYet(config)
         return chosen_multiplier(tried)
 
     state: dict[str, Any] = {}
@@ -328,15 +356,16 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
         return result
 
     for config in configs:
-        fixed = chosen_for(config)
-        if args.rates_from_seed is not None and fixed is None and config != "feature_extraction":
-            print(f"  {task.name} seed {seed} {config}: seed {args.rates_from_seed} chose no rate yet; skipped",
-                  flush=True)
+        try:
+            fixed = chosen_for(config)
+        except _NotYet:
+            print(f"  {task.name} seed {seed} {config}: seed {args.rates_from_seed} has not finished its rate "
+                  f"search; skipped (run seed {args.rates_from_seed} first)", flush=True)
             continue
         tried = {}
         for m in ([fixed] if fixed is not None else multipliers_of(config)):
             tried[m] = _val(stored(config, m) or train(config, m))
-        while fixed is None and not args.no_extend and args.rates_from_seed is None:
+        while fixed is None and not args.no_extend:
             m = next_multiplier(tried, LADDER)
             if m is None:
                 break
@@ -400,6 +429,11 @@ def main(argv=None) -> int:
     if tasks is None:
         return 2
     from grid_summary import summarise, write_summary
+
+    clash = check_out_folder(args.out, settings_key(unit_settings(args)))
+    if clash:
+        print(f"error: {clash}", file=sys.stderr)
+        return 2
 
     print(f"honest grid: {len(tasks)} tasks, seed {args.seed}"
           + (f" at the rates seed {args.rates_from_seed} chose" if args.rates_from_seed is not None else "")

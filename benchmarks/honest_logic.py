@@ -118,9 +118,9 @@ class Schedule:
     epoch: ``max(min_epochs, enough epochs for min_steps optimiser steps)``, at most ``max_epochs``. No early
     stop cuts it short, so a slow starter (fine-tuning, training from scratch) gets the same run as a fast one."""
 
-    min_epochs: int = 15
-    min_steps: int = 400
-    max_epochs: int = 40
+    min_epochs: int = 12  # the grid's defaults (bench_honest_grid --min-epochs/--min-steps/--max-epochs)
+    min_steps: int = 300
+    max_epochs: int = 30
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_epochs <= self.max_epochs or self.min_steps < 0:

@@ -102,6 +102,15 @@ def test_hook_write_report_a_re_render_refreshes_every_writer_not_only_the_html(
     assert rerender(run.out_dir, host=host) == run.out_dir / "index.html" and host.failures == []
     assert (run.out_dir / "summary.txt").read_text() == "run-a trials=9"  # rewritten from analysis.json
     assert "resnet18" in (run.out_dir / "index.html").read_text()
+    old_style = write_plugin("old_writer", '''
+        from tladvisor import hookimpl
+
+        @hookimpl
+        def write_report(run, out_dir, sections):
+            return [run.out_dir / "never.txt"]  # written for a run: would fail on a re-render's None
+    ''')
+    older = PluginHost(old_style, load_entry_points=False)
+    assert rerender(run.out_dir, host=older).is_file() and older.failures == []  # left alone, not failed
 
 
 def test_rerender_refuses_a_newer_schema(tmp_path: Path) -> None:

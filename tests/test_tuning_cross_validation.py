@@ -221,3 +221,31 @@ def test_a_trials_fold_record_holds_the_sample_spread_and_the_error_of_the_mean(
     assert record["spread"] == pytest.approx(0.144338, abs=1e-6)  # sample standard deviation
     assert record["standard_error"] == pytest.approx(0.144338 / 3 ** 0.5, abs=1e-6)
     assert fold_standard_error({"k": 3, "spread": 0.144338}) == pytest.approx(0.083334, abs=1e-6)  # older records
+
+
+def test_a_cross_validated_trial_records_every_folds_correctness_or_none(tiny, tmp_path):
+    """The paired test compares per-image records: the folds' in fold order, each image once; a fold
+    without one leaves the trial without one (fold 0's alone must not pass for the whole pool)."""
+    from tladvisor.tuning.cross_validation import train_cross_validated
+    from tladvisor.tuning.paired_test import CORRECTNESS_ATTR
+    from tladvisor.tuning.strategies import TrialConfig
+    from tladvisor.tuning.trainer import TrainedModel
+
+    options = options_for(tiny, tmp_path, trials=1)
+    data = TuningData(tiny, options, CPU)
+    config = TrialConfig(backbone="tiny_cnn", strategy="feature_extraction", epochs=1)
+
+    def fake(bits_of):
+        def train(spec, config, view, device, seed, **kwargs):
+            fold = next(i for i, v in enumerate(data.fold_plan.val) if v.tolist() == view.val_idx.tolist())
+            extras = {} if bits_of(fold) is None else {CORRECTNESS_ATTR: bits_of(fold)}
+            return TrainedModel(0.5, [0.5], 0, 8, False, lambda: None, extras)
+        return train
+    sizes = [len(v) for v in data.fold_plan.val]
+    whole = train_cross_validated(tiny_backbone_spec(), config, data, CPU, seed=0,
+                                  train=fake(lambda f: str(f) * sizes[f]))
+    assert whole.extras[CORRECTNESS_ATTR] == "".join(str(f) * n for f, n in enumerate(sizes))
+    assert len(whole.extras[CORRECTNESS_ATTR]) == data.fold_plan.pool_size
+    partial = train_cross_validated(tiny_backbone_spec(), config, data, CPU, seed=0,
+                                    train=fake(lambda f: "1" * sizes[f] if f == 0 else None))
+    assert CORRECTNESS_ATTR not in partial.extras

@@ -85,3 +85,30 @@ def test_the_verdict_says_the_test_and_its_p_value():
     assert beaten["within_noise"] is False and beaten["summary"].startswith("Tuning beat the advice: trial #2")
     assert "after Bonferroni over 2 trials" in beaten["summary"]
     assert beaten["p_adjusted"] == pytest.approx(2 * mcnemar_exact(0, 30), rel=1e-3)
+
+
+def test_the_correction_counts_every_finished_trial_pruned_ones_too():
+    """The survivors of pruning beat the median on the same images: they are the lucky ones, and the best is
+    picked among all of them; a trial the deadline stopped is not among them."""
+    advice_bits, best_bits = "1" * 60 + "0" * 40, "1" * 60 + "1" * 12 + "0" * 28
+    pruned = [create_trial(state=TrialState.PRUNED, value=None, params={"strategy": "full_finetune"},
+                           distributions=STRATEGY, intermediate_values={0: 0.3},
+                           user_attrs={"params": {"backbone": "b", "strategy": "full_finetune"}}) for _ in range(3)]
+    stopped = create_trial(state=TrialState.PRUNED, value=None, params={"strategy": "full_finetune"},
+                           distributions=STRATEGY, intermediate_values={0: 0.3},
+                           user_attrs={"params": {"backbone": "b", "strategy": "full_finetune"},
+                                       "stopped_by": "timeout"})
+    view = versus_advice(study_of(trial(0.60, "feature_extraction", advice_bits, advice=True),
+                                  trial(0.72, "full_finetune", best_bits), *pruned, stopped))
+    assert view["p_adjusted"] == pytest.approx(min(1.0, 4 * mcnemar_exact(0, 12)), rel=1e-4)  # 1 complete + 3 pruned
+    assert "after Bonferroni over 4 trials" in view["summary"]
+
+
+def test_the_exact_test_holds_on_large_validation_sets():
+    """20,000 disagreements (it once summed 20,000-digit coefficients): the normal approximation with
+    continuity correction, z = (9800.5 - 10000) / sqrt(5000), gives p = 0.00479."""
+    import math
+
+    p = mcnemar_exact(9_800, 10_200)
+    z = (9_800.5 - 10_000) / math.sqrt(5_000)
+    assert p == pytest.approx(math.erfc(abs(z) / math.sqrt(2)), rel=0.02)  # two-sided normal tail

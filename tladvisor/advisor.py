@@ -65,7 +65,7 @@ class Advisor:
         self.host = host
         self.progress = progress or (lambda message: log.info(message))
         self.embed_seconds = 0.0  # the embed stage's time so far (timings["embed"])
-        self._cache_entries: dict = {}  # (backbone, dataset, options) -> cache paths and feature key
+        self._cache_entries: dict = {}  # (backbone, id(dataset), options) -> (dataset, (paths, feature key))
 
     # --- stages --------------------------------------------------------------------------------------
 
@@ -105,9 +105,10 @@ class Advisor:
             hash(memo)
         except TypeError:  # options holding a list: work it out each time
             return self._work_out_cache_entry(spec, dataset, options)
-        if memo not in self._cache_entries:
-            self._cache_entries[memo] = self._work_out_cache_entry(spec, dataset, options)
-        return self._cache_entries[memo]
+        held = self._cache_entries.get(memo)
+        if held is None or held[0] is not dataset:  # the dataset is held, so its id is never another's
+            held = self._cache_entries[memo] = (dataset, self._work_out_cache_entry(spec, dataset, options))
+        return held[1]
 
     def _work_out_cache_entry(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> tuple[Path, Path, str]:
         indices = self.measured_indices(dataset, options)

@@ -179,10 +179,14 @@ class PluginHost:
             return self.call_first(hook_name, **kwargs)
         return [result for _, result in self.call_each(hook_name, **kwargs)]
 
-    def call_each(self, hook_name: str, **kwargs) -> list[tuple[str, Any]]:
-        """Call every implementation, isolating failures; return ``[(plugin, result)]`` of the non-None."""
+    def call_each(self, hook_name: str, *, accepting: str | None = None, **kwargs) -> list[tuple[str, Any]]:
+        """Call every implementation, isolating failures; return ``[(plugin, result)]`` of the non-None.
+        ``accepting``: only the implementations that name this argument (one written for a later contract,
+        such as ``write_report`` on a re-render)."""
         results = []
         for impl in self._implementations(hook_name):
+            if accepting is not None and accepting not in (*impl.argnames, *getattr(impl, "kwargnames", ())):
+                continue
             ok, result = self._call_impl(impl, hook_name, kwargs)
             if ok and result is not None:
                 results.append((impl.plugin_name, result))

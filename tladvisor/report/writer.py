@@ -52,8 +52,10 @@ def rerender(run_dir: str | Path, sections: Iterable[ReportSection] | None = Non
     if sections is None:
         sections = collect_sections(host, analysis)
     # Through the write_report hook, as the first write went: another plugin's own output is refreshed too.
-    written = [p for _plugin, paths in host.call_each("write_report", run=None, out_dir=run_dir,
-                                                       sections=list(sections), analysis=analysis)
+    # Only writers that name `analysis` are called: one written before re-renders went through the hook
+    # expects a run and would fail on None.
+    written = [p for _plugin, paths in host.call_each("write_report", accepting="analysis", run=None,
+                                                       out_dir=run_dir, sections=list(sections), analysis=analysis)
                for p in paths or ()]
     report_path = run_dir / INDEX_FILENAME
     if report_path not in [Path(p) for p in written]:  # a host without the built-in report writer

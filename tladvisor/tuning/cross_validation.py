@@ -55,6 +55,8 @@ def train_cross_validated(spec: BackboneSpec, config: TrialConfig, data: TuningD
     parts = [t.extras.get(CORRECTNESS_ATTR) for t in trained]
     if all(isinstance(p, str) for p in parts):
         extras[CORRECTNESS_ATTR] = "".join(parts)
+    else:  # one fold without it: fold 0's alone must not pass for the whole pool
+        extras.pop(CORRECTNESS_ATTR, None)
     summary = fold_summary(accuracies, data.fold_plan.pool_size)
     summary["curves"] = [list(t.learning_curve) for t in trained]
     summary["best_epochs"] = [t.best_epoch + 1 for t in trained]

@@ -123,7 +123,11 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         "test": None, "p_value": None, "p_adjusted": None,
     }
     n = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    stopped = [t for t in trials if t.user_attrs.get(STOPPED_BY) == DEADLINE and t.number != advice.number]
+    # Trials the deadline stopped, the advice's own earlier attempts aside (its re-run is what is compared).
+    stopped = [t for t in trials if t.user_attrs.get(STOPPED_BY) == DEADLINE and t.number != advice.number
+               and t.user_attrs.get("source") != "recommendation"]
+    # The best was picked among every finished trial (pruned ones too: they were judged on the same images).
+    rivals = max(0, n - 1 - len(stopped))
     if advice not in complete:
         found = (f"; the best so far is trial #{best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
                  if best else "")
@@ -144,7 +148,6 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         compared = (f"trial #{best.number} ({config_label(trial_params(best))}) reached validation accuracy "
                     f"{best.value:.3f} against {advice.value:.3f} for the advised config (trial #{advice.number}, "
                     f"{config_label(trial_params(advice))}), {100 * gain:+.1f} points{scored}")
-        rivals = sum(t.state == TrialState.COMPLETE and t.number != advice.number for t in trials)
         paired = paired_verdict(str(advice.user_attrs.get(CORRECTNESS_ATTR) or ""),
                                 str(best.user_attrs.get(CORRECTNESS_ATTR) or ""), rivals)
         if paired is not None:
@@ -165,12 +168,13 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
                 view["summary"] = f"Tuning beat the advice: {compared}."
     else:
         view["gain"] = 0.0
-        others = max(0, n - 1 - len(stopped))
-        rivals = ("no other trial has finished yet" if others == 0 else "the one other finished trial did not beat it"
-                  if others == 1 else f"none of the other {others} finished trials beat it")
+        others = rivals
+        rivals_text = ("no other trial has finished yet" if others == 0 else
+                       "the one other finished trial did not beat it" if others == 1 else
+                       f"none of the other {others} finished trials beat it")
         view["summary"] = (f"The advice held: the advised config (trial #{advice.number}, "
                            f"{config_label(trial_params(advice))}) reached validation accuracy {advice.value:.3f}"
-                           f"{scored} and {rivals}.")
+                           f"{scored} and {rivals_text}.")
     if stopped:
         view["summary"] += " " + _stopped_note(stopped)
     return view

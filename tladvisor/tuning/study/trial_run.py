@@ -165,7 +165,8 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, data: TuningData, recomm
                                              batch_size=options.batch_size, patience=patience,
                                              image_size=options.image_size)
             spec = by_name[config.backbone]
-            planned["epochs"] = config.epochs
+            # Under cross-validation fold 0's last epoch is not the trial's last (K-1 folds follow): prune then too.
+            planned["epochs"] = config.epochs if data.fold_plan is None else 1 << 30
             if progress_view is not None:
                 progress_view.started(finished_before, params, trial.number)
             limit = {} if deadline is None else {"deadline": deadline}
