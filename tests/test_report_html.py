@@ -240,3 +240,13 @@ def test_sparse_records_render_without_errors(evil_run) -> None:
     ids = [attrs["id"] for tag, attrs in parse(html).tags if tag == "section"]
     assert ids == ["verdict", "dataset", "similarity", "scenarios", "tuning", "reproduce"]
     assert "The recommender gave no reasons" in html and "0 of 4 requested" in html
+
+
+def test_every_place_of_the_report_names_a_trial_as_hash_number(report: str) -> None:
+    """#26 item 1 (found by a README walk): the verdict card said 'trial 4' where everything else says '#4'."""
+    import re
+
+    verdict = report[report.index('id="verdict"'):report.index("</section>", report.index('id="verdict"'))]
+    assert "(trial #4, " in verdict
+    text = re.sub(r"<[^>]+>", " ", report)
+    assert not re.search(r"\btrial \d", text), re.search(r".{40}\btrial \d.{40}", text).group(0)

@@ -6,6 +6,7 @@ Errors a user can cause print one line and exit non-zero; ``--debug`` shows trac
 from __future__ import annotations
 
 import json
+import textwrap
 import logging
 import os
 import sys
@@ -165,8 +166,11 @@ def examples(name: str | None, dest: Path | None, seed: int) -> None:
     from tladvisor.data.examples import EXAMPLES, write_example
 
     if name is None:
-        for example, description in EXAMPLES.items():
-            out.print(f"{example:12s} {description}", markup=False, highlight=False)
+        width = max(40, (out.width or 100) - 1)
+        for example, description in EXAMPLES.items():  # wrapped under the description, not at column 0
+            out.print(textwrap.fill(description, width=width, initial_indent=f"{example:13s}", subsequent_indent=" " * 13,
+                                    break_on_hyphens=False),
+                      markup=False, highlight=False, soft_wrap=True)
         return
     if dest is None:
         raise click.UsageError("give a destination folder: tladvisor examples NAME DEST")
