@@ -31,7 +31,6 @@ stopped. ``--jobs N`` runs N (task, seed) groups at once, each on ``--threads`` 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -52,15 +51,17 @@ from honest_logic import (  # noqa: E402
     still_climbing,
     write_json_atomic,
 )
+from grid_plan import (  # noqa: E402
+    CONFIGS,
+    LADDER,
+    check_out_folder,
+    multipliers_of,
+    rates_at,
+    resolved_configs,
+    unit_path,
+)
 from ranking_logic import next_multiplier  # noqa: E402
 
-BASE_MULTIPLIERS = {"feature_extraction": (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)}  # on cached features: cheap
-DEFAULT_MULTIPLIERS = (0.3, 1.0, 3.0)
-LADDER = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
-# The top two stages (partial_freeze@top2) lie between top1 and half; left out of the default for cost
-# (docs/benchmarks.md, "The honest grid"), available with --configs.
-CONFIGS = ("feature_extraction", "partial_freeze@top1", "partial_freeze@half", "partial_freeze@shift",
-           "full_finetune", "from_scratch")
 GRID_FORMAT = 2
 
 
@@ -102,53 +103,6 @@ def unit_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"format": GRID_FORMAT, "image_size": args.image_size, "batch_size": args.batch_size,
             "schedule": [args.min_epochs, args.min_steps, args.max_epochs], "test_images": args.test_images,
             "max_train_per_class": args.max_train_per_class, "device": args.device}
-
-
-def multipliers_of(config: str) -> tuple[float, ...]:
-    return BASE_MULTIPLIERS.get(config.split("@")[0], DEFAULT_MULTIPLIERS)
-
-
-def rates_at(strategy: str, multiplier: float) -> dict[str, float]:
-    """The product's starting rates of ``strategy`` (head and backbone) times ``multiplier``."""
-    from tladvisor.strategies import BUILT_IN_STRATEGIES
-
-    start = BUILT_IN_STRATEGIES[strategy].learning_rates
-    return {"head": start["head"] * multiplier, "backbone": start.get("backbone", 0.0) * multiplier,
-            "layer_decay": start.get("layer_decay", 1.0)}
-
-
-def resolve_config(config: str, n_stages: int, shift_depth: int | None) -> str | None:
-    """A config with a symbolic depth (top1, top2, half, shift) as ``partial_freeze@K``; None when it
-    does not apply (no shift depth known)."""
-    strategy, _, depth = config.partition("@")
-    if not depth:
-        return config
-    if depth.startswith("top"):
-        k = n_stages - int(depth[3:])
-    elif depth == "half":
-        k = n_stages // 2
-    elif depth == "shift":
-        if shift_depth is None:
-            return None
-        k = shift_depth
-    else:
-        k = int(depth)
-    return f"{strategy}@{min(max(k, 1), n_stages - 1)}"
-
-
-def resolved_configs(configs: list[str], n_stages: int, shift_depth: int | None) -> list[str]:
-    """Each config once, in the order given (the shift depth joins only when it is a new depth)."""
-    out: list[str] = []
-    for config in configs:
-        name = resolve_config(config, n_stages, shift_depth)
-        if name is not None and name not in out:
-            out.append(name)
-    return out
-
-
-def unit_path(out: Path, task: str, seed: int, config: str, multiplier: float | None, long: bool = False) -> Path:
-    name = "advice" if config == "advice" else f"{config.replace('@', '-')}__x{multiplier:g}" + ("__long" if long else "")
-    return out / "units" / task / f"seed{seed}" / f"{name}.json"
 
 
 def test_per_class_for(task, wanted_images: int) -> int:
@@ -240,20 +194,6 @@ def product_unit(spec, data, test_loader, config: str, multiplier: float, epochs
 
 class _NotYet(Exception):
     """The seed whose rate choice a later seed reuses has not finished its search of a config."""
-
-
-def check_out_folder(out: Path, key: str) -> str | None:
-    """Why ``out`` cannot take units of settings ``key`` (it holds units of other settings, which the same
-    paths would overwrite), or None. One settings key per output folder: give another size its own --out."""
-    for path in sorted(Path(out).glob("units/*/seed*/advice.json")):
-        try:
-            other = json.loads(path.read_text()).get("settings_key")
-        except (OSError, ValueError):
-            continue
-        if other and other != key:
-            return (f"{out} holds units made with other settings (key {other}, e.g. {path}); "
-                    "use another --out for these settings (image size, schedule, batch, device)")
-    return None
 
 
 def _val(unit: dict | None) -> float:

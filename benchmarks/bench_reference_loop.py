@@ -32,15 +32,13 @@ sys.path.insert(0, str(HERE))
 
 from bench_honest_grid import (  # noqa: E402
     held_out_loader,
-    multipliers_of,
     product_unit,
-    rates_at,
-    resolved_configs,
     schedule_of,
     start_run,
     unit_settings,
     write_grid_task,
 )
+from grid_plan import multipliers_of, rates_at, resolved_configs  # noqa: E402
 from honest_logic import read_finished, settings_key, steps_per_epoch, write_json_atomic  # noqa: E402
 from suite_stats import config_rank  # noqa: E402
 
@@ -53,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     args = grid_args(argv)
     args.out = args.out.parent / "reference_loop" if args.out.name == "honest_grid" else args.out
-    if args.configs == list(__import__("bench_honest_grid").CONFIGS):
+    if args.configs == list(__import__("grid_plan").CONFIGS):
         args.configs = list(REFERENCE_CONFIGS)
     return args
 

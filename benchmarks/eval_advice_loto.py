@@ -92,7 +92,7 @@ def records(grid_dir: Path, key: str | None) -> tuple[list[dict[str, Any]], str]
     for unit in trained:
         grid_cost[(unit["task"], unit["seed"])] = grid_cost.get((unit["task"], unit["seed"]), 0.0) + unit["cpu_s"]
     stages = sorted({s for a in advice.values() for s in a["measures"].get("stage_shift", {})})
-    from bench_honest_grid import resolve_config
+    from grid_plan import resolve_config
 
     rows = []
     for (task, seed), configs in sorted(chosen.items()):

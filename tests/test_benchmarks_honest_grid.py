@@ -16,7 +16,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 @pytest.fixture
 def logic(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
-    for name in ("honest_logic", "grid_summary", "bench_honest_grid"):
+    for name in ("honest_logic", "grid_summary", "grid_plan", "bench_honest_grid"):
         sys.modules.pop(name, None)
     return importlib.import_module("honest_logic")
 
@@ -112,28 +112,28 @@ def test_the_rate_multiplier_is_chosen_on_validation_lower_on_ties_and_never_a_f
 
 
 def test_configs_resolve_to_depths_of_the_backbone_and_the_shift_depth_joins_only_when_new(logic):
-    grid = importlib.import_module("bench_honest_grid")
-    configs = list(grid.CONFIGS)
-    assert grid.resolved_configs(configs, 6, 2) == ["feature_extraction", "partial_freeze@5", "partial_freeze@3",
+    plan = importlib.import_module("grid_plan")
+    configs = list(plan.CONFIGS)
+    assert plan.resolved_configs(configs, 6, 2) == ["feature_extraction", "partial_freeze@5", "partial_freeze@3",
                                                    "partial_freeze@2", "full_finetune", "from_scratch"]
-    assert grid.resolve_config("partial_freeze@top2", 6, None) == "partial_freeze@4"
-    assert grid.resolved_configs(configs, 6, 3).count("partial_freeze@3") == 1  # the shift picked half: once
-    assert "partial_freeze@2" not in grid.resolved_configs(configs, 6, None)  # no shift measured
-    assert grid.resolve_config("partial_freeze@top1", 4, None) == "partial_freeze@3"
-    assert grid.resolve_config("partial_freeze@9", 6, None) == "partial_freeze@5"  # held to 1..n-1
+    assert plan.resolve_config("partial_freeze@top2", 6, None) == "partial_freeze@4"
+    assert plan.resolved_configs(configs, 6, 3).count("partial_freeze@3") == 1  # the shift picked half: once
+    assert "partial_freeze@2" not in plan.resolved_configs(configs, 6, None)  # no shift measured
+    assert plan.resolve_config("partial_freeze@top1", 4, None) == "partial_freeze@3"
+    assert plan.resolve_config("partial_freeze@9", 6, None) == "partial_freeze@5"  # held to 1..n-1
 
 
 def test_rates_are_multiples_of_the_products_starting_rates_at_least_three_spanning_9x(logic):
-    grid = importlib.import_module("bench_honest_grid")
+    plan = importlib.import_module("grid_plan")
     from tladvisor.strategies import BUILT_IN_STRATEGIES
 
     for strategy in ("feature_extraction", "partial_freeze", "full_finetune", "from_scratch"):
-        multipliers = grid.multipliers_of(strategy)
+        multipliers = plan.multipliers_of(strategy)
         assert len(multipliers) >= 3 and max(multipliers) / min(multipliers) >= 9 and 1.0 in multipliers
         start = BUILT_IN_STRATEGIES[strategy].learning_rates
-        assert grid.rates_at(strategy, 3.0)["head"] == pytest.approx(3 * start["head"])
-        assert grid.rates_at(strategy, 0.3)["backbone"] == pytest.approx(0.3 * start["backbone"])
-    assert len(grid.multipliers_of("feature_extraction")) == 6  # on cached features: a wider search
+        assert plan.rates_at(strategy, 3.0)["head"] == pytest.approx(3 * start["head"])
+        assert plan.rates_at(strategy, 0.3)["backbone"] == pytest.approx(0.3 * start["backbone"])
+    assert len(plan.multipliers_of("feature_extraction")) == 6  # on cached features: a wider search
 
 
 def test_a_task_gets_500_test_images_unless_its_source_has_too_few(logic, tmp_path):
@@ -205,13 +205,14 @@ def test_a_later_seed_trains_network_configs_at_the_rate_seed_0_chose_and_featur
                                                                                                   monkeypatch):
     """#22: seed 1 reuses seed 0's choice for every network config; feature extraction searches its six."""
     grid = importlib.import_module("bench_honest_grid")
+    plan = importlib.import_module("grid_plan")
     args = grid.parse_args(["--out", str(tmp_path), "--seed", "1", "--rates-from-seed", "0",
                             "--configs", "feature_extraction", "full_finetune", "--tasks", "vtab-position"])
     key = logic.settings_key(grid.unit_settings(args))
     for m, val in ((0.3, 0.5), (1.0, 0.7), (3.0, 0.6)):
-        logic.write_json_atomic(grid.unit_path(tmp_path, "vtab-position", 0, "full_finetune", m),
+        logic.write_json_atomic(plan.unit_path(tmp_path, "vtab-position", 0, "full_finetune", m),
                                 {"settings_key": key, "multiplier": m, "val_best": val})
-    logic.write_json_atomic(grid.unit_path(tmp_path, "vtab-position", 1, "advice", None),
+    logic.write_json_atomic(plan.unit_path(tmp_path, "vtab-position", 1, "advice", None),
                             {"settings_key": key, "shift_depth": 2})
     trained = []
 
@@ -232,21 +233,21 @@ def test_a_later_seed_trains_network_configs_at_the_rate_seed_0_chose_and_featur
     payload["work"] = str(tmp_path / "work")
     grid.run_group("vtab-position", 1, payload)
     assert sorted(trained) == sorted([("full_finetune", 1.0, 1)] + [("feature_extraction", m, 1)
-                                                                    for m in grid.multipliers_of("feature_extraction")])
+                                                                    for m in plan.multipliers_of("feature_extraction")])
     # seed 0's search of a config still open (its best at an edge, the step out not yet trained): wait
     trained.clear()
     for m, val in ((0.3, 0.5), (1.0, 0.6), (3.0, 0.7)):
-        logic.write_json_atomic(grid.unit_path(tmp_path, "vtab-position", 0, "from_scratch", m),
+        logic.write_json_atomic(plan.unit_path(tmp_path, "vtab-position", 0, "from_scratch", m),
                                 {"settings_key": key, "multiplier": m, "val_best": val})
     payload["configs"] = ["from_scratch", "partial_freeze@shift"]
     grid.run_group("vtab-position", 1, payload)
     # from scratch waits for seed 0; the shift depth seed 0 never trained (2 here) is searched on seed 1
-    assert sorted(trained) == [("partial_freeze@2", m, 1) for m in grid.multipliers_of("partial_freeze")]
+    assert sorted(trained) == [("partial_freeze@2", m, 1) for m in plan.multipliers_of("partial_freeze")]
 
 
 def test_an_out_folder_holds_units_of_one_settings_key(logic, tmp_path):
-    grid = importlib.import_module("bench_honest_grid")
-    logic.write_json_atomic(grid.unit_path(tmp_path, "t", 0, "advice", None), {"settings_key": "aaa"})
-    assert grid.check_out_folder(tmp_path, "aaa") is None
-    clash = grid.check_out_folder(tmp_path, "bbb")
+    plan = importlib.import_module("grid_plan")
+    logic.write_json_atomic(plan.unit_path(tmp_path, "t", 0, "advice", None), {"settings_key": "aaa"})
+    assert plan.check_out_folder(tmp_path, "aaa") is None
+    clash = plan.check_out_folder(tmp_path, "bbb")
     assert clash.startswith(f"{tmp_path} holds units made with other settings (key aaa") and "--out" in clash
