@@ -106,3 +106,13 @@ def test_a_trial_the_deadline_stopped_is_neither_beaten_nor_counted_as_finished(
     # one finished rival beside it: counted as the one other finished trial, the stopped one said apart
     both = study_of(trial(0.873, "feature_extraction", advice=True), trial(0.85, "partial_freeze"), stopped)
     assert "the one other finished trial did not beat it. Trial #2" in versus_advice(both)["summary"]
+
+
+def test_an_advice_attempt_the_deadline_stopped_is_neither_a_rival_nor_listed_once_the_advice_ran():
+    earlier = create_trial(state=TrialState.PRUNED, value=None, params={"strategy": "feature_extraction"},
+                           distributions=STRATEGY, intermediate_values={0: 0.5},
+                           user_attrs={"params": {"backbone": "resnet18", "strategy": "feature_extraction"},
+                                       "source": "recommendation", "stopped_by": "timeout"})
+    trials = study_of(earlier, trial(0.873, "feature_extraction", advice=True), trial(0.85, "partial_freeze"))
+    summary = versus_advice(trials)["summary"]
+    assert "the one other finished trial did not beat it." in summary and "stopped" not in summary

@@ -122,12 +122,13 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         "beats_advice": None, "gain": None, "noise": None, "within_noise": None,
         "test": None, "p_value": None, "p_adjusted": None,
     }
-    n = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     # Trials the deadline stopped, the advice's own earlier attempts aside (its re-run is what is compared).
     stopped = [t for t in trials if t.user_attrs.get(STOPPED_BY) == DEADLINE and t.number != advice.number
                and t.user_attrs.get("source") != "recommendation"]
-    # The best was picked among every finished trial (pruned ones too: they were judged on the same images).
-    rivals = max(0, n - 1 - len(stopped))
+    # The best was picked among every other finished trial (pruned ones too: they were judged on the same
+    # images); one the deadline stopped did not finish.
+    rivals = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.number != advice.number
+                 and t.user_attrs.get(STOPPED_BY) != DEADLINE for t in trials)
     if advice not in complete:
         found = (f"; the best so far is trial #{best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
                  if best else "")
@@ -168,10 +169,9 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
                 view["summary"] = f"Tuning beat the advice: {compared}."
     else:
         view["gain"] = 0.0
-        others = rivals
-        rivals_text = ("no other trial has finished yet" if others == 0 else
-                       "the one other finished trial did not beat it" if others == 1 else
-                       f"none of the other {others} finished trials beat it")
+        rivals_text = ("no other trial has finished yet" if rivals == 0 else
+                       "the one other finished trial did not beat it" if rivals == 1 else
+                       f"none of the other {rivals} finished trials beat it")
         view["summary"] = (f"The advice held: the advised config (trial #{advice.number}, "
                            f"{config_label(trial_params(advice))}) reached validation accuracy {advice.value:.3f}"
                            f"{scored} and {rivals_text}.")
