@@ -251,3 +251,28 @@ def test_an_out_folder_holds_units_of_one_settings_key(logic, tmp_path):
     assert plan.check_out_folder(tmp_path, "aaa") is None
     clash = plan.check_out_folder(tmp_path, "bbb")
     assert clash.startswith(f"{tmp_path} holds units made with other settings (key aaa") and "--out" in clash
+
+
+def test_the_estimate_counts_a_task_finished_only_when_every_search_is_closed(logic, tmp_path):
+    plan = importlib.import_module("grid_plan")
+    estimate = importlib.import_module("grid_estimate")
+
+    class Task:
+        name, n_classes, train_per_class = "t", 2, 30
+    logic.write_json_atomic(plan.unit_path(tmp_path, "t", 0, "advice", None),
+                            {"settings_key": "k", "task": "t", "seed": 0, "n_stages": 6, "shift_depth": 5})
+    configs = plan.resolved_configs(list(plan.CONFIGS), 6, 5)
+    for config in configs:
+        for m in plan.multipliers_of(config):
+            best = m == 1.0  # an inner rate wins: nothing to extend
+            logic.write_json_atomic(plan.unit_path(tmp_path, "t", 0, config, m), {
+                "settings_key": "k", "task": "t", "family": "f", "seed": 0, "config": config, "multiplier": m,
+                "rate": m, "val_best": 0.9 if best else 0.5, "test_at_best": 0.5, "val_curve": [0.5], "cpu_s": 6.0,
+                "epochs": 30, "n_train": 60})
+    (row,) = estimate.estimate(tmp_path / "units", "k", [Task()], logic.Schedule(), 64)
+    assert row["finished"] and row["cpu_s_left"] == 0.0
+    other = type("Other", (), {"name": "u", "n_classes": 2, "train_per_class": 30})()
+    (_, fresh) = estimate.estimate(tmp_path / "units", "k", [Task(), other], logic.Schedule(), 64)
+    per_image_epoch = 6.0 / (30 * 60)
+    expected = 30 * 60 * (estimate.NETWORK_CONFIGS * estimate.RATES_PER_CONFIG * per_image_epoch + 6 * per_image_epoch)
+    assert not fresh["finished"] and fresh["cpu_s_left"] == pytest.approx(expected)
