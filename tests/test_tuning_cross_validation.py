@@ -249,3 +249,25 @@ def test_a_cross_validated_trial_records_every_folds_correctness_or_none(tiny, t
     partial = train_cross_validated(tiny_backbone_spec(), config, data, CPU, seed=0,
                                     train=fake(lambda f: "1" * sizes[f] if f == 0 else None))
     assert CORRECTNESS_ATTR not in partial.extras
+
+
+def test_every_trial_stores_one_correctness_record_over_the_whole_fold_pool(tiny, tmp_path):
+    """The paired verdict compares trials image by image: each cross-validated trial stores its folds' records
+    (every pooled image once, in the plan's fold order), and the verdict names the test it used."""
+    import optuna
+
+    from tladvisor.tuning.paired_test import CORRECTNESS_ATTR
+
+    options = options_for(tiny, tmp_path, trials=2)
+    result = Tuner(options, host=PluginHost(load_entry_points=False)).run(tiny, RECOMMENDATION, [tiny_backbone_spec()])
+    study = optuna.load_study(study_name="tiny", storage=result.storage)
+    plan = TuningData(tiny, options, CPU).fold_plan
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete and all(len(t.user_attrs[CORRECTNESS_ATTR]) == plan.pool_size for t in complete)
+    for t in complete:  # the record is the trial's: fold by fold, its right images are its fold accuracies
+        bits, start = t.user_attrs[CORRECTNESS_ATTR], 0
+        for accuracy, fold in zip(t.user_attrs["folds"]["accuracies"], plan.val):
+            assert bits[start:start + len(fold)].count("1") == round(accuracy * len(fold))
+            start += len(fold)
+    verdict = result.versus_advice
+    assert verdict is not None and (verdict["test"] is None or verdict["test"].startswith("exact McNemar"))
