@@ -63,7 +63,17 @@ def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
 
 def ask(study: optuna.Study, identity: dict[str, Any]) -> optuna.Trial:
     """``study.ask()``, except the trial carries ``identity`` (this process's) from the moment it is RUNNING,
-    so no other worker can mistake it for an orphan (rule 3 of :func:`~.recovery.settle_interrupted`)."""
+    so no other worker can mistake it for an orphan (rule 3 of :func:`~.recovery.settle_interrupted`).
+
+    Why not Optuna's public API: ``Study.ask()`` pops a WAITING trial (or creates one) and only then lets the
+    caller set attributes, so between the two another worker's liveness check sees a RUNNING trial that
+    names no process and may fail it as lost. Optuna offers no hook to set an attribute in the same step, so
+    this re-does ``ask``'s two storage calls (pop a WAITING trial with ``set_trial_state_values``, else
+    ``create_new_trial`` from a template) with the identity written first, and builds the ``optuna.Trial``
+    the way ``ask`` does. The storage methods are public (``BaseStorage``); the study's storage and id are
+    reached through :mod:`.optuna_access`, the one module that touches Optuna's private attributes, and
+    ``tests/test_scale_out.py`` runs this against SQLite and PostgreSQL workers so an Optuna upgrade that
+    changes them fails there."""
     storage, study_number = storage_of(study), study_id(study)
     forget_cached_trials(study)  # what ask() does: the sampler sees the latest trials
     for waiting in storage.get_all_trials(study_number, deepcopy=False, states=(TrialState.WAITING,)):
