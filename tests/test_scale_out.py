@@ -29,6 +29,7 @@ from tladvisor.tuning import model_io, search
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.search import suggest_params
 from tladvisor.tuning.study import claims
+from tladvisor.tuning.study.optuna_access import storage_of, study_id, trial_id
 from tladvisor.tuning.study import (NOT_RUN, PROCESS, Heartbeat, Tuner, display_url, network_filesystem,
                                     open_storage, process_gone, process_identity, read_description, trial_run)
 from tladvisor.tuning.trainer import TrainedModel
@@ -99,8 +100,8 @@ def running_trial(study: optuna.Study, identity: dict | None, params: dict | Non
     template = optuna.trial.create_trial(
         state=TrialState.RUNNING, params=params or {}, system_attrs={PROCESS: identity} if identity else {},
         distributions={name: FloatDistribution(1e-4, 1e-1, log=True) for name in params or {}})
-    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
-    return study._storage.get_trial(trial_id).number
+    created = storage_of(study).create_new_trial(study_id(study), template_trial=template)
+    return storage_of(study).get_trial(created).number
 
 
 def dead_pid() -> int:
@@ -235,8 +236,8 @@ def test_a_worker_whose_heartbeat_stops_loses_its_trial_to_a_retry_with_the_same
     params = {"lr_head": 0.02}
     silent = running_trial(study, foreign(host="machine-that-died"), params)
     beating = running_trial(study, foreign(host="machine-that-lives"), params)
-    study._storage.record_heartbeat(study.trials[silent]._trial_id)
-    with Heartbeat(study._storage, study.trials[beating]._trial_id, 1):
+    storage_of(study).record_heartbeat(trial_id(study.trials[silent]))
+    with Heartbeat(storage_of(study), trial_id(study.trials[beating]), 1):
         time.sleep(4.5)  # SQLite's clock has whole seconds: silent 4 s > grace 3 s > 2 s since a beat
         tuner.settle_interrupted(study)
     trials = study.get_trials()
@@ -259,8 +260,8 @@ def test_a_worker_presumed_lost_drops_its_result_instead_of_counting_it_twice(ho
         def on_epoch_then_closed(epoch, value):
             on_epoch(epoch, value)
             if epoch == 0:
-                trial_id = study.get_trials(states=(TrialState.RUNNING,))[0]._trial_id
-                study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+                running = trial_id(study.get_trials(states=(TrialState.RUNNING,))[0])
+                storage_of(study).set_trial_state_values(running, TrialState.FAIL)
         return real_train(spec, config, data, device, seed=seed, on_epoch=on_epoch_then_closed)
 
     monkeypatch.setattr(trial_run, "train_trial", closed_by_another_worker_midway)
