@@ -201,3 +201,21 @@ def test_the_backbones_table_names_every_plugin_in_full(capsys, monkeypatch):
 
     for plugin in {b.plugin for b in PluginHost().backbones().values()}:
         assert plugin in table
+
+
+def test_an_analysis_builds_its_analysis_dict_once(plugins_dir, data, tmp_path, monkeypatch, capsys):
+    """#25 item 2: it was built three times a run (sections, analysis.json, the terminal's warnings)."""
+    import tladvisor.report.sections as sections_module
+    import tladvisor.report.writer as writer_module
+
+    calls = []
+    real = sections_module.build_analysis
+
+    def counted(run):
+        calls.append(run.run_id)
+        return real(run)
+    monkeypatch.setattr(sections_module, "build_analysis", counted)
+    monkeypatch.setattr(writer_module, "build_analysis", counted)
+    assert analyze(plugins_dir, data, tmp_path, "--run-name", "once") == 0
+    assert len(calls) == 1
+    assert "Warnings (" in capsys.readouterr().out  # the terminal's warnings, read from analysis.json

@@ -326,8 +326,11 @@ class Advisor:
                               "choose another output folder (--out)") from None
         before = len(self.host.failures)
         run = replace(run, plugin_failures=tuple(self.host.failures))
-        sections = collect_sections(self.host, stored_analysis(run), run)
-        written = self._write_reports(replace(run, plugin_failures=tuple(self.host.failures)), sections)
+        analysis = stored_analysis(run)
+        sections = collect_sections(self.host, analysis, run)
+        same = len(self.host.failures) == before  # no section plugin failed: the analysis built still holds
+        written = self._write_reports(replace(run, plugin_failures=tuple(self.host.failures)), sections,
+                                      analysis if same else None)
         final = len(self.host.failures)
         if final > before:
             # A section plugin or a writer failed after the sections and analysis.json were built from the
@@ -342,9 +345,9 @@ class Advisor:
                               + _failures_note(self.host.failures[before:], ("write_report",)))
         return written
 
-    def _write_reports(self, run: AnalysisRun, sections) -> list[Path]:
-        return [p for paths in self.host.call("write_report", run=run, out_dir=run.out_dir, sections=sections)
-                for p in paths]
+    def _write_reports(self, run: AnalysisRun, sections, analysis: dict | None = None) -> list[Path]:
+        return [p for paths in self.host.call("write_report", run=run, out_dir=run.out_dir, sections=sections,
+                                              analysis=analysis) for p in paths]
 
 
 class _SoFar:

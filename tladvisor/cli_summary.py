@@ -4,6 +4,7 @@ a short block of the warnings the report holds (so a terminal user does not miss
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -29,10 +30,16 @@ def learning_rate_text(rates: dict, strategy: dict | None = None) -> str:
 def run_warnings(run: AnalysisRun) -> list[str]:
     """The report's warnings (:func:`tladvisor.report.view.collect_warnings` of what analysis.json holds),
     one line each, less the plugin failures: those go to stderr, one line each, as they always did."""
+    from tladvisor.report.analysis_json import ANALYSIS_FILENAME, load_analysis
     from tladvisor.report.sections import stored_analysis
     from tladvisor.report.view import collect_warnings
 
-    return [item["text"] for item in collect_warnings(stored_analysis(run)) if item["kind"] != "plugin failure"]
+    written = Path(run.out_dir) / ANALYSIS_FILENAME if run.out_dir is not None else None
+    try:  # what the run wrote, rather than building the whole analysis once more
+        analysis = load_analysis(written) if written is not None and written.is_file() else stored_analysis(run)
+    except Exception:  # noqa: BLE001 -- an unreadable file: the records still say it
+        analysis = stored_analysis(run)
+    return [item["text"] for item in collect_warnings(analysis) if item["kind"] != "plugin failure"]
 
 
 def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:

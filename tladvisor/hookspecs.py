@@ -246,7 +246,8 @@ def write_report(run: AnalysisRun | None, out_dir: Path, sections: list[ReportSe
     Arguments (appended): ``analysis`` (``dict`` or ``None``). A re-render (``tladvisor report RUN``, a
     worker adding its trials) calls this hook too, so every writer's output stays current: then ``run`` is
     ``None`` and ``analysis`` is the stored analysis.json (already on disk). On a first write ``analysis``
-    is ``None`` (build it from ``run``: :func:`tladvisor.report.analysis_json.build_analysis`). A writer that
+    is ``run``'s analysis as analysis.json will hold it, when the caller built it already, else ``None``
+    (build it from ``run``: :func:`tladvisor.report.analysis_json.build_analysis`). A writer that
     needs the records returns ``None`` when ``run`` is ``None``. Only writers that name ``analysis`` are
     called on a re-render: one written for the earlier contract is left alone there.
     """

@@ -15,4 +15,4 @@ def write_report(run: AnalysisRun | None, out_dir: Path, sections: list[ReportSe
                  analysis: dict | None = None) -> list[Path]:
     if run is None:  # a re-render from the stored analysis.json
         return [render_index(out_dir, analysis or {}, sections or ())]
-    return write_run(run, out_dir, sections or ())
+    return write_run(run, out_dir, sections or (), analysis=analysis)

@@ -23,10 +23,13 @@ from tladvisor.report.runs_index import INDEX_FILENAME, is_runs_index, write_run
 log = logging.getLogger(__name__)
 
 
-def write_run(run: AnalysisRun, out_dir: Path, sections: Iterable[ReportSection] = ()) -> list[Path]:
-    """Write ``analysis.json`` and ``index.html`` of ``run`` into ``out_dir``, and the runs index above it."""
+def write_run(run: AnalysisRun, out_dir: Path, sections: Iterable[ReportSection] = (), *,
+              analysis: dict | None = None) -> list[Path]:
+    """Write ``analysis.json`` and ``index.html`` of ``run`` into ``out_dir``, and the runs index above it.
+    ``analysis``: ``run``'s analysis when the caller built it already (else it is built here)."""
     out_dir = _ensure_folder(Path(out_dir))
-    analysis_path = write_text_atomic(out_dir / ANALYSIS_FILENAME, analysis_json_chunks(build_analysis(run)))
+    analysis_path = write_text_atomic(out_dir / ANALYSIS_FILENAME,
+                                      analysis_json_chunks(analysis if analysis is not None else build_analysis(run)))
     # Render from what was stored, not from the records: `tladvisor report` then redraws the same page.
     stored = json.loads(analysis_path.read_text(encoding="utf-8"))
     report_path = write_text_atomic(out_dir / INDEX_FILENAME, render_report(stored, sections or ()))
