@@ -101,8 +101,8 @@ def records(grid_dir: Path, key: str | None) -> tuple[list[dict[str, Any]], str]
         a = advice[(task, seed)]
         actual = {role: resolve_config(role, a.get("n_stages", 6), a.get("shift_depth")) for role in ROLES}
         actual = {role: config for role, config in actual.items() if config in configs}
-        if set(actual) != set(ROLES):
-            continue  # the grid of this (task, seed) is not finished
+        if set(actual) != set(ROLES) or not all(search_closed(configs[c]["by_rate"], c) for c in configs):
+            continue  # the grid of this (task, seed) is not finished: a config untrained or its rate search open
         rows.append({
             "task": task, "seed": seed, "family": a["family"], "features": features_of(a, stages),
             "actual": actual, "all_tests": {c: u["test_at_best"] for c, u in configs.items()},
@@ -114,6 +114,26 @@ def records(grid_dir: Path, key: str | None) -> tuple[list[dict[str, Any]], str]
             "rule": a["recommended"], "joint": a["counterfactual_picks"].get("joint", {}),
             "advice_cpu_s": a["advice_cpu_s"], "grid_cpu_s": grid_cost[(task, seed)]})
     return rows, key
+
+
+def search_closed(by_rate: dict[float, float], config: str) -> bool:
+    """A config's rate search is over: its base multipliers trained and no step out pending. A unit chosen
+    from a search still open may be overturned by the next rate, so its task is not scored yet. A search
+    held to one rate (a later seed's ``--rates-from-seed``) is closed by design."""
+    from grid_plan import LADDER, multipliers_of
+    from ranking_logic import next_multiplier
+
+    if len(by_rate) == 1:
+        return True
+    return set(multipliers_of(config)) <= set(by_rate) and next_multiplier(by_rate, LADDER) is None
+
+
+def binomial_error(accuracy: float, n: int) -> float:
+    """The standard error of an accuracy on ``n`` images, Agresti-Coull adjusted (two successes and two
+    failures added), so a perfect score on 80 images has an error, not 0."""
+    n = max(1, int(n))
+    adjusted = (accuracy * n + 2) / (n + 4)
+    return math.sqrt(adjusted * (1 - adjusted) / (n + 4))
 
 
 def nearest_trained(config: str, trained: dict[str, float]) -> str:
@@ -209,7 +229,7 @@ def report(rows: list[dict[str, Any]], results: dict[str, dict]) -> dict[str, An
         best_config[task] = best
         accs = [x.get("all_tests", x["test"])[best] for x in runs]
         p = float(np.mean(accs))
-        noise[task] = max(mean_spread(accs)[1], math.sqrt(max(p * (1 - p), 1e-12) / max(1, runs[0]["n_test"])))
+        noise[task] = max(mean_spread(accs)[1], binomial_error(p, runs[0]["n_test"]))
     grid_cpu = {t: sum(x["grid_cpu_s"] for x in runs) for t, runs in by_task.items()}
     out: dict[str, Any] = {"noise": noise, "best_config": best_config, "methods": {}}
     lines = ["| method | median regret | mean regret | worst | within 2 points | within noise | compute / grid |",
