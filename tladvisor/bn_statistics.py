@@ -181,11 +181,17 @@ class BatchNormStatistics:
             var_t = (m2 / count).cpu().numpy() + module.eps
             mu_s = module.running_mean.detach().double().cpu().numpy()
             var_s = module.running_var.detach().double().cpu().numpy() + module.eps
-            diff2 = (mu_t - mu_s) ** 2
-            kl_ts = 0.5 * (np.log(var_s / var_t) + (var_t + diff2) / var_s - 1)
-            kl_st = 0.5 * (np.log(var_t / var_s) + (var_s + diff2) / var_t - 1)
-            shifts[name] = float(np.mean(0.5 * (kl_ts + kl_st)))
+            shifts[name] = gaussian_shift(mu_t, var_t, mu_s, var_s)
         return shifts
+
+
+def gaussian_shift(mu_t: np.ndarray, var_t: np.ndarray, mu_s: np.ndarray, var_s: np.ndarray) -> float:
+    """Mean over channels of the symmetric KL divergence between per-channel Gaussians N(mu_t, var_t) and
+    N(mu_s, var_s): 0 for equal statistics. The one definition of a stage's shift, for every modality."""
+    diff2 = (mu_t - mu_s) ** 2
+    kl_ts = 0.5 * (np.log(var_s / var_t) + (var_t + diff2) / var_s - 1)
+    kl_st = 0.5 * (np.log(var_t / var_s) + (var_s + diff2) / var_t - 1)
+    return float(np.mean(0.5 * (kl_ts + kl_st)))
 
 
 def stage_shifts(spec: BackboneSpec, layer_shift: dict[str, float]) -> tuple[StageShift, ...]:

@@ -96,6 +96,10 @@ def _cv_folds(value: str) -> str:
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("--path-column", help="Manifest column holding the image paths (default: path, file, image...).")
 @click.option("--label-column", help="Manifest column holding the labels (default: label, class, target...).")
+@click.option("--text-column", help="Manifest column holding the texts (default: text, sentence, review...).")
+@click.option("--modality", type=click.Choice(["auto", "image", "text"]), default="auto", show_default=True,
+              help="What the data are; auto: texts when the class folders hold .txt files or the manifest has a "
+                   "text column and no path column, else images.")
 @click.option("--image-root", type=click.Path(path_type=Path),
               help="Folder the manifest's paths resolve against and may not leave (default: the manifest's folder).")
 @click.option("--backbone", "-b", "backbones", multiple=True,
@@ -135,7 +139,8 @@ def _cv_folds(value: str) -> str:
 @click.option("--storage", help="Optuna storage URL (default: SQLite in the run folder).")
 @click.option("--study", "study_name", help="Optuna study name (default: the run name).")
 @click.option("--source-sample", type=click.Path(path_type=Path),
-              help="Folder of images from the backbones' source domain, for embedding distances.")
+              help="Folder of images from the backbones' source domain, for embedding distances; for texts, a .txt "
+                   "file (one text per line) or a folder of .txt files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output (the summary and errors still print).")
 @click.pass_obj
 def analyze(obj: Context, data: Path, quiet: bool, **kwargs) -> None:

@@ -84,6 +84,15 @@ def cache_key(spec: BackboneSpec, pre: Preprocessing, digests: Sequence[str], la
     return h.hexdigest()[:32]
 
 
+def sample_key(sample) -> str:
+    """What identifies a sample's content in cache keys: an image's digest (else its path), a text's exact hash
+    (its ``digest`` ignores case and punctuation, so two texts differing in those would share it)."""
+    text = getattr(sample, "text", None)
+    if text is not None:
+        return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+    return sample.digest or str(sample.path)
+
+
 def feature_key(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int], *, image_size: int | None,
                 with_random: bool, source_sample: Sequence[Path] = (), seed: int = 0) -> str:
     """The cache key of :func:`extract_features`'s result for these arguments."""
@@ -92,7 +101,7 @@ def feature_key(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int], *,
     for path in source_sample:  # by name, size and modification time: cheap, and changes when the file does
         stat = Path(path).stat()
         source.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
-    return cache_key(spec, spec.preprocessing_at(image_size), [s.digest or str(s.path) for s in samples],
+    return cache_key(spec, spec.preprocessing_at(image_size), [sample_key(s) for s in samples],
                      [s.label for s in samples],
                      extra=f"random={with_random}|seed={seed if with_random else ''}|source={'|'.join(source)}")
 
@@ -265,7 +274,7 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
     cache_path = feature_cache_file(cache_dir, spec.name, key) if cache_dir else None
 
     if cache_path is not None:
-        cached = _read_cache(cache_path, spec.name, pre.input_size, labels, indices)
+        cached = read_feature_cache(cache_path, spec.name, pre.input_size, labels, indices)
         if cached is not None:
             return cached
 
@@ -296,7 +305,7 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
         from_cache=False, seconds=time.perf_counter() - started)
     if cache_path is not None:
         try:
-            _write_cache(cache_path, result)
+            write_feature_cache(cache_path, result)
         except OSError as error:  # a full or unwritable cache costs the next run time, not this result
             log.warning("features not cached in %s: %s", cache_path.parent, error.strerror or error)
     return result
@@ -305,16 +314,18 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
 _ARRAYS = ("features", "labels", "sample_indices", "source_probs", "random_features", "source_sample_features")
 
 
-def _write_cache(path: Path, fs: FeatureSet) -> None:
+def write_feature_cache(path: Path, fs: FeatureSet) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {name: getattr(fs, name) for name in _ARRAYS if getattr(fs, name) is not None}
     meta = {"backbone": fs.backbone, "image_size": fs.image_size, "seconds": fs.seconds,
             "stage_shift": [[s.stage, s.value, s.n_layers] for s in fs.stage_shift]}
+    if fs.input_facts:
+        meta["input_facts"] = fs.input_facts
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     write_atomic(path, lambda handle: np.savez(handle, **arrays))  # a reader sees the old entry or the whole new one
 
 
-def _read_cache(path: Path, backbone: str, image_size: int, labels: np.ndarray,
+def read_feature_cache(path: Path, backbone: str, image_size: int, labels: np.ndarray,
                 indices: np.ndarray) -> FeatureSet | None:
     if not path.is_file():
         return None
@@ -327,7 +338,8 @@ def _read_cache(path: Path, backbone: str, image_size: int, labels: np.ndarray,
         _check_shapes(arrays, len(labels))
         result = FeatureSet(
             backbone=backbone, image_size=image_size, from_cache=True, seconds=float(meta.get("seconds", 0.0)),
-            stage_shift=tuple(StageShift(str(s), float(v), int(n)) for s, v, n in meta["stage_shift"]), **arrays)
+            stage_shift=tuple(StageShift(str(s), float(v), int(n)) for s, v, n in meta["stage_shift"]),
+            input_facts=meta.get("input_facts", {}), **arrays)
     except Exception as error:  # whatever is wrong with an entry, the answer is to compute it again
         log.warning("feature cache entry %s is unreadable (%s); recomputing it", path, error)
         path.unlink(missing_ok=True)

@@ -79,6 +79,7 @@ class EmbeddingReader:
     def __init__(self, model: nn.Module, spec: BackboneSpec):
         self.model = model
         self.head = head_module(model, spec)
+        self.source_head = spec.source_classes is not None  # a placeholder head gives no source logits
         self._embedding: torch.Tensor | None = None
         self._handle = None
         if self.head is not None:
@@ -92,7 +93,7 @@ class EmbeddingReader:
         if self.head is None:
             return output.flatten(1), None
         embedding, self._embedding = self._embedding, None
-        return embedding.flatten(1), output
+        return embedding.flatten(1), output if self.source_head else None
 
     def close(self) -> None:
         if self._handle is not None:

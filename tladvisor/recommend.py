@@ -157,14 +157,20 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     overrides = 0
 
     size_word = "small" if small else "large"
+    noun = "text" if getattr(profile, "modality", "image") == "text" else "image"
     reasons.append(f"{best.backbone} ranks first of {len(ranked)} by frozen-feature fit "
                    f"(score {rank_score(best):.2f}" + (f", next {ranked[1].backbone} {rank_score(ranked[1]):.2f}"
                                                         if len(ranked) > 1 else "") + ").")
-    reasons.append(f"The data is {size_word}: a median of {_count(per_class)} training images per class "
+    reasons.append(f"The data is {size_word}: a median of {_count(per_class)} training {noun}s per class "
                    f"({'<' if small else '>='} {SMALL_PER_CLASS}).")
-    reasons.append(f"It is {'similar' if similar else 'different'} to {best.backbone}'s source domain: "
-                   f"similarity {similarity:.2f} ± {best.similarity.spread or 0:.2f} "
-                   f"({'>=' if similar else '<'} {SIMILARITY_THRESHOLD}).")
+    if math.isnan(similarity):
+        why = best.similarity.detail or "no evidence"
+        reasons.append(f"Its similarity to {best.backbone}'s source domain is unknown ({why}); taken as different, "
+                       "the cautious side. A --source-sample of data like the backbone's pretraining data measures it.")
+    else:
+        reasons.append(f"It is {'similar' if similar else 'different'} to {best.backbone}'s source domain: "
+                       f"similarity {similarity:.2f} ± {best.similarity.spread or 0:.2f} "
+                       f"({'>=' if similar else '<'} {SIMILARITY_THRESHOLD}).")
     strategy = scenario_strategy(small, similar)
     reasons.append(f"The four-scenario rule for {size_word} and {'similar' if similar else 'different'} "
                    f"data gives {strategy}.")
@@ -219,9 +225,9 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     if n_val is not None and n_val < needed:
         # SE grows as 1/sqrt(n): the confidence shrinks by the same factor the resolution is short by
         confidence = round(max(confidence * math.sqrt(n_val / needed), 0.05), 3)
-        warnings.append(f"Validation set too small to tell strategies apart: {n_val} images resolve only "
+        warnings.append(f"Validation set too small to tell strategies apart: {n_val} {noun}s resolve only "
                         f"accuracy differences of {smallest_gap_told_apart(n_val):.2f} or more; telling apart "
-                        f"{DISTINGUISH_ACCURACY_GAP:.2f} takes about {needed} validation images "
+                        f"{DISTINGUISH_ACCURACY_GAP:.2f} takes about {needed} validation {noun}s "
                         f"(binomial standard error at accuracy 0.5); confidence lowered to {confidence:.2f}.")
     size = {"samples_per_class": per_class, "small_per_class": SMALL_PER_CLASS,
             "similarity": similarity, "similarity_threshold": SIMILARITY_THRESHOLD, "small": small,

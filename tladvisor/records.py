@@ -53,6 +53,8 @@ class AnalysisOptions:
     image_root: Path | None = None  # manifest paths resolve against it and stay inside it (None: manifest's folder)
     class_weights: str = "none"  # "balanced": the training loss weights each class by its inverse frequency
     cv_folds: str = "auto"  # trials scored on K cross-validation folds: "auto" (small data), "1" (off), or K
+    modality: str = "auto"  # "image", "text", or "auto": found from the data (tladvisor.data.sources)
+    text_column: str | None = None  # manifest column of texts (None: the first usual name)
 
 
 # --- load -------------------------------------------------------------------------------------------
@@ -72,6 +74,19 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class TextSample:
+    """One usable text. ``path`` is where it came from (its .txt file, or the manifest with ``origin`` naming the
+    row), so duplicate and skip lists name it as they name an image file."""
+
+    path: Path
+    label: int
+    text: str
+    split: str | None = None
+    digest: str = ""  # hash of the text with case, spacing and punctuation ignored (near-duplicates, leakage)
+    origin: str = ""  # "row 12 (line 13)" for a manifest row
+
+
+@dataclass(frozen=True)
 class SkippedFile:
     path: str
     reason: str
@@ -81,10 +96,11 @@ class SkippedFile:
 class Dataset:
     root: Path
     classes: tuple[str, ...]
-    samples: tuple[Sample, ...]
+    samples: tuple[Sample, ...] | tuple[TextSample, ...]
     skipped: tuple[SkippedFile, ...] = ()
     source_format: str = "imagefolder"
     notes: tuple[str, ...] = ()  # things the loader handled that a user should know about
+    modality: str = "image"  # "image" (samples are Sample) or "text" (samples are TextSample)
 
     @property
     def labels(self) -> np.ndarray:
@@ -116,6 +132,8 @@ class DatasetProfile:
     leakage: tuple[tuple[str, ...], ...] = ()  # duplicate groups that cross train/val
     warnings: tuple[str, ...] = ()
     train_class_counts: dict[str, int] = field(default_factory=dict)  # per class, in the split tuning uses
+    modality: str = "image"
+    text: dict[str, Any] = field(default_factory=dict)  # text datasets: lengths, examples (data/text_profile.py)
 
 
 # --- embed and measure ------------------------------------------------------------------------------
@@ -145,6 +163,7 @@ class FeatureSet:
     stage_shift: tuple[StageShift, ...] = ()
     from_cache: bool = False
     seconds: float = 0.0
+    input_facts: dict[str, Any] = field(default_factory=dict)  # text: tokens per text, the share truncated
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,7 @@ class BackboneMeasurement:
     embedding_2d: tuple[tuple[float, float, int], ...] = ()  # PCA of the embeddings: (x, y, label)
     n_stages: int = 0  # the backbone's stage count (freeze depth counts over these)
     stage_names: tuple[str, ...] = ()  # all of the backbone's stages, in order (stage_shift may skip some)
+    input_facts: dict[str, Any] = field(default_factory=dict)  # text: tokens per text, the share truncated
 
 
 # --- recommend --------------------------------------------------------------------------------------

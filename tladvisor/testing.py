@@ -125,8 +125,10 @@ def _check_fields(spec: BackboneSpec) -> list[str]:
     if len(set(stage_names)) != len(stage_names):
         problems.append(f"{name}: stage names repeat: {stage_names}")
     problems += [f"{name}: stage '{stage.name}' has no members" for stage in spec.stages if not stage.members]
-    if spec.head is not None and (not isinstance(spec.source_classes, int) or spec.source_classes <= 0):
-        problems.append(f"{name}: head is set, so source_classes must be a positive int, got {spec.source_classes!r}")
+    if spec.head is not None and spec.source_classes is not None and (
+            not isinstance(spec.source_classes, int) or spec.source_classes <= 0):
+        problems.append(f"{name}: source_classes must be a positive int (or None: the head is a placeholder), "
+                        f"got {spec.source_classes!r}")
     prep = spec.preprocessing
     if prep.input_size <= 0 or prep.resize_size <= 0:
         problems.append(f"{name}: preprocessing sizes must be positive, got input_size={prep.input_size}, "
@@ -198,9 +200,29 @@ def _check_ownership(spec: BackboneSpec, model: nn.Module) -> list[str]:
     return problems
 
 
-def _check_forward(spec: BackboneSpec, model: nn.Module, image_size: int | None, batch_size: int) -> list[str]:
+SAMPLE_TEXTS = ("A short sentence.", "Another one, a little longer than the first.", "Third", "and a fourth text")
+
+
+def sample_input(spec: BackboneSpec, image_size: int | None, batch_size: int) -> tuple[torch.Tensor, str]:
+    """A batch the backbone must take, and how to name it in a message: random images, or for a text
+    backbone :data:`SAMPLE_TEXTS` through its own tokenizer, padded."""
+    if spec.text is not None:
+        texts = [SAMPLE_TEXTS[i % len(SAMPLE_TEXTS)] for i in range(batch_size)]
+        ids = [row[:spec.text.max_length] for row in spec.text.load_tokenizer()(texts)]
+        batch = torch.full((batch_size, max(map(len, ids))), spec.text.pad_id, dtype=torch.long)
+        for row, tokens in enumerate(ids):
+            batch[row, :len(tokens)] = torch.tensor(tokens)
+        return batch, f"{batch_size} texts"
     size = spec.preprocessing_at(image_size).input_size
-    images = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
+    return (torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0)),
+            f"{batch_size} images at {size} px")
+
+
+def _check_forward(spec: BackboneSpec, model: nn.Module, image_size: int | None, batch_size: int) -> list[str]:
+    try:
+        images, what = sample_input(spec, image_size, batch_size)
+    except Exception as error:
+        return [f"{spec.name}: its tokenizer raised {one_line(error)}"]
     expected_embedding = (batch_size, spec.feature_dim)
     try:
         reader = EmbeddingReader(model, spec)
@@ -210,7 +232,7 @@ def _check_forward(spec: BackboneSpec, model: nn.Module, image_size: int | None,
         with torch.no_grad():
             embedding, logits = reader(images)
     except Exception as error:
-        return [f"{spec.name}: forward on a batch of {batch_size} images at {size} px raised {one_line(error)}"]
+        return [f"{spec.name}: forward on a batch of {what} raised {one_line(error)}"]
     finally:
         reader.close()
     problems = []
@@ -218,8 +240,8 @@ def _check_forward(spec: BackboneSpec, model: nn.Module, image_size: int | None,
         problems.append(f"{spec.name}: embedding has shape {tuple(embedding.shape)}, expected {expected_embedding} "
                         f"(feature_dim={spec.feature_dim})")
     if spec.head is not None:
-        expected_logits = (batch_size, spec.source_classes)
-        if logits is None or tuple(logits.shape) != expected_logits:
+        expected_logits = (batch_size, spec.source_classes) if spec.source_classes is not None else None
+        if expected_logits is not None and (logits is None or tuple(logits.shape) != expected_logits):
             shape = None if logits is None else tuple(logits.shape)
             problems.append(f"{spec.name}: source logits have shape {shape}, expected {expected_logits} "
                             f"(source_classes={spec.source_classes})")

@@ -11,8 +11,11 @@ from tladvisor import similarity
 
 
 @hookimpl(trylast=True)
-def summarise_similarity(scores, features):
-    return similarity.summarise(features.stage_shift if features is not None else (), scores)
+def summarise_similarity(backbone, scores, features):
+    # The similarity's scale is calibrated on BatchNorm shifts of image backbones; a text encoder's hidden-state
+    # shift is another quantity, shown as evidence but not mapped through that calibration.
+    calibrated = features is not None and getattr(backbone, "modality", "image") == "image"
+    return similarity.summarise(features.stage_shift if calibrated else (), scores)
 
 
 @hookimpl(trylast=True)

@@ -28,5 +28,11 @@ def conflicting_label_groups(groups: Iterable[list[int]], samples: Sequence[Samp
     return [g for g in groups if len({samples[i].label for i in g}) > 1]
 
 
+def where(sample) -> str:
+    """Where a sample is: its file, and for a text from a manifest the row too."""
+    origin = getattr(sample, "origin", "")
+    return f"{sample.path} {origin}" if origin else str(sample.path)
+
+
 def as_paths(groups: Iterable[list[int]], samples: Sequence[Sample]) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(str(samples[i].path) for i in group) for group in groups)
+    return tuple(tuple(where(samples[i]) for i in group) for group in groups)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from tladvisor.data.assemble import Candidate, build_dataset
@@ -40,7 +41,8 @@ def _visible_files(folder: Path) -> list[Path]:
 class _Scan:
     """What a walk over the folders found: candidates, files skipped before decoding, notes."""
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: Callable[[Path], bool] = looks_like_image, noun: str = "image") -> None:
+        self.wanted, self.noun = wanted, noun  # which files are samples (the text loader wants .txt files)
         self.candidates: list[Candidate] = []
         self.skipped: list[SkippedFile] = []
         self.notes: list[str] = []
@@ -49,7 +51,7 @@ class _Scan:
     def loose_files(self, folder: Path) -> None:
         """Images lying next to the class folders belong to no class: say so."""
         for path in _visible_files(folder):
-            if looks_like_image(path):
+            if self.wanted(path):
                 self.skipped.append(SkippedFile(str(path), "not inside a class folder (no label)"))
             else:
                 self.ignored_extensions[path.suffix.lower() or "(none)"] += 1
@@ -62,14 +64,14 @@ class _Scan:
                 path = Path(directory) / name
                 if _is_hidden(name):
                     continue
-                if looks_like_image(path):
+                if self.wanted(path):
                     self.candidates.append(Candidate(path, folder.name, split))
                     found += 1
                 else:
                     self.ignored_extensions[path.suffix.lower() or "(none)"] += 1
         if found == 0:
             where = f"{split}/{folder.name}" if split else folder.name
-            self.notes.append(f"folder '{where}' holds no image files, so it is not a class")
+            self.notes.append(f"folder '{where}' holds no {self.noun} files, so it is not a class")
 
     def classes_under(self, folder: Path, split: str | None) -> None:
         self.loose_files(folder)
@@ -80,7 +82,8 @@ class _Scan:
         if self.ignored_extensions:
             listing = ", ".join(f"{ext} x{n}" for ext, n in self.ignored_extensions.most_common(5))
             total = sum(self.ignored_extensions.values())
-            self.notes.append(f"ignored {counted(total, 'file')} without an image extension ({listing})")
+            article = "an" if self.noun[0] in "aeiou" else "a"
+            self.notes.append(f"ignored {counted(total, 'file')} without {article} {self.noun} extension ({listing})")
 
 
 def _split_folders(root: Path) -> dict[str, Path]:
@@ -92,9 +95,9 @@ def _split_folders(root: Path) -> dict[str, Path]:
     return found
 
 
-def scan_image_folder(root: Path) -> _Scan:
-    """Find candidate images and their labels (and splits) without opening any of them."""
-    scan = _Scan()
+def scan_image_folder(root: Path, wanted: Callable[[Path], bool] = looks_like_image, noun: str = "image") -> _Scan:
+    """Find candidate images (files ``wanted`` picks) and their labels (and splits) without opening any of them."""
+    scan = _Scan(wanted, noun)
     splits = _split_folders(root)
     subfolders = visible_subfolders(root)
     if "train" in splits and ("val" in splits or "test" in splits):

@@ -11,7 +11,10 @@ with a reason instead.
 
 from __future__ import annotations
 
+import io
+import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +27,7 @@ from tladvisor.records import Dataset, SkippedFile
 if TYPE_CHECKING:
     import pandas as pd
 
-MANIFEST_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson")
 PATH_COLUMNS = ("path", "filepath", "file_path", "file", "image", "image_path", "filename", "file_name")
 LABEL_COLUMNS = ("label", "class", "target", "category", "class_name", "label_name")
 SPLIT_COLUMNS = ("split", "subset", "partition", "set", "fold")
@@ -35,22 +38,57 @@ SPLIT_VALUES = {
 }
 
 
+def manifest_format(manifest: Path) -> str:
+    """"csv", "parquet" or "jsonl" (a Dataset's ``source_format``)."""
+    suffix = manifest.suffix.lower()
+    return "csv" if suffix in (".csv", ".tsv") else "jsonl" if suffix in (".jsonl", ".ndjson") else "parquet"
+
+
 def is_manifest(source: Path) -> bool:
     return source.is_file() and source.suffix.lower() in MANIFEST_SUFFIXES
 
 
-def read_table(manifest: Path) -> pd.DataFrame:
+def read_table(manifest: Path, decode: Callable[[bytes], str] | None = None) -> pd.DataFrame:
+    """The manifest as a table of text cells. ``decode`` turns the file's bytes into text (default: strict
+    UTF-8); the text loader passes one that marks bad bytes, to skip those rows instead of the file."""
     import pandas as pd  # here, not at the top: every command loads this module, few read a manifest
 
+    suffix = manifest.suffix.lower()
     try:
-        if manifest.suffix.lower() in (".parquet", ".pq"):
+        if suffix in (".parquet", ".pq"):
             return pd.read_parquet(manifest)
-        separator = "\t" if manifest.suffix.lower() == ".tsv" else ","
+        data = manifest.read_bytes()
+        content = decode(data) if decode else data.decode("utf-8").removeprefix("\ufeff")
+        if suffix in (".jsonl", ".ndjson"):
+            return _jsonl_table(manifest, content)
+        separator = "\t" if suffix == ".tsv" else ","
         # Everything as text, and an empty cell stays "" (so a class named "NA" is not lost).
-        return pd.read_csv(manifest, sep=separator, dtype=str, keep_default_na=False)
+        return pd.read_csv(io.StringIO(content), sep=separator, dtype=str, keep_default_na=False)
+    except DatasetError:
+        raise
     except Exception as error:
         raise DatasetError(f"cannot read manifest {manifest}: {' '.join(str(error).split())}; "
-                           f"it must be a CSV (comma-separated, header row) or Parquet file") from None
+                           f"it must be a CSV (comma-separated, header row), JSON Lines or Parquet file") from None
+
+
+def _jsonl_table(manifest: Path, content: str) -> pd.DataFrame:
+    """One JSON object per line; blank lines are allowed, anything else that is not an object is an error."""
+    import pandas as pd
+
+    rows = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"manifest {manifest} line {number} is not JSON ({error.msg}); "
+                               "a JSON Lines manifest holds one object per line") from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"manifest {manifest} line {number} is a JSON {type(row).__name__}, not an object "
+                               "with named fields")
+        rows.append({str(k): "" if v is None else v if isinstance(v, str) else json.dumps(v) for k, v in row.items()})
+    return pd.DataFrame(rows, dtype=str).fillna("")
 
 
 def find_column(columns, wanted: tuple[str, ...]) -> str | None:
@@ -197,6 +235,6 @@ def load_manifest(manifest: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
                         + (f", split='{split_column}'" if split_column is not None else "")]
     candidates = _normalise_splits(rows.candidates, notes)
     return build_dataset(
-        rows.root, candidates, source_format="parquet" if not is_csv else "csv",
+        rows.root, candidates, source_format=manifest_format(manifest),
         max_pixels=max_pixels, skipped=rows.skipped, notes=notes,
         layout_hint=f"check the '{path_column}' and '{label_column}' columns of {manifest.name}")

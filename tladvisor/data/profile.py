@@ -85,6 +85,43 @@ def _class_list(names: list[str], counts: dict[str, int], limit: int = 5) -> str
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def common_warnings(dataset: Dataset, counts: dict[str, int], split_notes, groups, leaking, conflicting, *,
+                    noun: str = "image", file_noun: str = "file") -> list[str]:
+    """The warnings every modality's profile gives: imbalance, tiny classes, the split's notes, leakage,
+    conflicting labels, duplicates, many skipped files. ``noun`` names a sample ("image", "text")."""
+    values = list(counts.values())
+    smallest, largest = min(values), max(values)
+    imbalance = largest / smallest if smallest else float("inf")
+    warnings_: list[str] = []
+    if imbalance >= IMBALANCE_RATIO:
+        big = max(counts, key=counts.get)
+        small = min(counts, key=counts.get)
+        warnings_.append(f"classes are imbalanced: '{big}' has {imbalance:.1f}x the {noun}s of '{small}' "
+                         f"({largest} vs {smallest}); tune with --class-weights balanced (or resample), and read "
+                         "balanced accuracy beside accuracy")
+    tiny = sorted((name for name, c in counts.items() if c < TINY_CLASS_SAMPLES), key=counts.get)
+    if tiny:
+        warnings_.append(f"{counted(len(tiny), 'class has', 'classes have')} fewer than {TINY_CLASS_SAMPLES} {noun}s, "
+                         f"too few to learn or validate reliably: {_class_list(tiny, counts)}")
+    warnings_.extend(split_notes)
+    if leaking:
+        n_files = sum(len(g) for g in leaking)
+        warnings_.append(f"leakage: {counted(len(leaking), noun)} ({n_files} identical {file_noun}s) in both "
+                         f"train and val, so validation scores are optimistic; keep each {noun} on one side")
+    if conflicting:
+        warnings_.append(f"label noise: {counted(len(conflicting), noun)} stored more than once "
+                         f"with different labels")
+    if groups and not leaking:
+        extra = sum(len(g) - 1 for g in groups)
+        warnings_.append(f"{counted(extra, 'duplicate ' + file_noun)} ({counted(len(groups), noun)} stored more "
+                         f"than once)")
+    n_skipped = len(dataset.skipped)
+    if n_skipped and n_skipped / (n_skipped + len(dataset.samples)) > MANY_SKIPPED_FRACTION:
+        warnings_.append(f"{n_skipped} of {n_skipped + len(dataset.samples)} {file_noun}s skipped "
+                         f"({skip_summary(dataset.skipped)})")
+    return warnings_
+
+
 def profile_dataset(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 0,
                     stats_sample: int = STATS_SAMPLE, stats_size: int = STATS_SIZE) -> DatasetProfile:
     """A :class:`DatasetProfile` of ``dataset``, with the split the analysis will use and its warnings."""
@@ -99,33 +136,7 @@ def profile_dataset(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 
     conflicting = conflicting_label_groups(groups, dataset.samples)
     mean, std = channel_statistics(dataset, seed=seed, cap=stats_sample, size=stats_size)
 
-    warnings_: list[str] = []
-    if imbalance >= IMBALANCE_RATIO:
-        big = max(counts, key=counts.get)
-        small = min(counts, key=counts.get)
-        warnings_.append(f"classes are imbalanced: '{big}' has {imbalance:.1f}x the images of '{small}' "
-                         f"({largest} vs {smallest}); tune with --class-weights balanced (or resample), and read "
-                         "balanced accuracy beside accuracy")
-    tiny = sorted((name for name, c in counts.items() if c < TINY_CLASS_SAMPLES), key=counts.get)
-    if tiny:
-        warnings_.append(f"{counted(len(tiny), 'class has', 'classes have')} fewer than {TINY_CLASS_SAMPLES} images, "
-                         f"too few to learn or validate reliably: {_class_list(tiny, counts)}")
-    warnings_.extend(plan.notes)
-    if leaking:
-        n_files = sum(len(g) for g in leaking)
-        warnings_.append(f"leakage: {counted(len(leaking), 'image')} ({n_files} identical files) in both "
-                         f"train and val, so validation scores are optimistic; keep each image on one side")
-    if conflicting:
-        warnings_.append(f"label noise: {counted(len(conflicting), 'image')} stored more than once "
-                         f"with different labels")
-    if groups and not leaking:
-        extra = sum(len(g) - 1 for g in groups)
-        warnings_.append(f"{counted(extra, 'duplicate file')} ({counted(len(groups), 'image')} stored more "
-                         f"than once)")
-    n_skipped = len(dataset.skipped)
-    if n_skipped and n_skipped / (n_skipped + len(dataset.samples)) > MANY_SKIPPED_FRACTION:
-        warnings_.append(f"{n_skipped} of {n_skipped + len(dataset.samples)} files skipped "
-                         f"({skip_summary(dataset.skipped)})")
+    warnings_ = common_warnings(dataset, counts, plan.notes, groups, leaking, conflicting)
 
     return DatasetProfile(
         n_samples=len(dataset.samples),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tladvisor.data.wording import counted
+from tladvisor.data.wording import counted, sample_noun
 from tladvisor.errors import DatasetError
 from tladvisor.records import Dataset
 
@@ -39,10 +39,11 @@ def _predefined(dataset: Dataset) -> SplitPlan:
     no_train = [dataset.classes[c] for c in np.flatnonzero(train_counts == 0)]
     no_val = [dataset.classes[c] for c in np.flatnonzero(val_counts == 0)]
     if no_train:
-        notes.append(f"{counted(len(no_train), 'class has', 'classes have')} no training images, "
+        notes.append(f"{counted(len(no_train), 'class has', 'classes have')} no training {sample_noun(dataset)}s, "
                      f"only validation ones: {_names(no_train)}")
     if no_val:
-        notes.append(f"{counted(len(no_val), 'class has', 'classes have')} no validation images: {_names(no_val)}")
+        notes.append(f"{counted(len(no_val), 'class has', 'classes have')} no validation {sample_noun(dataset)}s: "
+                     f"{_names(no_val)}")
     return SplitPlan(np.flatnonzero(~is_val), np.flatnonzero(is_val), predefined=True, notes=tuple(notes))
 
 
@@ -92,7 +93,7 @@ def _stratified(dataset: Dataset, val_fraction: float, seed: int) -> SplitPlan:
                 train.extend(group)
     notes = ()
     if unsplittable:
-        notes = (f"{counted(len(unsplittable), 'class has', 'classes have')} a single distinct image, "
+        notes = (f"{counted(len(unsplittable), 'class has', 'classes have')} a single distinct {sample_noun(dataset)}, "
                  f"kept for training and not "
                  f"validated: {', '.join(unsplittable[:5])}" + (" ..." if len(unsplittable) > 5 else ""),)
     return SplitPlan(np.array(sorted(train), dtype=np.int64), np.array(sorted(val), dtype=np.int64),

@@ -7,6 +7,11 @@ import re
 _ROW_PREFIX = re.compile(r"^row \d+( \(line \d+\))?: ")
 
 
+def sample_noun(dataset) -> str:
+    """What one sample of ``dataset`` is called in messages: "image" or "text"."""
+    return "text" if getattr(dataset, "modality", "image") == "text" else "image"
+
+
 def counted(n: int, singular: str, plural: str | None = None) -> str:
     """'1 class', '3 classes'."""
     return f"{n} {singular if n == 1 else (plural or singular + 's')}"

@@ -187,7 +187,10 @@ def _dataset(dataset: Dataset | None, profile: DatasetProfile | None) -> dict[st
 
 
 def _examples(dataset: Dataset) -> dict[str, list[str]]:
-    """Up to EXAMPLES_PER_CLASS paths per class, spread evenly over the class (not just its first files)."""
+    """Up to EXAMPLES_PER_CLASS paths per class, spread evenly over the class (not just its first files).
+    None for texts: their examples are the texts themselves, in the profile (``profile.text.examples``)."""
+    if getattr(dataset, "modality", "image") != "image":
+        return {}
     by_label: dict[int, list[str]] = {}
     for sample in dataset.samples:
         by_label.setdefault(sample.label, []).append(str(sample.path))

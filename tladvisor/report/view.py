@@ -19,6 +19,7 @@ from tladvisor.report import charts, glossary
 from tladvisor.report.charts import Bar
 from tladvisor.recommend import SMALL_PER_CLASS, scenario_strategy
 from tladvisor.report.svg import STRATEGY_COLOURS, finite, fmt
+from tladvisor.report.text_view import text_dataset_view
 from tladvisor.report.thumbnails import class_thumbnails
 from tladvisor.similarity import SIMILARITY_THRESHOLD
 from tladvisor.strategies import NEUTRAL_COLOUR
@@ -158,7 +159,8 @@ def collect_warnings(analysis: dict) -> list[dict[str, str]]:
                        "fed to the backbones as 3 equal RGB channels.")
     measured = [b.get("n_measured") for b in analysis.get("backbones") or () if finite(b.get("n_measured"))]
     if measured and n_samples and min(measured) < n_samples:
-        add("sample", f"measured {min(measured):,} of {n_samples:,} images per backbone "
+        noun = "texts" if profile.get("modality") == "text" else "images"
+        add("sample", f"measured {min(measured):,} of {n_samples:,} {noun} per backbone "
                       "(a stratified sample; --max-samples raises it).")
     return found
 
@@ -173,16 +175,20 @@ def dataset_view(analysis: dict) -> dict[str, Any] | None:
     profile = dataset.get("profile") or {}
     counts = dataset.get("class_counts") or {}
     ordered = sorted(counts.items(), key=lambda item: -item[1])
+    noun = "texts" if profile.get("modality") == "text" else "images"
     if len(ordered) <= MAX_LABELLED_CLASSES:
-        class_chart = charts.bar_chart([Bar(name, count) for name, count in ordered], "Images per class",
-                                       axis_label="images", value_format=lambda v: f"{v:,.0f}")
+        class_chart = charts.bar_chart([Bar(name, count) for name, count in ordered], f"{noun.capitalize()} per class",
+                                       axis_label=noun, value_format=lambda v: f"{v:,.0f}")
     else:
-        class_chart = charts.column_chart([count for _, count in ordered], "Images per class, largest first",
-                                          axis_label="images")
+        class_chart = charts.column_chart([count for _, count in ordered], f"{noun.capitalize()} per class, largest "
+                                          "first", axis_label=noun)
+    if profile.get("modality") == "text":
+        return text_dataset_view(dataset, profile, class_chart, _dataset_facts(dataset, profile))
     grid = class_thumbnails(dataset.get("examples") or {}, dataset.get("root"))
     skipped = dataset.get("skipped") or []
     image_size = profile.get("image_size") or {}
     return {
+        "modality": "image",
         "root": dataset.get("root"),
         "facts": _dataset_facts(dataset, profile),
         "notes": list(dataset.get("notes") or ()),
@@ -203,7 +209,8 @@ def dataset_view(analysis: dict) -> dict[str, Any] | None:
 
 
 def _dataset_facts(dataset: dict, profile: dict) -> list[tuple[str, str]]:
-    facts = [("images", fmt(dataset.get("n_samples"))), ("classes", fmt(dataset.get("n_classes")))]
+    noun = "texts" if profile.get("modality") == "text" else "images"
+    facts = [(noun, fmt(dataset.get("n_samples"))), ("classes", fmt(dataset.get("n_classes")))]
     if profile:
         facts += [("smallest class", fmt(profile.get("samples_per_class_min"))),
                   ("median per class", fmt(profile.get("samples_per_class_median"))),

@@ -20,7 +20,9 @@ import torch
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.data.decoded_store import DecodedImages, Geometry, open_sample_stores
-from tladvisor.embed import default_cache_dir, extract_features
+from tladvisor.data.token_store import TokenBatches, Tokens, tokenize
+from tladvisor.embed import default_cache_dir, extract_features, feature_key
+from tladvisor.embed_text import extract_text_features
 from tladvisor.errors import DatasetError
 from tladvisor.records import AnalysisOptions, Dataset
 from tladvisor.transforms import StoredBatches
@@ -57,6 +59,7 @@ class TuningData:
         self.train_idx, self.val_idx = split_train_val(dataset, options.val_fraction, options.seed)
         self.cache_dir: Path = Path(options.cache_dir) if options.cache_dir else default_cache_dir()
         self._stores: dict[Geometry, DecodedImages] = {}
+        self._token_stores: dict[str, Tokens] = {}  # text backbones: tokenizer key -> the run's token ids
         # Stores when the cache cannot hold them: a holder shared with the fold views (like _stores), so the
         # folder lives as long as any view whose _stores point into it, whichever view made it.
         self._scratch: list[tempfile.TemporaryDirectory] = []
@@ -98,10 +101,17 @@ class TuningData:
         """Train/val embeddings from :func:`tladvisor.embed.extract_features` (disk cache, then memory)."""
         key = (spec.name, self.options.image_size)
         if key not in self._pool_features:  # every image once, in dataset order; shared by the fold views
-            fs = extract_features(spec, self.dataset, self._stored, image_size=self.options.image_size,
-                                  device=self.device, batch_size=self.options.batch_size,
-                                  cache_dir=self.cache_dir, with_random=False,
-                                  num_workers=self.options.num_workers)
+            if spec.text is not None:
+                fs = extract_text_features(spec, self.dataset, self._stored, device=self.device,
+                                           batch_size=self.options.batch_size, cache_dir=self.cache_dir,
+                                           with_random=False,
+                                           key=feature_key(spec, self.dataset, self._stored, image_size=None,
+                                                           with_random=False))
+            else:
+                fs = extract_features(spec, self.dataset, self._stored, image_size=self.options.image_size,
+                                      device=self.device, batch_size=self.options.batch_size,
+                                      cache_dir=self.cache_dir, with_random=False,
+                                      num_workers=self.options.num_workers)
             self._pool_features[key] = (torch.from_numpy(np.ascontiguousarray(fs.features, dtype=np.float32)),
                                         torch.from_numpy(fs.labels.astype(np.int64)))
         if key not in self._features:
@@ -109,6 +119,13 @@ class TuningData:
             train, val = torch.from_numpy(self.train_rows), torch.from_numpy(self.val_rows)
             self._features[key] = FeatureSplit(features[train], labels[train], features[val], labels[val])
         return self._features[key]
+
+    def tokens(self, spec: BackboneSpec) -> Tokens:
+        """The run's texts (dataset order, as :meth:`store` holds images) tokenised by ``spec``, once."""
+        if spec.text.key() not in self._token_stores:
+            texts = [self.dataset.samples[i].text for i in self._stored]
+            self._token_stores[spec.text.key()] = tokenize(spec.text, texts, self.cache_dir)
+        return self._token_stores[spec.text.key()]
 
     def store(self, spec: BackboneSpec) -> DecodedImages:
         """The run's images decoded at ``spec``'s geometry (built on first use, shared).
@@ -138,11 +155,18 @@ class TuningData:
         n_train = len(self.train_idx)
         # A last batch of one image breaks BatchNorm in training mode; drop it.
         drop_last = n_train % batch_size == 1 and n_train > 1
+        if spec.text is not None:
+            return TokenBatches(self.tokens(spec), self.train_rows, self._labels(self.train_idx), spec.text.pad_id,
+                                batch_size, self.device, shuffle=True, generator=torch.Generator().manual_seed(seed),
+                                drop_last=drop_last)
         return StoredBatches(self.store(spec), self.train_rows, self._labels(self.train_idx),
                              spec.preprocessing_at(self.options.image_size), batch_size, self.device,
                              augment=augment, shuffle=True, generator=torch.Generator().manual_seed(seed),
                              drop_last=drop_last)
 
-    def val_loader(self, spec: BackboneSpec, batch_size: int) -> StoredBatches:
+    def val_loader(self, spec: BackboneSpec, batch_size: int) -> StoredBatches | TokenBatches:
+        if spec.text is not None:
+            return TokenBatches(self.tokens(spec), self.val_rows, self._labels(self.val_idx), spec.text.pad_id,
+                                batch_size, self.device)
         return StoredBatches(self.store(spec), self.val_rows, self._labels(self.val_idx),
                              spec.preprocessing_at(self.options.image_size), batch_size, self.device)

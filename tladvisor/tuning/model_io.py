@@ -21,7 +21,7 @@ from torch import nn
 
 from tladvisor import __version__
 from tladvisor.atomic import follow_umask
-from tladvisor.backbones import BackboneSpec, Preprocessing
+from tladvisor.backbones import BackboneSpec, Preprocessing, TextPreprocessing
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -44,7 +44,7 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def model_config(spec: BackboneSpec, preprocessing: Preprocessing, *, strategy: str, classes: tuple[str, ...],
+def model_config(spec: BackboneSpec, preprocessing: Preprocessing | TextPreprocessing, *, strategy: str, classes: tuple[str, ...],
                  val_accuracy: float, trial_number: int, study_name: str, params: dict[str, Any],
                  learning_curve: list[float]) -> dict[str, Any]:
     return {
@@ -55,7 +55,10 @@ def model_config(spec: BackboneSpec, preprocessing: Preprocessing, *, strategy: 
         "weights_id": spec.weights_id,
         "strategy": strategy,
         "classes": list(classes),
-        "preprocessing": asdict(preprocessing),
+        # a text backbone's tokenizer is code: its facts are stored, the tokenizer comes with the backbone
+        "preprocessing": asdict(spec.preprocessing if isinstance(preprocessing, TextPreprocessing) else preprocessing),
+        **({"text": {"max_length": preprocessing.max_length, "pad_id": preprocessing.pad_id,
+                     "tokenizer_id": preprocessing.tokenizer_id}} if isinstance(preprocessing, TextPreprocessing) else {}),
         "val_accuracy": val_accuracy,
         "trial_number": trial_number,
         "study_name": study_name,

