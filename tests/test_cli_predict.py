@@ -115,7 +115,7 @@ def test_cli_nothing_predictable_is_one_error_line_and_status_2(run_dir, tmp_pat
     code, out, err = run_cli(capsys, write_plugin, run_dir, tmp_path / "nothing-here")
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and out == ""
-    assert lines[-1] == "error: no image could be predicted (1 skipped)"
+    assert lines[-1] == "error: nothing could be predicted (1 input skipped)"
 
 
 def test_a_file_name_that_is_not_utf8_is_printed_escaped(run_dir, tmp_path, capsys, write_plugin):

@@ -269,22 +269,26 @@ def report(obj: Context, run_dir: Path) -> None:
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--text-column", help="Text models: the manifest column holding the texts (default: text, sentence...).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
               help="Output: aligned columns, CSV (path,label,probability) or JSON with the skipped files.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.pass_obj
-def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str, fmt: str, as_json: bool) -> None:
+def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], text_column: str | None, device: str, fmt: str,
+            as_json: bool) -> None:
     """Classify IMAGES (files or folders, searched recursively) with a tuning run's best model.
 
-    MODEL_DIR is the run folder or its best_model folder. Unreadable files are skipped and listed.
+    MODEL_DIR is the run folder or its best_model folder. Unreadable files are skipped and listed. A model
+    trained on texts takes texts: .txt files (one text per line), manifests (CSV/JSONL/Parquet), or - (stdin).
     """
     obj.computing()
     from tladvisor.cli_predict import render, skipped_lines
+    from tladvisor.data.wording import counted
     from tladvisor.errors import DatasetError
     from tladvisor.tuning.predict import predict_all
 
-    predictions = predict_all(model_dir, list(images), device=device, host=obj.host)
+    predictions = predict_all(model_dir, list(images), device=device, host=obj.host, text_column=text_column)
     fmt = "json" if as_json else fmt
     text = render(predictions, fmt)
     if text:
@@ -293,7 +297,7 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], device: str
         for line in skipped_lines(predictions):
             err.print(line, markup=False, highlight=False, soft_wrap=True)
     if not predictions.rows:
-        raise DatasetError(f"no image could be predicted ({len(predictions.skipped)} skipped)")
+        raise DatasetError(f"nothing could be predicted ({counted(len(predictions.skipped), 'input')} skipped)")
 
 
 def trial_list(numbers) -> str:

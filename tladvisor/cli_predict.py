@@ -23,7 +23,8 @@ def render(predictions: Predictions, fmt: str) -> str:
     rows = [{**row, "path": printable(row["path"])} for row in predictions.rows]
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=("path", "label", "probability"), lineterminator="\n")
+        fields = ("path", "label", "probability") + (("text",) if rows and "text" in rows[0] else ())
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows({**row, "probability": f"{row['probability']:.4f}"} for row in rows)
         return buffer.getvalue().rstrip("\n")

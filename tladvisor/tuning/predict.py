@@ -1,4 +1,5 @@
-"""Load a model saved by a tuning run and classify images with it (``tladvisor predict``).
+"""Load a model saved by a tuning run and classify images with it (``tladvisor predict``); texts for a text
+model (:mod:`tladvisor.tuning.predict_text`).
 
 What it is given may be image files, folders (searched recursively for image extensions) and, as the
 model, a ``best_model`` folder or the run folder holding one. It predicts what it can: a missing or
@@ -176,11 +177,17 @@ class _Images(TorchDataset):
 
 
 def predict_all(model_dir: str | Path, inputs: Sequence[str | Path], *, device: str = "auto",
-                batch_size: int = 32, host=None) -> Predictions:
-    """Classify every image in ``inputs`` (files and folders); list what could not be read."""
+                batch_size: int = 32, host=None, text_column: str | None = None, stdin=None) -> Predictions:
+    """Classify every image in ``inputs`` (files and folders); list what could not be read. A model trained on
+    texts classifies texts instead (:mod:`tladvisor.tuning.predict_text`: .txt lines, manifests, stdin)."""
     from tladvisor.transforms import eval_transform
 
     loaded = load_model(model_dir, host=host)
+    if loaded.spec.text is not None:
+        from tladvisor.tuning.predict_text import predict_texts
+
+        return predict_texts(loaded, inputs, device=device, batch_size=batch_size, text_column=text_column,
+                             stdin=stdin)
     paths, skipped = collect_images(inputs)
     target = devices.pick_device(device)
     model = devices.prepare_model(loaded.model, target)
