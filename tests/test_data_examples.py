@@ -70,7 +70,8 @@ def test_noisy_digits_are_the_digits_under_noise_harder_but_still_learnable(tmp_
 
 
 def test_unknown_example_and_occupied_folder_are_one_line_errors(tmp_path):
-    with pytest.raises(DatasetError, match="unknown example 'cats'; choose one of: photos, textures, digits, noisy-digits, stdlib-docs"):
+    with pytest.raises(DatasetError,
+                       match="unknown example 'cats'; choose one of: photos, textures, digits, noisy-digits, stdlib-docs"):
         write_example("cats", tmp_path / "x")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.txt").write_text("precious")
