@@ -70,7 +70,8 @@ def test_noisy_digits_are_the_digits_under_noise_harder_but_still_learnable(tmp_
 
 
 def test_unknown_example_and_occupied_folder_are_one_line_errors(tmp_path):
-    with pytest.raises(DatasetError, match="unknown example 'cats'; choose one of: photos, textures, digits, noisy-digits"):
+    with pytest.raises(DatasetError,
+                       match="unknown example 'cats'; choose one of: photos, textures, digits, noisy-digits, stdlib-docs"):
         write_example("cats", tmp_path / "x")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.txt").write_text("precious")
@@ -80,4 +81,5 @@ def test_unknown_example_and_occupied_folder_are_one_line_errors(tmp_path):
 
 
 def test_every_example_is_described():
-    assert set(EXAMPLES) == set(EXPECTED) and all(len(text) > 20 for text in EXAMPLES.values())
+    text_examples = {"stdlib-docs"}  # tests/test_text_data.py checks it
+    assert set(EXAMPLES) == set(EXPECTED) | text_examples and all(len(text) > 20 for text in EXAMPLES.values())

@@ -129,3 +129,21 @@ def test_undecodable_bytes_are_found_where_they_are():
     assert undecodable_bytes(decode_marking(b"ok")) is None
     assert undecodable_bytes(decode_marking("é".encode() + b"\xff")) == "byte 0xff at character 1"
     assert decode_marking(b"\xef\xbb\xbfhello") == "hello"  # a byte-order mark is not text
+
+
+def test_the_bundled_text_example_is_real_docstrings_in_four_areas(tmp_path):
+    from tladvisor.data.examples import write_example
+
+    first = write_example("stdlib-docs", tmp_path / "a", seed=0)
+    dataset = load_source(first)
+    assert dataset.modality == "text" and dataset.classes == ("concurrency", "files", "networking", "text")
+    counts = dataset.class_counts()
+    assert all(30 <= n <= 40 for n in counts.values()), counts
+    assert all(len(s.text.split()) >= 6 for s in dataset.samples)
+    assert len({s.digest for s in dataset.samples}) == len(dataset.samples)  # no text under two labels
+    import os
+    os_texts = [s.text for s in dataset.samples if s.path.name.startswith(("os.", "shutil.", "pathlib."))]
+    assert all(dataset.classes[s.label] == "files" for s in dataset.samples if s.text in os_texts)
+    again = load_source(write_example("stdlib-docs", tmp_path / "b", seed=0))
+    assert [s.text for s in again.samples] == [s.text for s in dataset.samples]  # deterministic for a seed
+    assert os.path.isfile(first / ".tladvisor-example")

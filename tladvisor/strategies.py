@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 FEATURE_EXTRACTION = "feature_extraction"
 PARTIAL_FREEZE = "partial_freeze"
@@ -42,6 +43,14 @@ class Strategy:
       something for a strategy that fine-tunes pretrained stages).
     - ``probe_first``: fit the head on frozen features first, then fine-tune from it (LP-FT).
     - ``colour``: its colour in the report's charts (``None``: a neutral grey).
+    - ``modalities``: the backbone modalities it applies to (``("text",)``); empty: every one. The search only
+      offers a strategy for a run whose backbones it applies to.
+    - ``draw``: ``draw(trial) -> dict`` of the strategy's own parameters (LoRA's rank), drawn by the search for
+      its trials; their names should start with the strategy's name. They reach ``adapt`` as ``params``.
+    - ``adapt``: ``adapt(model, spec, params)`` changes the built model in place before training (inserts
+      adapters; the new parameters belong to the stage of the module they sit in). ``merge(model)`` undoes
+      the change after training, folding what was learnt into the backbone's own modules, so the kept model
+      is the backbone's architecture and ``predict`` loads it like any other.
     """
 
     name: str
@@ -57,6 +66,10 @@ class Strategy:
     probe_first: bool = False
     colour: str | None = None
     plugin: str = ""
+    modalities: tuple[str, ...] = ()
+    draw: Callable[[Any], dict[str, Any]] | None = field(default=None, compare=False)
+    adapt: Callable[[Any, Any, dict[str, Any]], None] | None = field(default=None, compare=False)
+    merge: Callable[[Any], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
@@ -66,7 +79,12 @@ class Strategy:
                              f"got {self.freeze!r}")
         if self.epochs < 1:
             raise ValueError(f"strategy '{self.name}': epochs must be at least 1, got {self.epochs}")
+        if (self.adapt is None) != (self.merge is None):
+            raise ValueError(f"strategy '{self.name}': adapt and merge come together (the kept model must be "
+                             "the backbone's own architecture)")
 
+    def applies_to(self, modality: str) -> bool:
+        return not self.modalities or modality in self.modalities
     @property
     def trains_backbone(self) -> bool:
         """Does any backbone parameter move (else only the head trains)?"""
@@ -132,6 +150,11 @@ def strategy_colours(registry: Mapping[str, Strategy] | None = None) -> dict[str
     """Name -> report colour of every strategy that has one."""
     registry = registry_or_built_ins(registry)
     return {name: s.colour for name, s in registry.items() if s.colour}
+
+
+def strategies_for(registry: Mapping[str, Strategy], modality: str) -> dict[str, Strategy]:
+    """The strategies of ``registry`` that apply to backbones of ``modality``, in registration order."""
+    return {name: s for name, s in registry.items() if s.applies_to(modality)}
 
 
 def describe_strategies(registry: Mapping[str, Strategy]) -> dict[str, dict]:

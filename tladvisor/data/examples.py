@@ -1,4 +1,5 @@
-"""Small example datasets, written offline from images that ship inside installed packages.
+"""Small example datasets, written offline from images that ship inside installed packages (and one of texts,
+:mod:`tladvisor.data.text_examples`).
 
 ``tladvisor examples photos DIR`` then ``tladvisor analyze DIR`` is the README's first run, so every
 example is a real (if small) classification problem in ImageFolder layout, deterministic for a
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tladvisor.data.text_examples import AREAS, write_stdlib_docs
 from tladvisor.errors import DatasetError
 
 EXAMPLES: dict[str, str] = {
@@ -24,6 +26,8 @@ EXAMPLES: dict[str, str] = {
     "digits": "10 classes of handwritten digits (scikit-learn digits, 8x8 upsampled), 30 per class, 32x32 PNG",
     "noisy-digits": "the digits under heavy Gaussian noise (sigma 0.45): frozen ImageNet features fit them poorly "
                     "and fine-tuning pays, so the tuning has something to find; 30 per class, 32x32 PNG",
+    "stdlib-docs": "text: 4 classes of docstrings from Python's standard library (networking, text processing, "
+                   "files and the OS, concurrency), up to 40 per class, one .txt file each",
 }
 MARKER = ".tladvisor-example"  # hidden, so loaders ignore it; lets a second run overwrite its own output
 
@@ -103,6 +107,7 @@ _WRITERS: dict[str, tuple[Callable[[Path, np.random.Generator], None], Callable[
     "textures": (_write_textures, lambda: ["brick", "grass", "gravel", "moon"]),
     "digits": (_write_digits, lambda: [str(d) for d in range(10)]),
     "noisy-digits": (lambda dest, rng: _write_digits(dest, rng, noise=0.45), lambda: [str(d) for d in range(10)]),
+    "stdlib-docs": (write_stdlib_docs, lambda: list(AREAS)),
 }
 
 

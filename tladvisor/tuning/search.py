@@ -15,7 +15,8 @@ import torch
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.records import AnalysisOptions, Recommendation
-from tladvisor.strategies import FREEZE_ALL, FREEZE_CHOSEN, Strategy, registry_or_built_ins, strategy_named
+from tladvisor.strategies import (FREEZE_ALL, FREEZE_CHOSEN, Strategy, registry_or_built_ins, strategies_for,
+                                  strategy_named)
 
 LR_HEAD = (1e-4, 1e-1)
 LR_BACKBONE = (1e-5, 1e-2)
@@ -79,7 +80,7 @@ def suggest_params(trial, recommendation: Recommendation, backbones: Sequence[Ba
 
     ``strategies``: the registry to draw from (default: the built-ins), in registration order.
     """
-    strategies = registry_or_built_ins(strategies)
+    strategies = strategies_for(registry_or_built_ins(strategies), run_modality(backbones))
     by_name = {spec.name: spec for spec in backbones}
     backbone = trial.suggest_categorical("backbone", backbone_choices(backbones))
     strategy = trial.suggest_categorical("strategy", list(strategies))
@@ -101,7 +102,14 @@ def suggest_params(trial, recommendation: Recommendation, backbones: Sequence[Ba
     if plan.gradual_unfreeze:
         params["gradual_unfreeze"] = trial.suggest_categorical("gradual_unfreeze", [False, True])
     params.update(neutral_params(plan))
+    if plan.draw is not None:
+        params.update(plan.draw(trial))
     return params
+
+
+def run_modality(backbones: Sequence[BackboneSpec]) -> str:
+    """The modality of a run's backbones (one run measures one modality): which strategies apply."""
+    return backbones[0].modality if backbones else "image"
 
 
 def _clip(value: float, bounds: tuple[float, float]) -> float:

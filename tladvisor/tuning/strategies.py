@@ -38,6 +38,7 @@ class TrialConfig:
     patience: int = 3  # epochs without a better validation accuracy before stopping
     warmup_fraction: float = 0.1  # share of the optimiser steps spent on the linear warm-up
     image_size: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # the strategy's own drawn parameters
     # The strategy's record: looked up among the built-ins when not given (``from_params(strategies=...)``).
     plan: Strategy | None = field(default=None, compare=False, repr=False)
 
@@ -54,11 +55,13 @@ class TrialConfig:
 
         ``strategies``: the registry the strategy's name is looked up in (default: the built-ins).
         """
-        known = {f.name for f in fields(cls)} - {"plan"}
+        known = {f.name for f in fields(cls)} - {"plan", "extra"}
         values = {k: v for k, v in params.items() if k in known}
         values.update(settings)
         if "strategy" in values:
             values["plan"] = strategy_named(values["strategy"], strategies)
+            # the strategy's own parameters (LoRA's rank): named after it, as Strategy.draw says
+            values.setdefault("extra", {k: v for k, v in params.items() if k.startswith(f"{values['strategy']}_")})
         return cls(**values)
 
 
@@ -77,6 +80,8 @@ def build_model(spec: BackboneSpec, config: TrialConfig, n_classes: int) -> nn.M
     frozen, and in the stages that train only the parameters the strategy trains."""
     model = spec.build(config.plan.pretrained)
     replace_head(model, spec, n_classes)
+    if config.plan.adapt is not None:
+        config.plan.adapt(model, spec, config.extra)
     freeze_stages(model, spec, frozen_depth(config.plan, config.freeze_depth, spec.n_stages))
     if config.plan.trains is not None:
         kept = trainable(model, spec, config.plan)

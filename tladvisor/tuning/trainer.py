@@ -305,6 +305,8 @@ def _train_once(spec: BackboneSpec, config: TrialConfig, data: TuningData, devic
     else:
         result = train_network(model, spec, config, data, device, seed, on_epoch, deadline=deadline)
     model = model.to("cpu").eval()
+    if config.plan.merge is not None:  # adapters folded back: the kept model is the backbone's own architecture
+        config.plan.merge(model)
     return TrainedModel(result.accuracy, result.learning_curve, result.best_epoch, config.batch_size,
                         result.stopped_early, lambda: model, {**extras, **result.metrics})
 

@@ -5,7 +5,6 @@ itself, tunes end to end from the command line; and the shipped all-MiniLM-L6-v2
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,46 +16,13 @@ require_module("transformers", "pip install -e plugins/tladvisor-transformers")
 
 from tladvisor.data.token_store import TokenBatches, tokenize, truncate  # noqa: E402
 from tladvisor.embed_text import extract_text_features  # noqa: E402
-from tladvisor.records import Dataset, TextSample  # noqa: E402
 from tladvisor.testing import check_backbone  # noqa: E402
 from tladvisor_transformers import folder_backbone, minilm_spec  # noqa: E402
-
-WORDS = ("the a film book song great bad boring lovely plot cast music story hour year best worst good fine "
-         "awful clever dull long short red blue cat dog runs sleeps").split()
-
-
-def tiny_bert_folder(folder, max_length=16, pooling_mean=True):
-    """A 2-layer, 16-wide BERT with random weights and a word-level vocabulary, saved as a model folder."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(str(folder))
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(folder))
-    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length}))
-    if pooling_mean:
-        (folder / "1_Pooling").mkdir(exist_ok=True)
-        (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
-    return folder
-
+from tladvisor_transformers.testing import WORDS, random_texts, text_dataset, tiny_bert_folder  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny_spec(tmp_path_factory):
     return folder_backbone("tiny-bert", tiny_bert_folder(tmp_path_factory.mktemp("tiny-bert")))
-
-
-def text_dataset(texts, labels):
-    samples = tuple(TextSample(path=Path("t.csv"), label=int(y), text=t) for t, y in zip(texts, labels))
-    return Dataset(root=Path("."), classes=("a", "b"), samples=samples, modality="text")
-
-
-def random_texts(n, seed=0):
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(WORDS, size=rng.integers(1, 30))) for _ in range(n)]
 
 
 def test_a_folder_encoder_conforms_to_the_backbone_contract(tiny_spec):
@@ -155,6 +121,23 @@ def test_analyze_and_tune_a_text_csv_end_to_end(tmp_path):
     assert "Texts per class" in page and "Text length" in page
     assert (tmp_path / "out" / "r" / "best_model" / "model.safetensors").is_file()
     assert "training texts per class" in result.output
+
+    # predict: a manifest, a .txt file (one text per line, an empty line ignored), stdin; bad texts skipped
+    (tmp_path / "new.csv").write_text("text,other\nlovely cast great film,x\n,y\n", encoding="utf-8")
+    (tmp_path / "new.txt").write_bytes(b"boring plot\n\nawful \xff\n")
+    runner = CliRunner()
+    predicted = runner.invoke(cli, ["--plugins-dir", str(plugins), "predict", str(tmp_path / "out" / "r"),
+                                    str(tmp_path / "new.csv"), str(tmp_path / "new.txt"), "-", "--json"],
+                              input=b"dull song\n")
+    assert predicted.exit_code == 0, predicted.output
+    document = json.loads(predicted.output)
+    rows = document["predictions"]
+    assert [r["text"] for r in rows] == ["lovely cast great film", "boring plot", "dull song"]
+    assert [r["path"] for r in rows] == [f"{tmp_path / 'new.csv'} row 1", f"{tmp_path / 'new.txt'} line 1", "stdin line 1"]
+    assert all(r["label"] in ("no", "yes") and 0.5 <= r["probability"] <= 1 for r in rows)
+    reasons = {s["path"]: s["reason"] for s in document["skipped"]}
+    assert reasons[f"{tmp_path / 'new.csv'} row 2"] == "empty text"
+    assert reasons[f"{tmp_path / 'new.txt'} line 3"].startswith("not UTF-8 (byte 0xff")
 
 
 def test_the_shipped_minilm_is_registered_and_works_offline():

