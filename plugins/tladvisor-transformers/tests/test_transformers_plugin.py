@@ -121,6 +121,7 @@ def test_analyze_and_tune_a_text_csv_end_to_end(tmp_path):
     assert "Texts per class" in page and "Text length" in page
     assert (tmp_path / "out" / "r" / "best_model" / "model.safetensors").is_file()
     assert "training texts per class" in result.output
+    assert "image" not in result.output.replace("--image-size", "")  # a text run speaks of texts
 
     # predict: a manifest, a .txt file (one text per line, an empty line ignored), stdin; bad texts skipped
     (tmp_path / "new.csv").write_text("text,other\nlovely cast great film,x\n,y\n", encoding="utf-8")
