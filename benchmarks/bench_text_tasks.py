@@ -91,7 +91,7 @@ def run_task(task: str, args, host, spec) -> None:
         advice_path.write_text(json.dumps({
             "strategy": recommendation.strategy, "freeze_depth": recommendation.freeze_depth,
             "config": advised_config(recommendation, spec.n_stages), "rationale": list(recommendation.rationale),
-            "probe": measurement.scores.get("linear_probe").value if measurement.scores.get("linear_probe") else None,
+            "probe": getattr(measurement.scores.get("linear_probe_accuracy"), "value", None),
             "n_train_val": len(dataset.samples), "n_test": len(test_idx), "classes": list(full.classes)}, indent=2))
     registry = strategy_registry(host)
     data = TuningData(dataset, options, torch.device("cpu"))

@@ -147,3 +147,11 @@ def test_the_bundled_text_example_is_real_docstrings_in_four_areas(tmp_path):
     again = load_source(write_example("stdlib-docs", tmp_path / "b", seed=0))
     assert [s.text for s in again.samples] == [s.text for s in dataset.samples]  # deterministic for a seed
     assert os.path.isfile(first / ".tladvisor-example")
+
+
+def test_a_label_with_one_text_is_kept_for_training_and_reported(tmp_path):
+    dataset = load_source(write_csv(tmp_path / "t.csv", GOOD + [("the only text of its class here", "rare")]))
+    profile = profile_texts(dataset)
+    assert dataset.class_counts()["rare"] == 1
+    assert any("1 class has a single distinct text, kept for training and not validated: 'rare' (1)" in w
+               for w in profile.warnings)

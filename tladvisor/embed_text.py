@@ -154,7 +154,7 @@ def extract_text_features(spec: BackboneSpec, dataset: Dataset, indices: Sequenc
         backbone=spec.name, image_size=spec.text.max_length, features=features, labels=labels, sample_indices=indices,
         source_probs=None, random_features=random_features, source_sample_features=source_features,
         stage_shift=stage_shift, seconds=time.perf_counter() - started,
-        input_facts=length_facts(tokens, spec.text.max_length))
+        input_facts=length_facts(tokens, spec.text.max_length), modality="text")
     if cache_path is not None:
         try:
             write_feature_cache(cache_path, result)

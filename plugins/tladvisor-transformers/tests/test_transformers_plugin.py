@@ -5,6 +5,7 @@ itself, tunes end to end from the command line; and the shipped all-MiniLM-L6-v2
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -155,3 +156,24 @@ def test_the_shipped_minilm_is_registered_and_works_offline():
         vectors = torch.nn.functional.normalize(model.embed(padded), dim=1)
     similar, unrelated = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
     assert similar > unrelated + 0.2  # a sentence encoder: the paraphrase is nearer than the unrelated sentence
+
+
+def test_the_measures_run_on_text_embeddings_as_on_image_ones(tiny_spec):
+    from tladvisor import measure_names as names
+    from tladvisor.builtin.measures import measure_feature_set
+    from tladvisor.measurement_notes import input_warnings
+
+    texts = random_texts(60, seed=4)
+    dataset = text_dataset(texts, np.arange(60) % 2)
+    features = extract_text_features(tiny_spec, dataset, device="cpu", source_texts=random_texts(30, seed=5))
+    scores = measure_feature_set(features, folds=3)
+    for name in (names.LINEAR_PROBE_ACCURACY, names.KNN_ACCURACY, names.PRETRAINING_GAIN, names.LOGME,
+                 names.HSCORE, names.MMD_TO_SOURCE, names.BN_SHIFT):
+        assert name in scores, name
+    assert names.LEEP not in scores and names.NCE not in scores  # no source classifier, no source-head scores
+    shift = scores[names.BN_SHIFT]
+    assert shift.normalised is None and "source sample's hidden-state statistics" in shift.detail
+    cut = features.input_facts["truncated_share"]  # texts of up to 29 words, 16 tokens at most: many are cut
+    assert cut > 0.05 and input_warnings(tiny_spec, features)[0].startswith(f"{cut:.0%} of the texts are longer")
+    long = replace(features, input_facts={**features.input_facts, "truncated_share": 0.4})
+    assert input_warnings(tiny_spec, long)[0].startswith("40% of the texts are longer than the 16 tokens")
