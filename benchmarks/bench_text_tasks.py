@@ -33,14 +33,24 @@ MULTIPLIERS = (0.3, 1.0, 3.0)
 LORA_PARAMS = {"lora_rank": 8, "lora_targets": "qv"}
 
 
-def split_test(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A stratified, seeded set of test indices (at least one per class with three or more members)."""
+def split_test(labels: np.ndarray, fraction: float, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """A stratified, seeded set of test indices (at least one per class with three or more members). ``groups``
+    (one key per row, e.g. the duplicate digest) keeps a group wholly on one side, so test never holds a
+    near-copy of a training text."""
     rng = np.random.default_rng(seed)
-    test = []
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    test: list[int] = []
     for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        take = int(round(fraction * len(members))) if len(members) >= 3 else 0
-        test += members[:max(take, 1 if len(members) >= 3 else 0)].tolist()
+        rows = np.flatnonzero(labels == label)
+        keys = list(dict.fromkeys(groups[rows].tolist()))  # the class's groups, in first-seen order
+        target = int(round(fraction * len(rows))) if len(rows) >= 3 else 0
+        taken = 0
+        for position in rng.permutation(len(keys)):
+            if taken >= max(target, 1 if len(rows) >= 3 else 0):
+                break
+            members = rows[groups[rows] == keys[position]]
+            test += members.tolist()
+            taken += len(members)
     return np.sort(np.array(test, dtype=np.int64))
 
 
@@ -75,7 +85,7 @@ def run_task(task: str, args, host, spec) -> None:
     units.mkdir(parents=True, exist_ok=True)
     manifest = text_corpus.build(task, args.work, per_class=args.per_class, seed=args.seed)
     full = load_source(manifest)
-    test_idx = split_test(full.labels, args.test_fraction, args.seed)
+    test_idx = split_test(full.labels, args.test_fraction, args.seed, np.array([s.digest for s in full.samples]))
     keep = np.setdiff1d(np.arange(len(full.samples)), test_idx)
     dataset = replace(full, samples=tuple(full.samples[i] for i in keep))
     test_texts = [full.samples[i].text for i in test_idx]

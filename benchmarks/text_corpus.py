@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tladvisor.data.text_intake import text_digest
+
 Triple = tuple[str, str, str]  # (text, label, where it came from)
 MIN_WORDS = 5
 
@@ -201,7 +203,7 @@ def build(task: str, out_dir: Path, *, per_class: int = 150, seed: int = 0) -> P
     seen: set[str] = set()
     by_label: dict[str, list[Triple]] = defaultdict(list)
     for text, label, origin in triples:
-        key = " ".join(re.sub(r"[\W_]+", " ", text.casefold()).split())
+        key = text_digest(text)  # the product's duplicate rule: case, spacing and punctuation ignored
         if key not in seen:
             seen.add(key)
             by_label[label].append((text, label, origin))

@@ -59,3 +59,13 @@ def test_the_test_set_is_stratified_and_seeded():
     test = bench_text_tasks.split_test(labels, 0.3, seed=0)
     assert np.bincount(labels[test], minlength=3).tolist() == [3, 6, 0]
     assert np.array_equal(test, bench_text_tasks.split_test(labels, 0.3, seed=0))
+
+
+def test_the_test_set_keeps_duplicate_groups_on_one_side():
+    import numpy as np
+
+    labels = np.zeros(12, dtype=int)
+    groups = np.array(["a", "a", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"])
+    for seed in range(10):
+        test = set(bench_text_tasks.split_test(labels, 0.3, seed, groups).tolist())
+        assert {0, 1, 2} <= test or not {0, 1, 2} & test

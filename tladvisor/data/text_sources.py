@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tladvisor.data.imagefolder import scan_image_folder
+from tladvisor.data.images import looks_like_image
 from tladvisor.data.manifest import (LABEL_COLUMNS, SPLIT_COLUMNS, SPLIT_VALUES, _normalise_splits, cell_text,
                                      find_column, manifest_format, named_column, read_table)
 from tladvisor.data.assemble import Candidate
-from tladvisor.data.text_intake import MAX_TEXT_BYTES, TextCandidate, build_text_dataset, decode_marking
+from tladvisor.data.text_intake import (MAX_TEXT_BYTES, TextCandidate, build_text_dataset, decode_marking,
+                                        undecodable_bytes)
 from tladvisor.errors import DatasetError
 from tladvisor.records import Dataset, SkippedFile
 
@@ -28,11 +30,9 @@ def is_text_file(path: Path) -> bool:
 
 
 def folder_holds_texts(root: Path) -> bool:
-    """True when the class folders under ``root`` hold .txt files and no images (auto-detection)."""
-    texts = scan_image_folder(root, is_text_file, "text")
-    if not texts.candidates:
-        return False
-    return not scan_image_folder(root).candidates
+    """True when the class folders under ``root`` hold .txt files and no images (auto-detection; one walk)."""
+    found = scan_image_folder(root, lambda p: is_text_file(p) or looks_like_image(p), "sample").candidates
+    return bool(found) and all(is_text_file(c.path) for c in found)
 
 
 def load_text_folder(root: Path) -> Dataset:
@@ -93,6 +93,10 @@ def load_text_manifest(manifest: Path, *, text_column: str | None = None, label_
         label, raw_split = cell_text(label), cell_text(raw_split)
         if not label:
             skipped.append(SkippedFile(f"{manifest} {row}", f"{row}: no label"))
+            continue
+        bad = undecodable_bytes(label)
+        if bad is not None:
+            skipped.append(SkippedFile(f"{manifest} {row}", f"{row}: label not UTF-8 ({bad})"))
             continue
         split = SPLIT_VALUES.get(raw_split.lower()) if raw_split else None
         if raw_split and split is None:

@@ -107,3 +107,24 @@ def test_a_lora_trial_trains_and_keeps_a_plain_model(tmp_path):
     assert isinstance(query, nn.Linear) and not torch.equal(query.weight, base)  # the update was folded in
     key = model.encoder.encoder.layer[0].attention.self.key.weight
     assert torch.equal(key, spec.build(True).encoder.encoder.layer[0].attention.self.key.weight)  # not a target
+
+
+def test_a_distilbert_layout_gets_its_own_adapters(tmp_path):
+    from tladvisor.testing import check_backbone
+
+    spec = folder_backbone("tiny-distilbert", tiny_bert_folder(tmp_path / "d", kind="distilbert"))
+    assert check_backbone(spec, pretrained=True) == []
+    model = spec.build(True)
+    replace_head(model, spec, 2)
+    adapt(model, spec, {"lora_rank": 4, "lora_targets": "qv"})
+    adapted = sorted(n for n, m in model.named_modules() if isinstance(m, LoRALinear))
+    assert adapted == [f"encoder.transformer.layer.{i}.attention.{m}" for i in range(2) for m in ("q_lin", "v_lin")]
+
+
+def test_lora_refuses_a_model_it_finds_no_target_in(tmp_path):
+    import pytest
+
+    spec = spec_for(tmp_path)
+    model = nn.Sequential()  # nothing named like an attention layer
+    with pytest.raises(ValueError, match="no linear layer named as LoRA's targets"):
+        adapt(model, spec, {"lora_rank": 4, "lora_targets": "qv"})

@@ -52,19 +52,34 @@ def test_truncation_keeps_the_end_marker_and_counts_what_it_cut(tiny_spec, tmp_p
     assert np.array_equal(again.flat, tokens.flat) and len(list(tmp_path.glob("tokens-*.npz"))) == 1
 
 
-def test_training_batches_pad_little_and_cover_every_text_once(tiny_spec):
+def test_training_batches_pad_little_and_keep_each_text_with_its_label(tiny_spec):
     texts = random_texts(200)
     tokens = tokenize(tiny_spec.text, texts)
-    batches = TokenBatches(tokens, np.arange(200), np.arange(200) % 2, 0, 16, torch.device("cpu"), shuffle=True,
+    batches = TokenBatches(tokens, np.arange(200), np.arange(200), 0, 16, torch.device("cpu"), shuffle=True,
                            generator=torch.Generator().manual_seed(0))
     seen, padding = [], 0
-    for ids, labels in batches:
+    for ids, labels in batches:  # the label of each row is its text's index: the ids must be that text's
+        for row, index in zip(ids, labels.tolist()):
+            own = tokens.ids(index)
+            assert row[:len(own)].tolist() == own.tolist() and not row[len(own):].any()
         seen += labels.tolist()
         padding += int((ids == 0).sum())
-    assert sorted(seen) == sorted((np.arange(200) % 2).tolist())
+    assert sorted(seen) == list(range(200))
     chunks = [tokens.lengths[i:i + 16] for i in range(0, 200, 16)]  # batches in the given order
     unsorted_padding = sum(int(chunk.max()) * len(chunk) - int(chunk.sum()) for chunk in chunks)
     assert padding < unsorted_padding / 2
+
+
+def test_predict_reads_whole_files_for_a_model_trained_on_text_files(tmp_path):
+    from tladvisor.tuning.predict_text import collect_texts
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("first line\nsecond line\n", encoding="utf-8")
+    (tmp_path / "one.txt").write_text("line one\nline two\n", encoding="utf-8")
+    per_line, _ = collect_texts([tmp_path / "one.txt"])
+    assert [t for _, t in per_line] == ["line one", "line two"]
+    whole, skipped = collect_texts([tmp_path / "one.txt", tmp_path / "docs"], one_text_per_file=True)
+    assert [t for _, t in whole] == ["line one\nline two", "first line\nsecond line"] and skipped == []
 
 
 def test_features_come_back_in_the_texts_order(tiny_spec, tmp_path):
@@ -123,6 +138,16 @@ def test_analyze_and_tune_a_text_csv_end_to_end(tmp_path):
     assert (tmp_path / "out" / "r" / "best_model" / "model.safetensors").is_file()
     assert "training texts per class" in result.output
     assert "image" not in result.output.replace("--image-size", "")  # a text run speaks of texts
+    assert "lora" in analysis["strategies"] and analysis["strategies"]["lora"]["plugin"]
+
+    # the same command with a larger budget resumes the study: the strategies it searches (LoRA among them,
+    # the text ones only) are the ones stored with it
+    more = CliRunner().invoke(cli, ["--plugins-dir", str(plugins), "analyze", str(tmp_path / "texts.csv"), "-b",
+                                    "tiny-bert", "--out", str(tmp_path / "out"), "--trials", "3", "--run-name", "r",
+                                    "--cv-folds", "1", "--cache-dir", str(tmp_path / "cache"), "-q"])
+    assert more.exit_code == 0, more.output
+    resumed = json.loads((tmp_path / "out" / "r" / "analysis.json").read_text())
+    assert sum(t["state"] == "COMPLETE" for t in resumed["tuning"]["trials"]) == 3
 
     # predict: a manifest, a .txt file (one text per line, an empty line ignored), stdin; bad texts skipped
     (tmp_path / "new.csv").write_text("text,other\nlovely cast great film,x\n,y\n", encoding="utf-8")
