@@ -128,3 +128,26 @@ def test_lora_refuses_a_model_it_finds_no_target_in(tmp_path):
     model = nn.Sequential()  # nothing named like an attention layer
     with pytest.raises(ValueError, match="no linear layer named as LoRA's targets"):
         adapt(model, spec, {"lora_rank": 4, "lora_targets": "qv"})
+
+
+def test_every_registered_strategy_trains_a_text_model(tmp_path):
+    from tladvisor.plugins import PluginHost, strategy_registry
+    from tladvisor.tuning.data import TuningData
+    from tladvisor.tuning.search import run_modality
+    from tladvisor.strategies import strategies_for
+    from tladvisor.tuning.trainer import train_trial
+
+    spec = spec_for(tmp_path)
+    registry = strategies_for(strategy_registry(PluginHost()), run_modality([spec]))
+    assert set(registry) == {"feature_extraction", "partial_freeze", "full_finetune", "from_scratch", "lp_ft", "lora"}
+    dataset = text_dataset(random_texts(30, seed=6), np.arange(30) % 2)
+    data = TuningData(dataset, AnalysisOptions(source=tmp_path, cache_dir=tmp_path / "cache", cv_folds="1"),
+                      torch.device("cpu"))
+    for name, plan in registry.items():
+        config = TrialConfig(backbone=spec.name, strategy=name, plan=plan, freeze_depth=1, epochs=1, batch_size=8,
+                             extra={"lora_rank": 4, "lora_targets": "all"} if name == "lora" else {})
+        trained = train_trial(spec, config, data, torch.device("cpu"))
+        fresh = spec.build(False)
+        replace_head(fresh, spec, 2)
+        fresh.load_state_dict(trained.model.state_dict(), strict=True)  # every kept model is the plain encoder
+        assert len(trained.learning_curve) == 1, name
