@@ -202,3 +202,29 @@ def test_the_measures_run_on_text_embeddings_as_on_image_ones(tiny_spec):
     assert cut > 0.05 and input_warnings(tiny_spec, features)[0].startswith(f"{cut:.0%} of the texts are longer")
     long = replace(features, input_facts={**features.input_facts, "truncated_share": 0.4})
     assert input_warnings(tiny_spec, long)[0].startswith("40% of the texts are longer than the 16 tokens")
+
+
+def test_the_longest_input_is_the_smallest_limit_the_folder_gives(tmp_path):
+    from tladvisor_transformers.spec import folder_facts
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "roberta", "hidden_size": 8,
+                                                      "num_hidden_layers": 2, "max_position_embeddings": 514,
+                                                      "pad_token_id": 1}))
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 600}))
+    facts = folder_facts(tmp_path)
+    assert facts["max_length"] == 512 and facts["pad_id"] == 1  # RoBERTa's positions start after the padding id
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    assert folder_facts(tmp_path)["max_length"] == 128
+
+
+def test_pooling_and_tokenizer_files_key_the_caches(tmp_path):
+    import os
+
+    folder = tiny_bert_folder(tmp_path / "m")
+    mean = folder_backbone("m", folder)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": False}))
+    cls = folder_backbone("m", folder)
+    assert mean.text.key() != cls.text.key()  # mean vs [CLS] pooling: other features
+    vocab = folder / "vocab.txt"
+    os.utime(vocab, ns=(vocab.stat().st_atime_ns, vocab.stat().st_mtime_ns + 10**9))
+    assert folder_backbone("m", folder).text.key() != cls.text.key()  # an edited tokenizer: other tokens
