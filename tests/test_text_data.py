@@ -202,3 +202,12 @@ def test_a_source_sample_for_images_is_images_only(tmp_path):
     lines = tmp_path / "lines.txt"
     lines.write_text("one text\n\nanother text\n", encoding="utf-8")
     assert read_source_texts(lines) == ["one text", "another text"]
+
+
+def test_rows_are_named_by_the_line_they_start_on_when_a_text_spans_lines(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('text,label\n"a text\nover two lines",a\n,b\nplain text,b\nmore,a\n', encoding="utf-8")
+    dataset = load_source(path)
+    assert dataset.samples[0].text == "a text\nover two lines"
+    assert dataset.skipped[0].reason == "row 2 (line 4): empty text"
+    assert dataset.samples[1].origin == "row 3 (line 5)"
