@@ -151,3 +151,26 @@ def test_every_registered_strategy_trains_a_text_model(tmp_path):
         replace_head(fresh, spec, 2)
         fresh.load_state_dict(trained.model.state_dict(), strict=True)  # every kept model is the plain encoder
         assert len(trained.learning_curve) == 1, name
+
+
+def test_validation_replays_after_a_text_models_frozen_layers(tmp_path, monkeypatch):
+    import tladvisor.tuning.trainer as trainer
+    from tladvisor.tuning.data import TuningData
+
+    made = []
+
+    class Watched(trainer.FrozenPrefix):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(trainer, "FrozenPrefix", Watched)
+    spec = spec_for(tmp_path)
+    data = TuningData(text_dataset(random_texts(40, seed=7), np.arange(40) % 2),
+                      AnalysisOptions(source=tmp_path, cache_dir=tmp_path / "cache", cv_folds="1"), torch.device("cpu"))
+    config = TrialConfig(backbone=spec.name, strategy="partial_freeze", freeze_depth=2, epochs=3, batch_size=8,
+                         patience=3)
+    trainer.train_trial(spec, config, data, torch.device("cpu"))
+    # the embeddings take keywords only (input_ids=...): the stand-ins pass them on, and the check that the
+    # stood-in network gives the full network's output passed at every later validation
+    assert made and made[0].unusable is None and made[0].replays == 2
