@@ -228,3 +228,27 @@ def test_pooling_and_tokenizer_files_key_the_caches(tmp_path):
     vocab = folder / "vocab.txt"
     os.utime(vocab, ns=(vocab.stat().st_atime_ns, vocab.stat().st_mtime_ns + 10**9))
     assert folder_backbone("m", folder).text.key() != cls.text.key()  # an edited tokenizer: other tokens
+
+
+def test_a_hub_name_resolves_from_the_cache_and_an_uncached_one_is_one_line(tmp_path, monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    from tladvisor.errors import WeightsUnavailableError
+    from tladvisor.plugins import PluginHost
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someorg--tiny-bert" / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_bert_folder(tmp_path / "m"), snapshot)
+    (cache / "models--someorg--tiny-bert" / "refs").mkdir()
+    (cache / "models--someorg--tiny-bert" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    host = PluginHost()
+    spec = host.backbone("hf:someorg/tiny-bert")
+    assert spec.name == "hf-someorg--tiny-bert" and spec.modality == "text" and spec.weights_available()
+    assert check_backbone(spec, pretrained=True) == []
+    with pytest.raises(WeightsUnavailableError, match="hf-other--model: not in the Hugging Face cache .* "
+                                                      "\\(HF_HUB_OFFLINE is set\\); .*`hf download other/model`"):
+        host.backbone("hf-other--model")
