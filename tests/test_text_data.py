@@ -147,3 +147,67 @@ def test_the_bundled_text_example_is_real_docstrings_in_four_areas(tmp_path):
     again = load_source(write_example("stdlib-docs", tmp_path / "b", seed=0))
     assert [s.text for s in again.samples] == [s.text for s in dataset.samples]  # deterministic for a seed
     assert os.path.isfile(first / ".tladvisor-example")
+
+
+def test_a_label_with_one_text_is_kept_for_training_and_reported(tmp_path):
+    dataset = load_source(write_csv(tmp_path / "t.csv", GOOD + [("the only text of its class here", "rare")]))
+    profile = profile_texts(dataset)
+    assert dataset.class_counts()["rare"] == 1
+    assert any("1 class has a single distinct text, kept for training and not validated: 'rare' (1)" in w
+               for w in profile.warnings)
+
+
+def test_punctuation_only_texts_are_not_all_one_duplicate():
+    assert text_digest(":)") != text_digest("!!!") != text_digest("😡")
+    assert text_digest(":)") == text_digest(" :) ")
+
+
+def test_tsv_texts_may_start_with_a_quote(tmp_path):
+    path = tmp_path / "t.tsv"
+    path.write_text('text\tlabel\n"a quote opens here\tneg\nthird one\tpos\nfourth " closes\tneg\nplain\tpos\n',
+                    encoding="utf-8")
+    dataset = load_source(path)
+    assert [s.text for s in dataset.samples] == ['"a quote opens here', "third one", 'fourth " closes', "plain"]
+
+
+def test_an_explicit_text_column_means_text_even_beside_a_path_column(tmp_path):
+    path = write_csv(tmp_path / "t.csv", [(t, lab, f"{i}.txt") for i, (t, lab) in enumerate(GOOD)],
+                     header=("review", "label", "file"))
+    assert load_source(path, text_column="review").modality == "text"
+    both = write_csv(tmp_path / "both.csv", [(t, lab, f"{i}.png") for i, (t, lab) in enumerate(GOOD)],
+                     header=("text", "label", "file"))
+    with pytest.raises(DatasetError, match="it also has a text column \\('text'\\): for texts, pass --modality text"):
+        load_source(both)
+
+
+def test_a_label_with_bytes_that_are_not_utf8_is_skipped(tmp_path):
+    path = write_csv(tmp_path / "t.csv", GOOD)
+    with open(path, "ab") as handle:
+        handle.write(b"a fine text here,caf\xe9\n")
+    dataset = load_source(path)
+    assert len(dataset.samples) == len(GOOD)
+    assert dataset.skipped[0].reason == "row 7 (line 8): label not UTF-8 (byte 0xe9 at character 3)"
+
+
+def test_a_source_sample_for_images_is_images_only(tmp_path):
+    from PIL import Image
+
+    from tladvisor.source_sample import read_source_texts, source_sample_paths
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    (tmp_path / "README.txt").write_text("not an image", encoding="utf-8")
+    assert source_sample_paths(tmp_path) == [tmp_path / "a.png"]
+    assert source_sample_paths(tmp_path, "text") == [tmp_path / "README.txt"]
+    assert read_source_texts(tmp_path) == ["not an image"]  # a folder: each .txt file is one text
+    lines = tmp_path / "lines.txt"
+    lines.write_text("one text\n\nanother text\n", encoding="utf-8")
+    assert read_source_texts(lines) == ["one text", "another text"]
+
+
+def test_rows_are_named_by_the_line_they_start_on_when_a_text_spans_lines(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('text,label\n"a text\nover two lines",a\n,b\nplain text,b\nmore,a\n', encoding="utf-8")
+    dataset = load_source(path)
+    assert dataset.samples[0].text == "a text\nover two lines"
+    assert dataset.skipped[0].reason == "row 2 (line 4): empty text"
+    assert dataset.samples[1].origin == "row 3 (line 5)"

@@ -64,8 +64,8 @@ class Advisor:
             raise DatasetError(f"{source}: no such file or folder")
         dataset = self.host.call("load_dataset", source=source, options=options)
         if dataset is None:
-            raise DatasetError(f"{source}: not a dataset tladvisor can read (an image folder with one "
-                               "sub-folder per class, or a CSV/Parquet manifest with path and label columns)")
+            raise DatasetError(f"{source}: not a dataset tladvisor can read (a folder with one sub-folder of images "
+                               "or .txt files per class, or a manifest with path or text, and label columns)")
         return dataset
 
     def select_backbones(self, options: AnalysisOptions, modality: str = "image") -> list[BackboneSpec]:
@@ -117,7 +117,8 @@ class Advisor:
         versions = {p.name: p.version for p in self.host.plugins()}
         plugins.append((spec.plugin, versions.get(spec.plugin, "unversioned")))  # the backbone's own plugin
         features = feature_key(spec, dataset, indices, image_size=options.image_size, with_random=True,
-                               source_sample=source_sample_paths(options.source_sample), seed=options.seed)
+                               source_sample=source_sample_paths(options.source_sample, dataset.modality),
+                               seed=options.seed)
         key = measurement_cache.measurement_key(features, plugins, options.seed)
         return (cache_dir / f"{spec.name}-{key}.measurement.json", feature_cache_file(cache_dir, spec.name, features),
                 features)
@@ -137,7 +138,7 @@ class Advisor:
     def measure(self, spec: BackboneSpec, dataset: Dataset, options: AnalysisOptions) -> BackboneMeasurement:
         """Embed (unless the measurement is cached), then measure; the embedding's time goes to ``embed``."""
         indices = self.measured_indices(dataset, options)
-        source_sample = source_sample_paths(options.source_sample)
+        source_sample = source_sample_paths(options.source_sample, dataset.modality)
         cache_dir = Path(options.cache_dir or default_cache_dir())
         cache_path, _features_path = self._cache_paths(spec, dataset, options)
         cached = measurement_cache.read(cache_path)
@@ -163,7 +164,7 @@ class Advisor:
             if dataset.modality == "text":
                 return extract_text_features(
                     spec, dataset, indices, device=options.device, batch_size=options.batch_size, cache_dir=cache_dir,
-                    with_random=True, source_texts=read_source_texts(source_sample), seed=options.seed,
+                    with_random=True, source_texts=read_source_texts(options.source_sample), seed=options.seed,
                     key=key if same else None)
             return extract_features(
                 spec, dataset, indices, image_size=options.image_size, device=options.device,

@@ -221,7 +221,7 @@ def backbones(obj: Context, as_json: bool) -> None:
         # A narrow terminal folds a long name onto a second line rather than cut a plugin's name to "timm_pl…"
         table.add_column("name", overflow="fold")
         table.add_column("plugin", no_wrap=True, min_width=max((len(s.plugin or "") for s in specs.values()), default=6))
-        for column in ("input px", "features", "stages"):
+        for column in ("input", "features", "stages"):
             table.add_column(column, justify="right")
         table.add_column("weights offline")
         missing = []
@@ -229,7 +229,8 @@ def backbones(obj: Context, as_json: bool) -> None:
             available = spec.weights_available()
             if not available:
                 missing.append(spec)
-            table.add_row(spec.name, spec.plugin, str(spec.preprocessing.input_size), str(spec.feature_dim),
+            size = f"{spec.text.max_length} tok" if spec.text else f"{spec.preprocessing.input_size} px"
+            table.add_row(spec.name, spec.plugin, size, str(spec.feature_dim),
                           str(spec.n_stages), "yes" if available else "no (see below)")
         out.print(table)
         for plugin, names in on_demand:

@@ -72,7 +72,8 @@ def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
     if run.tuning is not None and run.tuning.best is not None:
         best = run.tuning.best
         n_val = run.profile.split_counts.get("val") if run.profile is not None else None
-        on = f" on {_count(n_val, 'image')}" if n_val else ""
+        noun = "text" if getattr(run.profile, "modality", "image") == "text" else "image"
+        on = f" on {_count(n_val, noun)}" if n_val else ""
         accuracy = f"{best.value:.3f}{on}"
         if best.folds:  # cross-validated: the mean, its spread over the folds, and the images they cover
             from tladvisor.tuning.folds import cv_accuracy_text

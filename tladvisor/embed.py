@@ -321,6 +321,8 @@ def write_feature_cache(path: Path, fs: FeatureSet) -> None:
             "stage_shift": [[s.stage, s.value, s.n_layers] for s in fs.stage_shift]}
     if fs.input_facts:
         meta["input_facts"] = fs.input_facts
+    if fs.modality != "image":
+        meta["modality"] = fs.modality
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     write_atomic(path, lambda handle: np.savez(handle, **arrays))  # a reader sees the old entry or the whole new one
 
@@ -339,7 +341,7 @@ def read_feature_cache(path: Path, backbone: str, image_size: int, labels: np.nd
         result = FeatureSet(
             backbone=backbone, image_size=image_size, from_cache=True, seconds=float(meta.get("seconds", 0.0)),
             stage_shift=tuple(StageShift(str(s), float(v), int(n)) for s, v, n in meta["stage_shift"]),
-            input_facts=meta.get("input_facts", {}), **arrays)
+            input_facts=meta.get("input_facts", {}), modality=meta.get("modality", "image"), **arrays)
     except Exception as error:  # whatever is wrong with an entry, the answer is to compute it again
         log.warning("feature cache entry %s is unreadable (%s); recomputing it", path, error)
         path.unlink(missing_ok=True)

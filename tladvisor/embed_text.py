@@ -11,6 +11,7 @@ second pass through a randomly initialised copy gives what pretraining is worth.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,8 @@ from tladvisor.data.token_store import TokenBatches, Tokens, tokenize
 from tladvisor.embed import feature_cache_file, read_feature_cache, write_feature_cache
 from tladvisor.modeling import EmbeddingReader, resolve_member
 from tladvisor.records import Dataset, FeatureSet, StageShift
+
+log = logging.getLogger(__name__)
 
 VARIANCE_FLOOR = 1e-6  # LayerNorm's eps scale: keeps the KL finite for a channel that is constant on one side
 
@@ -154,10 +157,10 @@ def extract_text_features(spec: BackboneSpec, dataset: Dataset, indices: Sequenc
         backbone=spec.name, image_size=spec.text.max_length, features=features, labels=labels, sample_indices=indices,
         source_probs=None, random_features=random_features, source_sample_features=source_features,
         stage_shift=stage_shift, seconds=time.perf_counter() - started,
-        input_facts=length_facts(tokens, spec.text.max_length))
+        input_facts=length_facts(tokens, spec.text.max_length), modality="text")
     if cache_path is not None:
         try:
             write_feature_cache(cache_path, result)
-        except OSError:  # a full or unwritable cache costs the next run time, not this result
-            pass
+        except OSError as error:  # a full or unwritable cache costs the next run time, not this result
+            log.warning("features not cached in %s: %s", cache_path.parent, error.strerror or error)
     return result

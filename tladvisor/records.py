@@ -164,6 +164,8 @@ class FeatureSet:
     from_cache: bool = False
     seconds: float = 0.0
     input_facts: dict[str, Any] = field(default_factory=dict)  # text: tokens per text, the share truncated
+    # "text": stage_shift compares hidden states with the source sample's (not BatchNorm running statistics)
+    modality: str = "image"
 
 
 @dataclass(frozen=True)

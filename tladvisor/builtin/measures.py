@@ -86,7 +86,7 @@ def measure_feature_set(feature_set: FeatureSet, *, seed: int = 0, folds: int = 
     scores: dict[str, Score] = {}
     scores.update(probe_scores(target, seed=seed, folds=folds))
     scores.update(transferability_scores(target, seed=seed))
-    scores.update(stage_shift_scores(feature_set.stage_shift))
+    scores.update(stage_shift_scores(feature_set.stage_shift, text=feature_set.modality == "text"))
     scores.update(source_distance_scores(target.features, feature_set.source_sample_features, seed=seed))
     return scores
 
@@ -276,28 +276,32 @@ def _share_of_entropy(value: float, entropy: float) -> float:
 # --- stage shift ------------------------------------------------------------------------------------
 
 
-def stage_shift_scores(stage_shift: tuple[StageShift, ...]) -> dict[str, Score]:
-    """Mean BatchNorm-statistics shift over all stages, and over the first and second half of them."""
+def stage_shift_scores(stage_shift: tuple[StageShift, ...], text: bool = False) -> dict[str, Score]:
+    """Mean BatchNorm-statistics shift over all stages, and over the first and second half of them. For a
+    text encoder (``text``) the same statistic against its source sample's hidden states, not normalised:
+    the [0, 1] scale is calibrated on image backbones' BatchNorm shifts."""
     stages = [s for s in stage_shift if math.isfinite(s.value)]
     if not stages:
         return {}
-    measures = {names.BN_SHIFT: (lambda: _shift_score(stages, "all"), False)}
+    measures = {names.BN_SHIFT: (lambda: _shift_score(stages, "all", text), False)}
     if len(stages) >= 2:
         half = len(stages) // 2
-        measures[names.BN_SHIFT_EARLY] = (lambda: _shift_score(stages[:half], "the early (input-side)"), False)
-        measures[names.BN_SHIFT_LATE] = (lambda: _shift_score(stages[half:], "the late (output-side)"), False)
+        measures[names.BN_SHIFT_EARLY] = (lambda: _shift_score(stages[:half], "the early (input-side)", text), False)
+        measures[names.BN_SHIFT_LATE] = (lambda: _shift_score(stages[half:], "the late (output-side)", text), False)
     return _each_alone(measures)
 
 
-def _shift_score(stages: list[StageShift], which: str) -> Score:
+def _shift_score(stages: list[StageShift], which: str, text: bool = False) -> Score:
     values = np.array([s.value for s in stages])
     # geometric mean, as the summary similarity: one collapsed stage (greyscale input) must not dominate
     centre = geometric_mean(values)
     names = ", ".join(s.stage for s in stages)
-    return Score(centre, float(values.std()) if len(values) > 1 else None, shift_similarity(centre),
+    against = ("the source sample's hidden-state statistics" if text
+               else "the BatchNorm running statistics")
+    return Score(centre, float(values.std()) if len(values) > 1 else None, None if text else shift_similarity(centre),
                  higher_is_better=False,
-                 detail=(f"Symmetric KL between the target's activation statistics and the BatchNorm running "
-                         f"statistics, geometric mean over {which} stages ({names}); 0 = same as the source."))
+                 detail=(f"Symmetric KL between the target's activation statistics and {against}, geometric mean "
+                         f"over {which} stages ({names}); 0 = same as the source."))
 
 
 # --- distances to a source sample -------------------------------------------------------------------

@@ -11,6 +11,7 @@ with a reason instead.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -61,9 +62,12 @@ def read_table(manifest: Path, decode: Callable[[bytes], str] | None = None) -> 
         content = decode(data) if decode else data.decode("utf-8").removeprefix("\ufeff")
         if suffix in (".jsonl", ".ndjson"):
             return _jsonl_table(manifest, content)
-        separator = "\t" if suffix == ".tsv" else ","
-        # Everything as text, and an empty cell stays "" (so a class named "NA" is not lost).
-        return pd.read_csv(io.StringIO(content), sep=separator, dtype=str, keep_default_na=False)
+        # Everything as text, and an empty cell stays "" (so a class named "NA" is not lost). A TSV has no
+        # quoting: a text that starts with a quote must not swallow the rows after it.
+        if suffix == ".tsv":
+            return pd.read_csv(io.StringIO(content), sep="\t", dtype=str, keep_default_na=False,
+                               quoting=csv.QUOTE_NONE)
+        return pd.read_csv(io.StringIO(content), sep=",", dtype=str, keep_default_na=False)
     except DatasetError:
         raise
     except Exception as error:

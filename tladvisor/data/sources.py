@@ -42,10 +42,17 @@ def load_source(source: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXE
         if modality == "image" or path_column or image_root:
             return _image_manifest(source, max_pixels, path_column, label_column, image_root, text_column)
         table = read_table(source, decode_marking)
-        has_text = text_column_of(table, text_column, source) is not None
-        if modality == "text" or (has_text and find_column(table.columns, PATH_COLUMNS) is None):
+        text_col = text_column_of(table, text_column, source)  # an explicit --text-column means text
+        path_col = find_column(table.columns, PATH_COLUMNS)
+        if modality == "text" or text_column or (text_col is not None and path_col is None):
             return load_text_manifest(source, text_column=text_column, label_column=label_column, table=table)
-        return _image_manifest(source, max_pixels, path_column, label_column, image_root, text_column)
+        try:
+            return _image_manifest(source, max_pixels, path_column, label_column, image_root, text_column)
+        except DatasetError as error:
+            if text_col is None:
+                raise
+            raise DatasetError(f"{error}; it also has a text column ('{text_col}'): for texts, pass --modality "
+                               "text") from None
     if not source.exists():
         raise DatasetError(f"dataset not found: {source} does not exist; {WHAT_TO_GIVE}")
     raise DatasetError(f"cannot read {source} as a dataset (unknown file type '{source.suffix}'); {WHAT_TO_GIVE}")

@@ -59,8 +59,12 @@ class TextCandidate:
 def text_digest(text: str) -> str:
     """The hash that makes two texts duplicates: case, accents' forms, spacing and punctuation ignored, so
     'Great film!' and 'great film' are one text to the split (never on both sides) and to the profile."""
-    folded = _NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
-    return hashlib.sha256(folded.encode("utf-8")).hexdigest()[:32]
+    normal = unicodedata.normalize("NFKC", text).casefold()
+    folded = _NOT_WORD.sub(" ", normal).strip()
+    # a text of punctuation or emoji only (":)", "😡") has no words: it is compared as written, spaces aside,
+    # or every such text would be one "duplicate" of the others
+    key = folded if folded else "\x00" + " ".join(normal.split())
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 def undecodable_bytes(text: str) -> str | None:

@@ -8,13 +8,17 @@ not the whole file.
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 from tladvisor.data.imagefolder import scan_image_folder
+from tladvisor.data.images import looks_like_image
 from tladvisor.data.manifest import (LABEL_COLUMNS, SPLIT_COLUMNS, SPLIT_VALUES, _normalise_splits, cell_text,
                                      find_column, manifest_format, named_column, read_table)
 from tladvisor.data.assemble import Candidate
-from tladvisor.data.text_intake import MAX_TEXT_BYTES, TextCandidate, build_text_dataset, decode_marking
+from tladvisor.data.text_intake import (MAX_TEXT_BYTES, TextCandidate, build_text_dataset, decode_marking,
+                                        undecodable_bytes)
 from tladvisor.errors import DatasetError
 from tladvisor.records import Dataset, SkippedFile
 
@@ -28,11 +32,9 @@ def is_text_file(path: Path) -> bool:
 
 
 def folder_holds_texts(root: Path) -> bool:
-    """True when the class folders under ``root`` hold .txt files and no images (auto-detection)."""
-    texts = scan_image_folder(root, is_text_file, "text")
-    if not texts.candidates:
-        return False
-    return not scan_image_folder(root).candidates
+    """True when the class folders under ``root`` hold .txt files and no images (auto-detection; one walk)."""
+    found = scan_image_folder(root, lambda p: is_text_file(p) or looks_like_image(p), "sample").candidates
+    return bool(found) and all(is_text_file(c.path) for c in found)
 
 
 def load_text_folder(root: Path) -> Dataset:
@@ -62,6 +64,18 @@ def _read_text_file(candidate: Candidate, skipped: list[SkippedFile]) -> str | N
         return None
 
 
+def _row_start_lines(manifest: Path) -> list[int]:
+    """The line each data row of a CSV/TSV starts on: a quoted text may span lines, so row n is not line n + 1."""
+    tsv = manifest.suffix.lower() == ".tsv"
+    reader = csv.reader(io.StringIO(decode_marking(manifest.read_bytes())), delimiter="\t" if tsv else ",",
+                        quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    starts, previous_end = [], 0
+    for _ in reader:
+        starts.append(previous_end + 1)
+        previous_end = reader.line_num
+    return starts[1:]  # the header aside
+
+
 def text_column_of(table, text_column: str | None, manifest: Path) -> str | None:
     """The manifest's text column: the one named (an error when absent), else the first usual name, else None."""
     if text_column:
@@ -85,14 +99,20 @@ def load_text_manifest(manifest: Path, *, text_column: str | None = None, label_
             raise DatasetError(f"manifest {manifest} has no {kind} column (columns: {', '.join(map(str, table.columns))}); "
                                f"name one of: {', '.join(names)}, or pass --{kind}-column NAME")
     is_csv = manifest_format(manifest) == "csv"
+    first_lines = _row_start_lines(manifest) if is_csv else []
     skipped: list[SkippedFile] = []
     candidates: list[Candidate | TextCandidate] = []
     splits = table[split_col].tolist() if split_col is not None else [None] * len(table)
     for index, (text, label, raw_split) in enumerate(zip(table[text_col].tolist(), table[label_col].tolist(), splits)):
-        row = f"row {index + 1} (line {index + 2})" if is_csv else f"row {index + 1}"
+        line = first_lines[index] if index < len(first_lines) else index + 2
+        row = f"row {index + 1} (line {line})" if is_csv else f"row {index + 1}"
         label, raw_split = cell_text(label), cell_text(raw_split)
         if not label:
             skipped.append(SkippedFile(f"{manifest} {row}", f"{row}: no label"))
+            continue
+        bad = undecodable_bytes(label)
+        if bad is not None:
+            skipped.append(SkippedFile(f"{manifest} {row}", f"{row}: label not UTF-8 ({bad})"))
             continue
         split = SPLIT_VALUES.get(raw_split.lower()) if raw_split else None
         if raw_split and split is None:

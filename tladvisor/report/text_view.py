@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tladvisor.report import charts
-from tladvisor.report.svg import finite
+from tladvisor.report.svg import finite, fmt
 
 MAX_TABLE_ROWS = 200
 
@@ -39,3 +39,16 @@ def text_dataset_view(dataset: dict, profile: dict, class_chart, facts: list[tup
         "n_leakage": len(profile.get("leakage") or ()),
         "n_duplicates": len(profile.get("duplicates") or ()),
     }
+
+
+def text_backbone_facts(backbone: dict) -> list[tuple[str, str]]:
+    """A text backbone's card facts: texts measured, tokens per text, the longest input and the share cut."""
+    facts = backbone.get("input_facts") or {}
+    tokens = facts.get("tokens") or {}
+    share = facts.get("truncated_share")
+    return [("texts measured", fmt(backbone.get("n_measured"))),
+            ("tokens per text (median, max)", f"{fmt(tokens.get('median'))}, {fmt(tokens.get('max'))}" if tokens else "—"),
+            ("longest input", f"{facts['max_length']} tokens" if facts.get("max_length") else "—"),
+            ("texts cut", f"{share:.0%}" if finite(share) else "—"),
+            ("features", "from cache" if backbone.get("from_cache") else "computed"),
+            ("seconds", fmt(backbone.get("seconds")))]

@@ -88,7 +88,8 @@ def trial_accuracy_text(trial: dict, long: bool = True) -> str:
     if not finite(value) or not isinstance(folds, dict) or not folds.get("k"):
         return accuracy_text(value)
     error = fold_standard_error(folds)
-    over = f" (standard error over {folds['k']} folds, {folds.get('images')} images in all)" if long else ""
+    over = (f" (standard error over {folds['k']} folds, {folds.get('images')} {folds.get('unit', 'images')} in all)"
+            if long else "")
     return f"{accuracy_text(value)} ± {error:.3f}{over}"
 
 
@@ -97,9 +98,10 @@ def scoring_text(cross_validation: dict | None) -> str | None:
     if not isinstance(cross_validation, dict):
         return None
     folds = cross_validation.get("folds") or 1
-    how = (f"mean validation accuracy over {folds} cross-validation folds ({cross_validation.get('images')} images "
+    unit = cross_validation.get("unit", "images")
+    how = (f"mean validation accuracy over {folds} cross-validation folds ({cross_validation.get('images')} {unit} "
            "in all, each validated once)"
-           if folds > 1 else f"validation accuracy on one split of {cross_validation.get('images')} images")
+           if folds > 1 else f"validation accuracy on one split of {cross_validation.get('images')} {unit}")
     reason = cross_validation.get("reason")
     return f"{how} ({reason})" if reason else how
 

@@ -19,7 +19,7 @@ from tladvisor.report import charts, glossary
 from tladvisor.report.charts import Bar
 from tladvisor.recommend import SMALL_PER_CLASS, scenario_strategy
 from tladvisor.report.svg import STRATEGY_COLOURS, finite, fmt
-from tladvisor.report.text_view import text_dataset_view
+from tladvisor.report.text_view import text_backbone_facts, text_dataset_view
 from tladvisor.report.thumbnails import class_thumbnails
 from tladvisor.similarity import SIMILARITY_THRESHOLD
 from tladvisor.strategies import NEUTRAL_COLOUR
@@ -272,6 +272,7 @@ def similarity_view(analysis: dict) -> dict[str, Any] | None:
              note="recommended" if b.get("name") == chosen else "") for b in backbones],
         "Summary similarity to the source domain, per backbone", max_value=1.0,
         axis_label="similarity (0 = unlike the source domain, 1 = like it)")
+    text = ((analysis.get("dataset") or {}).get("profile") or {}).get("modality") == "text"
     cards = []
     for backbone in backbones:
         is_chosen = backbone.get("name") == chosen
@@ -283,10 +284,12 @@ def similarity_view(analysis: dict) -> dict[str, Any] | None:
             "recommended": is_chosen,
             "similarity": fmt(similarity.get("value")),
             "similarity_spread": fmt(similarity.get("spread")) if finite(similarity.get("spread")) else None,
-            "facts": [("images measured", fmt(backbone.get("n_measured"))),
-                      ("input size", f"{backbone.get('image_size')} px" if backbone.get("image_size") else "—"),
-                      ("features", "from cache" if backbone.get("from_cache") else "computed"),
-                      ("seconds", fmt(backbone.get("seconds")))],
+            "text": text,
+            "facts": text_backbone_facts(backbone) if text else [
+                ("images measured", fmt(backbone.get("n_measured"))),
+                ("input size", f"{backbone.get('image_size')} px" if backbone.get("image_size") else "—"),
+                ("features", "from cache" if backbone.get("from_cache") else "computed"),
+                ("seconds", fmt(backbone.get("seconds")))],
             "warnings": list(backbone.get("warnings") or ()),
             "stage_chart": charts.stage_shift_chart(stages, f"Per-stage shift of {backbone.get('name')}",
                                                     freeze_depth=depth),

@@ -57,7 +57,7 @@ def train_cross_validated(spec: BackboneSpec, config: TrialConfig, data: TuningD
         extras[CORRECTNESS_ATTR] = "".join(parts)
     else:  # one fold without it: fold 0's alone must not pass for the whole pool
         extras.pop(CORRECTNESS_ATTR, None)
-    summary = fold_summary(accuracies, data.fold_plan.pool_size)
+    summary = fold_summary(accuracies, data.fold_plan.pool_size, data.unit)
     summary["curves"] = [list(t.learning_curve) for t in trained]
     summary["best_epochs"] = [t.best_epoch + 1 for t in trained]
     extras["folds"] = summary

@@ -90,6 +90,11 @@ class TuningData:
         return views
 
     @property
+    def unit(self) -> str:
+        """What the samples are called in messages and records: "images" or "texts"."""
+        return "texts" if getattr(self.dataset, "modality", "image") == "text" else "images"
+
+    @property
     def classes(self) -> tuple[str, ...]:
         return self.dataset.classes
 

@@ -53,6 +53,7 @@ def parse_cv_folds(value: object) -> int | None:
 def wanted_folds(dataset: Dataset, n_pool: int, n_val: int, option: object) -> tuple[int, str]:
     """How many folds to use (1: the single split) and why, for a split with ``n_val`` of ``n_pool`` images."""
     from tladvisor.data.split import has_predefined_split  # owned by data intake; imported late on purpose
+    from tladvisor.data.wording import sample_noun
     from tladvisor.recommend import validation_images_needed
 
     asked = parse_cv_folds(option)
@@ -63,15 +64,16 @@ def wanted_folds(dataset: Dataset, n_pool: int, n_val: int, option: object) -> t
     if asked is not None:
         return asked, f"--cv-folds {asked}"
     needed = validation_images_needed()
+    unit = f"{sample_noun(dataset)}s"
     if n_val >= needed:
-        return 1, f"the validation split ({n_val} images) can tell strategies apart"
+        return 1, f"the validation split ({n_val} {unit}) can tell strategies apart"
     if n_pool > CV_MAX_IMAGES:
-        return 1, (f"the validation split ({n_val} images) is below the {needed} needed to tell strategies "
-                   f"apart, but {n_pool} images are more than {CV_MAX_IMAGES} to train {DEFAULT_CV_FOLDS} times "
+        return 1, (f"the validation split ({n_val} {unit}) is below the {needed} needed to tell strategies "
+                   f"apart, but {n_pool} {unit} are more than {CV_MAX_IMAGES} to train {DEFAULT_CV_FOLDS} times "
                    f"per trial (set --cv-folds to force it)")
-    return DEFAULT_CV_FOLDS, (f"the validation split would hold {n_val} images, below the {needed} needed to tell "
+    return DEFAULT_CV_FOLDS, (f"the validation split would hold {n_val} {unit}, below the {needed} needed to tell "
                               f"strategies 10 points apart; every trial is scored on {DEFAULT_CV_FOLDS} folds of "
-                              f"the {n_pool} images instead")
+                              f"the {n_pool} {unit} instead")
 
 
 def make_folds(dataset: Dataset, pool: np.ndarray, k: int, seed: int, note: str = "") -> FoldPlan | None:
@@ -99,12 +101,12 @@ def make_folds(dataset: Dataset, pool: np.ndarray, k: int, seed: int, note: str 
     return FoldPlan(train, val, sum(len(v) for v in val), note)
 
 
-def fold_summary(accuracies: list[float], pool_size: int) -> dict[str, object]:
+def fold_summary(accuracies: list[float], pool_size: int, unit: str = "images") -> dict[str, object]:
     """What a trial records about its folds (user attr and analysis.json ``folds``): ``spread`` is the sample
     standard deviation of the fold accuracies, ``standard_error`` that of their mean (measures.spread)."""
     return {"k": len(accuracies), "accuracies": [float(a) for a in accuracies],
             "mean": float(statistics.fmean(accuracies)), "spread": sample_sd(accuracies),
-            "standard_error": standard_error(accuracies), "images": int(pool_size)}
+            "standard_error": standard_error(accuracies), "images": int(pool_size), "unit": unit}
 
 
 def fold_standard_error(folds: dict) -> float:
@@ -122,11 +124,12 @@ def cv_accuracy_text(value: float, folds: dict | None) -> str:
     if not folds or not folds.get("k"):
         return f"{value:.3f}"
     return (f"{value:.3f} ± {fold_standard_error(folds):.3f} (standard error over {folds['k']} folds, "
-            f"{folds.get('images')} images in all)")
+            f"{folds.get('images')} {folds.get('unit', 'images')} in all)")
 
 
-def cv_description(plan: FoldPlan | None, reason: str, n_val: int) -> dict[str, object]:
-    """How the trials are scored, for the study and the report: ``folds`` 1 means the single split."""
+def cv_description(plan: FoldPlan | None, reason: str, n_val: int, unit: str = "images") -> dict[str, object]:
+    """How the trials are scored, for the study and the report: ``folds`` 1 means the single split; ``images``
+    counts the samples, which ``unit`` names ("images", "texts")."""
     if plan is None:
-        return {"folds": 1, "images": int(n_val), "reason": reason}
-    return {"folds": plan.k, "images": plan.pool_size, "reason": reason}
+        return {"folds": 1, "images": int(n_val), "reason": reason, "unit": unit}
+    return {"folds": plan.k, "images": plan.pool_size, "reason": reason, "unit": unit}

@@ -188,14 +188,17 @@ class FrozenPrefix:
         *earlier, last = self.members
         self._saved = [(m, m.__dict__.get("forward")) for m in self.members]
 
-        def passthrough(*args, **_kwargs):
-            # a copy: the caller's images must not meet the network's in-place operations (ReLU(inplace))
-            return args[0].clone() if isinstance(args[0], torch.Tensor) else args[0]
+        def passthrough(*args, **kwargs):
+            # a copy: the caller's images must not meet the network's in-place operations (ReLU(inplace));
+            # a module called with keywords only (a transformer's embeddings: input_ids=...) passes the first
+            first = _first_tensor(args, kwargs)
+            return first.clone() if first is not None else (args[0] if args else None)
 
-        def kept(*args, **_kwargs):
+        def kept(*args, **kwargs):
             output = self.outputs[position[0]]
-            rows = args[0].shape[0] if args and isinstance(args[0], torch.Tensor) else len(output)
-            device = args[0].device if args and isinstance(args[0], torch.Tensor) else output.device
+            first = _first_tensor(args, kwargs)
+            rows = first.shape[0] if first is not None and first.dim() else len(output)
+            device = first.device if first is not None else output.device
             return output[:rows].to(device, copy=True)  # a copy: the network may work on it in place
 
         for member in earlier:
@@ -209,6 +212,11 @@ class FrozenPrefix:
             else:
                 member.forward = original
         self._saved = []
+
+
+def _first_tensor(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The first tensor a module was called with, positional or keyword."""
+    return next((v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor)), None)
 
 
 def _images(batch) -> torch.Tensor:

@@ -49,13 +49,13 @@ class PairedVerdict:
     def significant(self) -> bool:
         return self.best_only > self.advice_only and self.p_adjusted < ALPHA
 
-    def text(self) -> str:
+    def text(self, unit: str = "images") -> str:
         """``exact McNemar p = 0.003 on the 40 images where they disagree (31 vs 9), 0.030 after Bonferroni
         over 10 trials``."""
         disagree = self.advice_only + self.best_only
         after = (f", {self.p_adjusted:.3g} after Bonferroni over {self.compared} trials" if self.compared > 1
                  else "")
-        return (f"exact McNemar p = {self.p_value:.3g} on the {disagree} validation images where they disagree "
+        return (f"exact McNemar p = {self.p_value:.3g} on the {disagree} validation {unit} where they disagree "
                 f"({self.best_only} vs {self.advice_only}){after}")
 
 

@@ -1,9 +1,11 @@
-"""``tladvisor predict`` for a model trained on texts: texts from .txt files (one per line), manifests or stdin.
+"""``tladvisor predict`` for a model trained on texts: texts from .txt files, folders of them, manifests or stdin.
 
-A ``.txt`` file gives one text per non-empty line; a manifest (CSV, TSV, JSON Lines, Parquet) gives its text
-column (the first usual name, or ``--text-column``); ``-`` reads standard input, one text per line. A text
-that cannot be used (empty, bytes that are not UTF-8) is skipped with its reason; the others are
-tokenised by the backbone's own tokenizer, cut at the length the model was trained with, and classified.
+A ``.txt`` file gives one text per non-empty line, or one text (the whole file) when the model was trained
+on class folders of .txt files, one text each; then a folder gives each .txt file in it. A manifest (CSV,
+TSV, JSON Lines, Parquet) gives its text column (the first usual name, or ``--text-column``); ``-`` reads
+standard input, one text per line. A text that cannot be used (empty, bytes that are not UTF-8) is skipped
+with its reason; the others are tokenised by the backbone's own tokenizer, cut at the length the model was
+trained with, and classified.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _lines(where: str, content: str) -> list[tuple[str, str]]:
 
 
 def collect_texts(inputs: Sequence[str | Path], text_column: str | None = None, stdin=None,
-                  ) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+                  one_text_per_file: bool = False) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
     """``([(where, text)], skipped)`` from the inputs, in the order given."""
     texts: list[tuple[str, str]] = []
     skipped: list[dict[str, str]] = []
@@ -50,7 +52,13 @@ def collect_texts(inputs: Sequence[str | Path], text_column: str | None = None, 
                                    f"name one of: {', '.join(TEXT_COLUMNS)}, or pass --text-column NAME")
             texts += [(f"{path} row {i + 1}", cell_text(v)) for i, v in enumerate(table[column].tolist())]
         elif path.is_file():
-            texts += _lines(str(path), decode_marking(path.read_bytes()))
+            content = decode_marking(path.read_bytes())
+            texts += [(str(path), content)] if one_text_per_file else _lines(str(path), content)
+        elif path.is_dir() and one_text_per_file:
+            files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+            if not files:
+                skipped.append({"path": str(path), "reason": "folder holds no .txt file"})
+            texts += [(str(p), decode_marking(p.read_bytes())) for p in files]
         else:
             skipped.append({"path": str(path), "reason": "no such file" if not path.is_dir() else
                             "a folder; give .txt files (one text per line), a manifest or - for stdin"})
@@ -69,7 +77,8 @@ def predict_texts(loaded, inputs: Sequence[str | Path], *, device: str = "auto",
     """Classify every usable text of ``inputs`` with ``loaded`` (a text model from ``load_model``)."""
     from tladvisor.tuning.predict import Predictions
 
-    found, skipped = collect_texts(inputs, text_column, stdin)
+    one_per_file = bool((loaded.config.get("text") or {}).get("one_text_per_file"))
+    found, skipped = collect_texts(inputs, text_column, stdin, one_text_per_file=one_per_file)
     if not found:
         return Predictions([], skipped)
     text = loaded.spec.text

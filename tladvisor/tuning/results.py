@@ -140,6 +140,7 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
     view["beats_advice"] = best is not None and best.number != advice.number and best.value > advice.value
     scored = _folds_note(best if view["beats_advice"] else advice)
     images = (scoring or {}).get("images")
+    unit = (scoring or {}).get("unit", "images")
     if isinstance(images, int) and images > 0:
         level = min(max((advice.value + (best.value if best is not None else advice.value)) / 2, 0.0), 1.0)
         view["noise"] = round(smallest_gap_told_apart(images, accuracy=level), 6)
@@ -155,16 +156,16 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
             view.update({"test": "exact McNemar, Bonferroni-corrected", "p_value": float(f"{paired.p_value:.6g}"),
                          "p_adjusted": float(f"{paired.p_adjusted:.6g}"), "within_noise": not paired.significant})
             if paired.significant:
-                view["summary"] = f"Tuning beat the advice: {compared}; {paired.text()}."
+                view["summary"] = f"Tuning beat the advice: {compared}; {paired.text(unit)}."
             else:
                 view["summary"] = (f"Tuning matched the advice within noise: {compared}, not a significant "
-                                   f"difference ({paired.text()}; a win needs below {ALPHA}).")
+                                   f"difference ({paired.text(unit)}; a win needs below {ALPHA}).")
         else:
             view["test"] = "binomial bound (no per-image record)"
             view["within_noise"] = view["noise"] is not None and gain < view["noise"]
             if view["within_noise"]:
                 view["summary"] = (f"Tuning matched the advice within noise: {compared}, less than the "
-                                   f"{100 * view['noise']:.1f} points {images} validation images can tell apart.")
+                                   f"{100 * view['noise']:.1f} points {images} validation {unit} can tell apart.")
             else:
                 view["summary"] = f"Tuning beat the advice: {compared}."
     else:
@@ -202,7 +203,7 @@ def _folds_note(trial: FrozenTrial) -> str:
     folds = trial.user_attrs.get("folds")
     if not isinstance(folds, dict) or not folds.get("k"):
         return ""
-    return (f" (mean over {folds['k']} folds, {folds.get('images')} images validated in all, "
+    return (f" (mean over {folds['k']} folds, {folds.get('images')} {folds.get('unit', 'images')} validated in all, "
             f"standard error {fold_standard_error(folds):.3f})")
 
 

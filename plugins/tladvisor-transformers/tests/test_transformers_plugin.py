@@ -5,6 +5,7 @@ itself, tunes end to end from the command line; and the shipped all-MiniLM-L6-v2
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -51,19 +52,34 @@ def test_truncation_keeps_the_end_marker_and_counts_what_it_cut(tiny_spec, tmp_p
     assert np.array_equal(again.flat, tokens.flat) and len(list(tmp_path.glob("tokens-*.npz"))) == 1
 
 
-def test_training_batches_pad_little_and_cover_every_text_once(tiny_spec):
+def test_training_batches_pad_little_and_keep_each_text_with_its_label(tiny_spec):
     texts = random_texts(200)
     tokens = tokenize(tiny_spec.text, texts)
-    batches = TokenBatches(tokens, np.arange(200), np.arange(200) % 2, 0, 16, torch.device("cpu"), shuffle=True,
+    batches = TokenBatches(tokens, np.arange(200), np.arange(200), 0, 16, torch.device("cpu"), shuffle=True,
                            generator=torch.Generator().manual_seed(0))
     seen, padding = [], 0
-    for ids, labels in batches:
+    for ids, labels in batches:  # the label of each row is its text's index: the ids must be that text's
+        for row, index in zip(ids, labels.tolist()):
+            own = tokens.ids(index)
+            assert row[:len(own)].tolist() == own.tolist() and not row[len(own):].any()
         seen += labels.tolist()
         padding += int((ids == 0).sum())
-    assert sorted(seen) == sorted((np.arange(200) % 2).tolist())
+    assert sorted(seen) == list(range(200))
     chunks = [tokens.lengths[i:i + 16] for i in range(0, 200, 16)]  # batches in the given order
     unsorted_padding = sum(int(chunk.max()) * len(chunk) - int(chunk.sum()) for chunk in chunks)
     assert padding < unsorted_padding / 2
+
+
+def test_predict_reads_whole_files_for_a_model_trained_on_text_files(tmp_path):
+    from tladvisor.tuning.predict_text import collect_texts
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("first line\nsecond line\n", encoding="utf-8")
+    (tmp_path / "one.txt").write_text("line one\nline two\n", encoding="utf-8")
+    per_line, _ = collect_texts([tmp_path / "one.txt"])
+    assert [t for _, t in per_line] == ["line one", "line two"]
+    whole, skipped = collect_texts([tmp_path / "one.txt", tmp_path / "docs"], one_text_per_file=True)
+    assert [t for _, t in whole] == ["line one\nline two", "first line\nsecond line"] and skipped == []
 
 
 def test_features_come_back_in_the_texts_order(tiny_spec, tmp_path):
@@ -121,6 +137,17 @@ def test_analyze_and_tune_a_text_csv_end_to_end(tmp_path):
     assert "Texts per class" in page and "Text length" in page
     assert (tmp_path / "out" / "r" / "best_model" / "model.safetensors").is_file()
     assert "training texts per class" in result.output
+    assert "image" not in result.output.replace("--image-size", "")  # a text run speaks of texts
+    assert "lora" in analysis["strategies"] and analysis["strategies"]["lora"]["plugin"]
+
+    # the same command with a larger budget resumes the study: the strategies it searches (LoRA among them,
+    # the text ones only) are the ones stored with it
+    more = CliRunner().invoke(cli, ["--plugins-dir", str(plugins), "analyze", str(tmp_path / "texts.csv"), "-b",
+                                    "tiny-bert", "--out", str(tmp_path / "out"), "--trials", "3", "--run-name", "r",
+                                    "--cv-folds", "1", "--cache-dir", str(tmp_path / "cache"), "-q"])
+    assert more.exit_code == 0, more.output
+    resumed = json.loads((tmp_path / "out" / "r" / "analysis.json").read_text())
+    assert sum(t["state"] == "COMPLETE" for t in resumed["tuning"]["trials"]) == 3
 
     # predict: a manifest, a .txt file (one text per line, an empty line ignored), stdin; bad texts skipped
     (tmp_path / "new.csv").write_text("text,other\nlovely cast great film,x\n,y\n", encoding="utf-8")
@@ -154,3 +181,74 @@ def test_the_shipped_minilm_is_registered_and_works_offline():
         vectors = torch.nn.functional.normalize(model.embed(padded), dim=1)
     similar, unrelated = float(vectors[0] @ vectors[1]), float(vectors[0] @ vectors[2])
     assert similar > unrelated + 0.2  # a sentence encoder: the paraphrase is nearer than the unrelated sentence
+
+
+def test_the_measures_run_on_text_embeddings_as_on_image_ones(tiny_spec):
+    from tladvisor import measure_names as names
+    from tladvisor.builtin.measures import measure_feature_set
+    from tladvisor.measurement_notes import input_warnings
+
+    texts = random_texts(60, seed=4)
+    dataset = text_dataset(texts, np.arange(60) % 2)
+    features = extract_text_features(tiny_spec, dataset, device="cpu", source_texts=random_texts(30, seed=5))
+    scores = measure_feature_set(features, folds=3)
+    for name in (names.LINEAR_PROBE_ACCURACY, names.KNN_ACCURACY, names.PRETRAINING_GAIN, names.LOGME,
+                 names.HSCORE, names.MMD_TO_SOURCE, names.BN_SHIFT):
+        assert name in scores, name
+    assert names.LEEP not in scores and names.NCE not in scores  # no source classifier, no source-head scores
+    shift = scores[names.BN_SHIFT]
+    assert shift.normalised is None and "source sample's hidden-state statistics" in shift.detail
+    cut = features.input_facts["truncated_share"]  # texts of up to 29 words, 16 tokens at most: many are cut
+    assert cut > 0.05 and input_warnings(tiny_spec, features)[0].startswith(f"{cut:.0%} of the texts are longer")
+    long = replace(features, input_facts={**features.input_facts, "truncated_share": 0.4})
+    assert input_warnings(tiny_spec, long)[0].startswith("40% of the texts are longer than the 16 tokens")
+
+
+def test_the_longest_input_is_the_smallest_limit_the_folder_gives(tmp_path):
+    from tladvisor_transformers.spec import folder_facts
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "roberta", "hidden_size": 8,
+                                                      "num_hidden_layers": 2, "max_position_embeddings": 514,
+                                                      "pad_token_id": 1}))
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 600}))
+    facts = folder_facts(tmp_path)
+    assert facts["max_length"] == 512 and facts["pad_id"] == 1  # RoBERTa's positions start after the padding id
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128}))
+    assert folder_facts(tmp_path)["max_length"] == 128
+
+
+def test_pooling_and_tokenizer_files_key_the_caches(tmp_path):
+    import os
+
+    folder = tiny_bert_folder(tmp_path / "m")
+    mean = folder_backbone("m", folder)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": False}))
+    cls = folder_backbone("m", folder)
+    assert mean.text.key() != cls.text.key()  # mean vs [CLS] pooling: other features
+    vocab = folder / "vocab.txt"
+    os.utime(vocab, ns=(vocab.stat().st_atime_ns, vocab.stat().st_mtime_ns + 10**9))
+    assert folder_backbone("m", folder).text.key() != cls.text.key()  # an edited tokenizer: other tokens
+
+
+def test_a_hub_name_resolves_from_the_cache_and_an_uncached_one_is_one_line(tmp_path, monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    from tladvisor.errors import WeightsUnavailableError
+    from tladvisor.plugins import PluginHost
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someorg--tiny-bert" / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_bert_folder(tmp_path / "m"), snapshot)
+    (cache / "models--someorg--tiny-bert" / "refs").mkdir()
+    (cache / "models--someorg--tiny-bert" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    host = PluginHost()
+    spec = host.backbone("hf:someorg/tiny-bert")
+    assert spec.name == "hf-someorg--tiny-bert" and spec.modality == "text" and spec.weights_available()
+    assert check_backbone(spec, pretrained=True) == []
+    with pytest.raises(WeightsUnavailableError, match="hf-other--model: not in the Hugging Face cache .* "
+                                                      "\\(HF_HUB_OFFLINE is set\\); .*`hf download other/model`"):
+        host.backbone("hf-other--model")

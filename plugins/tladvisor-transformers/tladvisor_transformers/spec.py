@@ -23,9 +23,12 @@ LAYOUTS = {
     "roberta": ("embeddings", "encoder.layer"),
     "xlm-roberta": ("embeddings", "encoder.layer"),
     "camembert": ("embeddings", "encoder.layer"),
-    "electra": ("embeddings", "encoder.layer"),
     "distilbert": ("embeddings", "transformer.layer"),
 }
+POOLER = ("bert", "roberta", "xlm-roberta", "camembert")  # carry a pooler layer, left out with add_pooling_layer
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}  # position ids start after the padding index
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "merges.txt", "vocab.json", "sentencepiece.bpe.model",
+                   "tokenizer_config.json", "special_tokens_map.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_MAX_LENGTH = 256  # when the folder does not say; long enough for most classification texts
 
@@ -51,10 +54,12 @@ def folder_facts(folder: Path) -> dict:
     pooling = "mean" if pooling_config.get("pooling_mode_mean_tokens") else "cls"
     sentence_config = read_json(folder / "sentence_bert_config.json")
     tokenizer_config = read_json(folder / "tokenizer_config.json")
+    positions = config.get("max_position_embeddings")
     limits = [sentence_config.get("max_seq_length"), tokenizer_config.get("model_max_length"),
-              config.get("max_position_embeddings")]
+              positions - POSITION_OFFSET.get(model_type, 0) if isinstance(positions, int) else None]
     sane = [int(v) for v in limits if isinstance(v, (int, float)) and 0 < v <= 100_000]
-    max_length = min(sane[0], 512) if sane else DEFAULT_MAX_LENGTH
+    # the smallest limit: the position embeddings bound what the model takes, a sentence config may ask less
+    max_length = min(*sane, 512) if sane else DEFAULT_MAX_LENGTH
     hidden = config.get("hidden_size") or config.get("dim")
     layers = config.get("num_hidden_layers") or config.get("n_layers")
     return {"model_type": model_type, "hidden_size": int(hidden), "n_layers": int(layers), "pooling": pooling,
@@ -65,6 +70,14 @@ def encoder_stages(model_type: str, n_layers: int) -> tuple[Stage, ...]:
     embeddings, layers = LAYOUTS[model_type]
     return (Stage("embeddings", (f"encoder.{embeddings}",)),
             *(Stage(f"layer{index + 1}", (f"encoder.{layers}.{index}",)) for index in range(n_layers)))
+
+
+def tokenizer_id(folder: Path, pooling: str) -> str:
+    """Names the tokenizer files as they are now (name, size, modification time) and the pooling: part of the
+    token and feature cache keys, so editing either never serves stale tokens or features."""
+    stats = [f"{name}:{(folder / name).stat().st_size}:{(folder / name).stat().st_mtime_ns}"
+             for name in TOKENIZER_FILES if (folder / name).is_file()]
+    return f"{folder}|pooling={pooling}|{'|'.join(stats)}"
 
 
 def _weights_file(folder: Path) -> Path | None:
@@ -93,7 +106,7 @@ def build_encoder(folder: Path, facts: dict, pretrained: bool) -> EncoderClassif
 
     hf_logging.set_verbosity_error()  # "some weights of the checkpoint were not used" names the pooler we drop
     hf_logging.disable_progress_bar()  # "Loading weights" bars would break tladvisor's own progress line
-    extra = {"add_pooling_layer": False} if facts["model_type"] != "distilbert" else {}
+    extra = {"add_pooling_layer": False} if facts["model_type"] in POOLER else {}
     if pretrained:
         if _weights_file(folder) is None:
             raise BackboneError(f"{folder}: no weights file ({' or '.join(WEIGHT_FILES)})")
@@ -115,13 +128,16 @@ def folder_backbone(name: str, folder: str | Path, *, description: str = "", sou
     folder = Path(folder).expanduser().resolve()
     facts = folder_facts(folder)
     if max_length is not None:
+        if not 0 < int(max_length) <= facts["max_length"]:
+            raise BackboneError(f"{name}: max_length {max_length} must be between 1 and {facts['max_length']}, the "
+                                "longest input its configs allow")
         facts["max_length"] = int(max_length)
     weights = _weights_file(folder)
     if not weights_id and weights is not None:
         stat = weights.stat()
         weights_id = f"{folder}:{weights.name}:{stat.st_size}:{stat.st_mtime_ns}"
     text = TextPreprocessing(load_tokenizer=lambda: load_tokenizer(folder), max_length=facts["max_length"],
-                             pad_id=facts["pad_id"], tokenizer_id=weights_id or str(folder))
+                             pad_id=facts["pad_id"], tokenizer_id=tokenizer_id(folder, facts["pooling"]))
     return BackboneSpec(
         name=name,
         build=lambda pretrained: build_encoder(folder, facts, pretrained),

@@ -14,18 +14,22 @@ WORDS = ("the a film book song great bad boring lovely plot cast music story hou
          "awful clever dull long short red blue cat dog runs sleeps").split()
 
 
-def tiny_bert_folder(folder: Path, max_length: int = 16, pooling_mean: bool = True) -> Path:
-    """A 2-layer, 16-wide BERT with random weights and a word-level vocabulary, saved as a model folder."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+def tiny_bert_folder(folder: Path, max_length: int = 16, pooling_mean: bool = True, kind: str = "bert") -> Path:
+    """A 2-layer, 16-wide BERT (or DistilBERT: ``kind="distilbert"``) with random weights and a word-level
+    vocabulary, saved as a model folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast, DistilBertConfig, DistilBertModel
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(str(folder))
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
     torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(folder))
+    if kind == "distilbert":
+        DistilBertModel(DistilBertConfig(vocab_size=len(vocab), dim=16, n_layers=2, n_heads=2, hidden_dim=32,
+                                         max_position_embeddings=64)).save_pretrained(str(folder))
+    else:
+        BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=32, max_position_embeddings=64)).save_pretrained(str(folder))
     (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length}))
     if pooling_mean:
         (folder / "1_Pooling").mkdir(exist_ok=True)

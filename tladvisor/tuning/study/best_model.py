@@ -86,6 +86,8 @@ class BestModel:
                 spec, preprocessing, strategy=config.strategy, classes=data.classes, val_accuracy=trained.accuracy,
                 trial_number=trial.number, study_name=study.study_name, params=params,
                 learning_curve=trained.learning_curve)
+            if "text" in model_config:  # trained on one text per .txt file: predict reads files whole too
+                model_config["text"]["one_text_per_file"] = data.dataset.source_format == "textfolder"
             folds = trained.extras.get("folds")
             if folds and data.fold_plan is not None:  # the kept model is fold 0's: say what it was validated on
                 model_config["cross_validation"] = {

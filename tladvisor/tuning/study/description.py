@@ -43,9 +43,13 @@ def dataset_fingerprint(dataset: Dataset) -> str:
         except ValueError:
             return Path(path).name
 
+    from tladvisor.embed import sample_key  # a text's exact content (its digest ignores case and punctuation)
+
     digest = hashlib.sha256("\x1f".join(dataset.classes).encode())
-    for name, sample in sorted(((relative(s.path), s) for s in dataset.samples), key=lambda pair: pair[0]):
-        digest.update(f"\x1e{name}\x1f{sample.label}\x1f{sample.split}\x1f{sample.digest}".encode())
+    named = ((f"{relative(s.path)} {getattr(s, 'origin', '')}".rstrip(), s) for s in dataset.samples)
+    for name, sample in sorted(named, key=lambda pair: pair[0]):
+        content = sample_key(sample) if getattr(sample, "text", None) is not None else sample.digest
+        digest.update(f"\x1e{name}\x1f{sample.label}\x1f{sample.split}\x1f{content}".encode())
     return digest.hexdigest()
 
 

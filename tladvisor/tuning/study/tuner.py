@@ -187,7 +187,7 @@ class Tuner:
         device = pick_device(self.options.device)
         study = self.start(dataset, recommendation, backbones, join=join)
         data = TuningData(dataset, self.options, device)
-        scoring = cv_description(data.fold_plan, data.cv_reason, len(data.val_idx))
+        scoring = cv_description(data.fold_plan, data.cv_reason, len(data.val_idx), data.unit)
         before = study.user_attrs.get(CROSS_VALIDATION)
         if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) and (before or {}).get("folds", 1) != scoring["folds"]:
             log.warning("study %s holds trials scored %s; new trials are scored on %s",
