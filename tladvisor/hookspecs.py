@@ -53,6 +53,9 @@ def load_dataset(source: Path, options: AnalysisOptions) -> Dataset | None:
     Raise :class:`tladvisor.errors.DatasetError` when the source is recognised but unusable
     (for example a manifest with a path escaping its root): the message is shown as one line.
     Files that cannot be used are not errors: list them in ``Dataset.skipped`` with a reason.
+    A dataset of texts has ``modality="text"`` and :class:`tladvisor.records.TextSample` samples (the text
+    itself, its label, its origin); the rest of the pipeline then takes text backbones
+    (``BackboneSpec.modality == "text"``) and tokenises instead of decoding.
     """
 
 
