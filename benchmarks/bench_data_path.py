@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tladvisor import device as devices
+from tladvisor.runtime import device as devices
 from tladvisor.data.decoded_store import Geometry, open_sample_stores
 from tladvisor.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share, statistics_stride
 from tladvisor.embed import extract_features

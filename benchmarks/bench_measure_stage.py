@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each part, interleaved (medians)")
     args = parser.parse_args()
     os.environ["TLADVISOR_THREADS"] = str(args.threads)
-    from tladvisor.threads import configure_threads
+    from tladvisor.runtime.threads import configure_threads
 
     configure_threads()
     import numpy as np

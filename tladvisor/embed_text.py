@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tladvisor import device as devices
-from tladvisor import progress
+from tladvisor.runtime import device as devices
+from tladvisor.runtime import progress
 from tladvisor.backbones import BackboneSpec
 from tladvisor.bn_statistics import gaussian_shift
 from tladvisor.data.profile import distribution

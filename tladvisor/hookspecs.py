@@ -198,7 +198,7 @@ def tune(request: TuneRequest) -> TuningResult | None:
     and ``options`` are the stored ones with this machine's data path, run folder and device; the worker
     reads that description as the built-in tuner stores it (:func:`tladvisor.tuning.study.description.
     describe_study`), so a plugin tuner meant for workers stores it too (or wraps ``Tuner``). Progress goes
-    to :func:`tladvisor.progress.current`. Return the whole study's :class:`tladvisor.records.TuningResult`
+    to :func:`tladvisor.runtime.progress.current`. Return the whole study's :class:`tladvisor.records.TuningResult`
     (every worker's trials; ``stop_reason`` says why the search stopped), or ``None`` to let the next tuner
     run. firstresult.
     """
