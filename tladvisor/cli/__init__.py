@@ -159,7 +159,7 @@ def analyze(obj: Context, data: Path, quiet: bool, **kwargs) -> None:
     options = AnalysisOptions(source=data, plugins_dir=obj.plugins_dir, **kwargs)
     with progress.for_console(err, quiet=quiet) as reporter:
         run = Advisor(options, host=obj.host, progress=reporter.stage).run()
-    from tladvisor.cli_summary import print_summary
+    from tladvisor.cli.summary import print_summary
 
     print_summary(run, out, err)
 
@@ -286,7 +286,7 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], text_column
     trained on texts takes texts: .txt files (one text per line), manifests (CSV/JSONL/Parquet), or - (stdin).
     """
     obj.computing()
-    from tladvisor.cli_predict import render, skipped_lines
+    from tladvisor.cli.predict import render, skipped_lines
     from tladvisor.data.wording import counted
     from tladvisor.errors import DatasetError
     from tladvisor.tuning.predict import predict_all
