@@ -49,7 +49,7 @@ def main() -> None:
     from tladvisor.advisor import Advisor
     from tladvisor.builtin.measures import measure_feature_set
     from tladvisor.data.imagefolder import load_image_folder
-    from tladvisor.embed import extract_features
+    from tladvisor.features.embed import extract_features
     from tladvisor.plugins import PluginHost
     from tladvisor.records import AnalysisOptions
     from tladvisor.transforms import ImageFiles, eval_transform

@@ -16,7 +16,7 @@ from helpers import require_module
 require_module("transformers", "pip install -e plugins/tladvisor-transformers")
 
 from tladvisor.data.token_store import TokenBatches, tokenize, truncate  # noqa: E402
-from tladvisor.embed_text import extract_text_features  # noqa: E402
+from tladvisor.features.embed_text import extract_text_features  # noqa: E402
 from tladvisor.testing import check_backbone  # noqa: E402
 from tladvisor_transformers import folder_backbone, minilm_spec  # noqa: E402
 from tladvisor_transformers.testing import WORDS, random_texts, text_dataset, tiny_bert_folder  # noqa: E402

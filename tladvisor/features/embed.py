@@ -34,7 +34,7 @@ from tladvisor.runtime import device as devices
 from tladvisor.runtime import progress
 from tladvisor.runtime.atomic import write_atomic
 from tladvisor.backbones import BackboneSpec, Preprocessing
-from tladvisor.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share
+from tladvisor.features.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share
 from tladvisor.modeling import EmbeddingReader, recalibrate_batchnorm
 from tladvisor.records import Dataset, FeatureSet, StageShift
 from tladvisor.data.decoded_store import (DecodedImages, Geometry, StoreNotWritten, building, is_built,
