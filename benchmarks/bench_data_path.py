@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tladvisor import device as devices
+from tladvisor.runtime import device as devices
 from tladvisor.data.decoded_store import Geometry, open_sample_stores
-from tladvisor.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share, statistics_stride
-from tladvisor.embed import extract_features
+from tladvisor.features.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share, statistics_stride
+from tladvisor.features.embed import extract_features
 from tladvisor.modeling import RECALIBRATION_IMAGES, EmbeddingReader
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, Dataset
@@ -254,7 +254,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.statistics_images:
-        import tladvisor.bn_statistics as bn_statistics
+        import tladvisor.features.bn_statistics as bn_statistics
 
         bn_statistics.STATISTICS_IMAGES = args.statistics_images
     device = devices.pick_device(args.device)

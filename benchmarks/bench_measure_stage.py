@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each part, interleaved (medians)")
     args = parser.parse_args()
     os.environ["TLADVISOR_THREADS"] = str(args.threads)
-    from tladvisor.threads import configure_threads
+    from tladvisor.runtime.threads import configure_threads
 
     configure_threads()
     import numpy as np
@@ -49,7 +49,7 @@ def main() -> None:
     from tladvisor.advisor import Advisor
     from tladvisor.builtin.measures import measure_feature_set
     from tladvisor.data.imagefolder import load_image_folder
-    from tladvisor.embed import extract_features
+    from tladvisor.features.embed import extract_features
     from tladvisor.plugins import PluginHost
     from tladvisor.records import AnalysisOptions
     from tladvisor.transforms import ImageFiles, eval_transform

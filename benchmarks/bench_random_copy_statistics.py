@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tladvisor import embed
+from tladvisor.features import embed
 from tladvisor.data.examples import write_example
 from tladvisor.data.imagefolder import load_image_folder
 from tladvisor.measures.probes import knn_probe_cv, linear_probe_cv

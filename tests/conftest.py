@@ -15,7 +15,7 @@ from tladvisor.plugins import PLUGINS_DIR_ENV
 # pytest-xdist runs one worker per core: more than one torch thread each oversubscribes the machine,
 # and tiny models then spend their time in thread hand-offs (seen: 50x slower convolutions).
 torch.set_num_threads(1)
-# The CLI's thread plan (tladvisor.threads) must keep that when a test calls the CLI in-process, and
+# The CLI's thread plan (tladvisor.runtime.threads) must keep that when a test calls the CLI in-process, and
 # the suite must not count in (or be counted by) real runs' process registry.
 os.environ.setdefault("TLADVISOR_THREADS", "1")
 os.environ.setdefault("TLADVISOR_RUNTIME_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"),

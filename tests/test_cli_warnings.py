@@ -128,7 +128,7 @@ def test_debug_after_the_command(tmp_path, monkeypatch, capsys):
 
 
 def test_the_summary_says_frozen_from_the_strategy_record_or_a_zero_rate():
-    from tladvisor.cli_summary import learning_rate_text
+    from tladvisor.cli.summary import learning_rate_text
 
     rates = {"head": 3e-3, "backbone": 1e-3}
     assert learning_rate_text(rates, {"freeze": "all"}) == "lr head 3e-03, backbone frozen"  # a plugin's linear probe
@@ -157,7 +157,7 @@ def test_the_advice_lines_wrap_whole_at_120_columns(tmp_path):
 
     from rich.console import Console
 
-    from tladvisor.cli_summary import print_summary
+    from tladvisor.cli.summary import print_summary
     from tladvisor.report.demo import demo_run
 
     run = demo_run(tmp_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tladvisor.run_folder import run_name_for
+from tladvisor.runtime.run_folder import run_name_for
 from tladvisor.cli import main
 from tladvisor.data.naming import data_name
 from tladvisor.data.sources import load_source

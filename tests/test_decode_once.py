@@ -85,7 +85,7 @@ def test_the_feature_cache_key_is_worked_out_once_per_backbone(analyze, tmp_path
     """#25 item 2: the key (a hash over every measured image's digest) was computed three times per backbone
     (what is left to decode, the measurement cache, the feature cache); the advisor now hands it on."""
     import tladvisor.advisor as advisor_module
-    import tladvisor.embed as embed_module
+    import tladvisor.features.embed as embed_module
 
     calls = []
     real = embed_module.feature_key

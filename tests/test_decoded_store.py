@@ -151,7 +151,7 @@ def test_stored_batches_shuffle_per_pass_drop_the_last_and_keep_labels(images, t
 def test_extraction_embeds_images_as_they_are_decoded_and_matches_the_stored_pass(tmp_path, decodes):
     from helpers import dataset_from_folder, write_image_folder
 
-    from tladvisor.embed import extract_features
+    from tladvisor.features.embed import extract_features
     from tladvisor.testing import tiny_backbone_spec
 
     dataset = dataset_from_folder(write_image_folder(tmp_path / "data", n_classes=2, per_class=5))
@@ -174,7 +174,7 @@ def test_extraction_embeds_images_as_they_are_decoded_and_matches_the_stored_pas
 def test_an_extraction_that_fails_while_decoding_leaves_no_store(tmp_path, monkeypatch):
     from helpers import dataset_from_folder, write_image_folder
 
-    from tladvisor.embed import extract_features
+    from tladvisor.features.embed import extract_features
     from tladvisor.testing import tiny_backbone_spec
 
     dataset = dataset_from_folder(write_image_folder(tmp_path / "data", n_classes=2, per_class=5))
@@ -215,7 +215,7 @@ def test_a_full_disk_costs_the_store_not_the_features(tmp_path, monkeypatch):
 
     from helpers import dataset_from_folder, write_image_folder
 
-    from tladvisor.embed import extract_features
+    from tladvisor.features.embed import extract_features
     from tladvisor.records import AnalysisOptions
     from tladvisor.testing import tiny_backbone_spec
     from tladvisor.tuning.data import TuningData

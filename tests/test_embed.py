@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from tladvisor.bn_statistics import BatchNormStatistics, stage_shifts
-from tladvisor.embed import extract_features, stratified_cap
+from tladvisor.features.bn_statistics import BatchNormStatistics, stage_shifts
+from tladvisor.features.embed import extract_features, stratified_cap
 from tladvisor.modeling import recalibrate_batchnorm
 from tladvisor.testing import tiny_backbone_spec
 
@@ -148,7 +148,7 @@ def test_cache_hit_returns_same_numbers_and_skips_forward_passes(dataset, tmp_pa
     def no_forward(*_args, **_kwargs):
         raise AssertionError("a cache hit must not run the backbone")
 
-    monkeypatch.setattr("tladvisor.embed._forward_all", no_forward)
+    monkeypatch.setattr("tladvisor.features.embed._forward_all", no_forward)
     warm = extract_features(spec, dataset, image_size=32, cache_dir=tmp_path / "cache")
     assert warm.from_cache
     np.testing.assert_array_equal(warm.features, cold.features)
@@ -301,7 +301,7 @@ def test_bn_statistics_of_one_pixel_maps_keep_the_spread_between_images_and_memo
 
 
 def test_bn_statistics_from_a_share_of_the_images_cover_every_class_however_the_images_are_ordered():
-    from tladvisor.bn_statistics import STATISTICS_IMAGES, statistics_share
+    from tladvisor.features.bn_statistics import STATISTICS_IMAGES, statistics_share
 
     bn = nn.BatchNorm2d(2).eval()
     generator = torch.Generator().manual_seed(3)

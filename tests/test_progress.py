@@ -9,7 +9,7 @@ import re
 import pytest
 from rich.console import Console
 
-from tladvisor import progress
+from tladvisor.runtime import progress
 from tladvisor.tuning.study.trial_progress import TrialProgress
 
 from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder

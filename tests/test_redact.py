@@ -1,7 +1,7 @@
 import json
 
 from tladvisor.records import AnalysisOptions, AnalysisRun
-from tladvisor.redact import redact_passwords
+from tladvisor.runtime.redact import redact_passwords
 from tladvisor.report.analysis_json import build_analysis, dumps_analysis
 
 

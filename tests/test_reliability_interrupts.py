@@ -251,7 +251,7 @@ def test_a_stopped_run_names_a_tuning_so_far_plugin_that_raises_and_still_writes
 def test_a_librarys_cleanup_error_after_a_stop_is_not_printed_but_other_errors_are(monkeypatch):
     import logging
 
-    from tladvisor.interrupts import CleanupAfterStop, Interrupted
+    from tladvisor.runtime.interrupts import CleanupAfterStop, Interrupted
 
     monkeypatch.delenv("TLADVISOR_DEBUG", raising=False)
     cleanup = CleanupAfterStop()

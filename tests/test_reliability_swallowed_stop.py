@@ -15,8 +15,8 @@ import weakref
 
 import pytest
 
-from tladvisor import interrupts
-from tladvisor.interrupts import Interrupted, stop_on_signals
+from tladvisor.runtime import interrupts
+from tladvisor.runtime.interrupts import Interrupted, stop_on_signals
 
 
 class StopsInDel:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tladvisor.errors import OutputError
-from tladvisor import atomic
+from tladvisor.runtime import atomic
 from tladvisor.report.analysis_json import analysis_json_chunks
-from tladvisor.atomic import write_bytes_atomic, write_text_atomic
+from tladvisor.runtime.atomic import write_bytes_atomic, write_text_atomic
 
 
 def leftovers(folder: Path) -> list[str]:

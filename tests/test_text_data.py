@@ -192,7 +192,7 @@ def test_a_label_with_bytes_that_are_not_utf8_is_skipped(tmp_path):
 def test_a_source_sample_for_images_is_images_only(tmp_path):
     from PIL import Image
 
-    from tladvisor.source_sample import read_source_texts, source_sample_paths
+    from tladvisor.features.source_sample import read_source_texts, source_sample_paths
 
     Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
     (tmp_path / "README.txt").write_text("not an image", encoding="utf-8")

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tladvisor import threads
-from tladvisor.threads import ProcessRegistry, cgroup_cpu_quota, choose_threads, plan_from_environment
+from tladvisor.runtime import threads
+from tladvisor.runtime.threads import ProcessRegistry, cgroup_cpu_quota, choose_threads, plan_from_environment
 
 
 @pytest.mark.parametrize("cores,processes,expected", [
@@ -60,7 +60,7 @@ def test_registry_counts_live_processes_and_forgets_a_killed_one(tmp_path):
     mine = ProcessRegistry(tmp_path)
     mine.register()
     assert mine.count() == 1
-    code = ("import sys; from tladvisor.threads import ProcessRegistry; "
+    code = ("import sys; from tladvisor.runtime.threads import ProcessRegistry; "
             "ProcessRegistry(sys.argv[1]).register(); print('registered', flush=True); sys.stdin.read()")
     other = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
@@ -154,7 +154,7 @@ def test_the_device_line_counts_threads_in_words():
     """#26 item 7: 'cpu (1 threads)'."""
     import torch
 
-    from tladvisor.device import describe
+    from tladvisor.runtime.device import describe
 
     before = torch.get_num_threads()
     try:

@@ -79,7 +79,7 @@ def test_the_download_notice_goes_to_progress_not_stdout(empty_torch_home: Path,
     should never hold; it reaches the progress reporter (stderr, silent under --quiet) instead."""
     import io
 
-    from tladvisor import progress
+    from tladvisor.runtime import progress
 
     stream = io.StringIO()
     with progress.reporting(progress.LogReporter(stream, wall=lambda: 0.0)):

@@ -157,7 +157,7 @@ def test_analyze_with_cv_folds_prints_and_reports_the_spread(write_plugin, tiny,
 
 
 def test_a_chosen_fold_count_is_another_run_and_auto_keeps_the_earlier_names(tiny, tmp_path):
-    from tladvisor.run_folder import run_name_for
+    from tladvisor.runtime.run_folder import run_name_for
 
     auto = options_for(tiny, tmp_path)
     assert run_name_for(auto) == run_name_for(replace(auto, cv_folds="auto"))

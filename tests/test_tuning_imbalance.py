@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tladvisor.run_folder import run_name_for
+from tladvisor.runtime.run_folder import run_name_for
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, Dataset, Recommendation
 from tladvisor.report import tuning_view as view

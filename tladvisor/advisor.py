@@ -20,21 +20,23 @@ from pathlib import Path
 
 import numpy as np
 
-from tladvisor import __version__, interrupts, progress
+from tladvisor import __version__
+
+from tladvisor.runtime import interrupts, progress
 from tladvisor.backbones import BackboneSpec
-from tladvisor.device import describe, pick_device
+from tladvisor.runtime.device import describe, pick_device
 from tladvisor import measurement_cache
-from tladvisor.embed import (decode_images, default_cache_dir, extract_features, feature_cache_file, feature_key,
+from tladvisor.features.embed import (decode_images, default_cache_dir, extract_features, feature_cache_file, feature_key,
                              stratified_cap)
 from tladvisor.data.wording import counted, sample_noun
-from tladvisor.embed_text import extract_text_features
+from tladvisor.features.embed_text import extract_text_features
 from tladvisor.measurement_notes import embedding_2d, input_warnings
-from tladvisor.source_sample import read_source_texts, source_sample_paths
+from tladvisor.features.source_sample import read_source_texts, source_sample_paths
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost
 from tladvisor.text import one_line
 from tladvisor.report.sections import collect_sections, stored_analysis
-from tladvisor.run_folder import check_output_folder, check_storage, run_name_for
+from tladvisor.runtime.run_folder import check_output_folder, check_storage, run_name_for
 from tladvisor.strategies import describe_strategies
 from tladvisor.records import (AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, FeatureSet,
                                PluginFailure, Score, TuneRequest, TuningResult)

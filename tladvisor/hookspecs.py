@@ -53,6 +53,9 @@ def load_dataset(source: Path, options: AnalysisOptions) -> Dataset | None:
     Raise :class:`tladvisor.errors.DatasetError` when the source is recognised but unusable
     (for example a manifest with a path escaping its root): the message is shown as one line.
     Files that cannot be used are not errors: list them in ``Dataset.skipped`` with a reason.
+    A dataset of texts has ``modality="text"`` and :class:`tladvisor.records.TextSample` samples (the text
+    itself, its label, its origin); the rest of the pipeline then takes text backbones
+    (``BackboneSpec.modality == "text"``) and tokenises instead of decoding.
     """
 
 
@@ -195,7 +198,7 @@ def tune(request: TuneRequest) -> TuningResult | None:
     and ``options`` are the stored ones with this machine's data path, run folder and device; the worker
     reads that description as the built-in tuner stores it (:func:`tladvisor.tuning.study.description.
     describe_study`), so a plugin tuner meant for workers stores it too (or wraps ``Tuner``). Progress goes
-    to :func:`tladvisor.progress.current`. Return the whole study's :class:`tladvisor.records.TuningResult`
+    to :func:`tladvisor.runtime.progress.current`. Return the whole study's :class:`tladvisor.records.TuningResult`
     (every worker's trials; ``stop_reason`` says why the search stopped), or ``None`` to let the next tuner
     run. firstresult.
     """

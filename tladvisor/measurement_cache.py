@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tladvisor import __version__
-from tladvisor.atomic import write_atomic
+from tladvisor.runtime.atomic import write_atomic
 from tladvisor.records import BackboneMeasurement, Score, StageShift, to_jsonable
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from tladvisor.backbones import BackboneSpec
-from tladvisor.embed import stratified_cap
+from tladvisor.features.embed import stratified_cap
 from tladvisor.records import FeatureSet
 
 TRUNCATION_WARNING_SHARE = 0.05  # a backbone cutting more texts than this says so

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from tladvisor import device as devices
+from tladvisor.runtime import device as devices
 from tladvisor.backbones import BackboneSpec
 
 RECALIBRATION_IMAGES = 256  # images that re-estimate BatchNorm statistics (recalibrate_batchnorm)

@@ -21,7 +21,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tladvisor import hookimpl, progress
+from tladvisor import hookimpl
+
+from tladvisor.runtime import progress
 from tladvisor.backbones import BackboneSpec, Preprocessing, Stage
 from tladvisor.errors import WeightsUnavailableError
 from tladvisor.text import one_line

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset as TorchDataset
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from tladvisor.atomic import follow_umask
+from tladvisor.runtime.atomic import follow_umask
 from tladvisor.data.images import open_rgb
 
 log = logging.getLogger(__name__)

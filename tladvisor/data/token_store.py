@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tladvisor.atomic import write_atomic
+from tladvisor.runtime.atomic import write_atomic
 from tladvisor.backbones import TextPreprocessing
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from typing import Any
 
 from tladvisor.errors import OutputError
 from tladvisor.records import AnalysisRun, Dataset, DatasetProfile, to_jsonable
-from tladvisor.redact import redact_passwords
+from tladvisor.runtime.redact import redact_passwords
 from tladvisor.strategies import BUILT_IN_STRATEGIES, describe_strategies
 
 SCHEMA_VERSION = 1

@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from tladvisor.errors import TLAdvisorError
 from tladvisor.report.analysis_json import ANALYSIS_FILENAME, load_analysis
-from tladvisor.atomic import write_text_atomic
+from tladvisor.runtime.atomic import write_text_atomic
 from tladvisor.report.html import script_hash, sort_script, template_environment
 from tladvisor.report.svg import fmt
 from tladvisor.report.view import accuracy_text, strategy_label

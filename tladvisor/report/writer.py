@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from tladvisor.atomic import write_text_atomic
+from tladvisor.runtime.atomic import write_text_atomic
 from tladvisor.errors import OutputError
 from tladvisor.records import AnalysisRun, ReportSection
 from tladvisor.report.analysis_json import ANALYSIS_FILENAME, analysis_json_chunks, build_analysis, load_analysis

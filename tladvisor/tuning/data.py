@@ -21,8 +21,8 @@ import torch
 from tladvisor.backbones import BackboneSpec
 from tladvisor.data.decoded_store import DecodedImages, Geometry, open_sample_stores
 from tladvisor.data.token_store import TokenBatches, Tokens, tokenize
-from tladvisor.embed import default_cache_dir, extract_features, feature_key
-from tladvisor.embed_text import extract_text_features
+from tladvisor.features.embed import default_cache_dir, extract_features, feature_key
+from tladvisor.features.embed_text import extract_text_features
 from tladvisor.errors import DatasetError
 from tladvisor.records import AnalysisOptions, Dataset
 from tladvisor.transforms import StoredBatches
@@ -103,7 +103,7 @@ class TuningData:
         return len(self.dataset.classes)
 
     def features(self, spec: BackboneSpec) -> FeatureSplit:
-        """Train/val embeddings from :func:`tladvisor.embed.extract_features` (disk cache, then memory)."""
+        """Train/val embeddings from :func:`tladvisor.features.embed.extract_features` (disk cache, then memory)."""
         key = (spec.name, self.options.image_size)
         if key not in self._pool_features:  # every image once, in dataset order; shared by the fold views
             if spec.text is not None:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
-from tladvisor import device as devices
+from tladvisor.runtime import device as devices
 from tladvisor.backbones import BackboneSpec
 from tladvisor.modeling import resolve_member
 

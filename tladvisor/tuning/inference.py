@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tladvisor import device as devices
+from tladvisor.runtime import device as devices
 
 
 def predict_probabilities(model: nn.Module, loader: Iterable, device: torch.device) -> torch.Tensor:

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from tladvisor import __version__
-from tladvisor.atomic import follow_umask
+from tladvisor.runtime.atomic import follow_umask
 from tladvisor.backbones import BackboneSpec, Preprocessing, TextPreprocessing
 
 MODEL_FILE = "model.safetensors"

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from tladvisor import device as devices
+from tladvisor.runtime import device as devices
 from tladvisor.backbones import BackboneSpec, Preprocessing
 from tladvisor.data.images import looks_like_image, open_rgb
 from tladvisor.errors import TLAdvisorError, UnsafeFileError

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tladvisor import device as devices
+from tladvisor.runtime import device as devices
 from tladvisor.data.manifest import cell_text, is_manifest, read_table
 from tladvisor.data.text_intake import check_text, decode_marking
 from tladvisor.data.text_sources import TEXT_COLUMNS, text_column_of

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tladvisor import device as devices
+from tladvisor.runtime import device as devices
 from tladvisor.backbones import BackboneSpec
 from tladvisor.modeling import head_module, recalibrate_batchnorm
 from tladvisor.tuning.data import FeatureSplit, TuningData

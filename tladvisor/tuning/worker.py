@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tladvisor.errors import DatasetError, OutputError, TLAdvisorError
 from tladvisor.records import Dataset, TuneRequest, TuningResult, to_jsonable
-from tladvisor.atomic import file_lock, write_text_atomic
+from tladvisor.runtime.atomic import file_lock, write_text_atomic
 from tladvisor.tuning.study import (StudyDescription, dataset_fingerprint, display_url, process_identity,
                                     read_description, tuning_result, worker_label)
 from tladvisor.tuning.study.storage import load_existing_study

@@ -16,7 +16,7 @@ from helpers import require_module
 require_module("transformers", "pip install -e plugins/tladvisor-transformers")
 
 from tladvisor.data.token_store import TokenBatches, tokenize, truncate  # noqa: E402
-from tladvisor.embed_text import extract_text_features  # noqa: E402
+from tladvisor.features.embed_text import extract_text_features  # noqa: E402
 from tladvisor.testing import check_backbone  # noqa: E402
 from tladvisor_transformers import folder_backbone, minilm_spec  # noqa: E402
 from tladvisor_transformers.testing import WORDS, random_texts, text_dataset, tiny_bert_folder  # noqa: E402
@@ -252,3 +252,17 @@ def test_a_hub_name_resolves_from_the_cache_and_an_uncached_one_is_one_line(tmp_
     with pytest.raises(WeightsUnavailableError, match="hf-other--model: not in the Hugging Face cache .* "
                                                       "\\(HF_HUB_OFFLINE is set\\); .*`hf download other/model`"):
         host.backbone("hf-other--model")
+
+
+def test_hub_names_map_to_repositories_and_back():
+    from tladvisor.errors import BackboneError
+    from tladvisor_transformers.hub import canonical_name, hub_backbone, hub_repo
+
+    assert hub_repo("hf-google-bert--bert-base-uncased") == "google-bert/bert-base-uncased"
+    assert hub_repo("hf:google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
+    assert hub_repo("hf-distilroberta-base") == "distilroberta-base"  # an old repository without an owner
+    assert hub_repo("efficientnet_lite0") is None and hub_repo("hf-") is None
+    assert canonical_name("google-bert/bert-base-uncased") == "hf-google-bert--bert-base-uncased"
+    assert hub_backbone("resnet18") is None  # not this plugin's name: the next resolver is asked
+    with pytest.raises(BackboneError, match="name a Hub repository as"):
+        hub_backbone("hf:a/b/c")

@@ -43,7 +43,7 @@ workers), :mod:`.best_model` (the locked compare-and-save), :mod:`.trial_run` (o
 :mod:`.optuna_access` (the only use of Optuna's private attributes). The names below are re-exported.
 """
 
-from tladvisor.atomic import file_lock
+from tladvisor.runtime.atomic import file_lock
 from tladvisor.tuning.study.best_model import BestModel
 from tladvisor.tuning.results import NOT_RUN
 from tladvisor.tuning.study.claims import CLAIMS, FINISHED

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tladvisor.atomic import file_lock
+from tladvisor.runtime.atomic import file_lock
 from tladvisor.backbones import BackboneSpec
 from tladvisor.records import AnalysisOptions
 from tladvisor.tuning import model_io

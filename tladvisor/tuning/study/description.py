@@ -43,7 +43,7 @@ def dataset_fingerprint(dataset: Dataset) -> str:
         except ValueError:
             return Path(path).name
 
-    from tladvisor.embed import sample_key  # a text's exact content (its digest ignores case and punctuation)
+    from tladvisor.features.embed import sample_key  # a text's exact content (its digest ignores case and punctuation)
 
     digest = hashlib.sha256("\x1f".join(dataset.classes).encode())
     named = ((f"{relative(s.path)} {getattr(s, 'origin', '')}".rstrip(), s) for s in dataset.samples)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 
-from tladvisor.device import describe, pick_device
+from tladvisor.runtime.device import describe, pick_device
 from tladvisor.text import one_line
 from tladvisor.records import AnalysisOptions, TuningResult
 from tladvisor.tuning import results

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 
 from tladvisor.errors import TLAdvisorError
-from tladvisor.redact import redact_passwords
+from tladvisor.runtime.redact import redact_passwords
 from tladvisor.text import one_line
 from tladvisor.records import AnalysisOptions
 

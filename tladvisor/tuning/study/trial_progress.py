@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tladvisor import progress
+from tladvisor.runtime import progress
 from tladvisor.tuning.folds import fold_standard_error
 from tladvisor.tuning.imbalance import METRICS
 from tladvisor.tuning.results import config_label
@@ -24,7 +24,7 @@ STOPPED_BY_DEADLINE = "stopped by the --timeout deadline"  # how trial_run words
 
 
 class TrialProgress:
-    """Feeds :func:`tladvisor.progress.current` with one search's trials."""
+    """Feeds :func:`tladvisor.runtime.progress.current` with one search's trials."""
 
     def __init__(self, *, budget: int, deadline: float | None, several_backbones: bool, show_metrics: bool,
                  clock=time.monotonic):

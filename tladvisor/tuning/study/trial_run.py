@@ -17,9 +17,9 @@ import torch
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from tladvisor import interrupts
+from tladvisor.runtime import interrupts
 from tladvisor.backbones import BackboneSpec
-from tladvisor.device import describe
+from tladvisor.runtime.device import describe
 from tladvisor.text import one_line
 from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.tuning.data import TuningData

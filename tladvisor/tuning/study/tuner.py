@@ -22,7 +22,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from tladvisor.backbones import BackboneSpec
-from tladvisor.device import describe, pick_device
+from tladvisor.runtime.device import describe, pick_device
 from tladvisor.errors import TLAdvisorError
 from tladvisor.plugins import strategy_registry
 from tladvisor.strategies import strategies_for

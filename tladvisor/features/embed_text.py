@@ -1,4 +1,4 @@
-"""Embeddings of the target texts per text backbone, computed once and cached: :mod:`tladvisor.embed` for text.
+"""Embeddings of the target texts per text backbone, computed once and cached: :mod:`tladvisor.features.embed` for text.
 
 One pass through the pretrained encoder gives each text's pooled embedding and, through hooks on every
 stage (the embeddings, each transformer layer), the per-channel mean and variance of the hidden states over
@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from tladvisor import device as devices
-from tladvisor import progress
+from tladvisor.runtime import device as devices
+from tladvisor.runtime import progress
 from tladvisor.backbones import BackboneSpec
-from tladvisor.bn_statistics import gaussian_shift
+from tladvisor.features.bn_statistics import gaussian_shift
 from tladvisor.data.profile import distribution
 from tladvisor.data.token_store import TokenBatches, Tokens, tokenize
-from tladvisor.embed import feature_cache_file, read_feature_cache, write_feature_cache
+from tladvisor.features.embed import feature_cache_file, read_feature_cache, write_feature_cache
 from tladvisor.modeling import EmbeddingReader, resolve_member
 from tladvisor.records import Dataset, FeatureSet, StageShift
 
@@ -101,7 +101,7 @@ def _embed(model: nn.Module, spec: BackboneSpec, tokens: Tokens, batch_size: int
 
 
 def text_stage_shifts(spec: BackboneSpec, target: dict, source: dict) -> tuple[StageShift, ...]:
-    """Each stage's shift: :func:`tladvisor.bn_statistics.gaussian_shift` of the target's hidden-state moments
+    """Each stage's shift: :func:`tladvisor.features.bn_statistics.gaussian_shift` of the target's hidden-state moments
     against the source sample's."""
     return tuple(StageShift(stage.name, gaussian_shift(*target[stage.name], *source[stage.name]), 1)
                  for stage in spec.stages if stage.name in target and stage.name in source)
@@ -121,7 +121,7 @@ def extract_text_features(spec: BackboneSpec, dataset: Dataset, indices: Sequenc
 
     ``source_texts``: a sample of the backbone's source domain (its plugin's, or ``--source-sample``): their
     embeddings feed the distances to the source, their hidden-state moments the stage shifts.
-    ``key``: the :func:`tladvisor.embed.feature_key` of these arguments (the caller's cache entry).
+    ``key``: the :func:`tladvisor.features.embed.feature_key` of these arguments (the caller's cache entry).
     """
     if spec.text is None:
         raise ValueError(f"{spec.name} is not a text backbone (its spec has no text preprocessing)")

@@ -17,7 +17,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from tladvisor import __version__, interrupts, progress
+from tladvisor import __version__
+
+from tladvisor.runtime import interrupts, progress
 from tladvisor.errors import TLAdvisorError
 from tladvisor.records import MAX_IMAGE_PIXELS
 from tladvisor.text import printable
@@ -38,7 +40,7 @@ class Context:
         """Take this process's share of the CPU threads (``--threads``), registered with the other tladvisor
         processes: only the commands that compute (analyze, worker, predict) call it, so a listing command
         neither imports torch nor counts as a neighbour."""
-        from tladvisor.threads import configure_threads
+        from tladvisor.runtime.threads import configure_threads
 
         try:
             configure_threads(self.threads)
@@ -157,7 +159,7 @@ def analyze(obj: Context, data: Path, quiet: bool, **kwargs) -> None:
     options = AnalysisOptions(source=data, plugins_dir=obj.plugins_dir, **kwargs)
     with progress.for_console(err, quiet=quiet) as reporter:
         run = Advisor(options, host=obj.host, progress=reporter.stage).run()
-    from tladvisor.cli_summary import print_summary
+    from tladvisor.cli.summary import print_summary
 
     print_summary(run, out, err)
 
@@ -284,7 +286,7 @@ def predict(obj: Context, model_dir: Path, images: tuple[Path, ...], text_column
     trained on texts takes texts: .txt files (one text per line), manifests (CSV/JSONL/Parquet), or - (stdin).
     """
     obj.computing()
-    from tladvisor.cli_predict import render, skipped_lines
+    from tladvisor.cli.predict import render, skipped_lines
     from tladvisor.data.wording import counted
     from tladvisor.errors import DatasetError
     from tladvisor.tuning.predict import predict_all
@@ -398,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None, say) -> int:
-    from tladvisor.interrupts import Interrupted, stop_on_signals
+    from tladvisor.runtime.interrupts import Interrupted, stop_on_signals
 
     try:
         with stop_on_signals():  # SIGINT/SIGTERM: close the trial, write what exists, exit 130/143

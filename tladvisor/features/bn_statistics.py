@@ -3,7 +3,7 @@
 A pretrained network's BatchNorm layers remember the mean and variance of their inputs on the source
 data; the same moments on the target images, layer by layer, give a source-free measure of where the
 domain shift is (:func:`stage_shifts`). :class:`BatchNormStatistics` gathers them with forward
-pre-hooks during the pass that embeds the images (:mod:`tladvisor.embed`).
+pre-hooks during the pass that embeds the images (:mod:`tladvisor.features.embed`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 For images, a folder of images (as before text existed: only image files count). For texts, a ``.txt``
 file (one text per line) or a folder of ``.txt`` files (one text each). Their embeddings give the distances
 to the source (Fréchet, MMD); for texts, their hidden-state moments also give the per-stage shift
-(:mod:`tladvisor.embed_text`).
+(:mod:`tladvisor.features.embed_text`).
 """
 
 from __future__ import annotations

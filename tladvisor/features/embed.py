@@ -30,11 +30,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tladvisor import device as devices
-from tladvisor import progress
-from tladvisor.atomic import write_atomic
+from tladvisor.runtime import device as devices
+from tladvisor.runtime import progress
+from tladvisor.runtime.atomic import write_atomic
 from tladvisor.backbones import BackboneSpec, Preprocessing
-from tladvisor.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share
+from tladvisor.features.bn_statistics import BatchNormStatistics, stage_shifts, statistics_share
 from tladvisor.modeling import EmbeddingReader, recalibrate_batchnorm
 from tladvisor.records import Dataset, FeatureSet, StageShift
 from tladvisor.data.decoded_store import (DecodedImages, Geometry, StoreNotWritten, building, is_built,
