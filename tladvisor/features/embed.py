@@ -304,14 +304,19 @@ def extract_features(spec: BackboneSpec, dataset: Dataset, indices: Sequence[int
         source_sample_features=source_features, stage_shift=stage_shifts(spec, layer_shift),
         from_cache=False, seconds=time.perf_counter() - started)
     if cache_path is not None:
-        try:
-            write_feature_cache(cache_path, result)
-        except OSError as error:  # a full or unwritable cache costs the next run time, not this result
-            log.warning("features not cached in %s: %s", cache_path.parent, error.strerror or error)
+        cache_features(cache_path, result)
     return result
 
 
 _ARRAYS = ("features", "labels", "sample_indices", "source_probs", "random_features", "source_sample_features")
+
+
+def cache_features(path: Path, fs: FeatureSet) -> None:
+    """Write ``fs`` to the feature cache; a full or unwritable cache costs the next run time, not this result."""
+    try:
+        write_feature_cache(path, fs)
+    except OSError as error:
+        log.warning("features not cached in %s: %s", path.parent, error.strerror or error)
 
 
 def write_feature_cache(path: Path, fs: FeatureSet) -> None:

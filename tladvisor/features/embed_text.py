@@ -26,7 +26,7 @@ from tladvisor.backbones import BackboneSpec
 from tladvisor.features.bn_statistics import gaussian_shift
 from tladvisor.data.profile import distribution
 from tladvisor.data.token_store import TokenBatches, Tokens, tokenize
-from tladvisor.features.embed import feature_cache_file, read_feature_cache, write_feature_cache
+from tladvisor.features.embed import cache_features, feature_cache_file, read_feature_cache
 from tladvisor.modeling import EmbeddingReader, resolve_member
 from tladvisor.records import Dataset, FeatureSet, StageShift
 
@@ -159,8 +159,5 @@ def extract_text_features(spec: BackboneSpec, dataset: Dataset, indices: Sequenc
         stage_shift=stage_shift, seconds=time.perf_counter() - started,
         input_facts=length_facts(tokens, spec.text.max_length), modality="text")
     if cache_path is not None:
-        try:
-            write_feature_cache(cache_path, result)
-        except OSError as error:  # a full or unwritable cache costs the next run time, not this result
-            log.warning("features not cached in %s: %s", cache_path.parent, error.strerror or error)
+        cache_features(cache_path, result)
     return result
