@@ -11,7 +11,6 @@ second pass through a randomly initialised copy gives what pretraining is worth.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +28,6 @@ from tladvisor.data.token_store import TokenBatches, Tokens, tokenize
 from tladvisor.features.embed import cache_features, feature_cache_file, read_feature_cache
 from tladvisor.modeling import EmbeddingReader, resolve_member
 from tladvisor.records import Dataset, FeatureSet, StageShift
-
-log = logging.getLogger(__name__)
 
 VARIANCE_FLOOR = 1e-6  # LayerNorm's eps scale: keeps the KL finite for a channel that is constant on one side
 
