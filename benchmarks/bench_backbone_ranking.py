@@ -14,7 +14,7 @@ times each ``--lr-multipliers`` and then a half-decade further out while the bes
 *tuned accuracy* is that of the run with the best validation accuracy, scored once on the corpus task's test
 images (a suite task has none: there it is the validation accuracy itself, a selection bias).
 
-Each measure, and the product's ranking score (``tladvisor.recommend.rank_score``), is compared with the
+Each measure, and the product's ranking score (``tladvisor.advice.recommend.rank_score``), is compared with the
 tuned accuracy by the weighted Kendall tau of scipy.stats.weightedtau (hyperbolic weights: agreeing on the
 top counts most; +1 = the measure orders the backbones as training does; nan when either side ties every
 backbone) and by its *regret*: accuracy points lost by training the backbone the measure ranks first.
@@ -93,7 +93,7 @@ def run_task(task_name: str, seed: int, backbones: tuple[str, ...], args, previo
     from bench_honest_grid import held_out_loader
     from tladvisor.advisor import Advisor
     from tladvisor.plugins import PluginHost
-    from tladvisor.recommend import LEARNING_RATES, rank_score
+    from tladvisor.advice.recommend import LEARNING_RATES, rank_score
     from tladvisor.records import AnalysisOptions
     from tladvisor.tuning.data import TuningData
     from tladvisor.tuning.inference import accuracy as accuracy_on

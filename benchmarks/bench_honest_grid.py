@@ -210,7 +210,7 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
     from tladvisor.data.imagefolder import load_image_folder
     from tladvisor.plugins import PluginHost
     from tladvisor.records import AnalysisOptions
-    from tladvisor.recommend import freeze_depth_from_shift
+    from tladvisor.advice.recommend import freeze_depth_from_shift
     from tladvisor.tuning.data import TuningData
 
     args = argparse.Namespace(**args_dict)

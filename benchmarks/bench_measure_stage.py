@@ -47,7 +47,7 @@ def main() -> None:
 
     from bench_analyze import write_photo_crops
     from tladvisor.advisor import Advisor
-    from tladvisor.builtin.measures import measure_feature_set
+    from tladvisor.measures.scores import measure_feature_set
     from tladvisor.data.imagefolder import load_image_folder
     from tladvisor.features.embed import extract_features
     from tladvisor.plugins import PluginHost

@@ -28,7 +28,7 @@ from PIL import Image, ImageFilter
 from scipy.stats import spearmanr
 
 from tladvisor.advisor import Advisor
-from tladvisor.builtin.measures import source_distance_scores
+from tladvisor.measures.scores import source_distance_scores
 from tladvisor.data.examples import random_crops, write_example
 from tladvisor.data.imagefolder import load_image_folder
 from tladvisor.features.embed import extract_features

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_size_sweep.py [--tasks photos-large text-small] [--sizes 25 50 100 200 400]
         [--epochs 0] [--seeds 2] [--jobs 2]
 
-The evidence behind ``SMALL_PER_CLASS`` (tladvisor/recommend.py): for each task, seed and training size
+The evidence behind ``SMALL_PER_CLASS`` (tladvisor/advice/recommend.py): for each task, seed and training size
 per class, ``feature_extraction`` and ``full_finetune`` (and optionally more configs) are trained by the
 product's trainer with the same epochs and batch size at the suite's two learning-rate settings
 (suite_advice.RATE_SETTINGS; the better counts), and scored on the task's fixed validation images. Prints one row per

@@ -464,7 +464,7 @@ def main(argv=None) -> int:
     stale = advised_by_another_rule(units)
     if stale:
         meta.append(f"{stale} of {len(units)} advice units were advised with other rule constants than "
-                    f"tladvisor/recommend.py's now, or did not record them (kept by --resume): run without "
+                    f"tladvisor/advice/recommend.py's now, or did not record them (kept by --resume): run without "
                     f"--resume for advice made by one rule")
     (args.out / f"results{suffix}.md").write_text("\n".join(md) + "\n" + "\n".join(f"- {m}" for m in meta) + "\n")
     (args.out / f"index{suffix}.html").write_text(

@@ -76,7 +76,7 @@ def epochs_for(n_train: int, settings: Settings) -> int:
 
 
 # The grid's learning rates are fixed numbers, so the yardstick does not move when the product's starting
-# rates (tladvisor.recommend.LEARNING_RATES) are recalibrated: each config is trained at the base rates
+# rates (tladvisor.advice.recommend.LEARNING_RATES) are recalibrated: each config is trained at the base rates
 # below (the product's first starting rates) and at a faster pair, (head factor, backbone factor) on them.
 GRID_BASE_RATES = {
     "feature_extraction": {"head": 3e-3, "backbone": 0.0, "layer_decay": 1.0},
@@ -103,7 +103,7 @@ def product_setting(strategy: str) -> str | None:
     """The grid setting whose rates are the product's starting rates for ``strategy`` (None: neither)."""
     import math
 
-    from tladvisor.recommend import LEARNING_RATES
+    from tladvisor.advice.recommend import LEARNING_RATES
 
     wanted = LEARNING_RATES[strategy]
     for setting in RATE_SETTINGS:
@@ -188,7 +188,7 @@ SWEEPS = {
 def rule_constants() -> dict[str, Any]:
     """The recommendation rule's constants now, recorded with each unit: --resume may keep units that an
     older rule advised, and the report says so."""
-    from tladvisor import recommend as rules
+    from tladvisor.advice import recommend as rules
 
     return {name: getattr(rules, name) for name in SWEEPS}
 
@@ -202,7 +202,7 @@ def counterfactual_picks(profile, measurement, val_fraction: float = 0.2) -> dic
     import contextlib
     from unittest import mock
 
-    from tladvisor import recommend as rules
+    from tladvisor.advice import recommend as rules
 
     def pick(**constants) -> str:
         with contextlib.ExitStack() as patches:
@@ -224,7 +224,7 @@ def counterfactual_picks(profile, measurement, val_fraction: float = 0.2) -> dic
 
 
 def measurement_summary(measurement, recommendation) -> dict[str, Any]:
-    from tladvisor.similarity import geometric_mean
+    from tladvisor.measures.shift import geometric_mean
 
     def score(name: str) -> float | None:
         found = measurement.scores.get(name)

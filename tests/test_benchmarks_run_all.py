@@ -57,7 +57,7 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
 
 def test_every_config_gets_the_same_two_rate_settings_and_knows_the_products(suite):
     _, advice = suite
-    from tladvisor.recommend import LEARNING_RATES
+    from tladvisor.advice.recommend import LEARNING_RATES
 
     base = advice.rates_for("full_finetune", "base")
     fast = advice.rates_for("full_finetune", "fast")
@@ -94,7 +94,7 @@ def test_joint_sweep_scores_each_pair_by_the_config_it_picks(suite):
 
 def test_sweeps_count_units_from_before_a_value_was_added_as_unknown(suite):
     run_all, _ = suite
-    from tladvisor.recommend import PROBE_ENOUGH
+    from tladvisor.advice.recommend import PROBE_ENOUGH
 
     accs = {"feature_extraction": {"accuracy": 0.9}, "partial_freeze@1": {"accuracy": 0.6}}
     old = {"trials": accs, "counterfactual_picks": {

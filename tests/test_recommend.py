@@ -3,7 +3,7 @@ import pytest
 from tladvisor.builtin.recommend import recommend as recommend_hook
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, BackboneMeasurement, DatasetProfile, Score, StageShift
-from tladvisor.recommend import PROBE_ENOUGH, SMALL_PER_CLASS, recommend
+from tladvisor.advice.recommend import PROBE_ENOUGH, SMALL_PER_CLASS, recommend
 
 
 def profile(per_class: int, n_classes: int = 4) -> DatasetProfile:
@@ -146,7 +146,7 @@ def test_samples_per_class_counts_only_the_training_share_of_the_split():
 
 
 def test_freeze_depth_counts_backbone_stages_and_stops_at_one_without_batchnorm():
-    from tladvisor.recommend import freeze_depth_from_shift
+    from tladvisor.advice.recommend import freeze_depth_from_shift
 
     shifts = tuple(StageShift(name, v, 1) for name, v in (("stem", 0.1), ("s1", 0.2), ("s3", 0.3), ("s4", 3.0)))
     names = ("stem", "s1", "s2", "s3", "s4", "s5")  # s2 has no BatchNorm: no evidence that it still fits

@@ -5,7 +5,8 @@ import pytest
 
 from tladvisor.builtin.recommend import summarise_similarity
 from tladvisor.records import FeatureSet, Score, StageShift
-from tladvisor.similarity import SHIFT_AT_HALF_SIMILARITY, bn_similarity, shift_similarity, summarise
+from tladvisor.advice.similarity import bn_similarity, summarise
+from tladvisor.measures.shift import SHIFT_AT_HALF_SIMILARITY, shift_similarity
 
 
 def shifts(*values):

@@ -24,10 +24,11 @@ import math
 from statistics import median
 
 from tladvisor.records import BackboneMeasurement, DatasetProfile, Recommendation, StageShift
-from tladvisor.similarity import SHIFT_AT_HALF_SIMILARITY, SIMILARITY_THRESHOLD
+from tladvisor.advice.similarity import SIMILARITY_THRESHOLD
+from tladvisor.measures.shift import SHIFT_AT_HALF_SIMILARITY
 from tladvisor.strategies import (ADVISED_STRATEGIES, BUILT_IN_STRATEGIES, FEATURE_EXTRACTION, FROM_SCRATCH,
                                   FULL_FINETUNE, PARTIAL_FREEZE)
-from tladvisor import measure_names as names
+from tladvisor.measures import names
 
 SMALL_PER_CLASS = 400  # below this many training images per class the data counts as "small" (docs/benchmarks.md)
 GAIN_MARGIN = 0.02  # pretraining gain (linear-probe accuracy, pretrained - random) counted as real

@@ -5,7 +5,8 @@ BatchNorm running statistics the network kept from its source data (see ``bn_sta
 Stage shifts span orders of magnitude (colour removal alone multiplies the stem's by ~400), so they are
 combined by their geometric mean ``g`` and mapped through ``1 / (1 + g / g0)``, a logistic in log-shift.
 
-``g0`` is where similarity crosses 0.5. It was set from controlled shifts of natural photos measured
+``g0`` (:data:`tladvisor.measures.shift.SHIFT_AT_HALF_SIMILARITY`) is where similarity crosses 0.5. It was set
+from controlled shifts of natural photos measured
 with EfficientNet-Lite0 at 128 px (README, "Similarity under controlled shift";
 benchmarks/bench_similarity_shift.py): clean photo crops give g = 0.116 (similarity 0.87), Gaussian
 blur of radius 2 px g = 0.70 (0.51) and 3 px g = 1.10 (0.40), noise sigma 0.4 g = 0.74 (0.50),
@@ -23,20 +24,10 @@ import math
 import numpy as np
 
 from tladvisor.records import Score, StageShift
-from tladvisor import measure_names as names
+from tladvisor.measures import names
+from tladvisor.measures.shift import SHIFT_AT_HALF_SIMILARITY, geometric_mean, shift_similarity
 
-SHIFT_AT_HALF_SIMILARITY = 0.74  # g0: geometric-mean stage shift where similarity = 0.5
 SIMILARITY_THRESHOLD = 0.5  # "similar" vs "different" in the four-scenario rule
-
-
-def shift_similarity(shift: float, g0: float = SHIFT_AT_HALF_SIMILARITY) -> float:
-    """Map a (non-negative) statistics shift to [0, 1]: 1 at no shift, 0.5 at ``g0``."""
-    return 1.0 / (1.0 + max(shift, 0.0) / g0)
-
-
-def geometric_mean(values) -> float:
-    values = np.maximum(np.asarray(values, dtype=float), 1e-6)
-    return float(np.exp(np.mean(np.log(values))))
 
 
 def bn_similarity(stage_shift: tuple[StageShift, ...]) -> Score | None:
