@@ -175,7 +175,7 @@ def test_training_counts_from_the_profile_are_used_when_present():
 def test_the_counterfactual_sweep_changes_the_pick_when_it_patches_the_module_constants(benchmark_module):
     """Issue #22 item 7: is_small/is_similar once bound the thresholds as default arguments at import, so
     the benchmark's counterfactual picks (which patch the module constants) all gave the shipped pick."""
-    advice = benchmark_module("suite_advice")
+    advice = benchmark_module("benchmarks.advice.suite")
     similar = advice.counterfactual_picks(profile(SMALL), measurement(0.55), val_fraction=0.0)
     assert similar["SMALL_PER_CLASS"][repr(SMALL_PER_CLASS)] == "feature_extraction"  # 40 < 400: small, similar
     assert similar["SMALL_PER_CLASS"]["5"] == "full_finetune"  # 40 >= 5: large and similar

@@ -54,7 +54,7 @@ def scenario_strategy(small: bool, similar: bool) -> str:
 
 
 # The thresholds are read when called, not bound as default arguments when the module loads: a
-# counterfactual that patches the module constant (benchmarks/suite_advice.py) must change the pick.
+# counterfactual that patches the module constant (benchmarks/advice/suite.py) must change the pick.
 def is_small(samples_per_class: float, small_per_class: float | None = None) -> bool:
     return samples_per_class < (SMALL_PER_CLASS if small_per_class is None else small_per_class)
 
