@@ -22,6 +22,8 @@ from benchmarks.grid.plan import CONFIGS, LADDER, multipliers_of, resolved_confi
 from benchmarks.grid.summary import load_units
 from benchmarks.grid.logic import Schedule, steps_per_epoch
 from benchmarks.ranking.logic import next_multiplier
+from benchmarks.common.paths import RESULTS
+from benchmarks.common.record import add_record_option, recorded
 
 NETWORK_CONFIGS = 4.5  # top stage, half, full FT, scratch, and the shift depth on about half the tasks
 RATES_PER_CONFIG = 3 + 1 / 3  # three, and a step out in about a third of the searches
@@ -70,18 +72,20 @@ def main(argv=None) -> int:
     parser.add_argument("--key", required=True, help="settings_key of the units")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
+    add_record_option(parser, RESULTS / "grid/estimate.md")
     args = parser.parse_args(argv)
-    from benchmarks.tasks.registry import select
+    with recorded(args.record, "benchmarks.grid.estimate"):
+        from benchmarks.tasks.registry import select
 
-    tasks, _skipped = select()
-    rows = estimate(args.out / "units", args.key, tasks, Schedule(), args.batch_size)
-    print("| task | training images | epochs | units done | CPU s left (estimate) |\n|---|---|---|---|---|")
-    for row in rows:
-        left = "finished" if row["finished"] else f"{row['cpu_s_left']:,.0f}" + (" (started)" if row["units_done"] else "")
-        print(f"| {row['task']} | {row['train_images']} | {row['epochs']} | {row['units_done']} | {left} |")
-    total = sum(row["cpu_s_left"] for row in rows)
-    print(f"\n{total:,.0f} CPU s left: about {total / args.jobs / 3600:.1f} h of wall time with {args.jobs} jobs")
-    return 0
+        tasks, _skipped = select()
+        rows = estimate(args.out / "units", args.key, tasks, Schedule(), args.batch_size)
+        print("| task | training images | epochs | units done | CPU s left (estimate) |\n|---|---|---|---|---|")
+        for row in rows:
+            left = "finished" if row["finished"] else f"{row['cpu_s_left']:,.0f}" + (" (started)" if row["units_done"] else "")
+            print(f"| {row['task']} | {row['train_images']} | {row['epochs']} | {row['units_done']} | {left} |")
+        total = sum(row["cpu_s_left"] for row in rows)
+        print(f"\n{total:,.0f} CPU s left: about {total / args.jobs / 3600:.1f} h of wall time with {args.jobs} jobs")
+        return 0
 
 
 if __name__ == "__main__":

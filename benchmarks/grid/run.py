@@ -59,7 +59,8 @@ from benchmarks.grid.plan import (
     unit_path,
 )
 from benchmarks.ranking.logic import next_multiplier
-from benchmarks.common.paths import BENCHMARKS, RESULTS, ROOT, SCRATCH
+from benchmarks.common.paths import RESULTS, SCRATCH
+from benchmarks.common.record import code_version
 
 GRID_FORMAT = 2
 
@@ -337,21 +338,6 @@ def start_run(args) -> tuple[list | None, dict[str, str]]:
         return None, skipped
     args.work = getattr(args, "work", None) or args.out / "work"
     return tasks, skipped
-
-
-def code_version() -> str:
-    """The commit the grid runs (with '+changes' when the tree differs): recorded with every unit, so a grid
-    that spans sessions says which code made which unit."""
-    import subprocess
-
-    def git(*words: str) -> str:
-        return subprocess.run(["git", *words], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--", str(ROOT / "tladvisor"), str(BENCHMARKS)))
-    except OSError:
-        return "unknown"
-    return (head or "unknown") + ("+changes" if dirty else "")
 
 
 def by_cost(tasks: list) -> list:

@@ -34,6 +34,8 @@ from tladvisor.data.imagefolder import load_image_folder
 from tladvisor.features.embed import extract_features
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions
+from benchmarks.common.paths import RESULTS
+from benchmarks.common.record import add_record_option, recorded
 
 ROWS_FORMAT = 2  # bumped when a row's meaning changes (2: distances to the colour-only source sample)
 BLUR_RADII = (0.5, 1.0, 2.0, 3.0, 5.0)
@@ -188,34 +190,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--json", type=Path, default=RESULTS / "similarity" / "shift.json",
+                        help="also write the rows here (the numbers the README's similarity tables quote)")
     parser.add_argument("--no-source-sample", action="store_true",
                         help="skip the distances to the held-out natural photos")
+    add_record_option(parser, RESULTS / "similarity/shift.md")
     args = parser.parse_args()
+    with recorded(args.record, "benchmarks.similarity.shift"):
+        work = Path(tempfile.mkdtemp(prefix="tladvisor-shift-"))
+        sample = None if args.no_source_sample else source_photos(work / "source")
+        rows = measure_conditions(shift_conditions(work), args.backbone, args.image_size, work / "cache",
+                                  source_sample=sample)
 
-    work = Path(tempfile.mkdtemp(prefix="tladvisor-shift-"))
-    sample = None if args.no_source_sample else source_photos(work / "source")
-    rows = measure_conditions(shift_conditions(work), args.backbone, args.image_size, work / "cache",
-                              source_sample=sample)
-
-    print(f"\nbackbone {args.backbone} at {args.image_size} px\n")
-    distances = sample is not None
-    print("| data | condition | similarity | BN shift (geo. mean) | LEEP | linear probe | pretraining gain |"
-          + (" Frechet (normalised) | MMD² (normalised) |" if distances else ""))
-    print("|---" * (9 if distances else 7) + "|")
-    for r in rows:
-        print(f"| {r['family']} | {r['condition']} | {r['similarity']:.3f} ± {r['spread']:.3f} | "
-              f"{r['bn_shift']:.3f} | {r['leep']:.3f} | {r['linear_probe']:.3f} | {r['pretraining_gain']:+.3f} |"
-              + (f" {r['frechet']:.1f} ({r['frechet_normalised']:.3f}) | {r['mmd']:.3f} ({r['mmd_normalised']:.3f}) |"
-                 if distances else ""))
-    for family, rhos in severity_correlations(rows).items():
-        for key in rhos:
-            if key == "similarity_falls_every_step":
-                continue
-            print(f"Spearman({family} severity, {key}) = {rhos[key]:+.2f}")
-        print(f"{family}: similarity falls at every step: {rhos['similarity_falls_every_step']}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        print(f"\nbackbone {args.backbone} at {args.image_size} px\n")
+        distances = sample is not None
+        print("| data | condition | similarity | BN shift (geo. mean) | LEEP | linear probe | pretraining gain |"
+              + (" Frechet (normalised) | MMD² (normalised) |" if distances else ""))
+        print("|---" * (9 if distances else 7) + "|")
+        for r in rows:
+            print(f"| {r['family']} | {r['condition']} | {r['similarity']:.3f} ± {r['spread']:.3f} | "
+                  f"{r['bn_shift']:.3f} | {r['leep']:.3f} | {r['linear_probe']:.3f} | {r['pretraining_gain']:+.3f} |"
+                  + (f" {r['frechet']:.1f} ({r['frechet_normalised']:.3f}) | {r['mmd']:.3f} ({r['mmd_normalised']:.3f}) |"
+                     if distances else ""))
+        for family, rhos in severity_correlations(rows).items():
+            for key in rhos:
+                if key == "similarity_falls_every_step":
+                    continue
+                print(f"Spearman({family} severity, {key}) = {rhos[key]:+.2f}")
+            print(f"{family}: similarity falls at every step: {rhos['similarity_falls_every_step']}")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from tladvisor.data.examples import _photo_sources, random_crops
+from benchmarks.common.paths import RESULTS
+from benchmarks.common.record import add_record_option, recorded
 
 
 def write_photo_crops(dest: Path, n_images: int, seed: int = 0) -> Path:
@@ -36,20 +38,22 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--backbone", default="efficientnet_lite0")
+    add_record_option(parser, RESULTS / "speed/analyze.md")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="tladvisor-bench-analyze-"))
-    data = write_photo_crops(work / "photos", args.images)
-    command = [sys.executable, "-m", "tladvisor.cli", "analyze", str(data), "--trials", "0",
-               "--image-size", str(args.image_size), "--backbone", args.backbone,
-               "--max-samples", str(args.images), "--out", str(work / "reports"), "--cache-dir", str(work / "cache")]
-    times = []
-    for label in ("cold", "warm"):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - started)
-        print(f"{label}: {times[-1]:.1f} s", flush=True)
-    print(f"{args.images} images at {args.image_size} px with {args.backbone}: cold {times[0]:.1f} s, "
-          f"warm {times[1]:.1f} s, speed-up {times[0] / times[1]:.1f}x")
+    with recorded(args.record, "benchmarks.speed.analyze"):
+        work = Path(tempfile.mkdtemp(prefix="tladvisor-bench-analyze-"))
+        data = write_photo_crops(work / "photos", args.images)
+        command = [sys.executable, "-m", "tladvisor.cli", "analyze", str(data), "--trials", "0",
+                   "--image-size", str(args.image_size), "--backbone", args.backbone,
+                   "--max-samples", str(args.images), "--out", str(work / "reports"), "--cache-dir", str(work / "cache")]
+        times = []
+        for label in ("cold", "warm"):
+            started = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - started)
+            print(f"{label}: {times[-1]:.1f} s", flush=True)
+        print(f"{args.images} images at {args.image_size} px with {args.backbone}: cold {times[0]:.1f} s, "
+              f"warm {times[1]:.1f} s, speed-up {times[0] / times[1]:.1f}x")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ from tladvisor.transforms import ImageFiles, StoredBatches, eval_batch, eval_tra
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.trainer import train_trial
+from benchmarks.common.paths import RESULTS
+from benchmarks.common.record import add_record_option, recorded
 
 
 def write_photos(root: Path, n_train: int, n_val: int, seed: int = 0) -> Dataset:
@@ -250,48 +252,50 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--statistics-images", type=int,
                         help="override bn_statistics.STATISTICS_IMAGES (the images the shift statistics keep)")
+    add_record_option(parser, RESULTS / "speed/data_path.md")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.statistics_images:
-        import tladvisor.features.bn_statistics as bn_statistics
+    with recorded(args.record, "benchmarks.speed.data_path"):
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        if args.statistics_images:
+            import tladvisor.features.bn_statistics as bn_statistics
 
-        bn_statistics.STATISTICS_IMAGES = args.statistics_images
-    device = devices.pick_device(args.device)
-    spec = PluginHost().backbone(args.backbone)
-    pre = spec.preprocessing_at(args.image_size)
-    with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
-        dataset = write_photos(work, args.train, args.val)
-        n = len(dataset.samples)
-        print(f"{spec.name} at {pre.input_size} px (stored {Geometry.of(pre).side} px) on {n} images, "
-              f"{devices.describe(device)}, load {os.getloadavg()[0]:.2f}")
+            bn_statistics.STATISTICS_IMAGES = args.statistics_images
+        device = devices.pick_device(args.device)
+        spec = PluginHost().backbone(args.backbone)
+        pre = spec.preprocessing_at(args.image_size)
+        with tempfile.TemporaryDirectory() as folder:
+            work = Path(folder)
+            dataset = write_photos(work, args.train, args.val)
+            n = len(dataset.samples)
+            print(f"{spec.name} at {pre.input_size} px (stored {Geometry.of(pre).side} px) on {n} images, "
+                  f"{devices.describe(device)}, load {os.getloadavg()[0]:.2f}")
 
-        cold, warm = store_cold_vs_warm(dataset, Geometry.of(pre), work, args.workers)
-        print(f"1. store cold (decode + resize {n} images): {cold:7.3f} s   warm (open): {warm:7.4f} s   "
-              f"cold / warm: {cold / max(warm, 1e-9):.0f}x")
+            cold, warm = store_cold_vs_warm(dataset, Geometry.of(pre), work, args.workers)
+            print(f"1. store cold (decode + resize {n} images): {cold:7.3f} s   warm (open): {warm:7.4f} s   "
+                  f"cold / warm: {cold / max(warm, 1e-9):.0f}x")
 
-        extracted, plain, hooked, speed, speed_hooked, hook_cost, deviation = extraction_vs_bare_loop(
-            spec, dataset, args.image_size, args.batch_size, device, work / "cache", args.repeats)
-        print(f"2. extract_features (warm store): {extracted:7.3f} s   bare loop: {plain:7.3f} s "
-              f"({hooked:.3f} s with the BatchNorm-statistics hooks; medians of {args.repeats})   extraction at "
-              f"{speed:.2f}x the bare loop (target >= 0.9), {speed_hooked:.2f}x the loop with hooks (they cost "
-              f"{hook_cost - 1:+.0%} of the bare loop, on {sample_words(n)}: stage "
-              f"shifts within {deviation:.1%} of those from every image; ratios are medians over the repeats)")
+            extracted, plain, hooked, speed, speed_hooked, hook_cost, deviation = extraction_vs_bare_loop(
+                spec, dataset, args.image_size, args.batch_size, device, work / "cache", args.repeats)
+            print(f"2. extract_features (warm store): {extracted:7.3f} s   bare loop: {plain:7.3f} s "
+                  f"({hooked:.3f} s with the BatchNorm-statistics hooks; medians of {args.repeats})   extraction at "
+                  f"{speed:.2f}x the bare loop (target >= 0.9), {speed_hooked:.2f}x the loop with hooks (they cost "
+                  f"{hook_cost - 1:+.0%} of the bare loop, on {sample_words(n)}: stage "
+                  f"shifts within {deviation:.1%} of those from every image; ratios are medians over the repeats)")
 
-        r = trial_data_share(spec, dataset, args.image_size, args.epochs, args.batch_size, device, work / "cache")
-        print(f"3. partial-freeze trial, {r['n_train']} train / {r['n_val']} val, {r['epochs_run']} epochs: "
-              f"{r['trial_s']:.2f} s, of which batches {r['data_s']:.3f} s = "
-              f"{100 * r['data_s'] / r['compute_s']:.1f} % of its compute (target <= 10 %); decoding every "
-              f"epoch instead: {r['old_data_s']:.2f} s = {100 * r['old_data_s'] / r['compute_s']:.0f} %")
-        if args.epochs > 1:
-            f = frozen_prefix_saving(spec, dataset, args.image_size, args.epochs, args.batch_size, device,
-                                     work / "cache", args.trial_repeats)
-            print(f"4. the same trial (freeze depth {f['depth']} of {f['n_stages']}) validating after the frozen "
-                  f"stages from epoch 2: {f['after']:.2f} s, in full every epoch: {f['full']:.2f} s (medians of "
-                  f"{args.trial_repeats}); time ratio {f['ratio']:.2f} ({1 - f['ratio']:.0%} less; per repeat "
-                  f"{', '.join(f'{r:.2f}' for r in f['ratios'])}); the same learning curve: {f['same_curve']}")
-        print(f"load after: {os.getloadavg()[0]:.2f}")
+            r = trial_data_share(spec, dataset, args.image_size, args.epochs, args.batch_size, device, work / "cache")
+            print(f"3. partial-freeze trial, {r['n_train']} train / {r['n_val']} val, {r['epochs_run']} epochs: "
+                  f"{r['trial_s']:.2f} s, of which batches {r['data_s']:.3f} s = "
+                  f"{100 * r['data_s'] / r['compute_s']:.1f} % of its compute (target <= 10 %); decoding every "
+                  f"epoch instead: {r['old_data_s']:.2f} s = {100 * r['old_data_s'] / r['compute_s']:.0f} %")
+            if args.epochs > 1:
+                f = frozen_prefix_saving(spec, dataset, args.image_size, args.epochs, args.batch_size, device,
+                                         work / "cache", args.trial_repeats)
+                print(f"4. the same trial (freeze depth {f['depth']} of {f['n_stages']}) validating after the frozen "
+                      f"stages from epoch 2: {f['after']:.2f} s, in full every epoch: {f['full']:.2f} s (medians of "
+                      f"{args.trial_repeats}); time ratio {f['ratio']:.2f} ({1 - f['ratio']:.0%} less; per repeat "
+                      f"{', '.join(f'{r:.2f}' for r in f['ratios'])}); the same learning curve: {f['same_curve']}")
+            print(f"load after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
