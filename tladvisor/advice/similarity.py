@@ -2,12 +2,12 @@
 
 Primary evidence is source-free: the per-stage shift between the target's activation statistics and the
 BatchNorm running statistics the network kept from its source data (see ``bn_statistics.BatchNormStatistics``).
-Stage shifts span orders of magnitude (colour removal alone multiplies the stem's by ~400), so they are
-combined by their geometric mean ``g`` and mapped through ``1 / (1 + g / g0)``, a logistic in log-shift.
+Stage shifts span orders of magnitude, so they are combined by their geometric mean ``g`` and mapped
+through ``1 / (1 + g / g0)``, a logistic in log-shift.
 
-``g0`` (:data:`tladvisor.measures.shift.SHIFT_AT_HALF_SIMILARITY`) is where similarity crosses 0.5. It was set
-from controlled shifts of natural photos measured
-with EfficientNet-Lite0 at 128 px (README, "Similarity under controlled shift";
+``g0`` (:data:`tladvisor.measures.shift.SHIFT_AT_HALF_SIMILARITY`) is where similarity crosses 0.5. It was
+set from controlled shifts of natural photos measured with EfficientNet-Lite0 at 128 px (README,
+"Similarity under controlled shift";
 benchmarks/similarity/shift.py): clean photo crops give g = 0.116 (similarity 0.87), Gaussian
 blur of radius 2 px g = 0.70 (0.51) and 3 px g = 1.10 (0.40), noise sigma 0.4 g = 0.74 (0.50),
 greyscale photos g = 2.4 (0.24), and digits, document text and textures g = 4.6 to 5.2 (0.13).
