@@ -86,3 +86,28 @@ def test_the_honest_grid_out_of_task_numbers_recompute_from_its_units():
     again = report(rows, evaluate(rows, stored["holdout"], None, 2, 1.0))
     for method, result in stored["methods"].items():
         assert again["methods"][method]["regret_per_task"] == pytest.approx(result["regret_per_task"], abs=1e-9), method
+
+
+def test_the_similarity_tables_are_the_committed_shift_rows():
+    rows = json.loads((RESULTS / "similarity" / "shift.json").read_text(encoding="utf-8"))
+    by_condition = {(r["family"], r["condition"]): r for r in rows}
+    quoted = re.findall(r"^\| (photos|blur|noise|colour|other) \| ([^|]+?) \| ([\d.]+) ± ([\d.]+) \|(.*)\|$",
+                        README, flags=re.M)
+    assert len(quoted) == len(rows), "the README's similarity table and shift.json have other conditions"
+    for family, condition, similarity, spread, rest in quoted:
+        row = by_condition[(family, condition)]
+        cells = [c.strip() for c in rest.split("|")]
+        expected = [f"{row['similarity']:.3f}", f"{row['spread']:.3f}", f"{row['bn_shift']:.3f}",
+                    f"{row['linear_probe']:.3f}", f"{row['knn']:.3f}", f"{row['pretraining_gain']:+.3f}",
+                    f"{row['logme']:.3f}", f"{row['leep']:.3f}", f"{row['nce']:.3f}"]
+        assert [similarity, spread, *cells] == expected, f"README row {family} {condition}"
+    columns = {"clean": ("photos", "clean"), "blur r=5": ("blur", "radius 5.0"), "noise σ=0.4": ("noise", "sigma 0.4"),
+               "greyscale": ("colour", "greyscale"), "digits": ("other", "digits"),
+               "textures": ("other", "textures"), "text page": ("other", "text page")}
+    header = re.search(r"^\| \| (clean \|.*)\|$", README, flags=re.M).group(1).split("|")
+    names = [h.strip() for h in header if h.strip()]
+    for label, key, raw_format in (("MMD² (normalised)", "mmd", ".3f"), ("Fréchet (normalised)", "frechet", ".0f")):
+        cells = re.search(rf"^\| {re.escape(label)} \|(.*)\|$", README, flags=re.M).group(1).split("|")
+        for name, cell in zip(names, (c.strip() for c in cells)):
+            row = by_condition[columns[name]]
+            assert cell == f"{row[key]:{raw_format}} ({row[key + '_normalised']:.3f})", f"README {label} {name}"
