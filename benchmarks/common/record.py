@@ -24,13 +24,15 @@ from benchmarks.common.paths import BENCHMARKS, ROOT
 
 
 def code_version() -> str:
-    """The commit the benchmark runs (with '+changes' when tladvisor/ or benchmarks/ differ from it)."""
+    """The commit the benchmark runs (with '+changes' when tladvisor/ or benchmarks/ differ from it; result files
+    under benchmarks/results are output, not code)."""
 
     def git(*words: str) -> str:
         return subprocess.run(["git", *words], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     try:
         head = git("rev-parse", "--short", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--", str(ROOT / "tladvisor"), str(BENCHMARKS)))
+        dirty = bool(git("status", "--porcelain", "--", str(ROOT / "tladvisor"), str(BENCHMARKS),
+                         f":(exclude){(BENCHMARKS / 'results').relative_to(ROOT)}"))
     except OSError:
         return "unknown"
     return (head or "unknown") + ("+changes" if dirty else "")
