@@ -67,11 +67,13 @@ def child(policy: str, seconds: float, warmup: float, batch: int, size: int) -> 
 
 
 def run_together(count: int, policy: str, args: argparse.Namespace, registry: str) -> list[dict]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TLADVISOR_RUNTIME_DIR": registry}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TLADVISOR_RUNTIME_DIR": registry}
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TLADVISOR_THREADS",
                  "TLADVISOR_PLANNED_THREADS", "OMP_WAIT_POLICY"):
         env.pop(name, None)  # the policy alone decides
-    command = [sys.executable, __file__, "--child", policy, "--seconds", str(args.seconds),
+    # as a module: a script's own folder first on sys.path would let benchmarks/speed/ shadow the standard library
+    command = [sys.executable, "-m", "benchmarks.speed.threads", "--child", policy, "--seconds", str(args.seconds),
                "--warmup", str(args.warmup), "--batch", str(args.batch), "--size", str(args.size)]
     children = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
                 for _ in range(count)]

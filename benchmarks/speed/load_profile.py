@@ -1,7 +1,7 @@
 """Benchmark: load + profile a folder of many small images, with time and memory peaks.
 
-    python -m benchmarks.speed.profile            # 20,000 PNGs, 10 classes
-    python -m benchmarks.speed.profile --n 2000   # quicker
+    python -m benchmarks.speed.load_profile            # 20,000 PNGs, 10 classes
+    python -m benchmarks.speed.load_profile --n 2000   # quicker
 
 Prints wall time of the scan (validate every image) and of the profile, peak RSS of the process
 (``resource.getrusage``), and the tracemalloc peak of Python allocations during a second, traced
