@@ -1,19 +1,19 @@
 """The benchmark suite: is the advice right, and what does it cost?
 
-    .venv/bin/python benchmarks/run_all.py            # the full suite (about 70 min on a 2-core CPU)
-    .venv/bin/python benchmarks/run_all.py --quick    # a few minutes: 3 small tasks, fewer epochs
+    .venv/bin/python -m benchmarks.run_all            # the full suite (about 70 min on a 2-core CPU)
+    .venv/bin/python -m benchmarks.run_all --quick    # a few minutes: 3 small tasks, fewer epochs
 
 Offline, on CPU (``--device auto`` uses CUDA when present). Four sections:
 
-1. Advice quality: for each target task (suite_tasks.TASKS) and seed, the advisor's recommendation
+1. Advice quality: for each target task (benchmarks.tasks.registry.SUITE) and seed, the advisor's recommendation
    (exactly as ``tladvisor analyze`` makes it) against every strategy trained with the same budget
    (suite_advice): best strategy, regret, compute of the advice against the exhaustive grid; then the
    recommendation's thresholds swept over the same measurements (what would other constants pick?).
 2. Similarity under controlled shift (bench_similarity_shift): each measure against blur/noise
    severity, Spearman per measure.
-3. Tuning efficiency (suite_tuning): trials and seconds to reach within 0.5 point of the exhaustive
+3. Tuning efficiency (benchmarks/speed/tuning.py): trials and seconds to reach within 0.5 point of the exhaustive
    best, recommendation-seeded pruned search against plain TPE.
-4. Throughput (suite_throughput): feature extraction against a bare forward loop, cache speed-up,
+4. Throughput (benchmarks/speed/throughput.py): feature extraction against a bare forward loop, cache speed-up,
    cached against forward-pass feature-extraction trials.
 
 Work units run in ``--jobs`` worker processes with ``--threads`` torch threads each (default: one
@@ -37,10 +37,8 @@ from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from benchmarks.common.paths import RESULTS
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
 
 TUNING_TASKS = ("photos-small", "digits-small")
 QUICK_TUNING_TASKS = ("digits-small",)
@@ -57,14 +55,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--large-seeds", type=int, default=None, help="seeds per large task (default 2)")
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="first seed (seeds are offset..offset+n-1); the thresholds were calibrated on offset 100")
-    parser.add_argument("--tasks", nargs="*", help="only these tasks (names from suite_tasks.TASKS)")
+    parser.add_argument("--tasks", nargs="*", help="only these tasks (names from benchmarks.tasks.registry.SUITE)")
     parser.add_argument("--sections", default="advice,similarity,tuning,throughput",
                         help="comma-separated subset of advice,similarity,tuning,throughput")
     parser.add_argument("--tuning-trials", type=int, default=None, help="trials per tuning arm (default 8; quick 4)")
     parser.add_argument("--image-size", type=int, default=64, help="training and measuring size (px)")
     parser.add_argument("--similarity-size", type=int, default=None,
                         help="image size of the similarity section (default 128, the calibration size; quick 64)")
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    parser.add_argument("--out", type=Path, default=RESULTS / "suite")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder for images (default: a temp folder)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the units an interrupted run with the same settings finished "
@@ -97,7 +95,7 @@ def _literal_regret(unit: dict[str, Any]) -> float | None:
 
 
 def summarise_advice(units: list[dict[str, Any]], grid_configs: set[str]) -> tuple[list[dict], dict]:
-    from suite_stats import mean_spread, median, ratio, summarise_task
+    from benchmarks.common.stats import mean_spread, median, ratio, summarise_task
 
     by_task: dict[str, list[dict]] = {}
     for unit in units:
@@ -153,7 +151,7 @@ def summarise_advice(units: list[dict[str, Any]], grid_configs: set[str]) -> tup
 
 def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Regret of the rule re-run with one constant changed (the picks were made in each worker)."""
-    from suite_stats import median
+    from benchmarks.common.stats import median
 
     rows = []
     # Values swept by any unit (units kept by --resume from before a value was added lack it: unknown there).
@@ -162,7 +160,7 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for constant, by_value in unit["counterfactual_picks"].items():
             if constant != "joint":
                 constants.setdefault(constant, {}).update(dict.fromkeys(v for v in by_value if v != "current"))
-    from suite_advice import rule_constants
+    from benchmarks.advice.suite import rule_constants
 
     now = rule_constants()
     for constant, values in constants.items():
@@ -190,7 +188,7 @@ def sweep_thresholds(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def advised_by_another_rule(units: list[dict[str, Any]]) -> int:
     """How many advice units were advised with other rule constants than the product's now (or by a run
     that did not record them): --resume keeps them, and a changed constant may have changed their advice."""
-    from suite_advice import rule_constants
+    from benchmarks.advice.suite import rule_constants
 
     now = rule_constants()
     return sum(unit.get("rule") != now for unit in units)
@@ -230,8 +228,8 @@ def load_finished(partial: Path, settings, similarity_size: int,
     """Units an interrupted run finished with the same settings (the scratch folder aside), by (kind, key)."""
     from dataclasses import asdict
 
-    from bench_similarity_shift import ROWS_FORMAT
-    from suite_advice import RESULTS_FORMAT
+    from benchmarks.similarity.shift import ROWS_FORMAT
+    from benchmarks.advice.suite import RESULTS_FORMAT
 
     if not partial.exists():
         return {}
@@ -261,14 +259,14 @@ def main(argv=None) -> int:
     # Before torch is imported anywhere (workers inherit it): one OpenMP/BLAS thread pool per worker.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(args.threads)
-    import suite_report as report
-    from suite_advice import Settings, run_unit
-    from suite_similarity import run_similarity
-    from suite_stats import config_name
-    from suite_tasks import QUICK_TASKS, TASKS
-    from suite_throughput import run_throughput
-    from suite_tuning import TARGET_MARGIN, run_tuning_unit
-    from suite_workers import worker_pool
+    from benchmarks.common import report
+    from benchmarks.advice.suite import Settings, run_unit
+    from benchmarks.similarity.suite import run_similarity
+    from benchmarks.common.stats import config_name
+    from benchmarks.tasks.suite import QUICK_TASKS, TASKS
+    from benchmarks.speed.throughput import run_throughput
+    from benchmarks.speed.tuning import TARGET_MARGIN, run_tuning_unit
+    from benchmarks.common.workers import worker_pool
 
     started_wall, started_load = time.perf_counter(), load_average()
     sections = set(args.sections.split(","))
@@ -373,8 +371,8 @@ def main(argv=None) -> int:
               f"{throughput['bare_forward_images_per_s']:.0f} img/s", flush=True)
 
     # --- aggregate -----------------------------------------------------------------------------------
-    from bench_similarity_shift import severity_correlations
-    from suite_advice import GRID_DEPTHS, grid
+    from benchmarks.similarity.shift import severity_correlations
+    from benchmarks.advice.suite import GRID_DEPTHS, grid
 
     grid_configs = {config_name(s, d) for s, d in grid(6)} | {config_name("partial_freeze", d) for d in GRID_DEPTHS}
     summaries, overall, sweeps, correlations, errors = [], {}, [], {}, []
@@ -410,7 +408,7 @@ def main(argv=None) -> int:
 
     environment = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([".venv/bin/python", "benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join([".venv/bin/python", "-m", "benchmarks.run_all", *(argv if argv is not None else sys.argv[1:])]),
         "python": sys.version.split()[0], "torch": version("torch"), "optuna": version("optuna"),
         "cpu_count": os.cpu_count(), "device": device, "jobs": jobs, "threads_per_job": args.threads,
         "load_average_start": started_load, "load_average_end": load_average(),
@@ -464,7 +462,7 @@ def main(argv=None) -> int:
     stale = advised_by_another_rule(units)
     if stale:
         meta.append(f"{stale} of {len(units)} advice units were advised with other rule constants than "
-                    f"tladvisor/recommend.py's now, or did not record them (kept by --resume): run without "
+                    f"tladvisor/advice/recommend.py's now, or did not record them (kept by --resume): run without "
                     f"--resume for advice made by one rule")
     (args.out / f"results{suffix}.md").write_text("\n".join(md) + "\n" + "\n".join(f"- {m}" for m in meta) + "\n")
     (args.out / f"index{suffix}.html").write_text(

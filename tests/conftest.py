@@ -67,12 +67,11 @@ def decodes(monkeypatch) -> list[Path]:
 
 @pytest.fixture
 def benchmark_module(monkeypatch) -> Callable[..., object]:
-    """Imports a module of benchmarks/ afresh (``benchmark_module("ranking_logic")``), with benchmarks/ on
-    sys.path for this test only; names in ``fresh`` are dropped from sys.modules first as well."""
+    """Imports a module of the benchmarks package afresh (``benchmark_module("benchmarks.ranking.logic")``; the
+    repository root is on sys.path through pytest's ``pythonpath``); names in ``fresh`` are dropped from
+    sys.modules first as well."""
     import importlib
     import sys
-
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
     def load(name: str, *fresh: str):
         for module in (name, *fresh):

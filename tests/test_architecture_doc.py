@@ -34,3 +34,11 @@ def test_every_module_the_doc_names_exists():
     ghosts = sorted(n for n in named() if n.removeprefix("tladvisor/") not in modules() and n not in elsewhere
                     and ("/" in n or n not in basenames))
     assert ghosts == [], f"docs/architecture.md names modules that do not exist: {', '.join(ghosts)}"
+
+
+def test_the_top_level_holds_the_public_api_and_the_stage_packages_only():
+    """#25: a newcomer sees the plugin API and one folder per stage, not a flat list of plumbing."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 12, f"tladvisor/ has {len(top)} top-level modules (at most 12): {', '.join(top)}"
+    stages = {"data", "features", "measures", "advice", "tuning", "report", "builtin", "cli", "runtime"}
+    assert stages <= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}

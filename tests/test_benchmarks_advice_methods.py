@@ -1,25 +1,17 @@
-"""Out-of-task advice (benchmarks/advice_methods.py, eval_advice_loto.py): folds that never score a model on
+"""Out-of-task advice (benchmarks/advice/methods.py, loto.py): folds that never score a model on
 a task it was fitted on, the gain predictor, successive halving."""
 
 from __future__ import annotations
 
 import importlib
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
 @pytest.fixture
 def methods(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    for name in ("advice_methods", "eval_advice_loto"):
-        sys.modules.pop(name, None)
-    return importlib.import_module("advice_methods")
+    return importlib.import_module("benchmarks.advice.methods")
 
 
 def test_leave_one_task_out_holds_each_task_out_once_and_never_trains_on_it(methods):
@@ -101,7 +93,7 @@ def _rows():
 
 @pytest.mark.parametrize("holdout", ["task", "family"])
 def test_the_evaluation_never_scores_a_model_on_its_own_task(methods, monkeypatch, holdout):
-    loto = importlib.import_module("eval_advice_loto")
+    loto = importlib.import_module("benchmarks.advice.loto")
     seen = []
     original = methods.GainPredictor.predict
 
@@ -123,7 +115,7 @@ def test_the_evaluation_never_scores_a_model_on_its_own_task(methods, monkeypatc
 
 
 def test_the_report_gives_median_mean_noise_share_and_compute(methods):
-    loto = importlib.import_module("eval_advice_loto")
+    loto = importlib.import_module("benchmarks.advice.loto")
     rows = _rows()
     summary = loto.report(rows, loto.evaluate(rows, "task", margin=None, min_epochs=1, alpha=1.0))
     rule = summary["methods"]["rule"]
@@ -140,7 +132,7 @@ def test_the_report_gives_median_mean_noise_share_and_compute(methods):
 
 
 def test_learned_methods_choose_a_role_and_the_pick_names_the_depth_it_trains(methods):
-    loto = importlib.import_module("eval_advice_loto")
+    loto = importlib.import_module("benchmarks.advice.loto")
     rows = _rows()
     for i, r in enumerate(rows):  # the shift depth differs per task; half-depth freezing wins on every task
         shift = f"partial_freeze@{1 + i % 2}"
@@ -158,7 +150,7 @@ def test_learned_methods_choose_a_role_and_the_pick_names_the_depth_it_trains(me
 
 
 def test_a_partial_freeze_depth_the_grid_did_not_train_stands_for_the_nearest(methods):
-    loto = importlib.import_module("eval_advice_loto")
+    loto = importlib.import_module("benchmarks.advice.loto")
     trained = {"feature_extraction": 0.5, "partial_freeze@2": 0.6, "partial_freeze@4": 0.7}
     assert loto.nearest_trained("partial_freeze@1", trained) == "partial_freeze@2"
     assert loto.nearest_trained("partial_freeze@5", trained) == "partial_freeze@4"
@@ -166,7 +158,7 @@ def test_a_partial_freeze_depth_the_grid_did_not_train_stands_for_the_nearest(me
 
 
 def test_a_config_only_some_runs_trained_scores_the_rule_exactly_and_is_not_learned_from(methods):
-    loto = importlib.import_module("eval_advice_loto")
+    loto = importlib.import_module("benchmarks.advice.loto")
     rows = _rows()
     rows[0]["test"]["partial_freeze@1"] = 0.9  # the rule's pick on task a, trained there only
     rows[0]["curves"]["partial_freeze@1"] = [0.9]
@@ -182,7 +174,7 @@ def test_a_config_only_some_runs_trained_scores_the_rule_exactly_and_is_not_lear
 def test_a_task_whose_rate_search_is_still_open_is_not_scored(methods, tmp_path):
     """A config chosen from a search whose best sits at an edge, the step out not yet trained, may still be
     overturned: the task waits (found on the real grid: two tasks were scored mid-search)."""
-    loto = importlib.import_module("eval_advice_loto")
+    loto = importlib.import_module("benchmarks.advice.loto")
     assert loto.search_closed({0.3: 0.5, 1.0: 0.7, 3.0: 0.6}, "full_finetune")
     assert not loto.search_closed({0.3: 0.5, 1.0: 0.6, 3.0: 0.7}, "full_finetune")  # 3x best: 10x pending
     assert not loto.search_closed({1.0: 0.7, 3.0: 0.6}, "full_finetune")  # two of three rates: open

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from helpers import dependency_missing
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
 @pytest.fixture
 def corpus(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    for name in [m for m in sys.modules if m == "corpus" or m.startswith("corpus.")]:
-        sys.modules.pop(name)
-    registry = importlib.import_module("corpus.registry")
-    return registry, importlib.import_module("corpus.common"), importlib.import_module("corpus.fonts")
+    registry = importlib.import_module("benchmarks.tasks.registry")
+    return registry, importlib.import_module("benchmarks.tasks.common"), importlib.import_module("benchmarks.tasks.fonts")
 
 
 def test_registry_lists_at_least_24_tasks_from_distinct_sources_and_kinds(corpus):
@@ -81,7 +73,7 @@ def test_a_task_whose_fonts_are_absent_is_skipped_with_the_package_to_install(co
 
 def test_a_missing_icon_theme_is_reported_not_raised_at_import(corpus, monkeypatch, tmp_path):
     registry, _common, _fonts = corpus
-    icons = importlib.import_module("corpus.icons")
+    icons = importlib.import_module("benchmarks.tasks.icons")
     monkeypatch.setattr(icons, "THEME", tmp_path / "no-theme")
     _ready, skipped = registry.select(["icon-context"])
     assert "adwaita-icon-theme" in skipped["icon-context"]
@@ -114,3 +106,17 @@ def test_too_few_source_images_is_a_clear_skip_not_a_short_task(corpus, tmp_path
     with pytest.raises(common.SourceMissing, match="too few source images: train/a 1 < 3"):
         common.write_task(task, tmp_path / "t", seed=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_registry_lists_every_benchmark_task_under_a_unique_name(corpus):
+    registry = corpus[0]
+    names = [n for group in registry.GROUPS.values() for n in group]
+    assert len(names) == len(set(names)), "a task name is in two groups"
+    assert registry.group_of("photos-small") == "suite" and registry.group_of("debian-sections") == "text"
+    assert registry.task_by_name("photos-small").train_per_class == 15
+    with pytest.raises(KeyError, match="is a suite task, not a corpus task"):
+        registry.task_by_name("photos-small", "corpus")
+    with pytest.raises(KeyError, match="text task"):
+        registry.task_by_name("debian-sections")
+    table = registry.table()
+    assert all(f"| {n} |" in table for n in names)

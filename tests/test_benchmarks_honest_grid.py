@@ -1,24 +1,17 @@
-"""The honest grid's pure logic (benchmarks/honest_logic.py, grid_summary.py, bench_honest_grid.py planning):
+"""The honest grid's pure logic (benchmarks/grid/logic.py, summary.py, run.py planning):
 training until flat, rate searches wide enough, the ceiling filter, atomic and resumable unit files."""
 
 from __future__ import annotations
 
 import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
 @pytest.fixture
 def logic(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    for name in ("honest_logic", "grid_summary", "grid_plan", "bench_honest_grid"):
-        sys.modules.pop(name, None)
-    return importlib.import_module("honest_logic")
+    return importlib.import_module("benchmarks.grid.logic")
 
 
 def test_a_rising_curve_keeps_training_until_the_cap(logic):
@@ -112,7 +105,7 @@ def test_the_rate_multiplier_is_chosen_on_validation_lower_on_ties_and_never_a_f
 
 
 def test_configs_resolve_to_depths_of_the_backbone_and_the_shift_depth_joins_only_when_new(logic):
-    plan = importlib.import_module("grid_plan")
+    plan = importlib.import_module("benchmarks.grid.plan")
     configs = list(plan.CONFIGS)
     assert plan.resolved_configs(configs, 6, 2) == ["feature_extraction", "partial_freeze@5", "partial_freeze@3",
                                                    "partial_freeze@2", "full_finetune", "from_scratch"]
@@ -124,7 +117,7 @@ def test_configs_resolve_to_depths_of_the_backbone_and_the_shift_depth_joins_onl
 
 
 def test_rates_are_multiples_of_the_products_starting_rates_at_least_three_spanning_9x(logic):
-    plan = importlib.import_module("grid_plan")
+    plan = importlib.import_module("benchmarks.grid.plan")
     from tladvisor.strategies import BUILT_IN_STRATEGIES
 
     for strategy in ("feature_extraction", "partial_freeze", "full_finetune", "from_scratch"):
@@ -137,8 +130,8 @@ def test_rates_are_multiples_of_the_products_starting_rates_at_least_three_spann
 
 
 def test_a_task_gets_500_test_images_unless_its_source_has_too_few(logic, tmp_path):
-    grid = importlib.import_module("bench_honest_grid")
-    from corpus.common import SourceMissing
+    grid = importlib.import_module("benchmarks.grid.run")
+    from benchmarks.tasks.common import SourceMissing
 
     class Task:
         name, n_classes, test_per_class, train_per_class = "t", 6, 30, 10
@@ -148,20 +141,20 @@ def test_a_task_gets_500_test_images_unless_its_source_has_too_few(logic, tmp_pa
         asked.append(test_per_class)
         if test_per_class and test_per_class > 50:
             raise SourceMissing("t: too few source images: test/a 50 < 84")
-    import corpus.common
-    original = corpus.common.write_task
-    corpus.common.write_task = fake_write
+    from benchmarks.tasks import common as task_common
+    original = task_common.write_task
+    task_common.write_task = fake_write
     try:
         assert grid.write_grid_task(Task(), tmp_path / "x", 0, 10, 500) == 30
         assert asked == [84, None]  # ceil(500 / 6), then the task's own count
         asked.clear()
         assert grid.write_grid_task(Task(), tmp_path / "x", 0, 10, 300) == 50
     finally:
-        corpus.common.write_task = original
+        task_common.write_task = original
 
 
 def test_the_rate_is_chosen_on_validation_and_the_test_accuracy_is_that_runs(logic, tmp_path):
-    summary = importlib.import_module("grid_summary")
+    summary = importlib.import_module("benchmarks.grid.summary")
     key = "k"
 
     def unit(name, m, val, test, curve, long=False):
@@ -188,7 +181,7 @@ def test_the_rate_is_chosen_on_validation_and_the_test_accuracy_is_that_runs(log
 
 
 def test_the_reference_comparison_chooses_rates_on_validation_and_flags_beyond_noise(logic, tmp_path):
-    reference = importlib.import_module("bench_reference_loop")
+    reference = importlib.import_module("benchmarks.grid.reference_loop")
     units = (("product", 1e-3, 0.9, 0.60), ("product", 3e-3, 0.7, 0.95), ("reference", 1e-3, 0.8, 0.80),
              ("reference", 3e-3, 0.6, 0.99), ("product", 1e-2, 0.5, 0.5))
     for loop, rate, val, test in units:
@@ -204,8 +197,8 @@ def test_the_reference_comparison_chooses_rates_on_validation_and_flags_beyond_n
 def test_a_later_seed_trains_network_configs_at_the_rate_seed_0_chose_and_feature_extraction_at_all(logic, tmp_path,
                                                                                                   monkeypatch):
     """#22: seed 1 reuses seed 0's choice for every network config; feature extraction searches its six."""
-    grid = importlib.import_module("bench_honest_grid")
-    plan = importlib.import_module("grid_plan")
+    grid = importlib.import_module("benchmarks.grid.run")
+    plan = importlib.import_module("benchmarks.grid.plan")
     args = grid.parse_args(["--out", str(tmp_path), "--seed", "1", "--rates-from-seed", "0",
                             "--configs", "feature_extraction", "full_finetune", "--tasks", "vtab-position"])
     key = logic.settings_key(grid.unit_settings(args))
@@ -223,6 +216,7 @@ def test_a_later_seed_trains_network_configs_at_the_rate_seed_0_chose_and_featur
     monkeypatch.setattr(grid, "write_grid_task", lambda *a, **k: None)
     monkeypatch.setattr(grid, "held_out_loader", lambda *a, **k: None)
     import tladvisor.data.imagefolder as imagefolder
+    import tladvisor.data.sources  # noqa: F401  (imported before the patch below, so it keeps the real loader)
     import tladvisor.tuning.data as tuning_data
 
     class Data:
@@ -246,7 +240,7 @@ def test_a_later_seed_trains_network_configs_at_the_rate_seed_0_chose_and_featur
 
 
 def test_an_out_folder_holds_units_of_one_settings_key(logic, tmp_path):
-    plan = importlib.import_module("grid_plan")
+    plan = importlib.import_module("benchmarks.grid.plan")
     logic.write_json_atomic(plan.unit_path(tmp_path, "t", 0, "advice", None), {"settings_key": "aaa"})
     assert plan.check_out_folder(tmp_path, "aaa") is None
     clash = plan.check_out_folder(tmp_path, "bbb")
@@ -254,8 +248,8 @@ def test_an_out_folder_holds_units_of_one_settings_key(logic, tmp_path):
 
 
 def test_the_estimate_counts_a_task_finished_only_when_every_search_is_closed(logic, tmp_path):
-    plan = importlib.import_module("grid_plan")
-    estimate = importlib.import_module("grid_estimate")
+    plan = importlib.import_module("benchmarks.grid.plan")
+    estimate = importlib.import_module("benchmarks.grid.estimate")
 
     class Task:
         name, n_classes, train_per_class = "t", 2, 30

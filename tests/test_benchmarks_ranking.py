@@ -1,4 +1,4 @@
-"""The backbone-ranking benchmark's pure logic (benchmarks/ranking_logic.py): agreement, the cost of following a
+"""The backbone-ranking benchmark's pure logic (benchmarks/ranking/logic.py): agreement, the cost of following a
 measure, and an out-of-task choice that never looks at the task it is scored on."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture
 def logic(benchmark_module):
-    return benchmark_module("ranking_logic")
+    return benchmark_module("benchmarks.ranking.logic")
 
 
 def unit(measure: dict[str, float], accuracy: dict[str, float], key: str = "m") -> dict:

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
 @pytest.fixture
 def suite(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    for name in ("run_all", "suite_advice"):
-        sys.modules.pop(name, None)
-    return importlib.import_module("run_all"), importlib.import_module("suite_advice")
+    return importlib.import_module("benchmarks.run_all"), importlib.import_module("benchmarks.advice.suite")
 
 
 def _line(kind, result):
@@ -30,7 +22,7 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
     settings = advice.Settings(work_dir=str(tmp_path / "a"))
     same = {k: v for k, v in asdict(settings).items()} | {"work_dir": "/elsewhere"}  # scratch folder may differ
     current = advice.RESULTS_FORMAT
-    similarity_format = importlib.import_module("bench_similarity_shift").ROWS_FORMAT
+    similarity_format = importlib.import_module("benchmarks.similarity.shift").ROWS_FORMAT
     other = same | {"image_size": 96}
     partial = tmp_path / "results.partial.jsonl"
     partial.write_text(
@@ -57,7 +49,7 @@ def test_resume_keeps_only_units_made_with_the_same_settings(suite, tmp_path):
 
 def test_every_config_gets_the_same_two_rate_settings_and_knows_the_products(suite):
     _, advice = suite
-    from tladvisor.recommend import LEARNING_RATES
+    from tladvisor.advice.recommend import LEARNING_RATES
 
     base = advice.rates_for("full_finetune", "base")
     fast = advice.rates_for("full_finetune", "fast")
@@ -94,7 +86,7 @@ def test_joint_sweep_scores_each_pair_by_the_config_it_picks(suite):
 
 def test_sweeps_count_units_from_before_a_value_was_added_as_unknown(suite):
     run_all, _ = suite
-    from tladvisor.recommend import PROBE_ENOUGH
+    from tladvisor.advice.recommend import PROBE_ENOUGH
 
     accs = {"feature_extraction": {"accuracy": 0.9}, "partial_freeze@1": {"accuracy": 0.6}}
     old = {"trials": accs, "counterfactual_picks": {
@@ -111,7 +103,7 @@ def test_sweeps_count_units_from_before_a_value_was_added_as_unknown(suite):
     assert not rows["0.5"]["current"] or PROBE_ENOUGH == 0.5
     cells = run_all.joint_sweep([old, new])
     assert cells["400|0.3"]["known"] == 1 and cells["400|0.5"]["known"] == 2
-    header, rows = importlib.import_module("suite_report").joint_rows(cells)
+    header, rows = importlib.import_module("benchmarks.common.report").joint_rows(cells)
     assert header[1:] == ["0.3", "0.5"]  # numeric order, whatever order the units brought them in
     assert rows == [["400", "0.0 (1 of 1)", "30.0 (0)"]]  # a column not every run knows says so
 

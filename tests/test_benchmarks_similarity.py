@@ -1,4 +1,4 @@
-"""bench_similarity_shift: the source-sample distances it reports are the ones `analyze --source-sample` gives."""
+"""benchmarks/similarity/shift.py: the source-sample distances it reports are the ones `analyze --source-sample` gives."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from helpers import TINY_PLUGIN, write_image_folder
 
 @pytest.fixture
 def bench(benchmark_module):
-    return benchmark_module("bench_similarity_shift")
+    return benchmark_module("benchmarks.similarity.shift")
 
 
 @pytest.fixture

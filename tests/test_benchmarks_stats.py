@@ -1,17 +1,12 @@
-"""The benchmark suite's arithmetic (benchmarks/suite_stats.py): regret, seed spread, within-noise, time to target."""
+"""The benchmark suite's arithmetic (benchmarks/common/stats.py): regret, seed spread, within-noise, time to target."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "suite_stats.py"
-_spec = importlib.util.spec_from_file_location("suite_stats", _PATH)
-stats = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(stats)
+from benchmarks.common import stats
 
 
 def test_config_names():

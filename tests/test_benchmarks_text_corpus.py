@@ -1,4 +1,4 @@
-"""The text task builders (benchmarks/text_corpus.py) read their sources right: a dpkg status file, licence
+"""The text task builders (benchmarks/tasks/text.py) read their sources right: a dpkg status file, licence
 texts, gettext catalogues and man pages made here, the installed libraries' docstrings; and a built task
 keeps each text in one class and says where it came from."""
 
@@ -8,12 +8,9 @@ import csv
 import gzip
 import json
 import struct
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import text_corpus  # noqa: E402
+from benchmarks.tasks import text as text_corpus  # noqa: E402
 
 
 def test_debian_descriptions_are_labelled_by_section(tmp_path):

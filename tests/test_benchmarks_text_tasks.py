@@ -1,20 +1,16 @@
-"""The text-task benchmark (benchmarks/bench_text_tasks.py) on a toy task with a tiny BERT: the advice is
+"""The text-task benchmark (benchmarks/advice/text_tasks.py) on a toy task with a tiny BERT: the advice is
 recorded, every config trains at every rate into its own unit, a second run trains nothing again, and the
 summary scores the advice out of the rates the validation chose."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 from helpers import require_module
 
 require_module("transformers", "pip install -e plugins/tladvisor-transformers")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import bench_text_tasks  # noqa: E402
-import text_corpus  # noqa: E402
+from benchmarks.advice import text_tasks as bench_text_tasks  # noqa: E402
+from benchmarks.tasks import text as text_corpus  # noqa: E402
 from tladvisor_transformers.testing import WORDS, tiny_bert_folder  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Benchmark workers end with the run that started them (benchmarks/suite_workers.py)."""
+"""Benchmark workers end with the run that started them (benchmarks/common/workers.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[1]
 
 PARENT = f"""
 import os, sys, time
-sys.path.insert(0, {str(BENCHMARKS)!r})
-from suite_workers import worker_pool
+sys.path.insert(0, {str(ROOT)!r})
+from benchmarks.common.workers import worker_pool
 if __name__ == "__main__":
     pool = worker_pool(1)
     pool.submit(time.sleep, 0)  # start the worker

@@ -11,7 +11,7 @@ from tladvisor.cli import main
 
 from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder
 
-from tladvisor.recommend import scenario_strategy
+from tladvisor.advice.recommend import scenario_strategy
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import logging
 import os
 
 from tladvisor.cli import main
-from tladvisor.recommend import smallest_gap_told_apart, validation_images_needed
+from tladvisor.advice.recommend import smallest_gap_told_apart, validation_images_needed
 
 from helpers import TINY_PLUGIN, analyze_tiny, write_image, write_image_folder
 

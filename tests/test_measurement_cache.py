@@ -1,4 +1,4 @@
-from tladvisor import measurement_cache
+from tladvisor.measures import cache as measurement_cache
 from tladvisor.records import BackboneMeasurement, Score, StageShift
 
 

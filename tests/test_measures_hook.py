@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tladvisor.builtin.measures import measure_feature_set
+from tladvisor.measures.scores import measure_feature_set
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, FeatureSet, Score, StageShift
 from tladvisor.testing import tiny_backbone_spec
@@ -128,7 +128,7 @@ def test_hook_measure_backbone_never_raises_on_tiny_or_broken_inputs():
 
 
 def test_hook_measure_backbone_a_failing_measure_loses_only_itself(monkeypatch):
-    import tladvisor.builtin.measures as measures
+    import tladvisor.measures.scores as measures
 
     def broken_logme(*args, **kwargs):
         raise np.linalg.LinAlgError("SVD did not converge")
@@ -152,7 +152,7 @@ def test_the_built_in_measures_conform_to_the_measure_contract():
 def test_check_measure_plugin_names_each_broken_rule():
     from types import SimpleNamespace
 
-    from tladvisor.measure_names import BUILT_IN_MEASURES
+    from tladvisor.measures.names import BUILT_IN_MEASURES
     from tladvisor.testing import check_measure_plugin
 
     calls = []

@@ -87,7 +87,7 @@ def test_chance_counts_only_the_rows_the_probe_scores():
     """#24 statistics item 1: classes of 50 and 30 images plus 20 single-image classes. Chance over all
     labels is 0.500, but the cross-validation scores only the 80 rows of the two real classes, where
     always predicting the majority scores 0.625: that must normalise to 0, not 0.25."""
-    from tladvisor.builtin.measures import _above_chance
+    from tladvisor.measures.scores import _above_chance
     from tladvisor.measures.probes import chance_accuracy, cross_validate_accuracy
 
     labels = np.array([0] * 50 + [1] * 30 + list(range(2, 22)))

@@ -57,7 +57,7 @@ def readme_block(first_line: str) -> str:
 
 
 def test_readme_strategy_measure_and_section_plugins_work(tmp_path):
-    from tladvisor.measure_names import BUILT_IN_MEASURES
+    from tladvisor.measures.names import BUILT_IN_MEASURES
     from tladvisor.testing import check_measure_plugin
 
     folder = tmp_path / "my_plugins"

@@ -3,7 +3,7 @@ import pytest
 from tladvisor.builtin.recommend import recommend as recommend_hook
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions, BackboneMeasurement, DatasetProfile, Score, StageShift
-from tladvisor.recommend import PROBE_ENOUGH, SMALL_PER_CLASS, recommend
+from tladvisor.advice.recommend import PROBE_ENOUGH, SMALL_PER_CLASS, recommend
 
 
 def profile(per_class: int, n_classes: int = 4) -> DatasetProfile:
@@ -146,7 +146,7 @@ def test_samples_per_class_counts_only_the_training_share_of_the_split():
 
 
 def test_freeze_depth_counts_backbone_stages_and_stops_at_one_without_batchnorm():
-    from tladvisor.recommend import freeze_depth_from_shift
+    from tladvisor.advice.recommend import freeze_depth_from_shift
 
     shifts = tuple(StageShift(name, v, 1) for name, v in (("stem", 0.1), ("s1", 0.2), ("s3", 0.3), ("s4", 3.0)))
     names = ("stem", "s1", "s2", "s3", "s4", "s5")  # s2 has no BatchNorm: no evidence that it still fits
@@ -175,7 +175,7 @@ def test_training_counts_from_the_profile_are_used_when_present():
 def test_the_counterfactual_sweep_changes_the_pick_when_it_patches_the_module_constants(benchmark_module):
     """Issue #22 item 7: is_small/is_similar once bound the thresholds as default arguments at import, so
     the benchmark's counterfactual picks (which patch the module constants) all gave the shipped pick."""
-    advice = benchmark_module("suite_advice")
+    advice = benchmark_module("benchmarks.advice.suite")
     similar = advice.counterfactual_picks(profile(SMALL), measurement(0.55), val_fraction=0.0)
     assert similar["SMALL_PER_CLASS"][repr(SMALL_PER_CLASS)] == "feature_extraction"  # 40 < 400: small, similar
     assert similar["SMALL_PER_CLASS"]["5"] == "full_finetune"  # 40 >= 5: large and similar

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tladvisor import measurement_cache
+from tladvisor.measures import cache as measurement_cache
 
 from helpers import TINY_PLUGIN, analyze_tiny, write_image_folder
 

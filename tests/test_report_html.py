@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tladvisor.recommend import SMALL_PER_CLASS
+from tladvisor.advice.recommend import SMALL_PER_CLASS
 from tladvisor.records import ReportSection
 from tladvisor.report import charts
 from tladvisor.report.analysis_json import build_analysis, dumps_analysis

@@ -5,7 +5,8 @@ import pytest
 
 from tladvisor.builtin.recommend import summarise_similarity
 from tladvisor.records import FeatureSet, Score, StageShift
-from tladvisor.similarity import SHIFT_AT_HALF_SIMILARITY, bn_similarity, shift_similarity, summarise
+from tladvisor.advice.similarity import bn_similarity, summarise
+from tladvisor.measures.shift import SHIFT_AT_HALF_SIMILARITY, shift_similarity
 
 
 def shifts(*values):
@@ -32,7 +33,7 @@ def test_bn_similarity_uses_geometric_mean_so_one_huge_stage_does_not_dominate()
 
 def test_similarity_falls_monotonically_as_every_stage_shifts_more():
     # Illustrative per-stage shifts shaped like a blur sweep (growing shifts, the middle stage most), not a
-    # measurement: benchmarks/bench_similarity_shift.py measures the real ones (docs/benchmarks.md).
+    # measurement: benchmarks/similarity/shift.py measures the real ones (docs/benchmarks.md).
     measured = [
         (0.139, 0.081, 0.087, 0.142, 0.158, 0.207),
         (0.172, 0.114, 0.135, 0.156, 0.168, 0.200),

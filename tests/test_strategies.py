@@ -37,7 +37,7 @@ def register_strategies(register):
 ADVISE_BITFIT_PLUGIN = '''
 from dataclasses import replace
 from tladvisor import hookimpl
-from tladvisor.recommend import recommend as rule
+from tladvisor.advice.recommend import recommend as rule
 
 @hookimpl(tryfirst=True)
 def recommend(profile, measurements, options):

@@ -25,12 +25,12 @@ from tladvisor import __version__
 from tladvisor.runtime import interrupts, progress
 from tladvisor.backbones import BackboneSpec
 from tladvisor.runtime.device import describe, pick_device
-from tladvisor import measurement_cache
+from tladvisor.measures import cache as measurement_cache
 from tladvisor.features.embed import (decode_images, default_cache_dir, extract_features, feature_cache_file, feature_key,
                              stratified_cap)
 from tladvisor.data.wording import counted, sample_noun
 from tladvisor.features.embed_text import extract_text_features
-from tladvisor.measurement_notes import embedding_2d, input_warnings
+from tladvisor.measures.notes import embedding_2d, input_warnings
 from tladvisor.features.source_sample import read_source_texts, source_sample_paths
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost

@@ -117,7 +117,7 @@ def measure_backbone(backbone: BackboneSpec, features: FeatureSet, dataset: Data
     both return is reported as a plugin error and the first one stands. A measure that cannot be
     computed (too few images, no source head) should be left out or returned as a ``Score`` whose
     ``detail`` says why, never raise for the others: an exception loses every score of that call.
-    Built-in measure names are constants in :mod:`tladvisor.measure_names`; check a new measure plugin
+    Built-in measure names are constants in :mod:`tladvisor.measures.names`; check a new measure plugin
     with :func:`tladvisor.testing.check_measure_plugin`.
     """
 

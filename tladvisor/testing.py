@@ -308,7 +308,7 @@ def check_measure_plugin(plugin, *, reserved: tuple[str, ...] = ()) -> list[str]
     score has a float value (NaN only with a detail saying why), a spread that is None or >= 0, a normalised
     value None or in [0, 1], a bool ``higher_is_better`` and a ``detail``; the same input gives the same
     scores (the measurement cache relies on it); and no name is in ``reserved`` (e.g. the built-in names,
-    :data:`tladvisor.measure_names.BUILT_IN_MEASURES`, for a plugin's new measure).
+    :data:`tladvisor.measures.names.BUILT_IN_MEASURES`, for a plugin's new measure).
     """
     import math
 

@@ -6,8 +6,8 @@ Both run last (``trylast``), so a plugin that returns its own summary or recomme
 from __future__ import annotations
 
 from tladvisor import hookimpl
-from tladvisor import recommend as rules
-from tladvisor import similarity
+from tladvisor.advice import recommend as rules
+from tladvisor.advice import similarity
 
 
 @hookimpl(trylast=True)

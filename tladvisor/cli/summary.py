@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tladvisor import measure_names as names
+from tladvisor.measures import names
 from tladvisor.records import AnalysisRun
 from tladvisor.strategies import FREEZE_ALL
 from tladvisor.text import printable

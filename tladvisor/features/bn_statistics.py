@@ -16,7 +16,7 @@ from tladvisor.backbones import BackboneSpec
 from tladvisor.records import StageShift
 
 # Images whose BatchNorm-input statistics give the domain shift (at least). Against every image of 580
-# photo crops (Lite0, 64 px; benchmarks/bench_data_path.py prints it), every 2nd image moved the stage
+# photo crops (Lite0, 64 px; benchmarks/speed/data_path.py prints it), every 2nd image moved the stage
 # shifts by 2.5-4.5 %, every 4th by 2.9-7.9 %.
 STATISTICS_IMAGES = 256
 
@@ -51,7 +51,7 @@ class BatchNormStatistics:
     nothing of the activation's size and run 3.6-4x faster than BatchNorm's own training-mode moments on
     16-32 px maps), and the same over the images. Means, variances and their merge wait for a merge,
     every :data:`MERGE_EVERY` batches and when read, in float64 for all those batches at once: per-batch
-    small operations had cost as much as the reductions (``benchmarks/bench_data_path.py``).
+    small operations had cost as much as the reductions (``benchmarks/speed/data_path.py``).
 
     Where the squared mean dwarfs the variance, E[x^2] - E[x]^2 in float32 loses the variance: those
     channels take the exact path (``var_mean``) from the first batch on, found on that batch; a merge

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 CACHE_FORMAT = 4  # 2: random copy's BatchNorm re-estimated; 3: on 64 images, shifts on a share; 4: every k-th image
 # Images that re-estimate the random copy's BatchNorm statistics. On the three bundled examples (Lite0,
 # 96 px, 2 seeds) 64 instead of 256 moved its probes' accuracy about as much as the copy's seed does
-# (benchmarks/bench_random_copy_statistics.py, docs/benchmarks.md).
+# (benchmarks/similarity/random_copy.py, docs/benchmarks.md).
 RANDOM_COPY_STATISTICS_IMAGES = 64
 
 

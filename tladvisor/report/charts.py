@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from tladvisor.recommend import scenario_strategy
+from tladvisor.advice.recommend import scenario_strategy
 
 from tladvisor.report.svg import (
     GRID, INK, MUTED, STRATEGY_COLOURS, LinearScale, LogScale, colour, element, finite, fmt, legend,

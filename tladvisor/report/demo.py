@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tladvisor import __version__
-from tladvisor.recommend import SMALL_PER_CLASS
+from tladvisor.advice.recommend import SMALL_PER_CLASS
 from tladvisor.records import (
     AnalysisOptions, AnalysisRun, BackboneMeasurement, Dataset, DatasetProfile, PluginFailure, Recommendation,
     Sample, Score, SkippedFile, StageShift, TrialRecord, TuningResult,

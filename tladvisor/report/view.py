@@ -17,13 +17,13 @@ from markupsafe import Markup
 from tladvisor.data.wording import counted, reason_kind
 from tladvisor.report import charts, glossary
 from tladvisor.report.charts import Bar
-from tladvisor.recommend import SMALL_PER_CLASS, scenario_strategy
+from tladvisor.advice.recommend import SMALL_PER_CLASS, scenario_strategy
 from tladvisor.report.svg import STRATEGY_COLOURS, finite, fmt
 from tladvisor.report.text_view import text_backbone_facts, text_dataset_view
 from tladvisor.report.thumbnails import class_thumbnails
-from tladvisor.similarity import SIMILARITY_THRESHOLD
+from tladvisor.advice.similarity import SIMILARITY_THRESHOLD
 from tladvisor.strategies import NEUTRAL_COLOUR
-from tladvisor import measure_names as names
+from tladvisor.measures import names
 
 # Thresholds drawn when an analysis.json does not say which ones its advice used: the rule's own.
 DEFAULT_SMALL_PER_CLASS = SMALL_PER_CLASS

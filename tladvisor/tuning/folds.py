@@ -1,7 +1,7 @@
 """Cross-validated trial evaluation for small data: when to use it, and the folds.
 
 A validation split too small to tell strategies ten points apart (fewer than
-:func:`tladvisor.recommend.validation_images_needed` images, 193) makes the tuner's "best" trial noise.
+:func:`tladvisor.advice.recommend.validation_images_needed` images, 193) makes the tuner's "best" trial noise.
 When the data is also small enough that training every trial K times is affordable (at most
 ``CV_MAX_IMAGES`` images in train+val), each trial is scored on K stratified folds of the train+val pool
 instead: every image is validated exactly once and the trial's value is the mean accuracy over folds.
@@ -54,7 +54,7 @@ def wanted_folds(dataset: Dataset, n_pool: int, n_val: int, option: object) -> t
     """How many folds to use (1: the single split) and why, for a split with ``n_val`` of ``n_pool`` images."""
     from tladvisor.data.split import has_predefined_split  # owned by data intake; imported late on purpose
     from tladvisor.data.wording import sample_noun
-    from tladvisor.recommend import validation_images_needed
+    from tladvisor.advice.recommend import validation_images_needed
 
     asked = parse_cv_folds(option)
     if asked == 1:

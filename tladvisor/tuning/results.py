@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tladvisor.records import TrialRecord, TuningResult
-from tladvisor.recommend import smallest_gap_told_apart
+from tladvisor.advice.recommend import smallest_gap_told_apart
 from tladvisor.tuning.imbalance import METRICS
 from tladvisor.tuning.paired_test import ALPHA, CORRECTNESS_ATTR, paired_verdict
 
@@ -105,7 +105,7 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
     on, Bonferroni-corrected for the trials the best was picked from (:mod:`tladvisor.tuning.paired_test`;
     ``test``, ``p_value``, ``p_adjusted``); otherwise it is ``within_noise``. Trials recorded without
     per-image correctness fall back to ``noise``, the gap ``scoring['images']`` validation images can tell
-    apart (binomial, as in :func:`tladvisor.recommend.smallest_gap_told_apart`), and say so (``test``).
+    apart (binomial, as in :func:`tladvisor.advice.recommend.smallest_gap_told_apart`), and say so (``test``).
     """
     advised = [t for t in trials if t.user_attrs.get("source") == "recommendation" and NOT_RUN not in t.user_attrs]
     if not advised:

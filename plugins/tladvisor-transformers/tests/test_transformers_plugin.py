@@ -184,9 +184,9 @@ def test_the_shipped_minilm_is_registered_and_works_offline():
 
 
 def test_the_measures_run_on_text_embeddings_as_on_image_ones(tiny_spec):
-    from tladvisor import measure_names as names
-    from tladvisor.builtin.measures import measure_feature_set
-    from tladvisor.measurement_notes import input_warnings
+    from tladvisor.measures import names
+    from tladvisor.measures.scores import measure_feature_set
+    from tladvisor.measures.notes import input_warnings
 
     texts = random_texts(60, seed=4)
     dataset = text_dataset(texts, np.arange(60) % 2)

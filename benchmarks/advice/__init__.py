@@ -1,0 +1,8 @@
+"""Is the advice right out of task?
+
+- ``suite.py``: the advisor's pick against every strategy trained with the same budget (a unit of run_all.py)
+- ``methods.py``, ``loto.py``: advice methods (the rule, a best constant, a meta-predictor, prior + race)
+  judged leave-one-task-out and leave-one-family-out over the honest grid's results
+- ``size_sweep.py``: where fine-tuning starts to beat feature extraction as the training set grows
+- ``text_tasks.py``: the strategies on the text tasks, and the advice against them
+"""

@@ -1,0 +1,113 @@
+"""Each number the README quotes from a committed result file is that file's number (#25 item 5).
+
+The README states where a number comes from (docs/benchmarks.md, "Where each README number comes from");
+these tests read the committed file, recompute what can be recomputed (the out-of-task evaluation from the
+grid's units, the ranking means from its per-task values) and compare with the README's text. A result file
+regenerated without updating the README, or a README edit that drifts from its file, fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+FLAT = " ".join(line.removeprefix(">").strip() for line in README.splitlines())  # line breaks, quote marks: spaces
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def readme_match(pattern: str) -> re.Match:
+    found = re.search(pattern, FLAT)
+    assert found, f"the README no longer says /{pattern}/: update this test with the README"
+    return found
+
+
+def test_the_example_run_numbers_are_the_committed_runs():
+    run = (RESULTS / "example_run.md").read_text(encoding="utf-8")
+    said = readme_match(r"linear probe (\d\.\d+)\).*?\*\*(\d+) min (\d+) s\*\*.*?reached (\d\.\d+) and the search found "
+                        r"freezing (\d) stages at (\d\.\d+).*?p = ([\d.e-]+) after correction")
+    probe, minutes, seconds, advice, depth, best, p = said.groups()
+    assert f"linear probe {float(probe):.3f}" in run
+    assert f"**{60 * int(minutes) + int(seconds)} s wall" in run
+    assert f"partial_freeze@{depth}) reached validation accuracy {best} against {advice}" in run
+    assert f"{p} after Bonferroni" in run
+
+
+def test_the_text_embedding_throughput_is_the_committed_runs():
+    run = (RESULTS / "text_embedding.md").read_text(encoding="utf-8")
+    texts, ours, bare, ratio = readme_match(r"embedding the ([\d,]+) docstrings .*? ran at ([\d.]+) texts/s against "
+                                            r"([\d.]+) for a bare .*?\(([\d.]+)x;").groups()
+    assert f"{texts.replace(',', '')} texts" in run
+    assert re.search(rf"\| tladvisor \| {re.escape(ours)} \|", run)
+    assert re.search(rf"\| bare transformers loop \| {re.escape(bare)} \|", run)
+    assert f"Ratio tladvisor / bare: **{ratio}**" in run
+
+
+def test_the_backbone_ranking_table_is_the_committed_ranking():
+    ranking = json.loads((RESULTS / "backbone_ranking.json").read_text(encoding="utf-8"))
+    summary = ranking["summary"]
+    order = ("linear_probe_accuracy", "knn_accuracy", "logme", "hscore", "leep", "nce", "rank_score")
+    tasks = readme_match(r"Measured on (\d+) tasks of the benchmark corpus").group(1)
+    assert len(summary["taus"]) == len(summary["regrets"]) == int(tasks)
+    for row, key in (("mean tau", "taus"), ("mean regret, points", "regrets")):  # regrets are in points
+        cells = readme_match(rf"\| {row}[^|]*((?:\|[^|]*){{7}})\|").group(1).split("|")[1:]
+        quoted = [float(c.replace("*", "").strip()) for c in cells]
+        means = [statistics.fmean(per_task[m] for per_task in summary[key].values()) for m in order]
+        assert quoted == pytest.approx(means, abs=0.006), f"README {row} {quoted} vs result file {means}"
+    tau, tau_se, regret, regret_se = map(float, readme_match(
+        r"\(tau ([-\d.]+) ± ([\d.]+), regret ([-\d.]+) ± ([\d.]+) points\)").groups())
+    out_tau, out_regret = summary["out_of_task_tau"]["difference"], summary["out_of_task_regret"]["difference"]
+    assert (tau, tau_se) == pytest.approx((out_tau["mean"], out_tau["se"]), abs=0.006)
+    assert (regret, regret_se) == pytest.approx((out_regret["mean"], out_regret["se"]), abs=0.06)
+
+
+def test_the_honest_grid_out_of_task_numbers_recompute_from_its_units():
+    """The README's median regret of the rule comes from loto_task.json, and loto_task.json from the committed
+    units: the evaluation is rerun here on the tasks the file names."""
+    from benchmarks.advice.loto import evaluate, records, report
+
+    grid = RESULTS / "honest_grid"
+    stored = json.loads((grid / "loto_task.json").read_text(encoding="utf-8"))
+    median, within, tasks = readme_match(r"median out-of-task regret of \*\*([\d.]+) points, (\d+) of (\d+) "
+                                         r"within 2\*\*").groups()
+    rule = stored["methods"]["rule"]
+    assert float(median) == pytest.approx(100 * rule["median"], abs=0.05)
+    assert int(tasks) == stored["tasks"] and f"| rule | {median} |" in stored["table"]
+    assert re.search(rf"\| rule \|(?: [^|]+ \|){{3}} {within} of {tasks} \|", stored["table"])
+
+    rows, _ = records(grid, stored["settings_key"])
+    rows = [r for r in rows if r["task"] in rule["regret_per_task"]]
+    assert {r["task"] for r in rows} == set(rule["regret_per_task"]), "a task of loto_task.json has no finished grid"
+    again = report(rows, evaluate(rows, stored["holdout"], None, 2, 1.0))
+    for method, result in stored["methods"].items():
+        assert again["methods"][method]["regret_per_task"] == pytest.approx(result["regret_per_task"], abs=1e-9), method
+
+
+def test_the_similarity_tables_are_the_committed_shift_rows():
+    rows = json.loads((RESULTS / "similarity" / "shift.json").read_text(encoding="utf-8"))
+    by_condition = {(r["family"], r["condition"]): r for r in rows}
+    quoted = re.findall(r"^\| (photos|blur|noise|colour|other) \| ([^|]+?) \| ([\d.]+) ± ([\d.]+) \|(.*)\|$",
+                        README, flags=re.M)
+    assert len(quoted) == len(rows), "the README's similarity table and shift.json have other conditions"
+    for family, condition, similarity, spread, rest in quoted:
+        row = by_condition[(family, condition)]
+        cells = [c.strip() for c in rest.split("|")]
+        expected = [f"{row['similarity']:.3f}", f"{row['spread']:.3f}", f"{row['bn_shift']:.3f}",
+                    f"{row['linear_probe']:.3f}", f"{row['knn']:.3f}", f"{row['pretraining_gain']:+.3f}",
+                    f"{row['logme']:.3f}", f"{row['leep']:.3f}", f"{row['nce']:.3f}"]
+        assert [similarity, spread, *cells] == expected, f"README row {family} {condition}"
+    columns = {"clean": ("photos", "clean"), "blur r=5": ("blur", "radius 5.0"), "noise σ=0.4": ("noise", "sigma 0.4"),
+               "greyscale": ("colour", "greyscale"), "digits": ("other", "digits"),
+               "textures": ("other", "textures"), "text page": ("other", "text page")}
+    header = re.search(r"^\| \| (clean \|.*)\|$", README, flags=re.M).group(1).split("|")
+    names = [h.strip() for h in header if h.strip()]
+    for label, key, raw_format in (("MMD² (normalised)", "mmd", ".3f"), ("Fréchet (normalised)", "frechet", ".0f")):
+        cells = re.search(rf"^\| {re.escape(label)} \|(.*)\|$", README, flags=re.M).group(1).split("|")
+        for name, cell in zip(names, (c.strip() for c in cells)):
+            row = by_condition[columns[name]]
+            assert cell == f"{row[key]:{raw_format}} ({row[key + '_normalised']:.3f})", f"README {label} {name}"
