@@ -201,3 +201,17 @@ def test_the_measures_run_their_arithmetic_on_one_blas_thread(monkeypatch):
     with threadpool_limits(limits=2):
         scores.measure_feature_set(features)
     assert seen == [{1}]
+
+
+def test_the_report_scatter_pca_runs_on_one_blas_thread(monkeypatch):
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from tladvisor.measures import notes
+
+    seen, svd = [], np.linalg.svd
+    monkeypatch.setattr(np.linalg, "svd", lambda *a, **k: seen.append(_blas_threads()) or svd(*a, **k))
+    rng = np.random.default_rng(0)
+    with threadpool_limits(limits=2):
+        points = notes.embedding_2d(rng.normal(size=(50, 16)), np.arange(50) % 3)
+    assert seen == [{1}] and len(points) == 50
