@@ -118,3 +118,24 @@ def test_the_fold_spread_is_the_sample_standard_deviation():
     assert len(set(result.fold_accuracies)) > 1  # the folds differ, so ddof matters
     assert result.std == pytest.approx(float(np.std(result.fold_accuracies, ddof=1)))
     assert result.std != pytest.approx(float(np.std(result.fold_accuracies)))
+
+
+def test_scikit_learn_loads_in_the_background_only_when_asked():
+    """`tladvisor plugins` must not pay scikit-learn's import; analyze starts it early, beside the forward passes."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from tladvisor.measures import probes
+assert "sklearn" not in sys.modules, "importing the probes loaded scikit-learn"
+probes.import_in_background()
+probes._sklearn_ready()
+assert all(name in sys.modules for name in probes._SKLEARN_MODULES)
+import numpy as np
+rng = np.random.default_rng(0)
+print(probes.linear_probe(rng.normal(size=(40, 4)) + np.repeat([[0.0], [3.0]], 20, axis=0), np.repeat([0, 1], 20))[0])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) > 0.9

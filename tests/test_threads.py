@@ -164,3 +164,54 @@ def test_the_device_line_counts_threads_in_words():
         assert describe(torch.device("cpu")) == "cpu (2 threads)"
     finally:
         torch.set_num_threads(before)
+
+
+def _blas_threads() -> set[int]:
+    from threadpoolctl import threadpool_info
+
+    return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_small_arithmetic_runs_on_one_blas_thread_and_large_keeps_the_process_count():
+    import numpy  # noqa: F401  (loads the BLAS library threadpoolctl controls)
+    from threadpoolctl import threadpool_limits
+
+    from tladvisor.runtime.threads import SMALL_ARITHMETIC_VALUES, blas_threads_for
+
+    with threadpool_limits(limits=2):
+        before = _blas_threads()
+        with blas_threads_for(1_050 * 1_280):
+            assert _blas_threads() == {1}
+        with blas_threads_for(SMALL_ARITHMETIC_VALUES + 1):
+            assert _blas_threads() == before
+        assert _blas_threads() == before
+
+
+def test_the_measures_run_their_arithmetic_on_one_blas_thread(monkeypatch):
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from tladvisor.measures import scores
+    from tladvisor.records import FeatureSet
+
+    seen = []
+    monkeypatch.setattr(scores, "probe_scores", lambda target, **kwargs: seen.append(_blas_threads()) or {})
+    features = FeatureSet(backbone="x", image_size=32, features=np.random.default_rng(0).normal(size=(40, 8)),
+                          labels=np.arange(40) % 2, sample_indices=np.arange(40))
+    with threadpool_limits(limits=2):
+        scores.measure_feature_set(features)
+    assert seen == [{1}]
+
+
+def test_the_report_scatter_pca_runs_on_one_blas_thread(monkeypatch):
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from tladvisor.measures import notes
+
+    seen, svd = [], np.linalg.svd
+    monkeypatch.setattr(np.linalg, "svd", lambda *a, **k: seen.append(_blas_threads()) or svd(*a, **k))
+    rng = np.random.default_rng(0)
+    with threadpool_limits(limits=2):
+        points = notes.embedding_2d(rng.normal(size=(50, 16)), np.arange(50) % 3)
+    assert seen == [{1}] and len(points) == 50

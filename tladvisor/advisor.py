@@ -31,6 +31,7 @@ from tladvisor.features.embed import (decode_images, default_cache_dir, extract_
 from tladvisor.data.wording import counted, sample_noun
 from tladvisor.features.embed_text import extract_text_features
 from tladvisor.measures.notes import embedding_2d, input_warnings
+from tladvisor.measures.probes import import_in_background
 from tladvisor.features.source_sample import read_source_texts, source_sample_paths
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost
@@ -146,6 +147,7 @@ class Advisor:
         cached = measurement_cache.read(cache_path)
         if cached is not None:
             return cached
+        import_in_background()  # the probes' scikit-learn loads while the forward passes run
         features = self.embed(spec, dataset, indices, options, source_sample=source_sample, cache_dir=cache_dir)
         measurement = self._measure_features(spec, dataset, features, options)
         if not any(f.hook in measurement_cache.MEASURING_HOOKS for f in self.host.failures):

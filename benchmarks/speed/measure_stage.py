@@ -58,6 +58,7 @@ def measure(args: argparse.Namespace) -> None:
     from tladvisor.measures import scores as measure_scores
     from tladvisor.plugins import PluginHost
     from tladvisor.records import AnalysisOptions
+    from tladvisor.runtime.threads import blas_threads_for
     from tladvisor.transforms import ImageFiles, eval_transform
 
     torch.set_num_threads(args.threads)
@@ -103,7 +104,11 @@ def measure(args: argparse.Namespace) -> None:
                  "transferability": lambda: measure_scores.transferability_scores(target, seed=0),
                  "shift and distances": lambda: (measure_scores.stage_shift_scores(features.stage_shift),
                                                  measure_scores.source_distance_scores(target.features, None, seed=0))}
-        return calls[name]
+
+        def as_the_stage_runs_it() -> None:  # at the BLAS thread count measure_feature_set gives it
+            with blas_threads_for(target.features.size):
+                calls[name]()
+        return as_the_stage_runs_it
 
     bare()  # warm-up
     runs: dict[str, list[float]] = {"bare": [], "analyze embed + measure": [], "analyze embed": [],

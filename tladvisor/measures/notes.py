@@ -8,6 +8,7 @@ import numpy as np
 from tladvisor.backbones import BackboneSpec
 from tladvisor.features.embed import stratified_cap
 from tladvisor.records import FeatureSet
+from tladvisor.runtime.threads import blas_threads_for
 
 TRUNCATION_WARNING_SHARE = 0.05  # a backbone cutting more texts than this says so
 
@@ -19,7 +20,8 @@ def embedding_2d(features: np.ndarray, labels: np.ndarray, limit: int = 400, see
     keep = stratified_cap(labels, limit, seed)
     x = features[keep].astype(np.float64)
     x = x - x.mean(axis=0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    with blas_threads_for(x.size):  # 400 x 1,280: two BLAS threads took seconds here, one takes a fraction
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
     xy = x @ vt[:2].T
     scale = np.abs(xy).max() or 1.0
     return tuple((round(float(a / scale), 4), round(float(b / scale), 4), int(y))

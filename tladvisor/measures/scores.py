@@ -62,6 +62,7 @@ from tladvisor.measures.probes import (
 from tladvisor.measures.spread import sample_sd
 from tladvisor.measures.transferability import hscore_shrinkage, label_entropy, leep, logme, nce
 from tladvisor.records import FeatureSet, Score, StageShift
+from tladvisor.runtime.threads import blas_threads_for
 from tladvisor.measures.shift import geometric_mean, shift_similarity
 from tladvisor.measures import names
 from tladvisor.text import one_line
@@ -78,10 +79,11 @@ def measure_feature_set(feature_set: FeatureSet, *, seed: int = 0, folds: int = 
     """All the scores this plugin can compute from ``feature_set``, by measure name."""
     target = _TargetData.from_feature_set(feature_set)
     scores: dict[str, Score] = {}
-    scores.update(probe_scores(target, seed=seed, folds=folds))
-    scores.update(transferability_scores(target, seed=seed))
-    scores.update(stage_shift_scores(feature_set.stage_shift, text=feature_set.modality == "text"))
-    scores.update(source_distance_scores(target.features, feature_set.source_sample_features, seed=seed))
+    with blas_threads_for(target.features.size):  # small arithmetic: one thread is faster
+        scores.update(probe_scores(target, seed=seed, folds=folds))
+        scores.update(transferability_scores(target, seed=seed))
+        scores.update(stage_shift_scores(feature_set.stage_shift, text=feature_set.modality == "text"))
+        scores.update(source_distance_scores(target.features, feature_set.source_sample_features, seed=seed))
     return scores
 
 

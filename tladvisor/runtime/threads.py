@@ -32,6 +32,8 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,3 +285,25 @@ def apply_plan(plan: ThreadPlan) -> None:
     from threadpoolctl import threadpool_limits  # numpy/scipy/sklearn libraries already loaded
 
     threadpool_limits(limits=plan.blas)
+
+
+SMALL_ARITHMETIC_VALUES = 1 << 24  # 16.8 M values: e.g. 8,000 embeddings of 2,048 dimensions
+
+
+@contextmanager
+def blas_threads_for(values: int) -> Iterator[None]:
+    """One BLAS and OpenMP thread for numpy, scipy and scikit-learn arithmetic on at most
+    :data:`SMALL_ARITHMETIC_VALUES` values; on more, the process keeps its count.
+
+    Many small products and factorisations (probe fits on cross-validation folds, LogME's subsets) pay the
+    threads' hand-offs more than they gain: on this project's 2-core VM the probes on 1,050 x 1,280 features
+    took 5.1-5.4 s at two BLAS threads and 1.2-1.3 s at one, the transferability scores 1.6 s and 1.1-1.5 s
+    (docs/benchmarks.md, "The measure stage").
+    """
+    if values > SMALL_ARITHMETIC_VALUES:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
