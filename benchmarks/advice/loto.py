@@ -292,7 +292,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-ceiling", action="store_true", help="keep tasks where every config scores > 97 %%")
     args = parser.parse_args(argv)
     if not (args.grid / "grid_summary.json").exists():
-        print(f"error: {args.grid / 'grid_summary.json'} not found; run bench_honest_grid.py first", file=sys.stderr)
+        print(f"error: {args.grid / 'grid_summary.json'} not found; run python -m benchmarks.grid.run first", file=sys.stderr)
         return 2
     rows, key, dropped = evaluated_rows(args.grid, args.key, args.keep_ceiling)
     if dropped:
