@@ -7,9 +7,9 @@ Offline, on CPU (``--device auto`` uses CUDA when present). Four sections:
 
 1. Advice quality: for each target task (benchmarks.tasks.registry.SUITE) and seed, the advisor's recommendation
    (exactly as ``tladvisor analyze`` makes it) against every strategy trained with the same budget
-   (suite_advice): best strategy, regret, compute of the advice against the exhaustive grid; then the
+   (benchmarks/advice/suite.py): best strategy, regret, compute of the advice against the exhaustive grid; then the
    recommendation's thresholds swept over the same measurements (what would other constants pick?).
-2. Similarity under controlled shift (bench_similarity_shift): each measure against blur/noise
+2. Similarity under controlled shift (benchmarks/similarity/shift.py): each measure against blur/noise
    severity, Spearman per measure.
 3. Tuning efficiency (benchmarks/speed/tuning.py): trials and seconds to reach within 0.5 point of the exhaustive
    best, recommendation-seeded pruned search against plain TPE.
@@ -21,7 +21,9 @@ process per core, one thread each: on a shared machine, several threads per proc
 waiting for each other). Compute is compared in CPU seconds of the worker (wall seconds are recorded
 too, with the load average, since other processes on the machine stretch them).
 
-Writes ``reports/benchmarks/results[-quick].json``, ``.md`` and ``index[-quick].html`` (self-contained).
+Writes ``results.json``, ``.md`` and ``index.html`` (self-contained) to ``--out``: ``benchmarks/results/suite/``
+(committed: the numbers docs quote) for a full run, ``reports/benchmarks/suite-quick/`` (git-ignored) with
+``--quick``, whose numbers no document quotes.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from benchmarks.common.paths import RESULTS
+from benchmarks.common.paths import RESULTS, SCRATCH
 
 
 TUNING_TASKS = ("photos-small", "digits-small")
@@ -62,7 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=64, help="training and measuring size (px)")
     parser.add_argument("--similarity-size", type=int, default=None,
                         help="image size of the similarity section (default 128, the calibration size; quick 64)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "suite")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: benchmarks/results/suite, or reports/benchmarks/suite-quick with --quick")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder for images (default: a temp folder)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the units an interrupted run with the same settings finished "
@@ -289,6 +292,7 @@ def main(argv=None) -> int:
     tuning_trials = args.tuning_trials or (4 if quick else 8)
     similarity_size = args.similarity_size or (64 if quick else 128)
     suffix = "-quick" if quick else ""
+    args.out = args.out or (SCRATCH / "suite-quick" if quick else RESULTS / "suite")
     args.out.mkdir(parents=True, exist_ok=True)
 
     print(f"tladvisor benchmarks{' (quick)' if quick else ''}: {len(tasks)} tasks, device {device}, {jobs} workers "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +180,24 @@ def test_a_task_whose_rate_search_is_still_open_is_not_scored(methods, tmp_path)
     assert not loto.search_closed({0.3: 0.5, 1.0: 0.6, 3.0: 0.7}, "full_finetune")  # 3x best: 10x pending
     assert not loto.search_closed({1.0: 0.7, 3.0: 0.6}, "full_finetune")  # two of three rates: open
     assert loto.search_closed({1.0: 0.7}, "full_finetune")  # a later seed's single chosen rate
+
+
+def test_the_shipped_prior_file_is_the_evaluations_fit_on_every_task(tmp_path):
+    """benchmarks.advice.fit_prior writes the fit the out-of-task folds make, on all finished tasks, with its
+    provenance; tladvisor.advice.prior.load reads back a predictor that predicts the same."""
+    from benchmarks.advice import fit_prior, loto
+    from tladvisor.advice.prior import load
+
+    grid = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "honest_grid"
+    out = tmp_path / "gain_prior.json"
+    assert fit_prior.main([str(grid), "--key", "9e331263e33015b9", "--out", str(out)]) == 0
+    rows, _, _ = loto.evaluated_rows(grid, "9e331263e33015b9")
+    configs = [c for c in loto.common_configs(rows) if c != loto.BASELINE]
+    again = loto.fit_gain_prior(rows, configs, 1.0)
+    shipped = load(out)
+    assert shipped.provenance["tasks"] == sorted({r["task"] for r in rows})
+    assert shipped.provenance["grid_settings_key"] == "9e331263e33015b9"
+    assert shipped.stages == tuple(rows[0]["stages"]) and set(shipped.coef_) == set(configs)
+    row = rows[0]["features"]
+    assert shipped.predict(row) == pytest.approx(again.predict(row), abs=1e-12)
+    assert fit_prior.main([str(tmp_path / "nowhere")]) == 2

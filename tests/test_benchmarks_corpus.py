@@ -1,4 +1,4 @@
-"""The benchmark corpus (benchmarks/corpus): the registry's promises, the written layout, graceful skips."""
+"""The benchmark corpus (benchmarks/tasks): the registry's promises, the written layout, graceful skips."""
 
 from __future__ import annotations
 

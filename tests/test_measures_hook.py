@@ -175,3 +175,16 @@ def test_check_measure_plugin_names_each_broken_rule():
     assert "a score name on full features is '', not a non-empty string" in text
     assert "gave different scores for the same input (full features)" in text
     assert check_measure_plugin(SimpleNamespace()) == ["SimpleNamespace: has no measure_backbone function"]
+
+
+def test_the_measure_names_load_without_the_numerics():
+    """The report and the CLI read measure names; importing them must not pull in scipy (0.6 s) or scikit-learn."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom tladvisor.measures import names\nimport tladvisor.measures as m\n"
+              "assert 'logme' in dir(m) and names.LOGME == 'logme'\n"
+              "print(sorted(k for k in ('scipy', 'sklearn') if k in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

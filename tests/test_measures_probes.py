@@ -130,7 +130,7 @@ import sys
 from tladvisor.measures import probes
 assert "sklearn" not in sys.modules, "importing the probes loaded scikit-learn"
 probes.import_in_background()
-probes._sklearn_ready()
+probes.sklearn_ready()
 assert all(name in sys.modules for name in probes._SKLEARN_MODULES)
 import numpy as np
 rng = np.random.default_rng(0)

@@ -83,6 +83,8 @@ def test_the_honest_grid_out_of_task_numbers_recompute_from_its_units():
     rows, _ = records(grid, stored["settings_key"])
     rows = [r for r in rows if r["task"] in rule["regret_per_task"]]
     assert {r["task"] for r in rows} == set(rule["regret_per_task"]), "a task of loto_task.json has no finished grid"
+    assert len(rows) == stored["runs"], (f"loto_task.json holds {stored['runs']} runs of its tasks, the units now "
+                                         f"{len(rows)}: rerun python -m benchmarks.advice.loto and update the README")
     again = report(rows, evaluate(rows, stored["holdout"], None, 2, 1.0))
     for method, result in stored["methods"].items():
         assert again["methods"][method]["regret_per_task"] == pytest.approx(result["regret_per_task"], abs=1e-9), method
@@ -108,6 +110,7 @@ def test_the_similarity_tables_are_the_committed_shift_rows():
     names = [h.strip() for h in header if h.strip()]
     for label, key, raw_format in (("MMD² (normalised)", "mmd", ".3f"), ("Fréchet (normalised)", "frechet", ".0f")):
         cells = re.search(rf"^\| {re.escape(label)} \|(.*)\|$", README, flags=re.M).group(1).split("|")
+        assert len(cells) == len(names) == len(columns), f"README {label}: {len(cells)} cells for {len(names)} columns"
         for name, cell in zip(names, (c.strip() for c in cells)):
             row = by_condition[columns[name]]
             assert cell == f"{row[key]:{raw_format}} ({row[key + '_normalised']:.3f})", f"README {label} {name}"

@@ -215,3 +215,18 @@ def test_the_report_scatter_pca_runs_on_one_blas_thread(monkeypatch):
     with threadpool_limits(limits=2):
         points = notes.embedding_2d(rng.normal(size=(50, 16)), np.arange(50) % 3)
     assert seen == [{1}] and len(points) == 50
+
+
+def test_blas_threads_come_back_when_the_arithmetic_raises():
+    import numpy  # noqa: F401
+    import pytest
+    from threadpoolctl import threadpool_limits
+
+    from tladvisor.runtime.threads import blas_threads_for
+
+    with threadpool_limits(limits=2):
+        before = _blas_threads()
+        with pytest.raises(ZeroDivisionError):
+            with blas_threads_for(10):
+                raise ZeroDivisionError
+        assert _blas_threads() == before

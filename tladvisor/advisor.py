@@ -31,7 +31,7 @@ from tladvisor.features.embed import (decode_images, default_cache_dir, extract_
 from tladvisor.data.wording import counted, sample_noun
 from tladvisor.features.embed_text import extract_text_features
 from tladvisor.measures.notes import embedding_2d, input_warnings
-from tladvisor.measures.probes import import_in_background
+from tladvisor.measures.probes import import_in_background, sklearn_ready
 from tladvisor.features.source_sample import read_source_texts, source_sample_paths
 from tladvisor.errors import BackboneError, DatasetError, OutputError, TLAdvisorError, WeightsUnavailableError
 from tladvisor.plugins import PluginHost
@@ -147,7 +147,8 @@ class Advisor:
         cached = measurement_cache.read(cache_path)
         if cached is not None:
             return cached
-        import_in_background()  # the probes' scikit-learn loads while the forward passes run
+        if not options.num_workers:  # loader workers fork: not beside a thread that may hold import locks
+            import_in_background()  # the probes' scikit-learn loads while the forward passes run
         features = self.embed(spec, dataset, indices, options, source_sample=source_sample, cache_dir=cache_dir)
         measurement = self._measure_features(spec, dataset, features, options)
         if not any(f.hook in measurement_cache.MEASURING_HOOKS for f in self.host.failures):
@@ -179,6 +180,7 @@ class Advisor:
 
     def _measure_features(self, spec: BackboneSpec, dataset: Dataset, features: FeatureSet,
                           options: AnalysisOptions) -> BackboneMeasurement:
+        sklearn_ready()  # no measure hook imports beside the background import
         scores: dict[str, Score] = {}
         for plugin, result in self.host.call_each("measure_backbone", backbone=spec, features=features,
                                                   dataset=dataset, options=options):

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from tladvisor.advice.prior import FACTS, fact_vector
+
 from benchmarks.advice.methods import (
     GainPredictor,
     assert_out_of_task,
@@ -56,20 +58,12 @@ BASELINE = "feature_extraction"
 ROLES = ("feature_extraction", "partial_freeze@top1", "partial_freeze@half", "partial_freeze@shift",
          "full_finetune", "from_scratch")
 WITHIN_POINTS = 0.02  # the issue's bar: a pick within 2 test points of the best config
-FEATURES = ("log_train_per_class", "log_classes", "similarity", "bn_shift_geomean", "linear_probe_normalised",
-            "knn", "pretraining_gain", "logme")
+FEATURES = FACTS
 
 
 def features_of(advice: dict[str, Any], stages: list[str]) -> list[float]:
-    m = advice["measures"]
-
-    def value(name: str) -> float:
-        v = m.get(name)
-        return float(v) if v is not None and math.isfinite(float(v)) else math.nan
-    row = [math.log(max(advice["train_per_class"], 1)), math.log(advice["n_classes"])]
-    row += [value(n) for n in FEATURES[2:]]
-    row += [float(m.get("stage_shift", {}).get(s, math.nan)) for s in stages]
-    return row
+    """An advice unit's row of the gain predictor's input: the product's own :func:`fact_vector`."""
+    return fact_vector(advice["measures"], advice["train_per_class"], advice["n_classes"], stages)
 
 
 def records(grid_dir: Path, key: str | None) -> tuple[list[dict[str, Any]], str]:
@@ -101,7 +95,7 @@ def records(grid_dir: Path, key: str | None) -> tuple[list[dict[str, Any]], str]
         if set(actual) != set(ROLES) or not all(search_closed(configs[c]["by_rate"], c) for c in configs):
             continue  # the grid of this (task, seed) is not finished: a config untrained or its rate search open
         rows.append({
-            "task": task, "seed": seed, "family": a["family"], "features": features_of(a, stages),
+            "task": task, "seed": seed, "family": a["family"], "features": features_of(a, stages), "stages": stages,
             "actual": actual, "all_tests": {c: u["test_at_best"] for c, u in configs.items()},
             "test": {role: configs[c]["test_at_best"] for role, c in actual.items()},
             "n_test": next(iter(configs.values()))["n_test"],
@@ -174,11 +168,7 @@ def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min
              alpha: float) -> dict[str, dict[tuple[str, int], dict[str, float]]]:
     """Per method, per (task, seed): the pick's regret and its compute (advice + race), out of task."""
     groups = {r["task"]: (r["task"] if holdout == "task" else r["family"]) for r in rows}
-    # The configs every run trained (a rule's extra partial-freeze depth is trained on some runs only: it
-    # scores the rule exactly there, but the learned methods choose among what every run has).
-    common = set.intersection(*(set(r["test"]) for r in rows))
-    order = list(ROLES) + list(CONFIG_ORDER)
-    configs = sorted(common, key=lambda c: order.index(c) if c in order else 99)
+    configs = common_configs(rows)
     others = [c for c in configs if c != BASELINE]
     results: dict[str, dict] = {m: {} for m in ("rule", "rule-refit", "best-constant", "meta", "prior+race")}
     for _group, train_tasks, held_tasks in task_folds(groups):
@@ -189,9 +179,7 @@ def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min
         pair = fit_rule(train)
         constant = max(configs, key=lambda c: (np.nan_to_num(np.nanmean([r["test"].get(c, np.nan) for r in train]), nan=-1.0),
                                                -configs.index(c)))
-        predictor = GainPredictor(alpha).fit(np.array([r["features"] for r in train]),
-                                             {c: np.array([r["test"][c] - r["test"][BASELINE] for r in train])
-                                              for c in others}, [r["task"] for r in train])
+        predictor = fit_gain_prior(train, others, alpha)
         spread = margin if margin is not None else max(predictor.residual_.values(), default=0.0)
         for r in held:
             key = (r["task"], r["seed"])
@@ -211,6 +199,23 @@ def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min
             results["prior+race"][key] = {"regret": regret(r, race.winner), "cpu": r["advice_cpu_s"] + race.cost,
                                           "pick": config_of(r, race.winner), "raced": racing}
     return results
+
+
+def fit_gain_prior(rows: list[dict[str, Any]], configs: list[str], alpha: float) -> GainPredictor:
+    """The gain prior fitted on ``rows`` (one per task and seed): each config's test accuracy minus feature
+    extraction's, on the facts the advisor measured. The one fit the evaluation and the shipped file share."""
+    stages = tuple(rows[0].get("stages", ())) if rows else ()
+    return GainPredictor(alpha, stages=stages).fit(
+        np.array([r["features"] for r in rows]), {c: np.array([r["test"][c] - r["test"][BASELINE] for r in rows])
+                                                   for c in configs}, [r["task"] for r in rows])
+
+
+def common_configs(rows: list[dict[str, Any]]) -> list[str]:
+    """The configs every run trained, in the grid's order (a rule's extra partial-freeze depth is trained on
+    some runs only: it scores the rule exactly there, but the learned methods choose among what every run has)."""
+    common = set.intersection(*(set(r["test"]) for r in rows))
+    order = list(ROLES) + list(CONFIG_ORDER)
+    return sorted(common, key=lambda c: order.index(c) if c in order else 99)
 
 
 def report(rows: list[dict[str, Any]], results: dict[str, dict]) -> dict[str, Any]:
@@ -264,6 +269,18 @@ def report(rows: list[dict[str, Any]], results: dict[str, dict]) -> dict[str, An
     return out
 
 
+def evaluated_rows(grid: Path, key: str | None, keep_ceiling: bool = False) -> tuple[list[dict[str, Any]], str, list[str]]:
+    """The finished (task, seed) records of the grid, less the tasks where every config scores above the
+    ceiling (unless ``keep_ceiling``); with the settings key and the tasks dropped."""
+    rows, key = records(grid, key)
+    means: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        for c, v in r["test"].items():
+            means.setdefault(r["task"], {}).setdefault(c, []).append(v)
+    kept, dropped = ceiling_filter({t: {c: float(np.mean(v)) for c, v in cs.items()} for t, cs in means.items()})
+    return (rows if keep_ceiling else [r for r in rows if r["task"] in kept]), key, dropped
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("grid", type=Path, help="the honest grid's --out folder")
@@ -275,16 +292,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-ceiling", action="store_true", help="keep tasks where every config scores > 97 %%")
     args = parser.parse_args(argv)
     if not (args.grid / "grid_summary.json").exists():
-        print(f"error: {args.grid / 'grid_summary.json'} not found; run bench_honest_grid.py first", file=sys.stderr)
+        print(f"error: {args.grid / 'grid_summary.json'} not found; run python -m benchmarks.grid.run first", file=sys.stderr)
         return 2
-    rows, key = records(args.grid, args.key)
-    means: dict[str, dict[str, list[float]]] = {}
-    for r in rows:
-        for c, v in r["test"].items():
-            means.setdefault(r["task"], {}).setdefault(c, []).append(v)
-    kept, dropped = ceiling_filter({t: {c: float(np.mean(v)) for c, v in cs.items()} for t, cs in means.items()})
-    if not args.keep_ceiling:
-        rows = [r for r in rows if r["task"] in kept]
+    rows, key, dropped = evaluated_rows(args.grid, args.key, args.keep_ceiling)
     if dropped:
         print(f"at ceiling (every config > 97 %), {'kept' if args.keep_ceiling else 'dropped'}: {', '.join(dropped)}")
     if len({r["task"] for r in rows}) < 2:

@@ -1,24 +1,19 @@
 """Advice methods evaluated out of task (issue #13 items 3-4): pure numpy, no torch.
 
 - :func:`task_folds` holds out one task (or one source family) at a time;
-- :class:`GainPredictor`, a ridge regression per strategy of its gain over feature extraction from the
-  advisor's measurements (fitted on the other tasks only);
+- :class:`GainPredictor` (the product's, :mod:`tladvisor.advice.prior`, re-exported here), a ridge regression
+  per strategy of its gain over feature extraction from the advisor's measurements (fitted on the other tasks
+  only);
 - :func:`successive_halving`, the short race over the strategies the prior cannot separate.
 Tested in tests/test_benchmarks_advice_methods.py.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-
-class Leak(AssertionError):
-    """A model was about to be scored on a task it was fitted on."""
+from tladvisor.advice.prior import GainPredictor, Leak, assert_out_of_task  # noqa: F401  (one copy, re-exported)
 
 
 def task_folds(groups: Mapping[str, str]) -> list[tuple[str, list[str], list[str]]]:
@@ -30,51 +25,6 @@ def task_folds(groups: Mapping[str, str]) -> list[tuple[str, list[str], list[str
         train = sorted(t for t, g in groups.items() if g != group)
         folds.append((group, train, held))
     return folds
-
-
-def assert_out_of_task(fitted_on: Sequence[str], scored_on: Sequence[str]) -> None:
-    overlap = set(fitted_on) & set(scored_on)
-    if overlap:
-        raise Leak(f"fitted on the task(s) it is scored on: {', '.join(sorted(overlap))}")
-
-
-@dataclass
-class GainPredictor:
-    """Per strategy, ridge regression of ``accuracy(strategy) - accuracy(feature_extraction)`` on
-    standardised features; features are standardised with the training rows' mean and spread only."""
-
-    alpha: float = 1.0
-
-    def fit(self, features: np.ndarray, gains: Mapping[str, np.ndarray], tasks: Sequence[str]) -> GainPredictor:
-        x = np.asarray(features, dtype=float)
-        self.tasks_ = list(tasks)
-        with warnings.catch_warnings():  # a measure no training task has: mean and spread are nan, handled below
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self.mean_ = np.nanmean(x, axis=0) if len(x) else np.zeros(x.shape[1])
-            self.scale_ = np.nanstd(x, axis=0)
-        self.scale_[~np.isfinite(self.scale_) | (self.scale_ < 1e-12)] = 1.0
-        self.mean_[~np.isfinite(self.mean_)] = 0.0
-        z = self._standardise(x)
-        self.coef_, self.intercept_, self.residual_ = {}, {}, {}
-        for strategy, y in gains.items():
-            y = np.asarray(y, dtype=float)
-            centre = float(y.mean()) if len(y) else 0.0
-            a = z.T @ z + self.alpha * np.eye(z.shape[1])
-            coef = np.linalg.solve(a, z.T @ (y - centre))
-            self.coef_[strategy], self.intercept_[strategy] = coef, centre
-            fitted = z @ coef + centre
-            self.residual_[strategy] = float(np.sqrt(np.mean((y - fitted) ** 2))) if len(y) else math.inf
-        return self
-
-    def _standardise(self, x: np.ndarray) -> np.ndarray:
-        z = (np.asarray(x, dtype=float) - self.mean_) / self.scale_
-        return np.where(np.isfinite(z), z, 0.0)  # a measure the advisor could not make counts as average
-
-    def predict(self, features: np.ndarray, task: str) -> dict[str, float]:
-        """Predicted gain of each strategy over feature extraction (0 for feature extraction itself)."""
-        assert_out_of_task(self.tasks_, [task])
-        z = self._standardise(np.asarray(features, dtype=float)[None, :])[0]
-        return {s: float(z @ c + self.intercept_[s]) for s, c in self.coef_.items()}
 
 
 def pick(predicted_gain: Mapping[str, float], baseline: str = "feature_extraction") -> str:

@@ -6,7 +6,7 @@
 The evidence behind ``SMALL_PER_CLASS`` (tladvisor/advice/recommend.py): for each task, seed and training size
 per class, ``feature_extraction`` and ``full_finetune`` (and optionally more configs) are trained by the
 product's trainer with the same epochs and batch size at the suite's two learning-rate settings
-(suite_advice.RATE_SETTINGS; the better counts), and scored on the task's fixed validation images. Prints one row per
+(benchmarks.advice.suite.RATE_SETTINGS; the better counts), and scored on the task's fixed validation images. Prints one row per
 (task, size): mean ± seed spread of each config and the difference FT - FE. Fixed *epochs* means a
 larger set also gets proportionally more optimiser steps, as it would in a real run.
 Not part of run_all.py (about 35 CPU minutes of training with the defaults, 31 min wall with 2 jobs); results go to

@@ -225,25 +225,22 @@ def counterfactual_picks(profile, measurement, val_fraction: float = 0.2) -> dic
 
 
 def measurement_summary(measurement, recommendation) -> dict[str, Any]:
-    from tladvisor.measures.shift import geometric_mean
+    """What an advice unit keeps of a measurement: the facts the gain prior reads (the product's own
+    :func:`~tladvisor.advice.prior.measurement_facts`, so the grid and a user's run compute them one way)
+    and more, for the reports."""
+    from tladvisor.advice.prior import measurement_facts
 
     def score(name: str) -> float | None:
         found = measurement.scores.get(name)
         return None if found is None else float(found.value)
 
     return {
-        "similarity": float(measurement.similarity.value),
+        **measurement_facts(measurement),
         "similarity_spread": float(measurement.similarity.spread or 0.0),
-        "bn_shift_geomean": geometric_mean([s.value for s in measurement.stage_shift]) if measurement.stage_shift else None,
-        "stage_shift": {s.stage: round(float(s.value), 4) for s in measurement.stage_shift},
         "linear_probe": score("linear_probe_accuracy"),
-        "linear_probe_normalised": (measurement.scores["linear_probe_accuracy"].normalised
-                                    if "linear_probe_accuracy" in measurement.scores else None),
-        "knn": score("knn_accuracy"),
-        "pretraining_gain": score("pretraining_gain"),
         "pretraining_gain_spread": (measurement.scores["pretraining_gain"].spread
                                     if "pretraining_gain" in measurement.scores else None),
-        "logme": score("logme"), "leep": score("leep"), "nce": score("nce"), "hscore": score("hscore"),
+        "leep": score("leep"), "nce": score("nce"), "hscore": score("hscore"),
         "samples_per_class": float(recommendation.size.get("samples_per_class", math.nan)),
         "confidence": float(recommendation.confidence),
         "rationale": list(recommendation.rationale),

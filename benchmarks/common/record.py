@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.common.paths import BENCHMARKS, ROOT
+from benchmarks.common.paths import BENCHMARKS, ROOT, SCRATCH
 
 
 def code_version() -> str:
@@ -76,7 +77,7 @@ def recorded(path: Path | None, module: str, argv: list[str] | None = None) -> I
         yield
     finally:
         sys.stdout = original
-    command = " ".join([".venv/bin/python", "-m", module, *words])
+    command = shlex.join([".venv/bin/python", "-m", module, *words])
     text = (f"# {module}\n\nCommand: `{command}`\n\nCode: {code_version()}; started {started}; machine: {machine()}; "
             f"load {load_before:.2f} before, {os.getloadavg()[0]:.2f} after.\n\n```\n{tee.kept.getvalue().rstrip()}\n```\n")
     path = Path(path)
@@ -87,8 +88,12 @@ def recorded(path: Path | None, module: str, argv: list[str] | None = None) -> I
     print(f"kept in {path}")
 
 
-def add_record_option(parser, default: Path) -> None:
-    """``--record PATH`` (where the output is kept; ``default`` under benchmarks/results) and ``--no-record``."""
+def add_record_option(parser, name: str) -> None:
+    """``--record PATH``: where the output is kept, by default ``reports/benchmarks/<name>`` (git-ignored); a run
+    that replaces a file the docs quote names it, ``--record benchmarks/results/<name>``, so no casual run with
+    other arguments overwrites one. ``--no-record`` keeps nothing."""
+    default = SCRATCH / name
     parser.add_argument("--record", type=Path, default=default,
-                        help=f"keep the output and its provenance here (default {default.relative_to(ROOT)})")
+                        help=f"keep the output and its provenance here (default {default.relative_to(ROOT)}; the "
+                             f"committed result is benchmarks/results/{name})")
     parser.add_argument("--no-record", dest="record", action="store_const", const=None, help="keep nothing")

@@ -22,7 +22,6 @@ from benchmarks.grid.plan import CONFIGS, LADDER, multipliers_of, resolved_confi
 from benchmarks.grid.summary import load_units
 from benchmarks.grid.logic import Schedule, steps_per_epoch
 from benchmarks.ranking.logic import next_multiplier
-from benchmarks.common.paths import RESULTS
 from benchmarks.common.record import add_record_option, recorded
 
 NETWORK_CONFIGS = 4.5  # top stage, half, full FT, scratch, and the shift depth on about half the tasks
@@ -72,7 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--key", required=True, help="settings_key of the units")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    add_record_option(parser, RESULTS / "grid/estimate.md")
+    add_record_option(parser, "grid/estimate.md")
     args = parser.parse_args(argv)
     with recorded(args.record, "benchmarks.grid.estimate"):
         from benchmarks.tasks.registry import select

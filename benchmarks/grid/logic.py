@@ -118,7 +118,7 @@ class Schedule:
     epoch: ``max(min_epochs, enough epochs for min_steps optimiser steps)``, at most ``max_epochs``. No early
     stop cuts it short, so a slow starter (fine-tuning, training from scratch) gets the same run as a fast one."""
 
-    min_epochs: int = 12  # the grid's defaults (bench_honest_grid --min-epochs/--min-steps/--max-epochs)
+    min_epochs: int = 12  # the grid's defaults (benchmarks.grid.run --min-epochs/--min-steps/--max-epochs)
     min_steps: int = 300
     max_epochs: int = 30
 

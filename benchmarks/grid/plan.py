@@ -1,6 +1,6 @@
 """What the honest grid trains (issue #22): the configs resolved to a backbone's depths, the rate multipliers
 and the step-out ladder, where each unit's file lives, and the one-settings-key rule of an output folder.
-No training here (bench_honest_grid.py trains); tested in tests/test_benchmarks_honest_grid.py.
+No training here (benchmarks/grid/run.py trains); tested in tests/test_benchmarks_honest_grid.py.
 """
 
 from __future__ import annotations

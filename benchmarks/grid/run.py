@@ -1,5 +1,5 @@
 """The honest grid (issue #22): every transfer config trained on a fixed schedule at several learning rates,
-on the corpus (benchmarks/corpus), chosen on validation and scored on untouched test images.
+on the corpus (benchmarks/tasks), chosen on validation and scored on untouched test images.
 
     nice .venv/bin/python -m benchmarks.grid.run --seed 0 --jobs 2            # seed 0: the rate search
     nice .venv/bin/python -m benchmarks.grid.run --seed 1 --rates-from-seed 0 --jobs 2
@@ -8,7 +8,7 @@ on the corpus (benchmarks/corpus), chosen on validation and scored on untouched 
         --min-steps 0 --max-train-per-class 5 --configs feature_extraction full_finetune --out /tmp/g  # smoke
 
 One *unit* is (task, seed, config, rate multiplier): the product's trainer (``tuning.trainer.train_trial``)
-on a fixed schedule (honest_logic.Schedule: max(12 epochs, 300 steps), at most 30; warm-up then cosine over
+on a fixed schedule (benchmarks/grid/logic.py Schedule: max(12 epochs, 300 steps), at most 30; warm-up then cosine over
 all of it, no early stop), keeping its best validation epoch, which is then scored once on the task's test
 images (at least ``--test-images`` where the source has them), which nothing else looks at.
 

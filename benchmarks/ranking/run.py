@@ -5,12 +5,12 @@ measure against tuned accuracy, and an out-of-task choice of the ranking measure
         [--backbones efficientnet_lite0 efficientnet_lite1 efficientnet_lite2] [--seeds 1] [--epochs 20] \
         [--patience 5] [--lr-multipliers 0.3 1 3] [--image-size 64] [--resume]
 
-A task is a corpus task (benchmarks/corpus: train/val/test) or a suite task (benchmarks/tasks/suite.py:
+A task is a corpus task (benchmarks/tasks, the corpus: train/val/test) or a suite task (benchmarks/tasks/suite.py:
 train/val). For each task and seed, every backbone is measured exactly as ``tladvisor analyze`` measures
 it (``Advisor.measure``: probes, LogME, H-score, LEEP, NCE) at one input size, and trained by the
 product's trainer with feature extraction and with a full fine-tune, each at the product's starting rates
 times each ``--lr-multipliers`` and then a half-decade further out while the best rate sits at an edge
-(ranking_logic.LADDER, 0.03x-30x), with early stopping (``--patience``, cap ``--epochs``). A backbone's
+(ranking/logic.py LADDER, 0.03x-30x), with early stopping (``--patience``, cap ``--epochs``). A backbone's
 *tuned accuracy* is that of the run with the best validation accuracy, scored once on the corpus task's test
 images (a suite task has none: there it is the validation accuracy itself, a selection bias).
 
@@ -20,7 +20,7 @@ top counts most; +1 = the measure orders the backbones as training does; nan whe
 backbone) and by its *regret*: accuracy points lost by training the backbone the measure ranks first.
 Per task, seeds are averaged. Then, leaving one task out, the measure with the best mean on the other
 tasks is scored on the held-out one and compared with the rank score, pairwise over tasks; the rank score
-should change only when that difference is clear (beyond 2 standard errors). Logic: ranking_logic.py.
+should change only when that difference is clear (beyond 2 standard errors). Logic: benchmarks/ranking/logic.py.
 
 One JSON per finished (task, seed) beside --out (``.units/``), so an interrupted run keeps its work and
 ``--resume`` goes on (``--resume --extend`` trains what a kept unit's rate grid still needs); two processes
@@ -62,7 +62,7 @@ def write_any_task(task_name: str, folder: Path, seed: int, args) -> tuple[str, 
 
 def rate_to_train(by_rate: dict[str, dict], strategy: str, multipliers: list[float]) -> float | None:
     """The next rate multiplier ``strategy`` needs: one of ``multipliers`` not trained yet, else a step past
-    an edge where its best validation accuracy sits (ranking_logic.next_multiplier), else None."""
+    an edge where its best validation accuracy sits (benchmarks.ranking.logic.next_multiplier), else None."""
     missing = [m for m in multipliers if f"{strategy}@x{m:g}" not in by_rate]
     if missing:
         return missing[0]

@@ -34,7 +34,7 @@ from tladvisor.data.imagefolder import load_image_folder
 from tladvisor.features.embed import extract_features
 from tladvisor.plugins import PluginHost
 from tladvisor.records import AnalysisOptions
-from benchmarks.common.paths import RESULTS
+from benchmarks.common.paths import SCRATCH
 from benchmarks.common.record import add_record_option, recorded
 
 ROWS_FORMAT = 2  # bumped when a row's meaning changes (2: distances to the colour-only source sample)
@@ -190,11 +190,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--json", type=Path, default=RESULTS / "similarity" / "shift.json",
-                        help="also write the rows here (the numbers the README's similarity tables quote)")
+    parser.add_argument("--json", type=Path, default=SCRATCH / "similarity" / "shift.json",
+                        help="also write the rows here (the README's tables quote benchmarks/results/similarity/shift.json)")
     parser.add_argument("--no-source-sample", action="store_true",
                         help="skip the distances to the held-out natural photos")
-    add_record_option(parser, RESULTS / "similarity/shift.md")
+    add_record_option(parser, "similarity/shift.md")
     args = parser.parse_args()
     with recorded(args.record, "benchmarks.similarity.shift"):
         work = Path(tempfile.mkdtemp(prefix="tladvisor-shift-"))

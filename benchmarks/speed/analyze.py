@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from tladvisor.data.examples import _photo_sources, random_crops
-from benchmarks.common.paths import RESULTS
 from benchmarks.common.record import add_record_option, recorded
 
 
@@ -38,7 +37,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--backbone", default="efficientnet_lite0")
-    add_record_option(parser, RESULTS / "speed/analyze.md")
+    add_record_option(parser, "speed/analyze.md")
     args = parser.parse_args()
     with recorded(args.record, "benchmarks.speed.analyze"):
         work = Path(tempfile.mkdtemp(prefix="tladvisor-bench-analyze-"))

@@ -42,7 +42,6 @@ from tladvisor.transforms import ImageFiles, StoredBatches, eval_batch, eval_tra
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.trainer import train_trial
-from benchmarks.common.paths import RESULTS
 from benchmarks.common.record import add_record_option, recorded
 
 
@@ -252,7 +251,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--statistics-images", type=int,
                         help="override bn_statistics.STATISTICS_IMAGES (the images the shift statistics keep)")
-    add_record_option(parser, RESULTS / "speed/data_path.md")
+    add_record_option(parser, "speed/data_path.md")
     args = parser.parse_args()
     with recorded(args.record, "benchmarks.speed.data_path"):
         if args.threads:

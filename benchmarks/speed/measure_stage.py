@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common.paths import RESULTS
 from benchmarks.common.record import add_record_option, recorded
 
 
@@ -41,7 +40,7 @@ def main() -> None:
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--repeats", type=int, default=3, help="runs of each part, interleaved (medians)")
-    add_record_option(parser, RESULTS / "speed" / "measure_stage.md")
+    add_record_option(parser, "speed/measure_stage.md")
     args = parser.parse_args()
     with recorded(args.record, "benchmarks.speed.measure_stage"):
         measure(args)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from benchmarks.common.paths import RESULTS, ROOT
+from benchmarks.common.paths import ROOT
 from benchmarks.common.record import add_record_option, recorded
 
 
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--policies", nargs="+", default=["greedy", "shared"], choices=["greedy", "shared"])
     parser.add_argument("--child", choices=["greedy", "shared"], help=argparse.SUPPRESS)
-    add_record_option(parser, RESULTS / "speed/threads.md")
+    add_record_option(parser, "speed/threads.md")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.seconds, args.warmup, args.batch, args.size)

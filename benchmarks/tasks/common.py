@@ -27,7 +27,7 @@ class SourceMissing(Exception):
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    family: str  # the source family (one module of benchmarks/corpus): leave-one-family-out holds it out whole
+    family: str  # the source family (one module of benchmarks/tasks): leave-one-family-out holds it out whole
     kind: str  # what distinguishes the classes (scene, fine-grained, count, orientation, ...)
     source: str  # where the pixels come from, exactly enough to find them again
     description: str

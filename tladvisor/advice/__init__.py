@@ -4,6 +4,8 @@
   the threshold that calls data "similar".
 - :mod:`~tladvisor.advice.recommend`: the four-scenario rule (size x similarity), its freeze depth and
   learning rates, and the reasons in numbers.
+- :mod:`~tladvisor.advice.prior`: the learned gain prior the honest grid fits and judges out of task (issue
+  #22; a data file with its provenance, not yet read by the advice).
 
 The built-in plugin :mod:`tladvisor.builtin.recommend` is the hook that calls them; a plugin may replace either.
 """

@@ -47,17 +47,21 @@ class CrossValidatedAccuracy:
 _SKLEARN_MODULES = ("sklearn.exceptions", "sklearn.linear_model", "sklearn.model_selection", "sklearn.pipeline",
                     "sklearn.preprocessing")
 _importing: threading.Thread | None = None
+_starting = threading.Lock()
 
 
 def import_in_background() -> None:
     """Start importing scikit-learn in a background thread (about a second on a 2-core CPU, half the measures'
     own time at 1,000 images), so that it overlaps work that releases the GIL, the forward passes of the embed
-    stage. The probes wait for it (:func:`_sklearn_ready`) before their own imports, so no module is imported
-    by two threads at once. A no-op once scikit-learn is loaded."""
+    stage. Whoever measures waits for it first (:func:`sklearn_ready`: the advisor before any measure hook, the
+    probes before their own imports), so no module is imported by two threads at once. Started once per
+    process; a no-op once scikit-learn is loaded. Not for a process about to fork (loader workers): a child
+    forked mid-import would inherit held import locks."""
     global _importing
-    if _importing is None and not all(name in sys.modules for name in _SKLEARN_MODULES):
-        _importing = threading.Thread(target=_import_sklearn, name="tladvisor-import-sklearn", daemon=True)
-        _importing.start()
+    with _starting:
+        if _importing is None and not all(name in sys.modules for name in _SKLEARN_MODULES):
+            _importing = threading.Thread(target=_import_sklearn, name="tladvisor-import-sklearn", daemon=True)
+            _importing.start()
 
 
 def _import_sklearn() -> None:
@@ -66,11 +70,12 @@ def _import_sklearn() -> None:
     for name in _SKLEARN_MODULES:
         try:
             importlib.import_module(name)
-        except ImportError:  # the probe's own import says so, in the thread that can report it
+        except Exception:  # the probe's own import reports it, in the thread that can
             return
 
 
-def _sklearn_ready() -> None:
+def sklearn_ready() -> None:
+    """Wait for a background import of scikit-learn, if one was started."""
     if _importing is not None:
         _importing.join()
 
@@ -123,7 +128,7 @@ def linear_probe_cv(features: np.ndarray, labels: np.ndarray, *, folds: int = DE
 
     # scikit-learn is imported where it is used: `tladvisor plugins` / `backbones` load this module
     # and must not pay its import (about a second); analyze starts it early (import_in_background)
-    _sklearn_ready()
+    sklearn_ready()
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -173,7 +178,7 @@ def stratified_splits(codes: np.ndarray, *, folds: int = DEFAULT_FOLDS,
     Singleton classes are left out. With the smallest remaining class below ``folds`` the fold
     count drops to its size (at least 2) and the split is repeated so about ``folds`` fits still run.
     """
-    _sklearn_ready()
+    sklearn_ready()
     from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold  # lazily: see linear_probe_cv
 
     counts = np.bincount(codes)
