@@ -1,4 +1,5 @@
-"""run_all.py: resuming an interrupted run, the learning-rate settings of the grid, the joint threshold sweep."""
+"""run_all.py and advice/suite_summary.py: resuming an interrupted run, the learning-rate settings of the grid,
+the joint threshold sweep."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 from dataclasses import asdict
 
 import pytest
+
+from benchmarks.advice import suite_summary as summary
 
 @pytest.fixture
 def suite(monkeypatch):
@@ -77,7 +80,7 @@ def test_joint_sweep_scores_each_pair_by_the_config_it_picks(suite):
                                                             "400|0.8": "feature_extraction",
                                                             "400|0.9": "feature_extraction"}}},
     ]
-    cells = run_all.joint_sweep(units)
+    cells = summary.joint_sweep(units)
     assert cells["150|0.8"]["mean_regret"] == pytest.approx(0.1)  # 0.2 and 0
     assert cells["150|0.8"]["hits"] == 1
     assert cells["400|0.8"]["mean_regret"] == 0 and cells["400|0.8"]["hits"] == 2
@@ -94,14 +97,14 @@ def test_sweeps_count_units_from_before_a_value_was_added_as_unknown(suite):
     new = {"trials": accs, "counterfactual_picks": {
         "PROBE_ENOUGH": {"0.3": "feature_extraction", "0.5": "partial_freeze@1", "current": repr(PROBE_ENOUGH)},
         "joint": {"400|0.3": "feature_extraction", "400|0.5": "partial_freeze@1"}}}
-    rows = {row["value"]: row for row in run_all.sweep_thresholds([old, new])}
+    rows = {row["value"]: row for row in summary.sweep_thresholds([old, new])}
     assert list(rows) == ["0.3", "0.5"]  # in numeric order, from every unit
     assert (rows["0.3"]["known"], rows["0.3"]["unknown"], rows["0.3"]["mean_regret"]) == (1, 1, 0.0)
     assert rows["0.5"]["known"] == 2 and rows["0.5"]["mean_regret"] == pytest.approx(0.3)
     # "current" is the product's value now, not what an older unit recorded ("0.8" above)
     assert [v for v, row in rows.items() if row["current"]] == [v for v in rows if float(v) == PROBE_ENOUGH]
     assert not rows["0.5"]["current"] or PROBE_ENOUGH == 0.5
-    cells = run_all.joint_sweep([old, new])
+    cells = summary.joint_sweep([old, new])
     assert cells["400|0.3"]["known"] == 1 and cells["400|0.5"]["known"] == 2
     header, rows = importlib.import_module("benchmarks.common.report").joint_rows(cells)
     assert header[1:] == ["0.3", "0.5"]  # numeric order, whatever order the units brought them in
@@ -114,4 +117,4 @@ def test_units_advised_by_other_rule_constants_are_counted(suite):
     assert set(now) == set(advice.SWEEPS) and now["PROBE_ENOUGH"] > 0
     older = {**now, "PROBE_ENOUGH": now["PROBE_ENOUGH"] + 0.5}
     units = [{"rule": now}, {"rule": older}, {}]  # the last from a run that did not record its rule
-    assert run_all.advised_by_another_rule(units) == 2
+    assert summary.advised_by_another_rule(units) == 2
