@@ -74,8 +74,10 @@ def test_the_stop_cuts_short_a_blocking_wait_as_a_real_signal_would():
     with pytest.raises(Interrupted):
         with stop_on_signals():
             drop_in_del()
-            time.sleep(5)  # one long sleep: only a real signal interrupts it
-    assert time.monotonic() - started < 2
+            time.sleep(30)  # one long sleep: only a real signal interrupts it
+    # interrupted at once, or after the whole sleep: the margin is wide so a loaded machine (CI beside a
+    # long benchmark) cannot fail it by slowness alone
+    assert time.monotonic() - started < 15
 
 
 def test_a_stop_swallowed_just_before_the_block_ends_is_raised_there_not_later():
