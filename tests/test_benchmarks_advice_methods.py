@@ -1,5 +1,5 @@
 """Out-of-task advice (benchmarks/advice/methods.py, loto.py): folds that never score a model on
-a task it was fitted on, the gain predictor, successive halving."""
+a task it was fitted on, the gain predictor and the choice of its penalty (the race: tests/test_race.py)."""
 
 from __future__ import annotations
 
@@ -46,37 +46,33 @@ def test_the_predictor_learns_which_strategy_gains_and_tolerates_a_missing_measu
     assert methods.pick(predictor.predict(np.array([0.05, 0.0, np.nan]), "new")) == "feature_extraction"
 
 
-def test_contenders_are_those_the_prior_cannot_separate(methods):
-    gains = {"partial_freeze@2": 0.02, "full_finetune": 0.05, "from_scratch": -0.3}
-    assert methods.contenders(gains, 0.04) == ["full_finetune", "partial_freeze@2"]
-    assert methods.contenders(gains, 0.06) == ["feature_extraction", "full_finetune", "partial_freeze@2"]
+def test_the_pick_is_the_baseline_unless_a_gain_is_predicted(methods):
     assert methods.pick({"full_finetune": -0.01}) == "feature_extraction"
+    assert methods.pick({"full_finetune": 0.01, "from_scratch": 0.02}) == "from_scratch"
 
 
-def test_successive_halving_keeps_the_best_half_and_pays_only_the_extra_epochs(methods):
-    curves = {"fe": [0.5, 0.6, 0.6, 0.6], "pf": [0.4, 0.55, 0.7, 0.8], "ft": [0.45, 0.62, 0.65, 0.9], "sc": [0.1] * 4}
-    cost_per_epoch = {"fe": 1.0, "pf": 2.0, "ft": 3.0, "sc": 3.0}
-    race = methods.successive_halving(list(curves), lambda c, b: max(curves[c][:b]),
-                                      lambda c, b: cost_per_epoch[c] * b, min_budget=1, max_budget=4)
-    assert [sorted(r) for r in race.rungs] == [["fe", "ft", "pf", "sc"], ["fe", "ft"]]
-    assert race.winner == "ft"  # pf would have won at 4 epochs: the race is short, and says so
-    # rung 1: 1+2+3+3 = 9; rung 2: fe and ft one more epoch each (1 + 3); the survivor is not trained on
-    assert race.cost == pytest.approx(9 + 4)
+def test_the_ridge_penalty_is_chosen_within_the_training_tasks_only(methods):
+    rng = np.random.default_rng(1)
+    tasks = [f"t{i}" for i in range(12)]
+    x = rng.normal(size=(12, 1))
+    noisy = {"full_finetune": rng.normal(scale=0.1, size=12)}  # gains unrelated to the fact: shrink hard
+    signal = {"full_finetune": 0.2 * x[:, 0]}  # gains the fact explains exactly: barely shrink
+    index = {t: i for i, t in enumerate(tasks)}
+    seen = set()
 
+    def fitter(gains):
+        def fit(train, alpha):
+            seen.update(train)
+            rows = [index[t] for t in train]
+            return methods.GainPredictor(alpha).fit(x[rows], {c: g[rows] for c, g in gains.items()}, train)
+        return fit
 
-def test_the_race_stops_at_the_largest_budget(methods):
-    curves = {"a": [0.1, 0.2, 0.3], "b": [0.1, 0.2, 0.35], "c": [0.0] * 3, "d": [0.0] * 3, "e": [0.0] * 3}
-    race = methods.successive_halving(list(curves), lambda c, b: max(curves[c][:b]), lambda c, b: float(b),
-                                      min_budget=1, max_budget=3)
-    assert [len(r) for r in race.rungs] == [5, 2] and race.winner == "a"  # rung 2 at budget 2: a ties b, kept first
-    race = methods.successive_halving(list(curves), lambda c, b: max(curves[c][:b]), lambda c, b: float(b),
-                                      min_budget=3, max_budget=3)
-    assert len(race.rungs) == 1 and race.winner == "b"
-
-
-def test_a_single_contender_wins_without_a_race_beyond_one_rung(methods):
-    race = methods.successive_halving(["fe"], lambda c, b: 0.5, lambda c, b: float(b), min_budget=2)
-    assert race.winner == "fe" and race.cost == 2.0 and len(race.rungs) == 1
+    def error(gains):
+        return lambda predictor, task: (predictor.predict(x[index[task]], task)["full_finetune"]
+                                        - gains["full_finetune"][index[task]]) ** 2
+    assert methods.choose_alpha(fitter(noisy), error(noisy), tasks[:10]) >= 100
+    assert methods.choose_alpha(fitter(signal), error(signal), tasks[:10]) <= 1
+    assert seen == set(tasks[:10])  # the two tasks held out of the outer fold never inform the choice
 
 
 def _rows():
@@ -87,6 +83,7 @@ def _rows():
                      "test": {"feature_extraction": 0.6, "full_finetune": 0.6 + gain},
                      "n_test": 50, "curves": {"feature_extraction": [0.5, 0.6], "full_finetune": [0.4, 0.6 + gain]},
                      "epoch_cost": {"feature_extraction": 0.1, "full_finetune": 1.0}, "rule": "feature_extraction",
+                     "actual": {"feature_extraction": "feature_extraction", "full_finetune": "full_finetune"},
                      "joint": {"400|0.3": "feature_extraction", "20|0.3": "full_finetune"},
                      "advice_cpu_s": 1.0, "grid_cpu_s": 10.0})
     return rows
@@ -193,11 +190,17 @@ def test_the_shipped_prior_file_is_the_evaluations_fit_on_every_task(tmp_path):
     assert fit_prior.main([str(grid), "--key", "9e331263e33015b9", "--out", str(out)]) == 0
     rows, _, _ = loto.evaluated_rows(grid, "9e331263e33015b9")
     configs = [c for c in loto.common_configs(rows) if c != loto.BASELINE]
-    again = loto.fit_gain_prior(rows, configs, 1.0)
+    again = loto.fit_gain_prior(rows, configs, loto.choose_train_alpha(rows, configs))
     shipped = load(out)
     assert shipped.provenance["tasks"] == sorted({r["task"] for r in rows})
     assert shipped.provenance["grid_settings_key"] == "9e331263e33015b9"
     assert shipped.stages == tuple(rows[0]["stages"]) and set(shipped.coef_) == set(configs)
     row = rows[0]["features"]
     assert shipped.predict(row) == pytest.approx(again.predict(row), abs=1e-12)
+    assert shipped.provenance["image_size"] == 64 and shipped.provenance["backbone"] == "efficientnet_lite0"
+    # the file tladvisor ships is that fit on the committed units: a unit commit that adds a task refits it
+    product = load(Path(__file__).resolve().parents[1] / "tladvisor" / "advice" / "gain_prior.json")
+    assert product.provenance["tasks"] == shipped.provenance["tasks"] and product.alpha == shipped.alpha
+    assert product.predict(row) == pytest.approx(shipped.predict(row), abs=1e-9)
     assert fit_prior.main([str(tmp_path / "nowhere")]) == 2
+    assert fit_prior.main([str(grid), "--key", "9e331263e33015b9", "--image-size", "128", "--out", str(out)]) == 2

@@ -51,7 +51,12 @@ def test_analyze_writes_analysis_json_and_report(plugins_dir, data, tmp_path, ca
     prior = scenario_strategy(size["small"], size["similar"])
     overrides = [r for r in rec["rationale"] if r.startswith("Override")]
     assert any(r.endswith(f"gives {prior}.") for r in rec["rationale"])
-    assert (rec["strategy"] == prior) == (not overrides)
+    textbook = rec["learned"]["textbook"]  # the rule, kept beside the learned prior's pick
+    assert (textbook["strategy"] == prior) == (not overrides)
+    learned = rec["learned"]
+    assert learned["applied"] and learned["configs"][learned["pick"]]["strategy"] == rec["strategy"]
+    assert learned["configs"][learned["pick"]]["freeze_depth"] == rec["freeze_depth"]
+    assert learned["provenance"]["tasks"] and learned["outside"]  # tiny_cnn at 32 px is not what it was fitted on
     depth = {"feature_extraction": 3, "full_finetune": 0, "from_scratch": 0}.get(rec["strategy"])
     assert rec["freeze_depth"] == depth if depth is not None else 1 <= rec["freeze_depth"] <= 2
     assert rec["n_stages"] == 3

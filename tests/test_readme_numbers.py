@@ -67,27 +67,39 @@ def test_the_backbone_ranking_table_is_the_committed_ranking():
 
 
 def test_the_honest_grid_out_of_task_numbers_recompute_from_its_units():
-    """The README's median regret of the rule comes from loto_task.json, and loto_task.json from the committed
-    units: the evaluation is rerun here on the tasks the file names."""
+    """The README's out-of-task numbers (the shipped gain prior + race, leaving one family out; the rule) come
+    from loto_family.json and loto_task.json, and those from the committed units: the evaluation is rerun here
+    on the tasks the files name."""
     from benchmarks.advice.loto import evaluate, records, report
 
     grid = RESULTS / "honest_grid"
-    stored = json.loads((grid / "loto_task.json").read_text(encoding="utf-8"))
-    median, within, tasks = readme_match(r"median out-of-task regret of \*\*([\d.]+) points, (\d+) of (\d+) "
-                                         r"within 2\*\*").groups()
-    rule = stored["methods"]["rule"]
-    assert float(median) == pytest.approx(100 * rule["median"], abs=0.05)
-    assert int(tasks) == stored["tasks"] and f"| rule | {median} |" in stored["table"]
-    assert re.search(rf"\| rule \|(?: [^|]+ \|){{3}} {within} of {tasks} \|", stored["table"])
+    family = json.loads((grid / "loto_family.json").read_text(encoding="utf-8"))
+    shipped = family["methods"]["prior+race"]
+    median, within, tasks, noise = readme_match(r"gain prior \+ race\*\* has a median regret of \*\*([\d.]+) points, "
+                                                r"(\d+) of (\d+) within 2\*\* \((\d+) within").groups()
+    assert float(median) == pytest.approx(100 * shipped["median"], abs=0.05)
+    assert (int(within), int(tasks), int(noise)) == (shipped["within_2_points"], family["tasks"], shipped["within_noise"])
+    compute = readme_match(r"for a median of (\d+) % of the grid's compute \(max ([\d.]+) %").groups()
+    assert int(compute[0]) == round(100 * shipped["compute_ratio_median"])
+    assert float(compute[1]) == pytest.approx(100 * shipped["compute_ratio_max"], abs=0.05)
+    rule_median, rule_within, rule_tasks = readme_match(r"median out-of-task regret of \*\*([\d.]+) points, (\d+) of "
+                                                        r"(\d+) within 2\*\*").groups()
+    for stored in (family, json.loads((grid / "loto_task.json").read_text(encoding="utf-8"))):
+        rule = stored["methods"]["rule"]
+        assert float(rule_median) == pytest.approx(100 * rule["median"], abs=0.05)
+        assert int(rule_tasks) == stored["tasks"] and int(rule_within) == rule["within_2_points"]
 
-    rows, _ = records(grid, stored["settings_key"])
-    rows = [r for r in rows if r["task"] in rule["regret_per_task"]]
-    assert {r["task"] for r in rows} == set(rule["regret_per_task"]), "a task of loto_task.json has no finished grid"
-    assert len(rows) == stored["runs"], (f"loto_task.json holds {stored['runs']} runs of its tasks, the units now "
-                                         f"{len(rows)}: rerun python -m benchmarks.advice.loto and update the README")
-    again = report(rows, evaluate(rows, stored["holdout"], None, 2, 1.0))
-    for method, result in stored["methods"].items():
-        assert again["methods"][method]["regret_per_task"] == pytest.approx(result["regret_per_task"], abs=1e-9), method
+        rows, _ = records(grid, stored["settings_key"])
+        rows = [r for r in rows if r["task"] in rule["regret_per_task"]]
+        assert {r["task"] for r in rows} == set(rule["regret_per_task"]), "a task of the file has no finished grid"
+        assert len(rows) == stored["runs"], (f"loto_{stored['holdout']}.json holds {stored['runs']} runs of its tasks, "
+                                             f"the units now {len(rows)}: rerun python -m benchmarks.advice.loto "
+                                             "(both holdouts) and fit_prior, and update the README")
+        again = report(rows, evaluate(rows, stored["holdout"], None, 2, None))
+        for method, result in stored["methods"].items():
+            assert again["methods"][method]["regret_per_task"] == pytest.approx(result["regret_per_task"], abs=1e-9), method
+        assert again["methods"]["prior+race"]["compute_ratio_max"] == pytest.approx(
+            stored["methods"]["prior+race"]["compute_ratio_max"], abs=1e-9)
 
 
 def test_the_similarity_tables_are_the_committed_shift_rows():

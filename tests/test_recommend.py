@@ -108,12 +108,12 @@ def test_confidence_is_higher_far_from_the_boundaries():
 
 
 def test_learning_rates_are_the_starting_rates_the_readme_states():
-    """README, 'How the advice is made', item 5: the exact numbers, each read from the advice itself."""
+    """README, 'How the advice is made', item 4: the exact numbers, each read from the advice itself."""
     import re
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    stated = re.search(r"5\. \*\*Learning rates\*\* \(AdamW\): (.*?)\. These seed", readme, re.S).group(1)
+    stated = re.search(r"4\. \*\*Learning rates\*\* \(AdamW\): (.*?)\. These seed", readme, re.S).group(1)
     assert " ".join(stated.split()) == ("feature extraction head 3e-3; partial freeze head 3e-3, backbone 1e-3, "
                                         "decay 0.8; full fine-tune head 3e-3, backbone 1e-3, decay 0.7; "
                                         "from scratch 3e-3")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import optuna
+
+from tladvisor.tuning.race import RacePruner
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -48,7 +50,8 @@ def test_a_slow_starter_that_ends_higher_is_not_pruned_by_fast_starters_curves()
     study = study_of_fast_starters()
     assert pruned_at(study, StrategyMedianPruner(), "full_finetune", SLOW_HIGH) is None
     assert study.trials[-1].state == TrialState.COMPLETE and study.best_value == 0.94
-    assert isinstance(make_pruner(), StrategyMedianPruner)  # what every study now uses
+    pruner = make_pruner()  # what every study now uses: the race's rule for its trials, the median for the rest
+    assert isinstance(pruner, RacePruner) and isinstance(pruner.fallback, StrategyMedianPruner)
 
 
 def test_within_its_own_strategy_a_poor_trial_is_still_pruned_after_warm_up():

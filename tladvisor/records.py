@@ -212,6 +212,9 @@ class Recommendation:
     size: dict[str, Any] = field(default_factory=dict)  # the size assessment and its thresholds
     warnings: tuple[str, ...] = ()
     epochs: int = 10
+    # The learned method's prediction (tladvisor.advice.learned): predicted gain per config, the contenders, the
+    # race's other trials, the four-scenario rule's pick ("textbook"), the prior's provenance. Empty: rule only.
+    learned: dict[str, Any] = field(default_factory=dict)
 
 
 # --- tune -------------------------------------------------------------------------------------------

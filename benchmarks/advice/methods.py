@@ -1,19 +1,23 @@
-"""Advice methods evaluated out of task (issue #13 items 3-4): pure numpy, no torch.
+"""Advice methods evaluated out of task (issue #13 items 3-4, #22 item 5): pure numpy, no torch.
 
 - :func:`task_folds` holds out one task (or one source family) at a time;
 - :class:`GainPredictor` (the product's, :mod:`tladvisor.advice.prior`, re-exported here), a ridge regression
   per strategy of its gain over feature extraction from the advisor's measurements (fitted on the other tasks
-  only);
-- :func:`successive_halving`, the short race over the strategies the prior cannot separate.
+  only), its penalty chosen inside the training tasks (:func:`choose_alpha`);
+- the race over the strategies the prior cannot separate is the product's own
+  (:func:`tladvisor.tuning.race.replay`), so what is evaluated is what ships.
 Tested in tests/test_benchmarks_advice_methods.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+
+import numpy as np
 
 from tladvisor.advice.prior import GainPredictor, Leak, assert_out_of_task  # noqa: F401  (one copy, re-exported)
+
+ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
 
 def task_folds(groups: Mapping[str, str]) -> list[tuple[str, list[str], list[str]]]:
@@ -36,45 +40,18 @@ def pick(predicted_gain: Mapping[str, float], baseline: str = "feature_extractio
     return best
 
 
-def contenders(predicted_gain: Mapping[str, float], margin: float, baseline: str = "feature_extraction") -> list[str]:
-    """Strategies within ``margin`` of the predicted best (the baseline included at gain 0): those the
-    prior cannot separate, which the race decides."""
-    gains = {baseline: 0.0, **predicted_gain}
-    top = max(gains.values())
-    return sorted(s for s, g in gains.items() if g >= top - margin)
-
-
-@dataclass(frozen=True)
-class Race:
-    winner: str
-    rungs: list[dict[str, float]]  # per rung: candidate -> score at that rung's budget
-    cost: float
-
-
-def successive_halving(candidates: Sequence[str], score_at: Callable[[str, int], float],
-                       cost_of: Callable[[str, int], float], min_budget: int, eta: int = 2,
-                       max_budget: int | None = None) -> Race:
-    """Successive halving (Jamieson & Talwalkar 2016): every candidate gets ``min_budget`` epochs; the best
-    1/eta go on with eta times the budget, until one is left (or ``max_budget`` is reached; then the
-    best there wins); the survivor is not trained further here. ``score_at(c, budget)`` is the
-    validation score after ``budget`` epochs,
-    ``cost_of(c, budget)`` what those epochs cost; a candidate continued from a rung pays only the
-    extra epochs. Ties keep the earlier candidate (list order: put the cheapest first)."""
-    if not candidates:
-        raise ValueError("no candidates to race")
-    alive, budget, spent, trained = list(candidates), max(1, int(min_budget)), 0.0, {}
-    rungs = []
-    while True:
-        if max_budget is not None:
-            budget = min(budget, max_budget)
-        scores = {}
-        for c in alive:
-            spent += cost_of(c, budget) - cost_of(c, trained.get(c, 0)) if c in trained else cost_of(c, budget)
-            trained[c] = budget
-            scores[c] = score_at(c, budget)
-        rungs.append(scores)
-        order = sorted(alive, key=lambda c: (-scores[c], alive.index(c)))
-        alive = order[:max(1, len(alive) // eta)]
-        if len(alive) == 1 or (max_budget is not None and budget >= max_budget):
-            return Race(order[0], rungs, spent)  # the survivor is not trained further for the race
-        budget *= eta
+def choose_alpha(fit: Callable[[list[str], float], GainPredictor],
+                 error: Callable[[GainPredictor, str], float], tasks: Sequence[str],
+                 alphas: Sequence[float] = ALPHAS) -> float:
+    """The ridge penalty with the lowest leave-one-task-out error *within* ``tasks`` (the training tasks of
+    one outer fold, so the held-out task never informs it): ``fit(train_tasks, alpha)`` fits a predictor,
+    ``error(predictor, task)`` is its squared error on a task it was not fitted on. Ties go to the larger
+    penalty (the predictor closer to the mean gain)."""
+    tasks = sorted(set(tasks))
+    if len(tasks) < 3:
+        return max(alphas)
+    scores = []
+    for alpha in alphas:
+        errors = [error(fit([t for t in tasks if t != held], alpha), held) for held in tasks]
+        scores.append((float(np.mean(errors)), -alpha))
+    return -min(scores)[1]

@@ -210,6 +210,7 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
     from tladvisor.data.imagefolder import load_image_folder
     from tladvisor.plugins import PluginHost
     from tladvisor.records import AnalysisOptions
+    from tladvisor.advice.learned import textbook_config
     from tladvisor.advice.recommend import freeze_depth_from_shift
     from tladvisor.tuning.data import TuningData
 
@@ -235,7 +236,7 @@ def run_group(task_name: str, seed: int, args_dict: dict[str, Any]) -> list[str]
         shift_depth, _ = freeze_depth_from_shift(measurement.stage_shift, spec.n_stages, measurement.stage_names)
         advice = {"settings_key": key, "task": task.name, "family": task.family, "kind": task.kind, "seed": seed,
                   "n_classes": task.n_classes, "train_per_class": per_class, "n_stages": spec.n_stages,
-                  "recommended": config_name(rec.strategy, rec.freeze_depth), "shift_depth": shift_depth,
+                  "recommended": config_name(*textbook_config(rec)), "shift_depth": shift_depth,
                   "measures": measurement_summary(measurement, rec),
                   "counterfactual_picks": counterfactual_picks(made["profile"], measurement,
                                                                made["options"].val_fraction),

@@ -224,12 +224,12 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
     n_val = profile.split_counts.get("val")
     needed = validation_images_needed()
     if n_val is not None and n_val < needed:
-        # SE grows as 1/sqrt(n): the confidence shrinks by the same factor the resolution is short by
-        confidence = round(max(confidence * math.sqrt(n_val / needed), 0.05), 3)
+        confidence = validation_scaled(confidence, n_val)
         warnings.append(f"Validation set too small to tell strategies apart: {n_val} {noun}s resolve only "
                         f"accuracy differences of {smallest_gap_told_apart(n_val):.2f} or more; telling apart "
                         f"{DISTINGUISH_ACCURACY_GAP:.2f} takes about {needed} validation {noun}s "
-                        f"(binomial standard error at accuracy 0.5); confidence lowered to {confidence:.2f}.")
+                        f"(binomial standard error at accuracy 0.5); the confidence is scaled by "
+                        f"{math.sqrt(n_val / needed):.2f}.")
     size = {"samples_per_class": per_class, "small_per_class": SMALL_PER_CLASS,
             "similarity": similarity, "similarity_threshold": SIMILARITY_THRESHOLD, "small": small,
             "similar": similar}
@@ -239,6 +239,15 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
         backbone=best.backbone, strategy=strategy, freeze_depth=freeze_depth, n_stages=n_stages,
         learning_rates=rates, confidence=confidence, rationale=tuple(reasons), ranking=ranking, size=size,
         warnings=tuple(warnings) + tuple(profile.warnings), epochs=EPOCHS[strategy])
+
+
+def validation_scaled(confidence: float, n_val: int | None) -> float:
+    """A confidence lowered for a validation set too small to tell strategies apart: the standard error grows
+    as 1/sqrt(n), so the confidence shrinks by the factor the resolution falls short by."""
+    needed = validation_images_needed()
+    if n_val is None or n_val >= needed:
+        return confidence
+    return round(max(confidence * math.sqrt(n_val / needed), 0.05), 3)
 
 
 def _confidence(per_class: float, similarity: float, spread: float | None, overrides: int) -> float:

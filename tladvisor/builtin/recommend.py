@@ -1,4 +1,5 @@
-"""Built-in plugin: the summary similarity and the four-scenario recommendation.
+"""Built-in plugin: the summary similarity and the recommendation: the learned gain prior's pick (images), with
+the four-scenario rule beside it as the textbook prior (tladvisor.advice.learned).
 
 Both run last (``trylast``), so a plugin that returns its own summary or recommendation replaces them.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from tladvisor import hookimpl
 from tladvisor.advice import recommend as rules
-from tladvisor.advice import similarity
+from tladvisor.advice import learned, similarity
 
 
 @hookimpl(trylast=True)
@@ -22,4 +23,5 @@ def summarise_similarity(backbone, scores, features):
 def recommend(profile, measurements, options):
     if not measurements:
         return None
-    return rules.recommend(profile, measurements, val_fraction=options.val_fraction)
+    textbook = rules.recommend(profile, measurements, val_fraction=options.val_fraction)
+    return learned.with_learned_prior(textbook, profile, measurements, options.val_fraction, options.image_size)

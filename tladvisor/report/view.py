@@ -18,6 +18,7 @@ from tladvisor.data.wording import counted, reason_kind
 from tladvisor.report import charts, glossary
 from tladvisor.report.charts import Bar
 from tladvisor.advice.recommend import SMALL_PER_CLASS, scenario_strategy
+from tladvisor.report.learned_view import learned_view
 from tladvisor.report.svg import STRATEGY_COLOURS, finite, fmt
 from tladvisor.report.text_view import text_backbone_facts, text_dataset_view
 from tladvisor.report.thumbnails import class_thumbnails
@@ -56,7 +57,8 @@ def accuracy_text(value) -> str:
 
 def verdict_view(analysis: dict) -> dict[str, Any]:
     recommendation = analysis.get("recommendation")
-    view: dict[str, Any] = {"warnings": collect_warnings(analysis), "recommendation": None, "best_trial": None}
+    view: dict[str, Any] = {"warnings": collect_warnings(analysis), "recommendation": None, "best_trial": None,
+                            "learned": None}
     if recommendation:
         n_stages = recommendation.get("n_stages") or 0
         depth = recommendation.get("freeze_depth") or 0
@@ -81,6 +83,7 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
             "rationale": list(recommendation.get("rationale") or ()),
             "epochs": recommendation.get("epochs"),
         }
+    view["learned"] = learned_view(recommendation)
     best = (analysis.get("tuning") or {}).get("best")
     if best and finite(best.get("value")):
         from tladvisor.report.tuning_view import trial_accuracy_text  # "± spread over K folds" when CV ran

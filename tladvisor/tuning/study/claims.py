@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -21,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tladvisor.backbones import BackboneSpec
 from tladvisor.records import Recommendation
+from tladvisor.tuning.race import RACE
 from tladvisor.tuning.results import DEADLINE, NOT_RUN, STOPPED_BY
 from tladvisor.tuning.search import recommendation_params
 from tladvisor.tuning.study.liveness import PROCESS
@@ -49,16 +51,27 @@ def fills_place(trial: FrozenTrial) -> bool:
 
 
 def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
-                           backbones: Sequence[BackboneSpec], strategies=None) -> None:
-    """The recommendation is the first trial; enqueued again only if it never ran to an end (failed, or
-    stopped by the ``--timeout`` deadline: without its own result the advice cannot be compared).
+                           backbones: Sequence[BackboneSpec], strategies=None, budget: int = 0) -> None:
+    """The recommendation is the first trial, then the race's other contenders (``recommendation.learned
+    ["race"]``, :mod:`tladvisor.tuning.race`), as many as ``budget`` leaves room for (0: all); each is enqueued
+    again only if it never ran to an end (failed, or stopped by the ``--timeout`` deadline: without its own
+    result the advice cannot be compared).
 
     ``strategies``: the run's strategy registry (default: the built-ins)."""
-    params = recommendation_params(recommendation, backbones, strategies)
-    for trial in study.get_trials(deepcopy=False):
-        if trial.system_attrs.get("fixed_params") == params and not cut_short(trial):
-            return
-    study.enqueue_trial(params, user_attrs={"source": "recommendation"})
+    race = [replace(recommendation, strategy=c["strategy"], freeze_depth=int(c["freeze_depth"]),
+                    learning_rates=dict(c["learning_rates"]), epochs=int(c["epochs"]))
+            for c in (recommendation.learned or {}).get("race", [])]
+    queued: list[dict[str, Any]] = []
+    for source, advice in [("recommendation", recommendation), *((RACE, r) for r in race)]:
+        if budget and len(queued) >= budget:
+            break
+        params = recommendation_params(advice, backbones, strategies)
+        if params in queued:
+            continue  # two contenders the search space makes the same trial (a strategy it does not search)
+        queued.append(params)
+        if not any(t.system_attrs.get("fixed_params") == params and not cut_short(t)
+                   for t in study.get_trials(deepcopy=False)):
+            study.enqueue_trial(params, user_attrs={"source": source})
 
 
 def ask(study: optuna.Study, identity: dict[str, Any]) -> optuna.Trial:

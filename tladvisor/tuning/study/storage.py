@@ -172,10 +172,12 @@ def make_pruner() -> optuna.pruners.BasePruner:
     # Median rather than Hyperband: Hyperband's brackets pay off over many trials of one fixed
     # length, while a CPU budget here is tens of trials whose lengths (``epochs``) vary. The median is
     # taken within the trial's own strategy (fine-tuning starts slower than a frozen head and ends
-    # higher; pooled, the fast starters pruned it), judging from the third epoch, after warm-up.
+    # higher; pooled, the fast starters pruned it), judging from the third epoch, after warm-up. The race's
+    # trials (the learned prior's contenders, the study's first) are judged against each other at their rungs.
     from tladvisor.tuning.pruning import StrategyMedianPruner
+    from tladvisor.tuning.race import RacePruner
 
-    return StrategyMedianPruner()
+    return RacePruner(StrategyMedianPruner())
 
 
 def make_sampler(seed: int, n_existing: int, budget: int) -> optuna.samplers.TPESampler:

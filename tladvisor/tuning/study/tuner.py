@@ -127,8 +127,10 @@ class Tuner:
 
     def enqueue_recommendation(self, study: optuna.Study, recommendation: Recommendation,
                                backbones: Sequence[BackboneSpec]) -> None:
-        """The recommendation is the first trial; enqueued again only if it never ran to an end."""
-        claims.enqueue_recommendation(study, recommendation, backbones, strategy_registry(self.host))
+        """The recommendation is the first trial, the race's other contenders the next (within the budget);
+        each enqueued again only if it never ran to an end."""
+        claims.enqueue_recommendation(study, recommendation, backbones, strategy_registry(self.host),
+                                      budget=self.budget(study))
 
     def _claim(self, study: optuna.Study, budget: int) -> optuna.Trial | None:
         """A trial this process may run, or None when the ask lost the race for the last places."""

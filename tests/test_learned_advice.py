@@ -1,0 +1,134 @@
+"""The shipped method's advice (tladvisor.advice.learned): the gain prior's zero-shot pick as a strategy and
+freeze depth, the contenders it races, the rule kept beside it, and the race queued as the study's first trials."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+from tladvisor.advice import learned, prior
+from tladvisor.advice.recommend import EPOCHS, LEARNING_RATES
+from tladvisor.advice.recommend import recommend as rule
+from tladvisor.records import BackboneMeasurement, DatasetProfile, Score, StageShift
+
+STAGES = ("stem", "s1", "s2", "s3", "s4", "s5")
+
+
+def profile(per_class: int = 20, n_classes: int = 5, modality: str = "image") -> DatasetProfile:
+    profile = DatasetProfile(n_samples=per_class * n_classes, n_classes=n_classes,
+                             class_counts={f"c{i}": per_class for i in range(n_classes)},
+                             samples_per_class_min=per_class, samples_per_class_median=per_class, imbalance_ratio=1.0)
+    if modality != "image":
+        object.__setattr__(profile, "modality", modality)
+    return profile
+
+
+def measurement(probe: float, name: str = "net", shifts=(0.1, 0.2, 3.0, 3.0, 4.0, 4.0)) -> BackboneMeasurement:
+    scores = {"linear_probe_accuracy": Score(probe, 0.02, normalised=probe),
+              "knn_accuracy": Score(probe, 0.02, normalised=probe),
+              "pretraining_gain": Score(0.2, 0.02, normalised=0.2)}
+    return BackboneMeasurement(backbone=name, similarity=Score(0.4, 0.02, 0.4), scores=scores,
+                               stage_shift=tuple(StageShift(s, v, 1) for s, v in zip(STAGES, shifts)),
+                               n_stages=len(shifts))
+
+
+def predictor(provenance=None) -> prior.GainPredictor:
+    """Fine-tuning the top gains where the frozen probe is weak, loses where it is strong; from scratch never."""
+    rng = np.random.default_rng(0)
+    n = 200
+    probe = rng.uniform(0.1, 0.9, n)
+    x = rng.normal(size=(n, len(prior.FACTS) + len(STAGES)))  # facts that explain nothing
+    x[:, prior.FACTS.index("linear_probe_normalised")] = probe
+    gains = {"partial_freeze@top1": 0.3 * (0.5 - probe), "partial_freeze@half": 0.3 * (0.5 - probe) - 0.1,
+             "partial_freeze@shift": 0.3 * (0.5 - probe) - 0.07, "full_finetune": 0.3 * (0.5 - probe) - 0.12,
+             "from_scratch": -0.4 + 0 * probe}
+    gains = {c: g + rng.normal(scale=0.03, size=n) for c, g in gains.items()}  # a prior with an error to race
+    fitted = prior.GainPredictor(alpha=1.0, stages=STAGES, provenance=provenance or {
+        "backbone": "net", "image_size": 64, "modality": "image", "tasks": [f"t{i}" for i in range(n)], "seeds": [0]})
+    return fitted.fit(x, gains, [f"t{i}" for i in range(n)])
+
+
+def test_roles_become_a_strategy_and_a_depth_on_any_backbone():
+    assert learned.role_config("partial_freeze@top1", 6, 2) == ("partial_freeze", 5)
+    assert learned.role_config("partial_freeze@half", 7, 2) == ("partial_freeze", 3)
+    assert learned.role_config("partial_freeze@shift", 6, 2) == ("partial_freeze", 2)
+    assert learned.role_config("partial_freeze@shift", 6, None) == ("partial_freeze", 3)
+    assert learned.role_config("partial_freeze@shift", 6, 0) == ("partial_freeze", 1)  # one stage stays frozen
+    assert learned.role_config("feature_extraction", 6, 2) == ("feature_extraction", 6)
+    assert learned.role_config("from_scratch", 6, 2) == ("from_scratch", 0)
+    with pytest.raises(ValueError, match="not a role"):
+        learned.role_config("lp_ft", 6, 2)
+
+
+def test_contenders_are_the_roles_within_the_margin_best_first_each_config_once():
+    gains = {"feature_extraction": 0.0, "partial_freeze@top1": 0.05, "partial_freeze@shift": 0.04,
+             "full_finetune": 0.02, "from_scratch": -0.3}
+    configs = {"feature_extraction": "fe", "partial_freeze@top1": "pf5", "partial_freeze@shift": "pf5",
+               "full_finetune": "ft", "from_scratch": "sc"}
+    assert learned.contenders(gains, configs, 0.04) == ("partial_freeze@top1", "full_finetune")
+    assert learned.contenders(gains, configs, 0.06) == ("partial_freeze@top1", "full_finetune", "feature_extraction")
+    assert learned.contenders(gains, configs, 0.0) == ("partial_freeze@top1",)
+
+
+@pytest.mark.parametrize("probe, expected", [(0.1, ("partial_freeze", 5)), (0.9, ("feature_extraction", 6))])
+def test_the_recommendation_is_the_priors_pick_with_the_rule_beside_it(probe, expected):
+    textbook = rule(profile(), [measurement(probe)])
+    rec = learned.with_learned_prior(textbook, profile(), [measurement(probe)], 0.2, 64, predictor())
+    assert (rec.strategy, rec.freeze_depth) == expected
+    assert rec.learned["applied"] and rec.learned["pick_config"] == learned.config_label(*expected)
+    assert rec.learned["textbook"]["strategy"] == textbook.strategy
+    assert learned.textbook_config(rec) == (textbook.strategy, textbook.freeze_depth)
+    assert rec.learning_rates == LEARNING_RATES[rec.strategy] and rec.epochs == EPOCHS[rec.strategy]
+    text = " ".join(rec.rationale)
+    assert "predicts each config's test-accuracy gain" in text and "textbook four-scenario rule" in text
+    assert rec.learned["outside"] == []  # fitted with this backbone at this size
+    gains = rec.learned["predicted_gain"]
+    assert max(gains, key=gains.get) == rec.learned["pick"]
+    assert all(c["role"] in rec.learned["contenders"][1:] for c in rec.learned["race"])
+
+
+def test_a_run_unlike_the_priors_says_so_and_lowers_the_confidence():
+    fitted = predictor()
+    home = learned.with_learned_prior(rule(profile(), [measurement(0.1)]), profile(), [measurement(0.1)], 0.2, 64, fitted)
+    away = learned.with_learned_prior(rule(profile(), [measurement(0.1, "other")]), profile(),
+                                      [measurement(0.1, "other")], 0.2, 224, fitted)
+    assert any("fitted with net" in note for note in away.learned["outside"])
+    assert any("64 px" in note and "224 px" in note for note in away.learned["outside"])
+    assert away.confidence < home.confidence
+    assert any("rough guide" in r for r in away.rationale)
+
+
+def test_a_text_run_keeps_the_rule():
+    text = profile(modality="text")
+    textbook = rule(text, [measurement(0.1)])
+    rec = learned.with_learned_prior(textbook, text, [measurement(0.1)], 0.2, None, predictor())
+    assert (rec.strategy, rec.freeze_depth) == (textbook.strategy, textbook.freeze_depth)
+    assert rec.learned["applied"] is False and "image tasks only" in rec.learned["why"]
+
+
+def test_the_shipped_prior_loads_and_names_where_it_comes_from():
+    shipped = learned.shipped_prior()
+    assert shipped.provenance["backbone"] and shipped.provenance["image_size"]
+    assert len(shipped.provenance["tasks"]) >= 10 and set(shipped.coef_) == set(learned.ROLES[1:])
+    assert all(math.isfinite(r) for r in shipped.residual_.values())
+
+
+def test_the_race_is_queued_after_the_recommendation_within_the_budget():
+    from tladvisor.testing import tiny_backbone_spec
+    from tladvisor.tuning.study import claims
+
+    spec = tiny_backbone_spec()
+    textbook = rule(profile(), [measurement(0.5, spec.name, shifts=(0.1, 4.0))])
+    rec = learned.with_learned_prior(textbook, profile(), [measurement(0.5, spec.name, shifts=(0.1, 4.0))], 0.2, 64,
+                                     predictor({"backbone": spec.name, "image_size": 64, "tasks": ["t"], "seeds": [0]}))
+    assert len(rec.learned["contenders"]) >= 2
+    study = optuna.create_study(direction="maximize")
+    claims.enqueue_recommendation(study, rec, [spec], budget=2)
+    waiting = study.get_trials(deepcopy=False)
+    assert [t.user_attrs["source"] for t in waiting] == ["recommendation", "race"]
+    assert waiting[0].system_attrs["fixed_params"]["strategy"] == rec.strategy
+    claims.enqueue_recommendation(study, rec, [spec], budget=2)  # a second analyze queues nothing twice
+    assert len(study.get_trials(deepcopy=False)) == 2

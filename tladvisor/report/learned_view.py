@@ -1,0 +1,33 @@
+"""The report's view of the learned advice: what the gain prior predicted for each config, which ones it could not
+tell apart (the race), where it comes from, and the four-scenario rule's pick beside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def learned_view(recommendation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Rows for the verdict's table, or None when the recommendation carries no learned prediction."""
+    learned = (recommendation or {}).get("learned") or {}
+    textbook = learned.get("textbook") or {}
+    if not learned.get("applied"):
+        return {"applied": False, "why": learned.get("why"), "textbook": textbook.get("label")} if learned else None
+    gains = learned.get("predicted_gain") or {}
+    configs = learned.get("configs") or {}
+    contenders = list(learned.get("contenders") or ())
+    top = max(gains.values(), default=0.0)
+    rows = []
+    for role in sorted(gains, key=lambda r: -gains[r]):
+        gain = float(gains[role])
+        rows.append({"role": role, "config": (configs.get(role) or {}).get("label", role),
+                     "gain": f"{100 * gain:+.1f}", "behind": f"{100 * (top - gain):.1f}",
+                     "pick": role == learned.get("pick"), "contender": role in contenders,
+                     "race_order": contenders.index(role) + 1 if role in contenders else None})
+    fitted = learned.get("provenance") or {}
+    source = (f"{len(fitted.get('tasks') or ())} tasks, {fitted.get('backbone', '?')} at {fitted.get('image_size', '?')} px, "
+              f"seeds {', '.join(str(s) for s in fitted.get('seeds') or ())}; grid {fitted.get('grid_settings_key', '?')}, "
+              f"commit {fitted.get('code_and_units_commit', '?')}")
+    margin = f"{100 * float(learned.get('margin') or 0):.1f}"
+    return {"applied": True, "method": learned.get("method"), "rows": rows, "margin": margin,
+            "racing": len(contenders) > 1, "outside": list(learned.get("outside") or ()), "source": source,
+            "textbook": textbook.get("label"), "pick": learned.get("pick_config")}
