@@ -90,3 +90,17 @@ def test_trials_outside_the_race_are_judged_by_the_fallback():
     trial = study.ask()
     trial.report(0.5, 0)
     assert trial.should_prune()
+
+
+def test_a_race_trial_stopped_says_so_with_its_numbers():
+    from tladvisor.tuning.study.trial_run import prune_reason
+
+    study = _study([("recommendation", [0.4, 0.6, 0.7, 0.8])], race.RacePruner(_Never()))
+    trial = study.ask()
+    trial.set_user_attr("source", race.RACE)
+    trial.report(0.2, 0)
+    trial.report(0.3, 1)
+    assert trial.should_prune()
+    assert prune_reason(study, trial, 1, [0.2, 0.3]) == (
+        "stopped by the race at epoch 2: best val accuracy 0.300 is not among the top 1 of the 2 contenders at "
+        "that epoch (best 0.600)")

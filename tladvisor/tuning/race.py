@@ -93,17 +93,29 @@ class RacePruner(optuna.pruners.BasePruner):
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         if not self.racing(trial):
             return self.fallback.prune(study, trial)
+        judged = self.judged(study, trial)
+        return judged is not None and not survives(judged[0], judged[1], self.eta)
+
+    def judged(self, study: optuna.Study, trial: FrozenTrial) -> tuple[float, list[float]] | None:
+        """(this contender's best so far, the earlier contenders' at the same epoch) when its last epoch is a
+        rung, else None."""
         step = trial.last_step
-        if step is None:
-            return False
-        epochs = step + 1  # steps are 0-based epochs
-        if epochs not in rungs(1 << 30, self.min_epochs, self.eta):
-            return False
-        score = _best_until(trial, step)
+        if step is None or step + 1 not in rungs(step + 2, self.min_epochs, self.eta):  # steps are 0-based epochs
+            return None
         peers = [_best_until(t, step) for t in study.get_trials(deepcopy=False)
                  if t.number < trial.number and self.racing(t) and step in t.intermediate_values
                  and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)]
-        return not survives(score, peers, self.eta)
+        return _best_until(trial, step), peers
+
+    def reason(self, study: optuna.Study, trial: FrozenTrial) -> str | None:
+        """Why the race stopped ``trial`` (None when it is not a race trial judged at this epoch)."""
+        judged = self.judged(study, trial) if self.racing(trial) else None
+        if judged is None:
+            return None
+        score, peers = judged
+        keep = max(1, (len(peers) + 1) // self.eta)
+        return (f"stopped by the race at epoch {trial.last_step + 1}: best val accuracy {score:.3f} is not among "
+                f"the top {keep} of the {len(peers) + 1} contenders at that epoch (best {max(peers, default=score):.3f})")
 
 
 def _best_until(trial: FrozenTrial, step: int) -> float:

@@ -25,6 +25,7 @@ from tladvisor.records import AnalysisOptions, Recommendation
 from tladvisor.tuning.data import TuningData
 from tladvisor.tuning import results
 from tladvisor.tuning.cross_validation import train_cross_validated
+from tladvisor.tuning.race import RacePruner
 from tladvisor.tuning.pruning import StrategyMedianPruner, trial_strategy
 from tladvisor.tuning.strategies import TrialConfig
 from tladvisor.tuning.study.best_model import Superseded
@@ -67,9 +68,15 @@ def record_success(trial: optuna.Trial, trained: TrainedModel) -> None:
 def prune_reason(study: optuna.Study, trial: optuna.Trial, epoch: int, curve: list[float]) -> str:
     """Why the pruner stopped the trial, with the bar it missed and whose median that was."""
     bar, peers = None, "finished trials"
-    if isinstance(study.pruner, StrategyMedianPruner):
-        frozen = storage_of(study).get_trial(trial_id(trial))
-        bar = study.pruner.bar(study, frozen)
+    pruner = study.pruner
+    frozen = storage_of(study).get_trial(trial_id(trial))
+    if isinstance(pruner, RacePruner):
+        raced = pruner.reason(study, frozen)
+        if raced is not None:
+            return raced
+        pruner = pruner.fallback
+    if isinstance(pruner, StrategyMedianPruner):
+        bar = pruner.bar(study, frozen)
         if trial_strategy(frozen):
             peers = f"finished {trial_strategy(frozen)} trials"
     median = f" ({bar:.3f})" if bar is not None else ""
