@@ -70,9 +70,22 @@ def test_the_ridge_penalty_is_chosen_within_the_training_tasks_only(methods):
     def error(gains):
         return lambda predictor, task: (predictor.predict(x[index[task]], task)["full_finetune"]
                                         - gains["full_finetune"][index[task]]) ** 2
-    assert methods.choose_alpha(fitter(noisy), error(noisy), tasks[:10]) >= 100
-    assert methods.choose_alpha(fitter(signal), error(signal), tasks[:10]) <= 1
+    inner = {t: t for t in tasks[:10]}
+    assert methods.choose_alpha(fitter(noisy), error(noisy), inner) >= 100
+    assert methods.choose_alpha(fitter(signal), error(signal), inner) <= 1
     assert seen == set(tasks[:10])  # the two tasks held out of the outer fold never inform the choice
+    fitted_on = []
+    families = {t: f"F{i // 2}" for i, t in enumerate(tasks[:10])}  # pairs of tasks share a family
+
+    def spy(train, alpha):
+        fitted_on.append(set(train))
+        return fitter(signal)(train, alpha)
+
+    def family_error(predictor, task):
+        assert not {t for t in predictor.tasks_ if families[t] == families[task]}  # its family is out of the fit
+        return error(signal)(predictor, task)
+    methods.choose_alpha(spy, family_error, families)
+    assert all(len(train) == 8 for train in fitted_on)
 
 
 def _rows():
@@ -190,7 +203,7 @@ def test_the_shipped_prior_file_is_the_evaluations_fit_on_every_task(tmp_path):
     assert fit_prior.main([str(grid), "--key", "9e331263e33015b9", "--out", str(out)]) == 0
     rows, _, _ = loto.evaluated_rows(grid, "9e331263e33015b9")
     configs = [c for c in loto.common_configs(rows) if c != loto.BASELINE]
-    again = loto.fit_gain_prior(rows, configs, loto.choose_train_alpha(rows, configs))
+    again = loto.fit_gain_prior(rows, configs, loto.choose_train_alpha(rows, configs, {r["task"]: r["family"] for r in rows}))
     shipped = load(out)
     assert shipped.provenance["tasks"] == sorted({r["task"] for r in rows})
     assert shipped.provenance["grid_settings_key"] == "9e331263e33015b9"

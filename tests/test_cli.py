@@ -1,6 +1,7 @@
 """The command line as a user meets it: exit codes, one-line errors, outputs on disk."""
 
 import json
+import re
 from pathlib import Path
 import subprocess
 import sys
@@ -66,6 +67,12 @@ def test_analyze_writes_analysis_json_and_report(plugins_dir, data, tmp_path, ca
     assert list(analysis["timings"]) == ["load", "profile", "embed", "measure", "recommend"]
     assert analysis["timings"]["embed"] > 0 and analysis["timings"]["measure"] >= 0
     assert (run_dir / "index.html").is_file()
+    page = (run_dir / "index.html").read_text()
+    assert "What the learned prior predicted" in page  # the verdict's table, one row per config
+    pick_row = re.search(r'<tr class="highlight"><td class="mono">([^<]+)</td><td class="mono">([^<]+)</td>', page)
+    assert pick_row and pick_row.group(1) == learned["pick_config"]
+    assert pick_row.group(2) == f"{100 * learned['predicted_gain'][learned['pick']]:+.1f}"
+    assert f"textbook four-scenario rule gives <strong>{textbook['label']}</strong>" in " ".join(page.split())
     out = capsys.readouterr().out
     assert "Recommendation" in out and "tiny_cnn" in out
 

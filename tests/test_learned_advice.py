@@ -132,3 +132,39 @@ def test_the_race_is_queued_after_the_recommendation_within_the_budget():
     assert waiting[0].system_attrs["fixed_params"]["strategy"] == rec.strategy
     claims.enqueue_recommendation(study, rec, [spec], budget=2)  # a second analyze queues nothing twice
     assert len(study.get_trials(deepcopy=False)) == 2
+
+
+def test_a_rerun_that_queues_the_recommendation_again_keeps_the_race_in_order_within_the_budget():
+    from tladvisor.testing import tiny_backbone_spec
+    from tladvisor.tuning.results import NOT_RUN
+    from tladvisor.tuning.study import claims
+
+    spec = tiny_backbone_spec()
+    m = measurement(0.5, spec.name, shifts=(0.1, 4.0))
+    rec = learned.with_learned_prior(rule(profile(), [m]), profile(), [m], 0.2, 64,
+                                     predictor({"backbone": spec.name, "image_size": 64, "tasks": ["t"], "seeds": [0]}))
+    study = optuna.create_study(direction="maximize")
+    claims.enqueue_recommendation(study, rec, [spec], budget=2)
+    first = study.ask()  # the recommendation starts, then fails (an interrupted run)
+    study.tell(first, state=optuna.trial.TrialState.FAIL)
+    claims.enqueue_recommendation(study, rec, [spec], budget=2)
+    trials = study.get_trials(deepcopy=False)
+    waiting = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert [t.user_attrs["source"] for t in waiting] == ["recommendation", "race"]  # the recommendation first again
+    assert [t.user_attrs["race_position"] for t in waiting] == [0, 1]
+    assert trials[1].state == optuna.trial.TrialState.FAIL and NOT_RUN in trials[1].user_attrs  # the stale one
+
+
+def test_the_race_winner_is_the_advices_answer_and_the_search_is_the_rest():
+    from tladvisor.tuning.results import versus_advice
+
+    study = optuna.create_study(direction="maximize")
+    for source, value in (("recommendation", 0.5), ("race", 0.7), (None, 0.6)):
+        trial = study.ask()
+        if source:
+            trial.set_user_attr("source", source)
+        study.tell(trial, value)
+    verdict = versus_advice(study.get_trials(deepcopy=False))
+    assert verdict["advice_trial"] == 1 and verdict["beats_advice"] is False
+    assert verdict["summary"].startswith("The advice held: the advice's race winner (trial #1")
+    assert "the one finished search trial did not beat it" in verdict["summary"]

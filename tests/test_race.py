@@ -41,15 +41,54 @@ def test_the_replay_stops_losers_at_their_rung_and_charges_all_but_the_winners_r
 
 
 def _study(values_by_trial, pruner):
-    """A study whose finished trials reported ``values`` per epoch, each with its user attr ``source``."""
+    """A study whose finished trials reported ``values`` per epoch (planned: as many epochs), each with its user
+    attr ``source``."""
     study = optuna.create_study(direction="maximize", pruner=pruner)
     for source, values in values_by_trial:
         trial = study.ask()
         trial.set_user_attr("source", source)
+        trial.set_user_attr("params", {"epochs": len(values)})
         for epoch, value in enumerate(values):
             trial.report(value, epoch)
         study.tell(trial, max(values))
     return study
+
+
+def _stopped_at(study, values, epochs, source=None):
+    """Run a race trial of ``epochs`` planned epochs through ``values``: the epoch the pruner stops it at, or None."""
+    trial = study.ask()
+    trial.set_user_attr("source", source or race.RACE)
+    trial.set_user_attr("params", {"epochs": epochs})
+    for epoch, value in enumerate(values):
+        trial.report(value, epoch)
+        if epoch + 1 < epochs and trial.should_prune():
+            return epoch + 1
+    return None
+
+
+def test_pruner_and_replay_agree_when_schedules_differ_in_length():
+    """A peer whose schedule ended at a rung was not judged there, so it is no rival there (the replay's rule)."""
+    short = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9]  # 8 epochs: judged at 2 and 4 only
+    long = [0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.6]  # behind at 8, finishes
+    study = _study([("recommendation", short)], race.RacePruner(_Always()))
+    assert _stopped_at(study, long, 12) is None
+    replayed = race.replay(["a", "b"], {"a": short, "b": long}, {"a": 1.0, "b": 1.0})
+    assert replayed.epochs == {"a": 8, "b": 12} and replayed.winner == "a"
+
+
+def test_a_peer_cut_short_by_the_deadline_is_no_rival_and_nan_never_leads():
+    from tladvisor.tuning.results import DEADLINE, STOPPED_BY
+
+    study = optuna.create_study(direction="maximize", pruner=race.RacePruner(_Always()))
+    stopped = study.ask()
+    stopped.set_user_attr("source", "recommendation")
+    stopped.set_user_attr(STOPPED_BY, DEADLINE)
+    for epoch, value in enumerate([0.9, 0.9]):
+        stopped.report(value, epoch)
+    study.tell(stopped, state=optuna.trial.TrialState.PRUNED)
+    assert _stopped_at(study, [0.1, 0.1, 0.1], 3) is None  # judged against no one
+    assert race.best_of([math.nan, 0.3]) == 0.3 and race.best_of([math.nan]) == -math.inf
+    assert race.replay(["a", "b"], {"a": [math.nan, 0.2, 0.3], "b": [0.1, 0.1, 0.1]}, {"a": 1, "b": 1}).winner == "a"
 
 
 class _Never(optuna.pruners.BasePruner):

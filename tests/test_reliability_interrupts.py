@@ -142,7 +142,10 @@ def test_a_signal_during_a_trial_closes_it_writes_the_report_and_the_same_comman
     assert sum(state in ("COMPLETE", "PRUNED") for state, *_ in stored.values()) == 2
     analysis = json.loads((run_dir / "analysis.json").read_text())
     assert "interrupted" not in analysis["environment"]
-    assert [t["number"] for t in analysis["tuning"]["trials"]] == sorted(stored)
+    # a race trial still waiting from the first run was closed unrun and queued again after the recommendation:
+    # never trained, so the report leaves it out
+    unrun = {n for n, (state, value, reason, curve) in stored.items() if state == "FAIL" and not curve and n > 0}
+    assert [t["number"] for t in analysis["tuning"]["trials"]] == sorted(set(stored) - unrun)
 
 
 def test_a_signal_while_measuring_writes_the_dataset_part_of_the_report(setup, tmp_path, capsys, monkeypatch):

@@ -67,7 +67,7 @@ def test_the_advice_that_held_and_the_advice_that_never_finished_are_said_too():
                                   trial(0.5, "full_finetune")))
     assert held["beats_advice"] is False  # a tie does not beat it
     assert held["summary"].startswith("The advice held: the advised config (trial #0, resnet18 feature_extraction) "
-                                      "reached validation accuracy 0.930 and none of the other 2 finished trials")
+                                      "reached validation accuracy 0.930 and none of the 2 finished search trials")
     cut = versus_advice(study_of(trial(None, "full_finetune", state=TrialState.PRUNED, advice=True),
                                  trial(0.7, "feature_extraction")))
     assert cut["beats_advice"] is None and cut["advice_value"] is None
@@ -99,13 +99,13 @@ def test_a_trial_the_deadline_stopped_is_neither_beaten_nor_counted_as_finished(
                                        "stopped_by": "timeout", "learning_curve": [0.85, 0.88]})
     trials = study_of(trial(0.873, "feature_extraction", advice=True), stopped)
     summary = versus_advice(trials)["summary"]
-    assert "no other trial has finished yet" in summary and "did not beat" not in summary
+    assert "no search trial has finished yet" in summary and "did not beat" not in summary
     assert summary.endswith("Trial #1 (resnet18 full_finetune) was stopped by the --timeout deadline before it "
                             "finished, its best epoch so far at 0.880 after 2 epochs (not compared: it did not "
                             "finish).")
     # one finished rival beside it: counted as the one other finished trial, the stopped one said apart
     both = study_of(trial(0.873, "feature_extraction", advice=True), trial(0.85, "partial_freeze"), stopped)
-    assert "the one other finished trial did not beat it. Trial #2" in versus_advice(both)["summary"]
+    assert "the one finished search trial did not beat it. Trial #2" in versus_advice(both)["summary"]
 
 
 def test_an_advice_attempt_the_deadline_stopped_is_neither_a_rival_nor_listed_once_the_advice_ran():
@@ -115,4 +115,4 @@ def test_an_advice_attempt_the_deadline_stopped_is_neither_a_rival_nor_listed_on
                                        "source": "recommendation", "stopped_by": "timeout"})
     trials = study_of(earlier, trial(0.873, "feature_extraction", advice=True), trial(0.85, "partial_freeze"))
     summary = versus_advice(trials)["summary"]
-    assert "the one other finished trial did not beat it." in summary and "stopped" not in summary
+    assert "the one finished search trial did not beat it." in summary and "stopped" not in summary

@@ -4,8 +4,8 @@
 
 The same fit the out-of-task evaluation makes on each fold (:func:`benchmarks.advice.loto.fit_gain_prior`),
 on all tasks at once: what the product would ship if the evaluation chose a method that uses it (issue #22
-item 6), its ridge penalty chosen by leave-one-task-out over those tasks (as each fold of the evaluation chose
-its own). Writes ``gain_prior.json`` beside the units (``--out`` to change; the product ships
+item 6), its ridge penalty chosen by leaving one source family out over those tasks (as each fold of the
+family evaluation chose its own). Writes ``gain_prior.json`` beside the units (``--out`` to change; the product ships
 ``tladvisor/advice/gain_prior.json``); the provenance names the grid's unit settings (backbone, resolution,
 schedule), the tasks and seeds, the commit of the code and units, and the command.
 ``tladvisor.advice.prior.load`` reads it.
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("grid", type=Path, help="the honest grid's --out folder")
     parser.add_argument("--key", default=None, help="settings_key of the units (default: grid_summary.json's)")
-    parser.add_argument("--alpha", type=float, default=None, help="ridge penalty (default: chosen by leave-one-task-out)")
+    parser.add_argument("--alpha", type=float, default=None, help="ridge penalty (default: chosen by leave-one-family-out)")
     parser.add_argument("--image-size", type=int, default=64, help="the grid's --image-size (checked against its key)")
     parser.add_argument("--out", type=Path, default=None, help="default: GRID/gain_prior.json")
     args = parser.parse_args(argv)
@@ -47,7 +47,8 @@ def main(argv=None) -> int:
               f"({settings_key(settings)}); pass the grid's --image-size", file=sys.stderr)
         return 2
     configs = [c for c in common_configs(rows) if c != BASELINE]
-    alpha = args.alpha if args.alpha is not None else choose_train_alpha(rows, configs)
+    families = {r["task"]: r["family"] for r in rows}  # a user's data comes from a family the prior has not seen
+    alpha = args.alpha if args.alpha is not None else choose_train_alpha(rows, configs, families)
     predictor = fit_gain_prior(rows, configs, alpha)
     predictor.provenance = {
         "backbone": BACKBONE, "image_size": args.image_size, "modality": "image", "grid_settings": settings,

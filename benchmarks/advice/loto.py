@@ -47,16 +47,13 @@ import numpy as np
 
 from tladvisor.advice.prior import FACTS, fact_vector
 
-from tladvisor.advice.learned import contenders
+from tladvisor.advice.learned import BASELINE, ROLES, contenders
 from tladvisor.tuning.race import replay
 
 from benchmarks.advice.methods import GainPredictor, assert_out_of_task, choose_alpha, pick, task_folds
 from benchmarks.grid.logic import ceiling_filter
 from benchmarks.common.stats import CONFIG_ORDER, mean_spread, median
 
-BASELINE = "feature_extraction"
-ROLES = ("feature_extraction", "partial_freeze@top1", "partial_freeze@half", "partial_freeze@shift",
-         "full_finetune", "from_scratch")
 WITHIN_POINTS = 0.02  # the issue's bar: a pick within 2 test points of the best config
 FEATURES = FACTS
 
@@ -165,7 +162,7 @@ def fit_rule(train: list[dict[str, Any]]) -> str | None:
 
 
 def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min_epochs: int,
-             alpha: float) -> dict[str, dict[tuple[str, int], dict[str, float]]]:
+             alpha: float | None) -> dict[str, dict[tuple[str, int], dict[str, float]]]:
     """Per method, per (task, seed): the pick's regret and its compute (advice + race), out of task."""
     groups = {r["task"]: (r["task"] if holdout == "task" else r["family"]) for r in rows}
     configs = common_configs(rows)
@@ -179,7 +176,8 @@ def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min
         pair = fit_rule(train)
         constant = max(configs, key=lambda c: (np.nan_to_num(np.nanmean([r["test"].get(c, np.nan) for r in train]), nan=-1.0),
                                                -configs.index(c)))
-        fold_alpha = alpha if alpha is not None else choose_train_alpha(train, others)
+        inner = {t: groups[t] for t in train_tasks}  # the penalty is chosen holding out what the fold holds out
+        fold_alpha = alpha if alpha is not None else choose_train_alpha(train, others, inner)
         predictor = fit_gain_prior(train, others, fold_alpha)
         spread = margin if margin is not None else max(predictor.residual_.values(), default=0.0)
         for r in held:
@@ -200,8 +198,9 @@ def evaluate(rows: list[dict[str, Any]], holdout: str, margin: float | None, min
     return results
 
 
-def choose_train_alpha(train: list[dict[str, Any]], configs: list[str]) -> float:
-    """The ridge penalty chosen by leave-one-task-out within ``train`` (one outer fold's training rows)."""
+def choose_train_alpha(train: list[dict[str, Any]], configs: list[str], groups: dict[str, str] | None = None) -> float:
+    """The ridge penalty chosen by leaving one group of ``groups`` (task -> group; default each task its own) out
+    within ``train`` (one outer fold's training rows)."""
     def fit(tasks: list[str], alpha: float) -> GainPredictor:
         return fit_gain_prior([r for r in train if r["task"] in tasks], configs, alpha)
 
@@ -209,7 +208,7 @@ def choose_train_alpha(train: list[dict[str, Any]], configs: list[str]) -> float
         rows = [r for r in train if r["task"] == task]
         return float(np.mean([(predictor.predict(np.array(r["features"]), task)[c] - (r["test"][c] - r["test"][BASELINE])) ** 2
                               for r in rows for c in configs]))
-    return choose_alpha(fit, error, [r["task"] for r in train])
+    return choose_alpha(fit, error, groups or {r["task"]: r["task"] for r in train})
 
 
 def fit_gain_prior(rows: list[dict[str, Any]], configs: list[str], alpha: float) -> GainPredictor:

@@ -41,17 +41,17 @@ def pick(predicted_gain: Mapping[str, float], baseline: str = "feature_extractio
 
 
 def choose_alpha(fit: Callable[[list[str], float], GainPredictor],
-                 error: Callable[[GainPredictor, str], float], tasks: Sequence[str],
+                 error: Callable[[GainPredictor, str], float], groups: Mapping[str, str],
                  alphas: Sequence[float] = ALPHAS) -> float:
-    """The ridge penalty with the lowest leave-one-task-out error *within* ``tasks`` (the training tasks of
-    one outer fold, so the held-out task never informs it): ``fit(train_tasks, alpha)`` fits a predictor,
-    ``error(predictor, task)`` is its squared error on a task it was not fitted on. Ties go to the larger
-    penalty (the predictor closer to the mean gain)."""
-    tasks = sorted(set(tasks))
-    if len(tasks) < 3:
+    """The ridge penalty with the lowest leave-one-group-out error *within* the tasks of ``groups`` (task ->
+    group: the task itself, or its source family when the outer evaluation holds families out; these are the
+    training tasks of one outer fold, so the held-out task never informs the choice): ``fit(train_tasks,
+    alpha)`` fits a predictor, ``error(predictor, task)`` is its squared error on a task it was not fitted on.
+    Ties go to the larger penalty (the predictor closer to the mean gain)."""
+    if len(set(groups.values())) < 3:
         return max(alphas)
     scores = []
     for alpha in alphas:
-        errors = [error(fit([t for t in tasks if t != held], alpha), held) for held in tasks]
+        errors = [error(fit(train, alpha), task) for _group, train, held in task_folds(groups) for task in held]
         scores.append((float(np.mean(errors)), -alpha))
     return -min(scores)[1]

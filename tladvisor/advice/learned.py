@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from tladvisor.advice.prior import GainPredictor, fact_vector, load, measurement_facts
+from tladvisor.advice.recommend import (EPOCHS, LEARNING_RATES, freeze_depth_from_shift, training_samples_per_class,
+                                        validation_scaled)
 from tladvisor.records import BackboneMeasurement, DatasetProfile, Recommendation
 from tladvisor.strategies import FEATURE_EXTRACTION, FROM_SCRATCH, FULL_FINETUNE, PARTIAL_FREEZE
 
@@ -70,7 +72,7 @@ class LearnedAdvice:
     configs: dict[str, tuple[str, int]]  # role -> (strategy, freeze depth) on this backbone
     pick: str  # the role with the highest predicted gain
     contenders: tuple[str, ...]  # roles within the margin of the best, best predicted first, one per config
-    margin: float  # the prior's largest residual (accuracy): gains closer than this are not told apart
+    margin: float  # the prior's largest training residual (accuracy): gains closer than this are not told apart
     outside: tuple[str, ...] = ()  # how this run differs from the runs the prior was fitted on
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -146,7 +148,8 @@ def reasons(advice: LearnedAdvice) -> list[str]:
              f"extraction (points) from these measurements: {listed}.",
              f"It picks {config_label(*advice.configs[advice.pick])}."]
     if len(advice.contenders) > 1:
-        lines.append(f"Its error is about {100 * advice.margin:.1f} points, so it cannot tell apart "
+        lines.append(f"Its largest error on the tasks it was fitted on is {100 * advice.margin:.1f} points, so it "
+                     "cannot tell apart "
                      + ", ".join(config_label(*advice.configs[r]) for r in advice.contenders)
                      + "; with --trials they are the study's first trials, raced on your validation set.")
     if advice.outside:
@@ -160,9 +163,6 @@ def with_learned_prior(textbook: Recommendation, profile: DatasetProfile, measur
     """The shipped method's advice: the gain prior's zero-shot pick for the backbone the rule ranked first,
     with its contenders for the race (``learned["race"]``), and the four-scenario rule's pick kept beside it as
     the textbook prior (``learned["textbook"]``). A text run keeps the rule: the prior was fitted on images."""
-    from tladvisor.advice.recommend import (EPOCHS, LEARNING_RATES, freeze_depth_from_shift, training_samples_per_class,
-                                            validation_scaled)
-
     textbook_pick = {"strategy": textbook.strategy, "freeze_depth": textbook.freeze_depth,
                      "label": config_label(textbook.strategy, textbook.freeze_depth), "confidence": textbook.confidence}
     modality = getattr(profile, "modality", "image")

@@ -1,5 +1,5 @@
 """A learned prior over the transfer configs: each config's accuracy gain over feature extraction, predicted
-from the measurements ``analyze`` makes (issue #22 item 6, groundwork).
+from the measurements ``analyze`` makes (issue #22 item 6).
 
 The honest grid (benchmarks/grid) trains every config on many tasks; :class:`GainPredictor` is fitted there, one
 ridge regression per config on standardised measurement facts, and judged out of task (benchmarks/advice/loto.py).
@@ -7,7 +7,7 @@ What it learns ships as a small JSON file with its provenance (:func:`save`, :fu
 commits, tasks and seeds), read at run time instead of typed into code. The facts are computed here once, for
 the grid's advice units and for a user's run alike (:func:`measurement_facts`), so the two cannot drift apart.
 
-Not wired into the advice yet: the grid has to finish and choose its method out of task first.
+The advice reads the shipped file through :mod:`tladvisor.advice.learned`.
 """
 
 from __future__ import annotations

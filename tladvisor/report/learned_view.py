@@ -16,11 +16,14 @@ def learned_view(recommendation: dict[str, Any] | None) -> dict[str, Any] | None
     configs = learned.get("configs") or {}
     contenders = list(learned.get("contenders") or ())
     top = max(gains.values(), default=0.0)
-    rows = []
-    for role in sorted(gains, key=lambda r: -gains[r]):
+    rows, shown = [], set()
+    for role in sorted(gains, key=lambda r: -gains[r]):  # two roles training one config: its best prediction shows
+        config = (configs.get(role) or {}).get("label", role)
+        if config in shown:
+            continue
+        shown.add(config)
         gain = float(gains[role])
-        rows.append({"role": role, "config": (configs.get(role) or {}).get("label", role),
-                     "gain": f"{100 * gain:+.1f}", "behind": f"{100 * (top - gain):.1f}",
+        rows.append({"role": role, "config": config, "gain": f"{100 * gain:+.1f}", "behind": f"{100 * (top - gain):.1f}",
                      "pick": role == learned.get("pick"), "contender": role in contenders,
                      "race_order": contenders.index(role) + 1 if role in contenders else None})
     fitted = learned.get("provenance") or {}

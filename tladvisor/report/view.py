@@ -17,18 +17,15 @@ from markupsafe import Markup
 from tladvisor.data.wording import counted, reason_kind
 from tladvisor.report import charts, glossary
 from tladvisor.report.charts import Bar
-from tladvisor.advice.recommend import SMALL_PER_CLASS, scenario_strategy
 from tladvisor.report.learned_view import learned_view
+from tladvisor.report.scenario_view import scenario_view  # noqa: F401  (a section of this page, in its own module)
 from tladvisor.report.svg import STRATEGY_COLOURS, finite, fmt
 from tladvisor.report.text_view import text_backbone_facts, text_dataset_view
 from tladvisor.report.thumbnails import class_thumbnails
-from tladvisor.advice.similarity import SIMILARITY_THRESHOLD
 from tladvisor.strategies import NEUTRAL_COLOUR
 from tladvisor.measures import names
 
 # Thresholds drawn when an analysis.json does not say which ones its advice used: the rule's own.
-DEFAULT_SMALL_PER_CLASS = SMALL_PER_CLASS
-DEFAULT_SIMILARITY_THRESHOLD = SIMILARITY_THRESHOLD
 MAX_TABLE_ROWS = 200
 SKIPPED_NAMED = 3  # skipped files named in the warning (all are listed in the Dataset section)
 MAX_LABELLED_CLASSES = 40
@@ -378,60 +375,6 @@ def _ranking_table(ranking) -> dict[str, Any] | None:
     return {"columns": [c.replace("_", " ") for c in columns],
             "rows": [[(fmt(row.get(c)) if c != "backbone" else str(row.get(c)), row.get(c) if finite(row.get(c)) else None)
                       for c in columns] for row in rows]}
-
-
-# --- the four-scenario map ---------------------------------------------------------------------------
-
-
-def scenario_view(analysis: dict) -> dict[str, Any] | None:
-    backbones = analysis.get("backbones") or ()
-    recommendation = analysis.get("recommendation") or {}
-    size = recommendation.get("size") or {}
-    small = size.get("small_per_class") if finite(size.get("small_per_class")) else DEFAULT_SMALL_PER_CLASS
-    threshold = (size.get("similarity_threshold") if finite(size.get("similarity_threshold"))
-                 else DEFAULT_SIMILARITY_THRESHOLD)
-    per_class = _samples_per_class(analysis, size)
-    if not backbones or per_class is None:
-        return None
-    chosen = recommendation.get("backbone")
-    points = [{"name": str(b.get("name")), "samples_per_class": per_class,
-               "similarity": (b.get("similarity") or {}).get("value"),
-               "spread": (b.get("similarity") or {}).get("spread"), "highlight": b.get("name") == chosen}
-              for b in backbones]
-    anchor = next((p for p in points if p["highlight"]), points[0])
-    similarity = anchor["similarity"]
-    # The recommendation's own verdicts (Recommendation.size) when it stored them; recomputed only for an
-    # analysis written before they were (or by a plugin that leaves them out).
-    small_data = size["small"] if isinstance(size.get("small"), bool) else per_class < small
-    similar = (size["similar"] if isinstance(size.get("similar"), bool) and anchor["highlight"]
-               else finite(similarity) and similarity >= threshold)
-    prior = scenario_strategy(small=small_data, similar=similar)
-    return {
-        "chart": charts.scenario_map(points, "Four-scenario map: samples per class against similarity",
-                                     small_per_class=small, similarity_threshold=threshold),
-        "samples_per_class": fmt(per_class),
-        "small_per_class": fmt(small),
-        "similarity_threshold": fmt(threshold),
-        "backbone": anchor["name"],
-        "similarity": fmt(similarity),
-        "prior": prior,
-        "prior_label": strategy_label(prior),
-        "recommended": recommendation.get("strategy"),
-        "recommended_label": strategy_label(recommendation.get("strategy")),
-        "thresholds_defaulted": "small_per_class" not in size or "similarity_threshold" not in size,
-    }
-
-
-def _samples_per_class(analysis: dict, size: dict) -> float | None:
-    if finite(size.get("samples_per_class")):
-        return float(size["samples_per_class"])
-    dataset = analysis.get("dataset") or {}
-    median = (dataset.get("profile") or {}).get("samples_per_class_median")
-    if finite(median):
-        return float(median)
-    if dataset.get("n_classes"):
-        return dataset.get("n_samples", 0) / dataset["n_classes"]
-    return None
 
 
 # --- reproduce --------------------------------------------------------------------------------------

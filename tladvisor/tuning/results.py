@@ -112,6 +112,16 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         return None
     complete = [t for t in advised if t.state == TrialState.COMPLETE and t.value is not None]
     advice = complete[0] if complete else advised[-1]
+    from tladvisor.tuning.race import RACE  # here: the race reads this module's deadline marks
+
+    # The advice is the learned prior with its race (tladvisor.tuning.race): the best contender that finished is
+    # its answer, and the search is every other trial.
+    raced = [t for t in trials if t.user_attrs.get("source") == RACE and NOT_RUN not in t.user_attrs]
+    finished_race = [t for t in raced if t.state == TrialState.COMPLETE and t.value is not None]
+    if advice in complete and finished_race:
+        advice = max([advice, *finished_race], key=lambda t: (t.value, -t.number))
+        complete = [*complete, *finished_race]
+    who = "the advised config" if advice.user_attrs.get("source") != RACE else "the advice's race winner"
     best = best_complete(trials)
     view: dict[str, Any] = {
         "advice_trial": advice.number, "advice_state": advice.state.name,
@@ -127,7 +137,8 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
                and t.user_attrs.get("source") != "recommendation"]
     # The best was picked among every other finished trial (pruned ones too: they were judged on the same
     # images); one the deadline stopped did not finish.
-    rivals = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.number != advice.number
+    race_numbers = {t.number for t in raced} | {t.number for t in advised}
+    rivals = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.number not in race_numbers
                  and t.user_attrs.get(STOPPED_BY) != DEADLINE for t in trials)
     if advice not in complete:
         found = (f"; the best so far is trial #{best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
@@ -148,7 +159,7 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         gain = best.value - advice.value
         view["gain"] = round(gain, 6)
         compared = (f"trial #{best.number} ({config_label(trial_params(best))}) reached validation accuracy "
-                    f"{best.value:.3f} against {advice.value:.3f} for the advised config (trial #{advice.number}, "
+                    f"{best.value:.3f} against {advice.value:.3f} for {who} (trial #{advice.number}, "
                     f"{config_label(trial_params(advice))}), {100 * gain:+.1f} points{scored}")
         paired = paired_verdict(str(advice.user_attrs.get(CORRECTNESS_ATTR) or ""),
                                 str(best.user_attrs.get(CORRECTNESS_ATTR) or ""), rivals)
@@ -170,10 +181,10 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
                 view["summary"] = f"Tuning beat the advice: {compared}."
     else:
         view["gain"] = 0.0
-        rivals_text = ("no other trial has finished yet" if rivals == 0 else
-                       "the one other finished trial did not beat it" if rivals == 1 else
-                       f"none of the other {rivals} finished trials beat it")
-        view["summary"] = (f"The advice held: the advised config (trial #{advice.number}, "
+        rivals_text = ("no search trial has finished yet" if rivals == 0 else
+                       "the one finished search trial did not beat it" if rivals == 1 else
+                       f"none of the {rivals} finished search trials beat it")
+        view["summary"] = (f"The advice held: {who} (trial #{advice.number}, "
                            f"{config_label(trial_params(advice))}) reached validation accuracy {advice.value:.3f}"
                            f"{scored} and {rivals_text}.")
     if stopped:

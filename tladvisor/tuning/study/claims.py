@@ -53,25 +53,43 @@ def fills_place(trial: FrozenTrial) -> bool:
 def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
                            backbones: Sequence[BackboneSpec], strategies=None, budget: int = 0) -> None:
     """The recommendation is the first trial, then the race's other contenders (``recommendation.learned
-    ["race"]``, :mod:`tladvisor.tuning.race`), as many as ``budget`` leaves room for (0: all); each is enqueued
-    again only if it never ran to an end (failed, or stopped by the ``--timeout`` deadline: without its own
-    result the advice cannot be compared).
+    ["race"]``, :mod:`tladvisor.tuning.race`), each with its ``race_position``, as many as the places ``budget``
+    leaves (0: all). A contender is queued again only if it never ran to an end (failed, or stopped by the
+    ``--timeout`` deadline: without its own result the advice cannot be compared). When the recommendation
+    itself must be queued again, contenders still waiting from an earlier run are closed (``not_run``) and
+    queued after it, so the race keeps its order.
 
     ``strategies``: the run's strategy registry (default: the built-ins)."""
     race = [replace(recommendation, strategy=c["strategy"], freeze_depth=int(c["freeze_depth"]),
                     learning_rates=dict(c["learning_rates"]), epochs=int(c["epochs"]))
             for c in (recommendation.learned or {}).get("race", [])]
-    queued: list[dict[str, Any]] = []
+    entries: list[tuple[str, dict[str, Any]]] = []
     for source, advice in [("recommendation", recommendation), *((RACE, r) for r in race)]:
-        if budget and len(queued) >= budget:
-            break
         params = recommendation_params(advice, backbones, strategies)
-        if params in queued:
-            continue  # two contenders the search space makes the same trial (a strategy it does not search)
-        queued.append(params)
-        if not any(t.system_attrs.get("fixed_params") == params and not cut_short(t)
-                   for t in study.get_trials(deepcopy=False)):
-            study.enqueue_trial(params, user_attrs={"source": source})
+        if all(params != queued for _, queued in entries):  # contenders the search space makes the same trial
+            entries.append((source, params))
+    trials = study.get_trials(deepcopy=False)
+
+    def present(params: dict[str, Any]) -> bool:
+        return any(t.system_attrs.get("fixed_params") == params and not cut_short(t) for t in trials)
+    if not present(entries[0][1]):
+        stale = [t for t in trials if t.state == TrialState.WAITING and t.user_attrs.get("source") == RACE]
+        storage = storage_of(study)
+        for trial in stale:
+            try:
+                storage.set_trial_user_attr(trial_id(trial), NOT_RUN, "queued again after the recommendation")
+                storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
+            except UpdateFinishedTrialError:
+                pass
+        trials = study.get_trials(deepcopy=False)
+    room = budget - sum(holds_place(t) for t in trials) if budget else len(entries)
+    for position, (source, params) in enumerate(entries):
+        if present(params):
+            continue
+        if room <= 0:
+            break
+        study.enqueue_trial(params, user_attrs={"source": source, "race_position": position})
+        room -= 1
 
 
 def ask(study: optuna.Study, identity: dict[str, Any]) -> optuna.Trial:
