@@ -29,14 +29,16 @@ def readme_match(pattern: str) -> re.Match:
 
 def test_the_example_run_numbers_are_the_committed_runs():
     run = (RESULTS / "example_run.md").read_text(encoding="utf-8")
-    said = readme_match(r"linear probe (\d\.\d+)\).*?\*\*(\d+) min (\d+) s\*\*.*?reached (\d\.\d+) and the search found "
-                        r"freezing (\d) stages at (\d\.\d+).*?p = ([\d.e-]+) after correction")
-    probe, minutes, seconds, advice, depth, best, p = said.groups()
+    flat = " ".join(run.split())  # the summary wraps at the terminal's width
+    said = readme_match(r"linear probe (\d\.\d+)\).*?\*\*(\d+) min (\d+) s\*\*.*?freezing (\d) stages;.*?reached (\d\.\d+), "
+                        r"its race's second contender \(freezing (\d) stages\) (\d\.\d+), and none of the (\d+) finished "
+                        r"search trials beat that")
+    probe, minutes, seconds, advised_depth, advice, depth, best, searched = said.groups()
     assert f"linear probe {float(probe):.3f}" in run
     assert f"**{60 * int(minutes) + int(seconds)} s wall" in run
-    flat = " ".join(run.split())  # the summary wraps at the terminal's width
-    assert f"partial_freeze@{depth}) reached validation accuracy {best} against {advice}" in flat
-    assert f"{p} after Bonferroni" in run
+    assert f"trial #0 partial_freeze@{advised_depth} val {advice} (best" in run
+    assert (f"the advice's race winner (trial #1, efficientnet_lite0 partial_freeze@{depth}) reached validation "
+            f"accuracy {best} and none of the {searched} finished search trials beat it") in flat
 
 
 def test_the_text_embedding_throughput_is_the_committed_runs():
