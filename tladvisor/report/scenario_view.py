@@ -55,6 +55,8 @@ def scenario_view(analysis: dict) -> dict[str, Any] | None:
         # the rule's own pick, overrides applied, beside the learned prior's (tladvisor.advice.learned)
         "textbook": textbook.get("strategy"),
         "textbook_label": strategy_label(textbook.get("strategy")) if textbook else None,
+        "textbook_config": textbook.get("label"),
+        "recommended_config": (recommendation.get("learned") or {}).get("pick_config"),
         "thresholds_defaulted": "small_per_class" not in size or "similarity_threshold" not in size,
     }
 
