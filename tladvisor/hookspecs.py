@@ -145,8 +145,11 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
 
     Arguments: ``profile`` (``DatasetProfile``), ``measurements`` (list of
     :class:`tladvisor.records.BackboneMeasurement`, one per measured backbone), ``options``.
-    Return a :class:`tladvisor.records.Recommendation` whose ``rationale`` cites numbers.
-    firstresult: a plugin returning a recommendation replaces the built-in rule.
+    Return a :class:`tladvisor.records.Recommendation` whose ``rationale`` cites numbers. Its ``learned`` may
+    carry ``race``: contenders (``strategy``, ``freeze_depth``, ``learning_rates``, ``epochs``) queued after the
+    recommendation as the study's first trials and raced (:mod:`tladvisor.tuning.race`); leave it empty for none.
+    firstresult: a plugin returning a recommendation replaces the built-in advice (the learned gain prior's pick
+    with the four-scenario rule beside it, :mod:`tladvisor.advice.learned`).
     """
 
 
