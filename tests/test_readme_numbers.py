@@ -105,6 +105,31 @@ def test_the_honest_grid_out_of_task_numbers_recompute_from_its_units():
             stored["methods"]["prior+race"]["compute_ratio_max"], abs=1e-9)
 
 
+def test_the_advice_table_is_the_committed_out_of_task_evaluation():
+    """Every cell of the README's advice table, from loto_family.json and loto_task.json."""
+    grid = RESULTS / "honest_grid"
+    family = json.loads((grid / "loto_family.json").read_text(encoding="utf-8"))["methods"]
+    task = json.loads((grid / "loto_task.json").read_text(encoding="utf-8"))["methods"]
+    rows = {"gain prior + race": "prior+race", "its zero-shot pick": "meta",
+            "the best single config of the other tasks": "best-constant",
+            "the four-scenario rule, refitted": "rule-refit", "the four-scenario rule as shipped before": "rule"}
+    found = 0
+    for line in README.splitlines():
+        cells = [c.strip().replace("*", "") for c in line.removeprefix(">").strip().strip("|").split("|")]
+        name = next((n for n in rows if cells and cells[0].startswith(n)), None)
+        if name is None or len(cells) != 8:
+            continue
+        f, t = family[rows[name]], task[rows[name]]
+
+        def pct(x):
+            return f"{100 * x:.1f}"
+        compute = "0" if f["compute_ratio_max"] == 0 else f"{pct(f['compute_ratio_median'])} % ({pct(f['compute_ratio_max'])} %)"
+        assert cells[1:] == [pct(f["median"]), f"{f['within_2_points']} of {f['tasks']}", pct(f["mean"]), pct(f["worst"]),
+                             compute, pct(t["median"]), f"{t['within_2_points']} of {t['tasks']}"], name
+        found += 1
+    assert found == len(rows), "the README's advice table lost a row"
+
+
 def test_the_similarity_tables_are_the_committed_shift_rows():
     rows = json.loads((RESULTS / "similarity" / "shift.json").read_text(encoding="utf-8"))
     by_condition = {(r["family"], r["condition"]): r for r in rows}
