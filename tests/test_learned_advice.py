@@ -168,3 +168,26 @@ def test_the_race_winner_is_the_advices_answer_and_the_search_is_the_rest():
     assert verdict["advice_trial"] == 1 and verdict["beats_advice"] is False
     assert verdict["summary"].startswith("The advice held: the advice's race winner (trial #1")
     assert "the one finished search trial did not beat it" in verdict["summary"]
+
+
+def test_a_prior_that_cannot_be_read_leaves_the_rule_and_says_why(tmp_path, monkeypatch):
+    broken = tmp_path / "gain_prior.json"
+    broken.write_text('{"format": 99}')
+    monkeypatch.setattr(learned, "SHIPPED", broken)
+    learned.shipped_prior.cache_clear()
+    try:
+        textbook = rule(profile(), [measurement(0.1)])
+        rec = learned.with_learned_prior(textbook, profile(), [measurement(0.1)], 0.2, 64)
+    finally:
+        learned.shipped_prior.cache_clear()
+    assert (rec.strategy, rec.freeze_depth) == (textbook.strategy, textbook.freeze_depth)
+    assert rec.learned["applied"] is False and "could not be read" in rec.learned["why"]
+    assert any("format 99" in w for w in rec.warnings)
+
+
+def test_a_config_two_roles_train_is_listed_once_in_the_reasons():
+    m = measurement(0.1, shifts=(0.1, 0.2, 0.3, 3.0, 4.0, 4.0))  # the shift depth is 3: half and shift coincide
+    rec = learned.with_learned_prior(rule(profile(), [m]), profile(), [m], 0.2, 64, predictor())
+    assert rec.learned["configs"]["partial_freeze@half"] == rec.learned["configs"]["partial_freeze@shift"]
+    listing = next(r for r in rec.rationale if r.startswith("The learned prior"))
+    assert listing.count("partial_freeze@3 ") == 1

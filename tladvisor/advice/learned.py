@@ -142,8 +142,12 @@ def reasons(advice: LearnedAdvice) -> list[str]:
     fitted = advice.provenance
     where = (f"{len(fitted.get('tasks', []))} tasks of the honest grid ({fitted.get('backbone', '?')}, "
              f"{fitted.get('image_size', '?')} px, seeds {', '.join(map(str, fitted.get('seeds', [])))})")
-    ranked = sorted(advice.gains, key=lambda r: -advice.gains[r])
-    listed = ", ".join(f"{config_label(*advice.configs[r])} {100 * advice.gains[r]:+.1f}" for r in ranked)
+    listed, shown = [], set()
+    for role in sorted(advice.gains, key=lambda r: -advice.gains[r]):  # a config two roles train: listed once
+        if advice.configs[role] not in shown:
+            shown.add(advice.configs[role])
+            listed.append(f"{config_label(*advice.configs[role])} {100 * advice.gains[role]:+.1f}")
+    listed = ", ".join(listed)
     lines = [f"The learned prior, fitted on {where}, predicts each config's test-accuracy gain over feature "
              f"extraction (points) from these measurements: {listed}.",
              f"It picks {config_label(*advice.configs[advice.pick])}."]
@@ -170,7 +174,13 @@ def with_learned_prior(textbook: Recommendation, profile: DatasetProfile, measur
         note = "the learned prior was fitted on image tasks only; this text run follows the four-scenario rule"
         return replace(textbook, learned={"method": "four-scenario rule", "applied": False, "why": note,
                                           "textbook": textbook_pick})
-    predictor = predictor or shipped_prior()
+    try:
+        predictor = predictor or shipped_prior()
+    except (OSError, ValueError, KeyError, TypeError) as error:  # a broken install: say so, advise by the rule
+        note = f"the learned prior could not be read ({type(error).__name__}: {error}); this run follows the rule"
+        return replace(textbook, learned={"method": "four-scenario rule", "applied": False, "why": note,
+                                          "textbook": textbook_pick},
+                       warnings=(*textbook.warnings, f"The learned prior could not be read: {error}."))
     best = next(m for m in measurements if m.backbone == textbook.backbone)
     n_stages = best.n_stages or max(len(best.stage_shift), 1)
     shift_depth = freeze_depth_from_shift(best.stage_shift, n_stages, best.stage_names)[0] if best.stage_shift else None
