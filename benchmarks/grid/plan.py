@@ -31,22 +31,15 @@ def rates_at(strategy: str, multiplier: float) -> dict[str, float]:
 
 
 def resolve_config(config: str, n_stages: int, shift_depth: int | None) -> str | None:
-    """A config with a symbolic depth (top1, top2, half, shift) as ``partial_freeze@K``; None when it
-    does not apply (no shift depth known)."""
-    strategy, _, depth = config.partition("@")
-    if not depth:
+    """A config with a symbolic depth (top1, top2, half, shift) as ``partial_freeze@K``, by the product's own
+    mapping (:func:`tladvisor.advice.learned.role_config`); None when it does not apply (no shift depth known)."""
+    from tladvisor.advice.learned import config_label, role_config
+
+    if "@" not in config:
         return config
-    if depth.startswith("top"):
-        k = n_stages - int(depth[3:])
-    elif depth == "half":
-        k = n_stages // 2
-    elif depth == "shift":
-        if shift_depth is None:
-            return None
-        k = shift_depth
-    else:
-        k = int(depth)
-    return f"{strategy}@{min(max(k, 1), n_stages - 1)}"
+    if config.endswith("@shift") and shift_depth is None:
+        return None
+    return config_label(*role_config(config, n_stages, shift_depth))
 
 
 def resolved_configs(configs: list[str], n_stages: int, shift_depth: int | None) -> list[str]:
