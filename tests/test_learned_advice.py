@@ -166,8 +166,8 @@ def test_the_race_winner_is_the_advices_answer_and_the_search_is_the_rest():
         study.tell(trial, value)
     verdict = versus_advice(study.get_trials(deepcopy=False))
     assert verdict["advice_trial"] == 1 and verdict["beats_advice"] is False
-    assert verdict["summary"].startswith("The advice held: the advice's race winner (trial #1")
-    assert "the one finished search trial did not beat it" in verdict["summary"]
+    assert verdict["summary"] == ("The advice held: the advice's race winner (trial #1, ?), ahead of its pick (trial #0, "
+                                  "?, 0.500) reached validation accuracy 0.700 and the one search trial did not beat it.")
 
 
 def test_a_prior_that_cannot_be_read_leaves_the_rule_and_says_why(tmp_path, monkeypatch):

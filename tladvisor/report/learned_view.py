@@ -16,6 +16,7 @@ def learned_view(recommendation: dict[str, Any] | None) -> dict[str, Any] | None
     configs = learned.get("configs") or {}
     contenders = list(learned.get("contenders") or ())
     top = max(gains.values(), default=0.0)
+    budget = int(learned.get("trials") or 0)  # a --trials below the contenders races only the first ones
     rows, shown = [], set()
     for role in sorted(gains, key=lambda r: -gains[r]):  # two roles training one config: its best prediction shows
         config = (configs.get(role) or {}).get("label", role)
@@ -25,7 +26,8 @@ def learned_view(recommendation: dict[str, Any] | None) -> dict[str, Any] | None
         gain = float(gains[role])
         rows.append({"role": role, "config": config, "gain": f"{100 * gain:+.1f}", "behind": f"{100 * (top - gain):.1f}",
                      "pick": role == learned.get("pick"), "contender": role in contenders,
-                     "race_order": contenders.index(role) + 1 if role in contenders else None})
+                     "race_order": contenders.index(role) + 1 if role in contenders else None,
+                     "unraced": bool(budget) and role in contenders and contenders.index(role) >= budget})
     fitted = learned.get("provenance") or {}
     source = (f"{len(fitted.get('tasks') or ())} tasks, {fitted.get('backbone', '?')} at {fitted.get('image_size', '?')} px, "
               f"seeds {', '.join(str(s) for s in fitted.get('seeds') or ())}; grid {fitted.get('grid_settings_key', '?')}, "
