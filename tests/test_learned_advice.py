@@ -191,3 +191,20 @@ def test_a_config_two_roles_train_is_listed_once_in_the_reasons():
     assert rec.learned["configs"]["partial_freeze@half"] == rec.learned["configs"]["partial_freeze@shift"]
     listing = next(r for r in rec.rationale if r.startswith("The learned prior"))
     assert listing.count("partial_freeze@3 ") == 1
+
+
+def test_a_budget_below_the_contenders_is_warned_of_and_the_unraced_ones_marked():
+    from tladvisor.report.learned_view import learned_view
+    from tladvisor.records import to_jsonable
+
+    m = measurement(0.5)
+    rec = learned.with_learned_prior(rule(profile(), [m]), profile(), [m], 0.2, 64, predictor(), trials=1)
+    n = len(rec.learned["contenders"])
+    assert n >= 2
+    assert any(w.startswith(f"--trials 1 races only the first 1 of the {n} configs") for w in rec.warnings)
+    rows = learned_view(to_jsonable(rec))["rows"]
+    assert [r["unraced"] for r in rows if r["contender"]] == [False] + [True] * (n - 1)
+    enough = learned.with_learned_prior(rule(profile(), [m]), profile(), [m], 0.2, 64, predictor(), trials=n)
+    assert not any(w.startswith("--trials") for w in enough.warnings)
+    listing = next(r for r in enough.rationale if r.startswith("Its error on the tasks"))
+    assert f"With --trials {n} or more" in listing and "root mean square" in listing
