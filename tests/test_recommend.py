@@ -190,4 +190,4 @@ def test_the_counterfactual_sweep_changes_the_pick_when_it_patches_the_module_co
 def test_the_probe_reason_gives_the_chance_corrected_value_the_override_compares():
     rec = recommend(profile(SMALL), [measurement(0.2, probe=0.25)])
     (line,) = [r for r in rec.rationale if r.startswith("Frozen features")]
-    assert f"(0.25 chance-corrected, the scale of the {PROBE_ENOUGH} bar)" in line
+    assert f"(0.250 chance-corrected, the scale of the {PROBE_ENOUGH} bar)" in line
