@@ -4,6 +4,7 @@ freeze depth, the contenders it races, the rule kept beside it, and the race que
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -166,8 +167,69 @@ def test_the_race_winner_is_the_advices_answer_and_the_search_is_the_rest():
         study.tell(trial, value)
     verdict = versus_advice(study.get_trials(deepcopy=False))
     assert verdict["advice_trial"] == 1 and verdict["beats_advice"] is False
-    assert verdict["summary"].startswith("The advice held: the advice's race winner (trial #1")
-    assert "the one finished search trial did not beat it" in verdict["summary"]
+    assert verdict["summary"] == ("The advice held: the advice's race winner (trial #1, ?) reached validation accuracy "
+                                  "0.700 (its pick, trial #0 ?, reached 0.500) and the one search trial did not beat it.")
+
+
+def _told(study, source, value, race_id="r1", state=None):
+    trial = study.ask()
+    if source:
+        trial.set_user_attr("source", source)
+        trial.set_user_attr("race_id", race_id)
+    for epoch, v in enumerate([value / 2, value]):
+        trial.report(v, epoch)
+    study.tell(trial, value if state is None else None, state=state)
+    return trial
+
+
+def test_the_search_beating_the_race_winner_says_by_how_much_over_the_winner_and_counts_pruned_trials():
+    from tladvisor.tuning.results import versus_advice
+
+    study = optuna.create_study(direction="maximize")
+    _told(study, "recommendation", 0.5)
+    _told(study, "race", 0.6)
+    _told(study, None, 0.2, state=optuna.trial.TrialState.PRUNED)
+    _told(study, None, 0.9)
+    summary = versus_advice(study.get_trials(deepcopy=False))["summary"]
+    assert "against 0.600 for the advice's race winner (trial #1, ?) (its pick, trial #0 ?, reached 0.500), " \
+           "+30.0 points over the winner" in summary
+    study = optuna.create_study(direction="maximize")
+    _told(study, "recommendation", 0.5)
+    _told(study, None, 0.2, state=optuna.trial.TrialState.PRUNED)
+    _told(study, None, 0.3, state=optuna.trial.TrialState.PRUNED)
+    assert versus_advice(study.get_trials(deepcopy=False))["summary"].endswith(
+        "and none of the 2 search trials (2 of them pruned) beat it.")
+
+
+def test_an_earlier_runs_advice_is_search_when_the_advice_changed():
+    from tladvisor.tuning.results import versus_advice
+
+    study = optuna.create_study(direction="maximize")
+    _told(study, "recommendation", 0.8, race_id="old")  # an earlier analyze advised otherwise
+    _told(study, "race", 0.85, race_id="old")
+    _told(study, "recommendation", 0.7, race_id="new")
+    verdict = versus_advice(study.get_trials(deepcopy=False))
+    assert verdict["advice_trial"] == 2 and verdict["beats_advice"] is True and verdict["best_trial"] == 1
+
+
+def test_a_changed_recommendation_closes_the_earlier_races_waiting_trials():
+    from tladvisor.testing import tiny_backbone_spec
+    from tladvisor.tuning.results import NOT_RUN
+    from tladvisor.tuning.study import claims
+
+    spec = tiny_backbone_spec()
+    study = optuna.create_study(direction="maximize")
+    fitted = predictor({"backbone": spec.name, "image_size": 64, "tasks": ["t"], "seeds": [0]})
+    first = measurement(0.5, spec.name, shifts=(0.1, 4.0))
+    rec = learned.with_learned_prior(rule(profile(), [first]), profile(), [first], 0.2, 64, fitted)
+    claims.enqueue_recommendation(study, rec, [spec], budget=3)
+    other = replace(rec, strategy="full_finetune", freeze_depth=0, learned={**rec.learned, "race": []})
+    claims.enqueue_recommendation(study, other, [spec], budget=3)
+    trials = study.get_trials(deepcopy=False)
+    closed = [t for t in trials if NOT_RUN in t.user_attrs]
+    assert len(closed) == len(trials) - 1 and all(t.state == optuna.trial.TrialState.FAIL for t in closed)
+    (waiting,) = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert waiting.system_attrs["fixed_params"]["strategy"] == "full_finetune"
 
 
 def test_a_prior_that_cannot_be_read_leaves_the_rule_and_says_why(tmp_path, monkeypatch):
@@ -191,3 +253,23 @@ def test_a_config_two_roles_train_is_listed_once_in_the_reasons():
     assert rec.learned["configs"]["partial_freeze@half"] == rec.learned["configs"]["partial_freeze@shift"]
     listing = next(r for r in rec.rationale if r.startswith("The learned prior"))
     assert listing.count("partial_freeze@3 ") == 1
+
+
+def test_a_budget_below_the_contenders_is_warned_of_and_the_unraced_ones_marked():
+    from tladvisor.report.learned_view import learned_view
+    from tladvisor.records import to_jsonable
+
+    m = measurement(0.5)
+    rec = learned.with_learned_prior(rule(profile(), [m]), profile(), [m], 0.2, 64, predictor(), trials=1)
+    n = len(rec.learned["contenders"])
+    assert n >= 2
+    assert any(w.startswith(f"--trials 1 races only the first 1 of the {n} configs") for w in rec.warnings)
+    assert all(not r["unraced"] for r in learned_view(to_jsonable(rec))["rows"])  # no study yet: nothing marked
+    ran = {"strategy": rec.strategy, "freeze_depth": rec.freeze_depth}  # the study trained the pick only
+    tuning = {"trials": [{"params": ran, "learning_curve": [0.5]}, {"params": {"strategy": "x"}, "learning_curve": []}]}
+    rows = learned_view(to_jsonable(rec), tuning)["rows"]
+    assert [r["unraced"] for r in rows if r["contender"]] == [False] + [True] * (n - 1)
+    enough = learned.with_learned_prior(rule(profile(), [m]), profile(), [m], 0.2, 64, predictor(), trials=n)
+    assert not any(w.startswith("--trials") for w in enough.warnings)
+    listing = next(r for r in enough.rationale if r.startswith("Its error on the tasks"))
+    assert f"With --trials {n} or more" in listing and "root mean square" in listing

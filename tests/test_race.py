@@ -143,3 +143,20 @@ def test_a_race_trial_stopped_says_so_with_its_numbers():
     assert prune_reason(study, trial, 1, [0.2, 0.3]) == (
         "stopped by the race at epoch 2: best val accuracy 0.300 is not among the top 1 of the 2 contenders at "
         "that epoch (best 0.600)")
+
+
+def test_contenders_of_another_race_are_no_peers():
+    study = optuna.create_study(direction="maximize", pruner=race.RacePruner(_Always()))
+    earlier = study.ask()
+    earlier.set_user_attr("source", "recommendation")
+    earlier.set_user_attr("race_id", "an earlier advice")
+    for epoch, value in enumerate([0.9, 0.9, 0.9, 0.9]):
+        earlier.report(value, epoch)
+    study.tell(earlier, 0.9)
+    trial = study.ask()
+    trial.set_user_attr("source", "recommendation")
+    trial.set_user_attr("race_id", "this advice")
+    trial.set_user_attr("params", {"epochs": 4})
+    trial.report(0.1, 0)
+    trial.report(0.1, 1)
+    assert not trial.should_prune()

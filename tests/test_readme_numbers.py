@@ -154,3 +154,21 @@ def test_the_similarity_tables_are_the_committed_shift_rows():
         for name, cell in zip(names, (c.strip() for c in cells)):
             row = by_condition[columns[name]]
             assert cell == f"{row[key]:{raw_format}} ({row[key + '_normalised']:.3f})", f"README {label} {name}"
+
+
+def test_the_race_rung_sweep_the_docs_quote_recomputes_from_the_units():
+    """docs/benchmarks.md quotes benchmarks/results/honest_grid/race_rungs.md; its tables recompute from the units."""
+    import contextlib
+    import io
+
+    from benchmarks.advice import race_rungs
+
+    committed = (RESULTS / "honest_grid" / "race_rungs.md").read_text(encoding="utf-8")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert race_rungs.main([str(RESULTS / "honest_grid"), "--key", "9e331263e33015b9", "--no-record"]) == 0
+    assert [line for line in printed.getvalue().splitlines() if line.startswith("|")] == \
+        [line for line in committed.splitlines() if line.startswith("|")]
+    docs = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert "median of 1.5, 1.2, 1.0 and 1.5 (10, 10, 11 and 10 of 18 within 2" in " ".join(docs.split())
+    assert "| family | 4 | 1.0 | 2.7 | 11 of 18 |" in committed

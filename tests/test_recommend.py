@@ -185,3 +185,9 @@ def test_the_counterfactual_sweep_changes_the_pick_when_it_patches_the_module_co
     assert different["joint"]["400|0.3"].startswith("partial_freeze@")  # probe 0.25 < 0.3
     assert different["joint"]["400|0.2"] == "feature_extraction"  # probe 0.25 >= 0.2: enough
     assert different["joint"]["5|0.3"] == "full_finetune"  # large, different, but a real pretraining gain
+
+
+def test_the_probe_reason_gives_the_chance_corrected_value_the_override_compares():
+    rec = recommend(profile(SMALL), [measurement(0.2, probe=0.25)])
+    (line,) = [r for r in rec.rationale if r.startswith("Frozen features")]
+    assert f"(0.250 chance-corrected, the scale of the {PROBE_ENOUGH} bar)" in line

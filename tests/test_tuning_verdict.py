@@ -67,7 +67,7 @@ def test_the_advice_that_held_and_the_advice_that_never_finished_are_said_too():
                                   trial(0.5, "full_finetune")))
     assert held["beats_advice"] is False  # a tie does not beat it
     assert held["summary"].startswith("The advice held: the advised config (trial #0, resnet18 feature_extraction) "
-                                      "reached validation accuracy 0.930 and none of the 2 finished search trials")
+                                      "reached validation accuracy 0.930 and none of the 2 search trials")
     cut = versus_advice(study_of(trial(None, "full_finetune", state=TrialState.PRUNED, advice=True),
                                  trial(0.7, "feature_extraction")))
     assert cut["beats_advice"] is None and cut["advice_value"] is None
@@ -105,7 +105,7 @@ def test_a_trial_the_deadline_stopped_is_neither_beaten_nor_counted_as_finished(
                             "finish).")
     # one finished rival beside it: counted as the one other finished trial, the stopped one said apart
     both = study_of(trial(0.873, "feature_extraction", advice=True), trial(0.85, "partial_freeze"), stopped)
-    assert "the one finished search trial did not beat it. Trial #2" in versus_advice(both)["summary"]
+    assert "the one search trial did not beat it. Trial #2" in versus_advice(both)["summary"]
 
 
 def test_an_advice_attempt_the_deadline_stopped_is_neither_a_rival_nor_listed_once_the_advice_ran():
@@ -115,4 +115,4 @@ def test_an_advice_attempt_the_deadline_stopped_is_neither_a_rival_nor_listed_on
                                        "source": "recommendation", "stopped_by": "timeout"})
     trials = study_of(earlier, trial(0.873, "feature_extraction", advice=True), trial(0.85, "partial_freeze"))
     summary = versus_advice(trials)["summary"]
-    assert "the one finished search trial did not beat it." in summary and "stopped" not in summary
+    assert "the one search trial did not beat it." in summary and "stopped" not in summary

@@ -73,6 +73,7 @@ class LearnedAdvice:
     pick: str  # the role with the highest predicted gain
     contenders: tuple[str, ...]  # roles within the margin of the best, best predicted first, one per config
     margin: float  # the prior's largest training residual (accuracy): gains closer than this are not told apart
+    residuals: dict[str, float] = field(default_factory=dict)  # role -> its training residual (accuracy)
     outside: tuple[str, ...] = ()  # how this run differs from the runs the prior was fitted on
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -82,6 +83,7 @@ class LearnedAdvice:
                 "configs": {r: {"strategy": s, "freeze_depth": d, "label": config_label(s, d)}
                             for r, (s, d) in self.configs.items()},
                 "contenders": list(self.contenders), "margin": round(self.margin, 4),
+                "residuals": {r: round(v, 4) for r, v in self.residuals.items()},
                 "outside": list(self.outside), "provenance": self.provenance}
 
 
@@ -122,7 +124,8 @@ def advise(predictor: GainPredictor, measurement: BackboneMeasurement, train_per
     racing = contenders(gains, configs, margin)
     outside = outside_domain(predictor, measurement.backbone, image_size, modality, measurement.stage_names)
     return LearnedAdvice(gains=gains, configs=configs, pick=racing[0], contenders=racing, margin=margin,
-                         outside=outside, provenance=dict(predictor.provenance))
+                         residuals={r: float(v) for r, v in predictor.residual_.items()}, outside=outside,
+                         provenance=dict(predictor.provenance))
 
 
 def contenders(gains: Mapping[str, float], configs: Mapping[str, Hashable], margin: float) -> tuple[str, ...]:
@@ -152,10 +155,15 @@ def reasons(advice: LearnedAdvice) -> list[str]:
              f"extraction (points) from these measurements: {listed}.",
              f"It picks {config_label(*advice.configs[advice.pick])}."]
     if len(advice.contenders) > 1:
-        lines.append(f"Its largest error on the tasks it was fitted on is {100 * advice.margin:.1f} points, so it "
-                     "cannot tell apart "
+        worst = max(advice.residuals, key=advice.residuals.get, default=None)
+        others = [v for r, v in advice.residuals.items() if r != worst]
+        spread = (f" ({config_label(*advice.configs[worst])}'s; {100 * min(others):.1f}-{100 * max(others):.1f} for the "
+                  "others)" if worst in advice.configs and others else "")
+        lines.append(f"Its error on the tasks it was fitted on (root mean square) is up to {100 * advice.margin:.1f} "
+                     f"points{spread}, so it cannot tell apart the configs within that of the best: "
                      + ", ".join(config_label(*advice.configs[r]) for r in advice.contenders)
-                     + "; with --trials they are the study's first trials, raced on your validation set.")
+                     + f". With --trials {len(advice.contenders)} or more they are the study's first trials, in this "
+                     "order, raced on your validation set.")
     if advice.outside:
         lines.append("Take it as a rough guide: " + "; ".join(advice.outside) + ".")
     return lines
@@ -163,7 +171,7 @@ def reasons(advice: LearnedAdvice) -> list[str]:
 
 def with_learned_prior(textbook: Recommendation, profile: DatasetProfile, measurements: Sequence[BackboneMeasurement],
                        val_fraction: float, image_size: int | None,
-                       predictor: GainPredictor | None = None) -> Recommendation:
+                       predictor: GainPredictor | None = None, trials: int = 0) -> Recommendation:
     """The shipped method's advice: the gain prior's zero-shot pick for the backbone the rule ranked first,
     with its contenders for the race (``learned["race"]``), and the four-scenario rule's pick kept beside it as
     the textbook prior (``learned["textbook"]``). A text run keeps the rule: the prior was fitted on images."""
@@ -194,10 +202,16 @@ def with_learned_prior(textbook: Recommendation, profile: DatasetProfile, measur
                  f"Beside it, the textbook four-scenario rule gives {rule_label}"
                  + (" too" if rule_label == config_label(strategy, depth) else "") + ", from these facts:",
                  *textbook.rationale[1:])
+    warnings = textbook.warnings
+    if 0 < trials < len(advice.contenders):
+        warnings = (*warnings, f"--trials {trials} races only the first {trials} of the {len(advice.contenders)} "
+                               f"configs the learned prior cannot tell apart; give --trials {len(advice.contenders)} "
+                               "or more to race them all.")
     return replace(textbook, strategy=strategy, freeze_depth=depth, learning_rates=dict(LEARNING_RATES[strategy]),
-                   epochs=EPOCHS[strategy], rationale=rationale,
+                   epochs=EPOCHS[strategy], rationale=rationale, warnings=warnings,
                    confidence=validation_scaled(confidence(advice), profile.split_counts.get("val")),
-                   learned={**advice.to_dict(), "applied": True, "race": race, "textbook": textbook_pick})
+                   learned={**advice.to_dict(), "applied": True, "race": race, "textbook": textbook_pick,
+                            "trials": trials})
 
 
 def confidence(advice: LearnedAdvice) -> float:

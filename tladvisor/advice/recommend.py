@@ -206,7 +206,9 @@ def recommend(profile: DatasetProfile, measurements: list[BackboneMeasurement],
         freeze_depth = 0
 
     if probe is not None:
-        reasons.append(f"Frozen features: linear probe {probe.value:.3f} ± {probe.spread or 0:.3f}"
+        corrected = (f" ({probe.normalised:.3f} chance-corrected, the scale of the {PROBE_ENOUGH} bar)"
+                     if probe.normalised is not None and math.isfinite(probe.normalised) else "")
+        reasons.append(f"Frozen features: linear probe {probe.value:.3f} ± {probe.spread or 0:.3f}{corrected}"
                        + (f", pretraining gain {gain.value:+.3f}" if gain is not None else "") + ".")
     distances = [(label, score) for label, score in (("Frechet", _score(best, names.FRECHET_TO_SOURCE)),
                                                      ("MMD²", _score(best, names.MMD_TO_SOURCE))) if score is not None]

@@ -24,4 +24,5 @@ def recommend(profile, measurements, options):
     if not measurements:
         return None
     textbook = rules.recommend(profile, measurements, val_fraction=options.val_fraction)
-    return learned.with_learned_prior(textbook, profile, measurements, options.val_fraction, options.image_size)
+    return learned.with_learned_prior(textbook, profile, measurements, options.val_fraction, options.image_size,
+                                      trials=options.trials)

@@ -75,12 +75,14 @@ def print_summary(run: AnalysisRun, out: Console, err: Console) -> None:
         noun = "text" if getattr(run.profile, "modality", "image") == "text" else "image"
         on = f" on {_count(n_val, noun)}" if n_val else ""
         accuracy = f"{best.value:.3f}{on}"
+        from tladvisor.tuning.results import config_label
+
         if best.folds:  # cross-validated: the mean, its spread over the folds, and the images they cover
             from tladvisor.tuning.folds import cv_accuracy_text
 
             accuracy = cv_accuracy_text(best.value, best.folds)
         out.print(printable(f"[bold]Best trial:[/] #{best.number} val accuracy {accuracy} "
-                            f"{best.params.get('backbone')} {best.params.get('strategy')}; "
+                            f"{config_label(best.params)}; "
                             f"model in {run.tuning.best_model_dir}"))
     if run.tuning is not None:
         from tladvisor.report.tuning_notes import class_weights_text

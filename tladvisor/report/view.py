@@ -80,7 +80,7 @@ def verdict_view(analysis: dict) -> dict[str, Any]:
             "rationale": list(recommendation.get("rationale") or ()),
             "epochs": recommendation.get("epochs"),
         }
-    view["learned"] = learned_view(recommendation)
+    view["learned"] = learned_view(recommendation, analysis.get("tuning"))
     best = (analysis.get("tuning") or {}).get("best")
     if best and finite(best.get("value")):
         from tladvisor.report.tuning_view import trial_accuracy_text  # "± spread over K folds" when CV ran

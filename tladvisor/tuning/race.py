@@ -96,7 +96,8 @@ class RacePruner(optuna.pruners.BasePruner):
     every other trial is judged by ``fallback``.
 
     A contender's place in the race is its user attr ``race_position`` (the recommendation is 0), not its trial
-    number: a rerun that queues the recommendation again keeps its place. Its peers at a rung are the contenders
+    number: a rerun that queues the recommendation again keeps its place. Only contenders of the same race
+    (user attr ``race_id``, one per recommendation) are peers. Its peers at a rung are the contenders
     placed before it that were judged there (finished, running or stopped by the race, not cut short by a failure
     or the deadline, and a rung before their own last epoch), as in :func:`replay`."""
 
@@ -123,6 +124,7 @@ class RacePruner(optuna.pruners.BasePruner):
         peers = [best_of([v for s, v in t.intermediate_values.items() if s <= step])
                  for t in study.get_trials(deepcopy=False)
                  if t.number != trial.number and self.racing(t) and place(t) < position
+                 and t.user_attrs.get("race_id") == trial.user_attrs.get("race_id")
                  and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
                  and t.user_attrs.get(STOPPED_BY) != DEADLINE and step in t.intermediate_values
                  and self.judged_at(t, step + 1)]

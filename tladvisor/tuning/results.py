@@ -110,18 +110,26 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
     advised = [t for t in trials if t.user_attrs.get("source") == "recommendation" and NOT_RUN not in t.user_attrs]
     if not advised:
         return None
+    # The latest recommendation's race (an earlier analyze may have advised otherwise: its trials are search now)
+    race_id = advised[-1].user_attrs.get("race_id")
+    advised = [t for t in advised if t.user_attrs.get("race_id") == race_id]
     complete = [t for t in advised if t.state == TrialState.COMPLETE and t.value is not None]
     advice = complete[0] if complete else advised[-1]
     from tladvisor.tuning.race import RACE  # here: the race reads this module's deadline marks
 
     # The advice is the learned prior with its race (tladvisor.tuning.race): the best contender that finished is
     # its answer, and the search is every other trial.
-    raced = [t for t in trials if t.user_attrs.get("source") == RACE and NOT_RUN not in t.user_attrs]
+    raced = [t for t in trials if t.user_attrs.get("source") == RACE and NOT_RUN not in t.user_attrs
+             and t.user_attrs.get("race_id") == race_id]
     finished_race = [t for t in raced if t.state == TrialState.COMPLETE and t.value is not None]
+    pick = advice
     if advice in complete and finished_race:
         advice = max([advice, *finished_race], key=lambda t: (t.value, -t.number))
         complete = [*complete, *finished_race]
-    who = "the advised config" if advice.user_attrs.get("source") != RACE else "the advice's race winner"
+    who, ahead = "the advised config", ""
+    if advice is not pick:
+        who = "the advice's race winner"
+        ahead = f" (its pick, trial #{pick.number} {config_label(trial_params(pick))}, reached {pick.value:.3f})"
     best = best_complete(trials)
     view: dict[str, Any] = {
         "advice_trial": advice.number, "advice_state": advice.state.name,
@@ -138,8 +146,9 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
     # The best was picked among every other finished trial (pruned ones too: they were judged on the same
     # images); one the deadline stopped did not finish.
     race_numbers = {t.number for t in raced} | {t.number for t in advised}
-    rivals = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.number not in race_numbers
-                 and t.user_attrs.get(STOPPED_BY) != DEADLINE for t in trials)
+    searched = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                and t.number not in race_numbers and t.user_attrs.get(STOPPED_BY) != DEADLINE]
+    rivals, pruned = len(searched), sum(t.state == TrialState.PRUNED for t in searched)
     if advice not in complete:
         found = (f"; the best so far is trial #{best.number} ({config_label(trial_params(best))}) at {best.value:.3f}"
                  if best else "")
@@ -160,7 +169,8 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
         view["gain"] = round(gain, 6)
         compared = (f"trial #{best.number} ({config_label(trial_params(best))}) reached validation accuracy "
                     f"{best.value:.3f} against {advice.value:.3f} for {who} (trial #{advice.number}, "
-                    f"{config_label(trial_params(advice))}), {100 * gain:+.1f} points{scored}")
+                    f"{config_label(trial_params(advice))}){ahead}, {100 * gain:+.1f} points"
+                    f"{' over the winner' if ahead else ''}{scored}")
         paired = paired_verdict(str(advice.user_attrs.get(CORRECTNESS_ATTR) or ""),
                                 str(best.user_attrs.get(CORRECTNESS_ATTR) or ""), rivals)
         if paired is not None:
@@ -181,12 +191,13 @@ def versus_advice(trials: list[FrozenTrial], scoring: dict[str, Any] | None = No
                 view["summary"] = f"Tuning beat the advice: {compared}."
     else:
         view["gain"] = 0.0
+        stopped_early = f" ({pruned} of them pruned)" if pruned and rivals > 1 else " (pruned)" if pruned else ""
         rivals_text = ("no search trial has finished yet" if rivals == 0 else
-                       "the one finished search trial did not beat it" if rivals == 1 else
-                       f"none of the {rivals} finished search trials beat it")
+                       f"the one search trial{stopped_early} did not beat it" if rivals == 1 else
+                       f"none of the {rivals} search trials{stopped_early} beat it")
         view["summary"] = (f"The advice held: {who} (trial #{advice.number}, "
-                           f"{config_label(trial_params(advice))}) reached validation accuracy {advice.value:.3f}"
-                           f"{scored} and {rivals_text}.")
+                           f"{config_label(trial_params(advice))}) reached validation accuracy "
+                           f"{advice.value:.3f}{ahead}{scored} and {rivals_text}.")
     if stopped:
         view["summary"] += " " + _stopped_note(stopped)
     return view

@@ -11,6 +11,8 @@ claim only ever leaves (by failing or by the deadline), so two workers racing fo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -68,19 +70,24 @@ def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
         params = recommendation_params(advice, backbones, strategies)
         if all(params != queued for _, queued in entries):  # contenders the search space makes the same trial
             entries.append((source, params))
+    race_id = hashlib.sha1(json.dumps(entries[0][1], sort_keys=True, default=str).encode()).hexdigest()[:12]
     trials = study.get_trials(deepcopy=False)
 
     def present(params: dict[str, Any]) -> bool:
         return any(t.system_attrs.get("fixed_params") == params and not cut_short(t) for t in trials)
-    if not present(entries[0][1]):
-        stale = [t for t in trials if t.state == TrialState.WAITING and t.user_attrs.get("source") == RACE]
-        storage = storage_of(study)
-        for trial in stale:
-            try:
-                storage.set_trial_user_attr(trial_id(trial), NOT_RUN, "queued again after the recommendation")
-                storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
-            except UpdateFinishedTrialError:
-                pass
+    # Waiting advice trials of another recommendation (an earlier analyze advised otherwise) never run; when
+    # this recommendation must be queued again, its own waiting contenders are queued again after it.
+    requeue = not present(entries[0][1])
+    stale = [t for t in trials if t.state == TrialState.WAITING and t.user_attrs.get("source") in (RACE, "recommendation")
+             and (t.user_attrs.get("race_id") != race_id or (requeue and t.user_attrs.get("source") == RACE))]
+    storage = storage_of(study)
+    for trial in stale:  # a worker may pop one meanwhile: set_trial_state_values then refuses, and it runs
+        try:
+            storage.set_trial_user_attr(trial_id(trial), NOT_RUN, "the advice was queued again or changed")
+            storage.set_trial_state_values(trial_id(trial), TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            pass
+    if stale:
         trials = study.get_trials(deepcopy=False)
     room = budget - sum(holds_place(t) for t in trials) if budget else len(entries)
     for position, (source, params) in enumerate(entries):
@@ -88,7 +95,7 @@ def enqueue_recommendation(study: optuna.Study, recommendation: Recommendation,
             continue
         if room <= 0:
             break
-        study.enqueue_trial(params, user_attrs={"source": source, "race_position": position})
+        study.enqueue_trial(params, user_attrs={"source": source, "race_position": position, "race_id": race_id})
         room -= 1
 
 
