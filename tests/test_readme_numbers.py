@@ -31,14 +31,15 @@ def test_the_example_run_numbers_are_the_committed_runs():
     run = (RESULTS / "example_run.md").read_text(encoding="utf-8")
     flat = " ".join(run.split())  # the summary wraps at the terminal's width
     said = readme_match(r"linear probe (\d\.\d+)\).*?\*\*(\d+) min (\d+) s\*\*.*?freezing (\d) stages;.*?reached (\d\.\d+), "
-                        r"its race's second contender \(freezing (\d) stages\) (\d\.\d+), and none of the (\d+) finished "
-                        r"search trials beat that")
-    probe, minutes, seconds, advised_depth, advice, depth, best, searched = said.groups()
+                        r"its race's second contender \(freezing (\d) stages\) (\d\.\d+), and none of the (\d+) search "
+                        r"trials \((\d+) of them pruned\) beat that")
+    probe, minutes, seconds, advised_depth, advice, depth, best, searched, pruned = said.groups()
     assert f"linear probe {float(probe):.3f}" in run
     assert f"**{60 * int(minutes) + int(seconds)} s wall" in run
     assert f"trial #0 partial_freeze@{advised_depth} val {advice} (best" in run
     assert (f"the advice's race winner (trial #1, efficientnet_lite0 partial_freeze@{depth}) reached validation "
-            f"accuracy {best} and none of the {searched} finished search trials beat it") in flat
+            f"accuracy {best} (its pick, trial #0 efficientnet_lite0 partial_freeze@{advised_depth}, reached {advice}) "
+            f"and none of the {searched} search trials ({pruned} of them pruned) beat it") in flat
 
 
 def test_the_text_embedding_throughput_is_the_committed_runs():
