@@ -110,7 +110,8 @@ def _cv_folds(value: str) -> str:
               help="Reports folder; the run is written to OUT/<run-name>/.")
 @click.option("--run-name", help="Name of the run folder (default: derived from the data and options).")
 @click.option("--trials", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Optuna trials to run after the advice (0 and no --timeout: advice only).")
+              help="Trials to run (0 and no --timeout: advice only); the first are the advice's "
+                   "contenders, raced, then Optuna's search.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               help="Wall-clock budget for tuning in seconds: the trial running at the deadline is stopped and "
                    "kept as pruned. Alone: tune until it runs out; with --trials: whichever ends first.")
